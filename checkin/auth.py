@@ -1,0 +1,152 @@
+"""Who is calling: the admin key, API keys (stored hashed) and resident tokens.
+
+Handlers take a ``principal`` dependency and call ``principal.require(...)``.
+API-key lookups are cached in process for a few seconds (revocation latency).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Any, Literal
+
+import msgspec
+from litestar import Request
+from litestar.datastructures import State
+
+from checkin import resident_tokens
+from checkin.context import Context
+from checkin.errors import Forbidden, NotFound, Unauthenticated
+
+Role = Literal["admin", "operator", "device", "health", "tracer", "analyst"]
+ROLES: tuple[str, ...] = ("admin", "operator", "device", "health", "tracer", "analyst")
+KEY_PREFIX = "ck_"
+_CACHE_TTL_S = 5.0
+
+
+class Principal(msgspec.Struct, frozen=True):
+    role: str
+    """An API-key role, or ``resident``."""
+    key_id: str = ""
+    """Audit name of the caller: key id, ``admin``, or ``resident:<id>``."""
+    scope: str = ""
+    """Jurisdiction prefix (district/street/community code); empty = whole city."""
+    venue_id: int | None = None
+    """Devices and operators may be bound to one venue."""
+    person_id: int | None = None
+
+    def require(self, *roles: str) -> Principal:
+        """Allow these roles; the admin passes every non-resident check."""
+        if self.role in roles or (self.role == "admin" and roles != ("resident",)):
+            return self
+        raise Forbidden(f"this route needs role {' or '.join(roles)}; the key has role {self.role}")
+
+    def in_scope(self, community: str) -> bool:
+        return not self.scope or community.startswith(self.scope)
+
+    def check_scope(self, community: str, venue_id: int | None = None) -> None:
+        if not self.in_scope(community):
+            raise Forbidden(f"outside this key's jurisdiction ({self.scope})")
+        if self.role in ("device", "operator") and self.venue_id is not None and venue_id is not None:
+            if self.venue_id != venue_id:
+                raise Forbidden(f"this key is bound to venue {self.venue_id}")
+
+
+class ApiKeyRecord(msgspec.Struct):
+    key_id: str
+    role: str
+    name: str = ""
+    scope: str = ""
+    venue_id: int | None = None
+    created_at: str = ""
+    created_by: str = ""
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(24)
+
+
+_cache: dict[str, tuple[float, Principal | None]] = {}
+
+
+async def create_api_key(
+    ctx: Context, role: str, name: str, scope: str, venue_id: int | None, created_by: str
+) -> tuple[str, ApiKeyRecord]:
+    key = new_key()
+    digest = hash_key(key)
+    record = ApiKeyRecord(
+        key_id=digest[:12],
+        role=role,
+        name=name,
+        scope=scope,
+        venue_id=venue_id,
+        created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        created_by=created_by,
+    )
+    pipe = ctx.redis.pipeline(transaction=False)
+    pipe.set(ctx.keys.api_key(digest), msgspec.json.encode(record))
+    pipe.hset(ctx.keys.api_key_index(), record.key_id, digest)
+    await pipe.execute()
+    return key, record
+
+
+async def list_api_keys(ctx: Context) -> list[ApiKeyRecord]:
+    index: dict[bytes, bytes] = await ctx.redis.hgetall(ctx.keys.api_key_index())
+    out = []
+    for digest in index.values():
+        raw = await ctx.redis.get(ctx.keys.api_key(digest.decode()))
+        if raw:
+            out.append(msgspec.json.decode(raw, type=ApiKeyRecord))
+    return sorted(out, key=lambda r: r.created_at)
+
+
+async def revoke_api_key(ctx: Context, key_id: str) -> None:
+    digest = await ctx.redis.hget(ctx.keys.api_key_index(), key_id)
+    if digest is None:
+        raise NotFound(f"no API key {key_id}")
+    await ctx.redis.delete(ctx.keys.api_key(digest.decode()))
+    await ctx.redis.hdel(ctx.keys.api_key_index(), key_id)
+    _cache.clear()
+
+
+async def authenticate(ctx: Context, authorization: str | None) -> Principal:
+    if not authorization:
+        raise Unauthenticated("missing Authorization: Bearer <token>")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("expected Authorization: Bearer <token>")
+    if token.startswith(resident_tokens.PREFIX):
+        person_id = resident_tokens.verify(ctx.keyring, token)
+        return Principal(role="resident", key_id=f"resident:{person_id}", person_id=person_id)
+    if hmac.compare_digest(token.encode(), ctx.settings.admin_key.encode()):
+        return Principal(role="admin", key_id="admin")
+    digest = hash_key(token)
+    now = time.monotonic()
+    cached = _cache.get(digest)
+    if cached is not None and cached[0] > now:
+        principal = cached[1]
+    else:
+        raw = await ctx.redis.get(ctx.keys.api_key(digest))
+        principal = None
+        if raw:
+            rec = msgspec.json.decode(raw, type=ApiKeyRecord)
+            principal = Principal(role=rec.role, key_id=rec.key_id, scope=rec.scope, venue_id=rec.venue_id)
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[digest] = (now + _CACHE_TTL_S, principal)
+    if principal is None:
+        raise Unauthenticated("unknown or revoked API key")
+    return principal
+
+
+async def provide_principal(request: Request[Any, Any, State]) -> Principal:
+    """Litestar dependency: the authenticated caller of this request."""
+    ctx: Context = request.app.state["ctx"]
+    return await authenticate(ctx, request.headers.get("authorization"))

@@ -1,0 +1,38 @@
+"""What a running service holds: settings, Redis, key names, keyring, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar.datastructures import State
+
+from checkin.keyring import Keyring
+from checkin.metrics import Metrics
+from checkin.redis_keys import RedisKeys
+from checkin.settings import Settings
+
+
+@dataclass
+class Context:
+    settings: Settings
+    redis: Any
+    keys: RedisKeys
+    keyring: Keyring
+    metrics: Metrics
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings, redis: Any, service: str) -> Context:
+        return cls(
+            settings=settings,
+            redis=redis,
+            keys=RedisKeys(settings.key_prefix, settings.stream_shards, settings.is_redis_cluster),
+            keyring=Keyring.parse(settings.keyring),
+            metrics=Metrics(service),
+        )
+
+
+def get_ctx(state: State) -> Context:
+    ctx: Context = state["ctx"]
+    return ctx

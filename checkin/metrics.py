@@ -1,0 +1,139 @@
+"""Prometheus metrics that add up across worker processes.
+
+Each process counts in memory and flushes the deltas into one Redis hash per
+service every second (HINCRBYFLOAT), so ``/metrics`` on any worker shows the
+service's totals. Gauges (stream lengths, lag) are computed at scrape time by
+collectors registered by the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+Sample = tuple[str, dict[str, str], float]
+Collector = Callable[[], Awaitable[list[tuple[str, str, str, list[Sample]]]]]
+"""Returns [(name, type, help, [(name, labels, value)])]."""
+
+
+def _series(name: str, labels: dict[str, str]) -> str:
+    if not labels:
+        return name
+    inner = ",".join(f'{k}="{_escape(str(v))}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _family(series: str) -> str:
+    name = series.split("{", 1)[0]
+    for suffix in ("_bucket", "_sum", "_count"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+class Metrics:
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._lock = threading.Lock()
+        self._pending: dict[str, float] = {}
+        self._local: dict[str, float] = {}
+        self._meta: dict[str, tuple[str, str]] = {}
+        self._buckets: dict[str, tuple[float, ...]] = {}
+        self._collectors: list[Collector] = []
+
+    # --- declaration ---------------------------------------------------------
+    def counter(self, name: str, help_text: str) -> None:
+        self._meta[name] = ("counter", help_text)
+
+    def histogram(self, name: str, help_text: str, buckets: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
+        self._meta[name] = ("histogram", help_text)
+        self._buckets[name] = buckets
+
+    def add_collector(self, collector: Collector) -> None:
+        self._collectors.append(collector)
+
+    # --- recording ----------------------------------------------------------------
+    def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
+        key = _series(name, labels)
+        with self._lock:
+            self._pending[key] = self._pending.get(key, 0.0) + value
+            self._local[key] = self._local.get(key, 0.0) + value
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        buckets = self._buckets.get(name, DEFAULT_BUCKETS)
+        with self._lock:
+            for bound in buckets:
+                if value <= bound:
+                    key = _series(name + "_bucket", {**labels, "le": repr(bound)})
+                    self._pending[key] = self._pending.get(key, 0.0) + 1
+            for key, delta in (
+                (_series(name + "_bucket", {**labels, "le": "+Inf"}), 1.0),
+                (_series(name + "_sum", labels), value),
+                (_series(name + "_count", labels), 1.0),
+            ):
+                self._pending[key] = self._pending.get(key, 0.0) + delta
+
+    def value(self, name: str, **labels: str) -> float:
+        """This process's own count (for tests and local decisions)."""
+        with self._lock:
+            return self._local.get(_series(name, labels), 0.0)
+
+    # --- sharing through Redis -------------------------------------------------------
+    async def flush(self, redis: Any, key: str) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        try:
+            pipe = redis.pipeline(transaction=False)
+            for series, delta in pending.items():
+                pipe.hincrbyfloat(key, series, delta)
+            await pipe.execute()
+        except Exception:
+            with self._lock:  # keep the deltas for the next flush
+                for series, delta in pending.items():
+                    self._pending[series] = self._pending.get(series, 0.0) + delta
+            raise
+
+    async def run_flusher(self, redis: Any, key: str, interval_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            with contextlib.suppress(Exception):
+                await self.flush(redis, key)
+
+    async def render(self, redis: Any, key: str) -> str:
+        await self.flush(redis, key)
+        raw: dict[bytes, bytes] = await redis.hgetall(key)
+        totals = {k.decode(): float(v) for k, v in raw.items()}
+        families: dict[str, list[str]] = {}
+        for series in sorted(totals):
+            families.setdefault(_family(series), []).append(series)
+        lines: list[str] = []
+        for name in sorted(set(families) | set(self._meta)):
+            kind, help_text = self._meta.get(name, ("counter", name))
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+            if name not in families and kind == "counter":
+                lines.append(f"{name} 0")
+            for series in families.get(name, []):
+                lines.append(f"{series} {_fmt(totals[series])}")
+        for collector in self._collectors:
+            for name, kind, help_text, samples in await collector():
+                lines.append(f"# HELP {name} {help_text}")
+                lines.append(f"# TYPE {name} {kind}")
+                for sample_name, labels, value in samples:
+                    lines.append(f"{_series(sample_name, labels)} {_fmt(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if value == int(value) and abs(value) < 1e15 else repr(value)

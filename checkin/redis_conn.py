@@ -1,0 +1,71 @@
+"""Redis connections from one DSN, with a few retries on the first connect."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+from checkin.settings import Settings
+
+AsyncRedis = Any  # redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster: same command API
+
+
+def _plain_url(url: str) -> str:
+    return url.replace("redis+cluster://", "redis://").replace("rediss+cluster://", "rediss://")
+
+
+def async_client(settings: Settings, url: str | None = None) -> AsyncRedis:
+    target = _plain_url(url or settings.redis_url)
+    if settings.is_redis_cluster:
+        return AsyncRedisCluster.from_url(target, decode_responses=False)
+    return aioredis.Redis.from_url(target, decode_responses=False, health_check_interval=30)
+
+
+def sync_client(settings: Settings, url: str | None = None) -> Any:
+    target = _plain_url(url or settings.redis_url)
+    if settings.is_redis_cluster:
+        return redis.RedisCluster.from_url(target, decode_responses=False)
+    return redis.Redis.from_url(target, decode_responses=False)
+
+
+async def connect(settings: Settings, attempts: int = 5, delay_s: float = 0.5) -> AsyncRedis:
+    """An async client that answered PING; retried a few times at start."""
+    last: Exception | None = None
+    for attempt in range(attempts):
+        client = async_client(settings)
+        try:
+            await client.ping()
+            return client
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            last = exc
+            await client.aclose()
+            await asyncio.sleep(delay_s * (attempt + 1))
+    raise ConnectionError(f"Redis at {settings.redis_url} did not answer: {last}")
+
+
+def reachable(url: str, timeout_s: float = 1.0) -> bool:
+    """True when a Redis server answers PING at this URL."""
+    try:
+        client = redis.Redis.from_url(
+            _plain_url(url), socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        )
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError):
+        return False
+
+
+def wait_until_reachable(url: str, timeout_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if reachable(url, 0.5):
+            return True
+        time.sleep(0.1)
+    return False

@@ -1,0 +1,129 @@
+"""Every Redis key, stream and consumer-group name, built from the prefix.
+
+Nothing else spells a key inline. Keys that the check-in script touches in one
+call carry the stream shard's hash tag ``{n}`` (n = venue_id mod shards), so a
+Redis Cluster keeps them in one slot. Per-person state the script reads
+(``pstate``) is therefore kept once per shard in cluster mode, and once (tag 0)
+on a single node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SINK_GROUP = "sink"
+RULES_GROUP = "rules"
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    prefix: str = "checkin:"
+    shards: int = 4
+    cluster: bool = False
+
+    # --- scan streams -------------------------------------------------------
+    def shard_of(self, venue_id: int) -> int:
+        return venue_id % self.shards
+
+    def stream(self, shard: int) -> str:
+        """``checkin:scans:{n}``, hash-tagged by the shard number."""
+        return f"{self.prefix}scans:{{{shard}}}"
+
+    def streams(self) -> list[str]:
+        return [self.stream(n) for n in range(self.shards)]
+
+    def dead_letters(self) -> str:
+        return f"{self.prefix}scans:dead"
+
+    def alerts_stream(self) -> str:
+        return f"{self.prefix}alerts"
+
+    # --- venues ---------------------------------------------------------------
+    def venue(self, venue_id: int) -> str:
+        """Hash of one venue's registry fields, in its stream shard's slot."""
+        return f"{self.prefix}venue:{{{self.shard_of(venue_id)}}}:{venue_id}"
+
+    def venue_index(self) -> str:
+        """Sorted set of every venue id (score = id)."""
+        return f"{self.prefix}venues:ids"
+
+    def venue_scope_index(self, community: str) -> str:
+        """Set of venue ids in one community (jurisdiction lookups)."""
+        return f"{self.prefix}venues:community:{community}"
+
+    def venue_seq(self) -> str:
+        return f"{self.prefix}venues:seq"
+
+    def venue_mirror_queue(self) -> str:
+        """Venue ids whose registry changed and must be mirrored to ClickHouse."""
+        return f"{self.prefix}venues:mirror"
+
+    # --- residents and health -----------------------------------------------
+    def person_seq(self) -> str:
+        return f"{self.prefix}persons:seq"
+
+    def person(self, person_id: int) -> str:
+        """Profile hash: name, encrypted phone, id hash, created_at."""
+        return f"{self.prefix}person:{person_id}"
+
+    def person_by_id_hash(self, id_hash: str) -> str:
+        return f"{self.prefix}person:idn:{id_hash}"
+
+    def companions(self, person_id: int) -> str:
+        return f"{self.prefix}person:{person_id}:companions"
+
+    def pstate_tag(self, shard: int) -> int:
+        return shard if self.cluster else 0
+
+    def pstate(self, person_id: int, shard: int = 0) -> str:
+        """Hot per-person state the check-in script reads: colour, tests, watchlist, masked name."""
+        return f"{self.prefix}pstate:{{{self.pstate_tag(shard)}}}:{person_id}"
+
+    def pstate_copies(self, person_id: int) -> list[str]:
+        if not self.cluster:
+            return [self.pstate(person_id, 0)]
+        return [self.pstate(person_id, n) for n in range(self.shards)]
+
+    # --- check-ins --------------------------------------------------------------
+    def dedupe_recent(self, shard: int, person_id: int, venue_id: int) -> str:
+        return f"{self.prefix}dd:{{{shard}}}:{person_id}:{venue_id}"
+
+    def dedupe_client(self, shard: int, person_id: int, client_id: str) -> str:
+        return f"{self.prefix}dc:{{{shard}}}:{person_id}:{client_id}"
+
+    def checkin_record(self, shard: int, checkin_id: str) -> str:
+        return f"{self.prefix}ci:{{{shard}}}:{checkin_id}"
+
+    # --- access ------------------------------------------------------------------
+    def api_key(self, key_hash: str) -> str:
+        return f"{self.prefix}apikey:{key_hash}"
+
+    def api_key_index(self) -> str:
+        return f"{self.prefix}apikeys"
+
+    def rate(self, kind: str, ident: str, window: int) -> str:
+        return f"{self.prefix}rate:{kind}:{ident}:{window}"
+
+    # --- rules -------------------------------------------------------------------
+    def rule_dedupe(self, kind: str, person_id: int, venue_id: int, day: str) -> str:
+        return f"{self.prefix}rules:dd:{kind}:{person_id}:{venue_id}:{day}"
+
+    def capacity_dedupe(self, venue_id: int, hour: int) -> str:
+        return f"{self.prefix}rules:cap:{venue_id}:{hour}"
+
+    def occupancy(self, venue_id: int) -> str:
+        """Sorted set of stays at a venue, score = stay end (ms)."""
+        return f"{self.prefix}rules:occ:{venue_id}"
+
+    def last_checkin(self, person_id: int) -> str:
+        return f"{self.prefix}rules:last:{person_id}"
+
+    def exposure_sites(self) -> str:
+        return f"{self.prefix}rules:exposure_sites"
+
+    # --- service state -----------------------------------------------------------
+    def metrics(self, service: str) -> str:
+        return f"{self.prefix}metrics:{service}"
+
+    def all_keys_pattern(self) -> str:
+        return f"{self.prefix}*"

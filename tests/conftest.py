@@ -1,0 +1,118 @@
+"""Shared fixtures: real Redis (own key prefix per test) and the real embedded
+ClickHouse engine (one data path per test session, own database per test)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from litestar.testing import AsyncTestClient
+
+from checkin.keyring import Keyring
+from checkin.settings import Settings, load_settings
+from tracing.store import Store
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ADMIN_KEY = "adm_test_admin_key_for_the_suite"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clickhouse")
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    value = f"test:{uuid.uuid4().hex[:12]}:"
+    yield value
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=value + "*", count=1000))
+    for i in range(0, len(keys), 500):
+        client.delete(*keys[i : i + 500])
+    client.close()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, prefix: str, chdb_path: Path) -> Any:
+    database = f"t_{uuid.uuid4().hex[:10]}"
+
+    def build(**overrides: Any) -> Settings:
+        env = {
+            "CHECKIN_DATA_DIR": str(tmp_path / "var"),
+            "CHECKIN_REDIS_URL": REDIS_URL,
+            "CHECKIN_KEY_PREFIX": prefix,
+            "CHECKIN_CLICKHOUSE_DSN": f"chdb://{chdb_path}",
+            "CHECKIN_CLICKHOUSE_DATABASE": database,
+            "CHECKIN_ADMIN_KEY": ADMIN_KEY,
+            "CHECKIN_KEYRING": Keyring.generate(1),
+            "CHECKIN_PUBLIC_BASE_URL": "http://testserver.local",
+        }
+        env.update({f"CHECKIN_{k.upper()}": str(v) for k, v in overrides.items()})
+        return load_settings(env)
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Any) -> Settings:
+    settings: Settings = make_settings()
+    return settings
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Any]:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def sync_redis() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    st = Store(settings.effective_clickhouse_dsn, settings.clickhouse_database)
+    st.apply_schema(settings.retention_days)
+    yield st
+    st.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+    st.close()
+
+
+@pytest.fixture
+async def ingest(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
+    """The ingest app in process (it opens its own Redis client inside the client's loop)."""
+    from checkin.app import create_app
+
+    app = create_app(settings)
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+@pytest.fixture
+async def tracing(settings: Settings, store: Store) -> AsyncIterator[AsyncTestClient[Any]]:
+    from tracing.app import create_app
+
+    app = create_app(settings, store=store, workers=())
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_KEY}"}

@@ -1,0 +1,73 @@
+"""`checkin up` end to end: a private redis-server when CHECKIN_REDIS_URL is closed,
+both services healthy, and nothing left running after SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return int(resp.status)
+    except Exception:
+        return 0
+
+
+def test_up_starts_private_redis_and_stops_everything(tmp_path: Path) -> None:
+    redis_port, ingest_port, tracing_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "CHECKIN_DATA_DIR": str(tmp_path / "var"),
+        "CHECKIN_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "CHECKIN_INGEST_PORT": str(ingest_port),
+        "CHECKIN_TRACING_PORT": str(tracing_port),
+        "CHECKIN_INGEST_WORKERS": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "checkin.cli", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 120
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("ready."):
+                break
+        output = "".join(lines)
+        assert "ready." in output, output
+        assert f"private redis-server on 127.0.0.1:{redis_port}" in output
+        assert "admin key adm_" in output
+        assert _get(f"http://127.0.0.1:{ingest_port}/healthz") == 200
+        assert _get(f"http://127.0.0.1:{tracing_port}/healthz") == 200
+        assert (tmp_path / "var" / "redis" / "appendonlydir").exists()
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        assert any("redis-server" in " ".join(p.cmdline()) for p in descendants)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    time.sleep(0.5)
+    alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], [p.cmdline() for p in alive]
+    assert _get(f"http://127.0.0.1:{ingest_port}/healthz") == 0

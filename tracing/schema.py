@@ -1,0 +1,195 @@
+"""ClickHouse schema: one source, rendered for a single node or a cluster.
+
+Stays are rows of ``scans`` keyed by (venue_id, at, person_id, checkin_id): a
+check-in writes version 0 with ``end_at = at + dwell``; a check-out writes the
+same key with version 1 and ``end_at`` = the check-out instant.
+ReplacingMergeTree(version) keeps the newest; queries read with ``FINAL`` so
+they see exactly one stay per check-in and person, and a batch inserted twice
+(a sink retried after a crash with a different batch split) is never counted
+twice. ``scans_by_person`` is the same data ordered by person (filled by a
+materialized view) for timelines and index-case lookups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: list[tuple[str, str]]
+    order_by: str
+    engine: str = "MergeTree"
+    """MergeTree or ReplacingMergeTree(...) : the replicated form is derived for a cluster."""
+    partition_by: str = ""
+    ttl_column: str = ""
+    """TTL on this DateTime64 column, retention days from settings; empty = kept."""
+    sharding_key: str = "rand()"
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+STAY_COLUMNS: list[tuple[str, str]] = [
+    ("checkin_id", "String"),
+    ("person_id", "UInt64"),
+    ("venue_id", "UInt32"),
+    ("at", "DateTime64(3, 'UTC')"),
+    ("end_at", "DateTime64(3, 'UTC')"),
+    ("version", "UInt8"),
+    ("district", "LowCardinality(String)"),
+    ("street", "LowCardinality(String)"),
+    ("community", "LowCardinality(String)"),
+    ("status", "Enum8('green' = 1, 'yellow' = 2, 'red' = 3)"),
+    ("verdict", "Enum8('pass' = 1, 'restricted' = 2, 'deny' = 3)"),
+    ("reason", "LowCardinality(String)"),
+    ("source", "Enum8('phone' = 1, 'batch' = 2, 'sentinel' = 3)"),
+    ("owner_id", "UInt64"),
+    ("lat", "Float32"),
+    ("lon", "Float32"),
+    ("stream_id", "String"),
+    ("received_at", "DateTime64(3, 'UTC')"),
+]
+
+TABLES: list[Table] = [
+    Table(
+        name="scans",
+        columns=STAY_COLUMNS,
+        engine="ReplacingMergeTree(version)",
+        partition_by="toYYYYMMDD(at)",
+        order_by="(venue_id, at, person_id, checkin_id)",
+        ttl_column="at",
+        sharding_key="cityHash64(venue_id)",
+        settings={"non_replicated_deduplication_window": "10000"},
+    ),
+    Table(
+        name="scans_by_person",
+        columns=STAY_COLUMNS,
+        engine="ReplacingMergeTree(version)",
+        partition_by="toYYYYMMDD(at)",
+        order_by="(person_id, at, venue_id, checkin_id)",
+        ttl_column="at",
+        sharding_key="cityHash64(person_id)",
+    ),
+    Table(
+        name="venues",
+        columns=[
+            ("venue_id", "UInt32"),
+            ("name", "String"),
+            ("address", "String"),
+            ("type", "LowCardinality(String)"),
+            ("district", "LowCardinality(String)"),
+            ("street", "LowCardinality(String)"),
+            ("community", "LowCardinality(String)"),
+            ("lat", "Float64"),
+            ("lon", "Float64"),
+            ("capacity", "UInt32"),
+            ("dwell_minutes", "UInt16"),
+            ("requires_negative_test_hours", "Nullable(UInt16)"),
+            ("active", "UInt8"),
+            ("code_version", "UInt16"),
+            ("updated_at", "DateTime64(3, 'UTC')"),
+        ],
+        engine="ReplacingMergeTree(updated_at)",
+        order_by="venue_id",
+        sharding_key="cityHash64(venue_id)",
+    ),
+    Table(
+        name="alerts",
+        columns=[
+            ("alert_id", "String"),
+            ("kind", "LowCardinality(String)"),
+            ("severity", "Enum8('info' = 1, 'warning' = 2, 'critical' = 3)"),
+            ("at", "DateTime64(3, 'UTC')"),
+            ("person_id", "Nullable(UInt64)"),
+            ("venue_id", "UInt32"),
+            ("district", "LowCardinality(String)"),
+            ("street", "LowCardinality(String)"),
+            ("community", "LowCardinality(String)"),
+            ("details", "String"),
+            ("acked", "UInt8"),
+            ("acked_by", "String"),
+            ("acked_at", "Nullable(DateTime64(3, 'UTC'))"),
+            ("version", "UInt64"),
+        ],
+        engine="ReplacingMergeTree(version)",
+        partition_by="toYYYYMM(at)",
+        order_by="(at, alert_id)",
+        ttl_column="at",
+        sharding_key="cityHash64(alert_id)",
+        settings={"non_replicated_deduplication_window": "1000"},
+    ),
+    Table(
+        name="audit",
+        columns=[
+            ("at", "DateTime64(3, 'UTC')"),
+            ("actor", "String"),
+            ("role", "LowCardinality(String)"),
+            ("action", "LowCardinality(String)"),
+            ("reason", "String"),
+            ("params", "String"),
+            ("rows", "UInt64"),
+            ("client_ip", "String"),
+        ],
+        partition_by="toYYYYMM(at)",
+        order_by="(at, actor)",
+    ),
+]
+
+TABLE_NAMES = [t.name for t in TABLES]
+
+
+def _engine(table: Table, cluster: str) -> str:
+    if not cluster:
+        return table.engine
+    base, _, args = table.engine.partition("(")
+    args = args.rstrip(")")
+    path = f"'/clickhouse/tables/{{shard}}/{{database}}/{table.name}_local', '{{replica}}'"
+    return f"Replicated{base}({path}{', ' + args if args else ''})"
+
+
+def _table_ddl(db: str, table: Table, retention_days: int, cluster: str) -> str:
+    name = f"{table.name}_local" if cluster else table.name
+    on_cluster = f" ON CLUSTER '{cluster}'" if cluster else ""
+    cols = ",\n    ".join(f"`{col}` {typ}" for col, typ in table.columns)
+    parts = [
+        f"CREATE TABLE IF NOT EXISTS {db}.{name}{on_cluster}\n(\n    {cols}\n)",
+        f"ENGINE = {_engine(table, cluster)}",
+    ]
+    if table.partition_by:
+        parts.append(f"PARTITION BY {table.partition_by}")
+    parts.append(f"ORDER BY {table.order_by}")
+    if table.ttl_column:
+        parts.append(f"TTL toDateTime({table.ttl_column}) + INTERVAL {int(retention_days)} DAY")
+    settings = dict(table.settings)
+    if cluster:
+        settings.pop("non_replicated_deduplication_window", None)
+    if settings:
+        parts.append("SETTINGS " + ", ".join(f"{k} = {v}" for k, v in settings.items()))
+    return "\n".join(parts)
+
+
+def statements(db: str, retention_days: int, cluster: str = "") -> list[str]:
+    """Every DDL statement, in order; each is idempotent."""
+    on_cluster = f" ON CLUSTER '{cluster}'" if cluster else ""
+    out = [f"CREATE DATABASE IF NOT EXISTS {db}{on_cluster}"]
+    for table in TABLES:
+        out.append(_table_ddl(db, table, retention_days, cluster))
+        if cluster:
+            out.append(
+                f"CREATE TABLE IF NOT EXISTS {db}.{table.name}{on_cluster} AS {db}.{table.name}_local\n"
+                f"ENGINE = Distributed('{cluster}', '{db}', '{table.name}_local', {table.sharding_key})"
+            )
+    target = "scans_by_person_local" if cluster else "scans_by_person"
+    source = "scans_local" if cluster else "scans"
+    out.append(
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.scans_by_person_mv{on_cluster} TO {db}.{target}\n"
+        f"AS SELECT * FROM {db}.{source}"
+    )
+    for table in TABLES:
+        if table.ttl_column:
+            name = f"{table.name}_local" if cluster else table.name
+            out.append(
+                f"ALTER TABLE {db}.{name}{on_cluster} MODIFY TTL toDateTime({table.ttl_column}) "
+                f"+ INTERVAL {int(retention_days)} DAY SETTINGS materialize_ttl_after_modify = 0"
+            )
+    return out

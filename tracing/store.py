@@ -1,0 +1,179 @@
+"""The one place that talks to ClickHouse, through clickhouse-connect's Client.
+
+The DSN picks the engine: ``chdb:///abs/path`` runs the embedded engine in this
+process; ``http(s)://user:pass@host:8123/db`` talks to a server. Queries are
+parameterised (``{name:Type}`` placeholders); table names come from the schema
+module, never from callers' input. Server errors become :class:`StoreError`
+with the ClickHouse error code.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from tracing import schema
+
+
+class StoreError(RuntimeError):
+    """A ClickHouse request failed; ``code`` is the server's error code when known."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _error_code(text: str) -> int | None:
+    match = re.search(r"Code: (\d+)", text)
+    return int(match.group(1)) if match else None
+
+
+class Store:
+    def __init__(
+        self, dsn: str, database: str = "checkin", timeout_s: float = 30.0, cluster: str = ""
+    ) -> None:
+        self.dsn = dsn
+        self.database = database
+        self.cluster = cluster
+        self.embedded = dsn.startswith("chdb://")
+        self._lock = threading.Lock()
+        self._fail_next = 0
+        self._fail_factory: Callable[[], Exception] = lambda: StoreError("injected failure", 999)
+        self.calls = 0
+        try:
+            if self.embedded:
+                self.client: Client = clickhouse_connect.get_client(dsn=dsn)
+            else:
+                self.client = clickhouse_connect.get_client(
+                    dsn=dsn, connect_timeout=min(timeout_s, 10), send_receive_timeout=timeout_s
+                )
+        except Exception as exc:
+            raise StoreError(
+                f"cannot open ClickHouse at {self.safe_dsn}: {exc}", _error_code(str(exc))
+            ) from exc
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Store:
+        return cls(
+            settings.effective_clickhouse_dsn,
+            settings.clickhouse_database,
+            settings.clickhouse_timeout_s,
+            settings.clickhouse_cluster,
+        )
+
+    @property
+    def safe_dsn(self) -> str:
+        return re.sub(r"//([^:@/]+):[^@/]*@", r"//\1:***@", self.dsn)
+
+    def table(self, name: str) -> str:
+        if name not in schema.TABLE_NAMES:
+            raise ValueError(f"unknown table {name}")
+        return f"{self.database}.{name}"
+
+    # --- fault injection (tests: "inserts fail for N calls") -------------------
+    def inject_failures(self, count: int, factory: Callable[[], Exception] | None = None) -> None:
+        self._fail_next = count
+        if factory is not None:
+            self._fail_factory = factory
+
+    def _maybe_fail(self) -> None:
+        if self._fail_next > 0:
+            self._fail_next -= 1
+            raise self._fail_factory()
+
+    # --- requests -----------------------------------------------------------------
+    def _run(self, fn: Callable[[], Any]) -> Any:
+        with self._lock:
+            self.calls += 1
+            self._maybe_fail()
+            try:
+                return fn()
+            except ClickHouseError as exc:
+                raise StoreError(str(exc).strip().splitlines()[0][:500], _error_code(str(exc))) from exc
+            except RuntimeError as exc:  # the embedded engine raises plain RuntimeErrors
+                if isinstance(exc, StoreError):
+                    raise
+                raise StoreError(str(exc).strip().splitlines()[0][:500], _error_code(str(exc))) from exc
+
+    def command(
+        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+    ) -> Any:
+        return self._run(lambda: self.client.command(sql, parameters=parameters, settings=settings))
+
+    def query(
+        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+    ) -> Any:
+        return self._run(lambda: self.client.query(sql, parameters=parameters, settings=settings))
+
+    def rows(
+        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        result = self.query(sql, parameters, settings)
+        return list(result.result_rows)
+
+    def dicts(
+        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        result = self.query(sql, parameters, settings)
+        names = result.column_names
+        return [dict(zip(names, row, strict=True)) for row in result.result_rows]
+
+    def scalar(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        rows = self.rows(sql, parameters)
+        return rows[0][0] if rows else None
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        data: Sequence[Sequence[Any]],
+        *,
+        column_oriented: bool = True,
+        dedup_token: str | None = None,
+    ) -> float:
+        """Insert rows (column-oriented by default); returns seconds taken."""
+        settings: dict[str, Any] = {}
+        if dedup_token:
+            settings["insert_deduplication_token"] = dedup_token
+            settings["insert_deduplicate"] = 1
+        start = time.perf_counter()
+        self._run(
+            lambda: self.client.insert(
+                self.table(table),
+                data,
+                column_names=list(columns),
+                column_oriented=column_oriented,
+                settings=settings or None,
+            )
+        )
+        return time.perf_counter() - start
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.scalar("SELECT 1") == 1)
+        except StoreError:
+            return False
+
+    def apply_schema(self, retention_days: int) -> list[str]:
+        """Create or update every table (idempotent); returns the statements run."""
+        stmts = schema.statements(self.database, retention_days, self.cluster)
+        for stmt in stmts:
+            self.command(stmt)
+        return stmts
+
+    def existing_tables(self) -> set[str]:
+        rows = self.rows("SELECT name FROM system.tables WHERE database = {db:String}", {"db": self.database})
+        return {r[0] for r in rows}
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # noqa: S110 - closing a broken client must not mask the real error
+            pass

@@ -1,0 +1,92 @@
+"""The venue record and its Redis hash layout (read by the check-in script too).
+
+Hash fields at ``RedisKeys.venue(id)``: name, address, type, district, street,
+community, lat, lon, capacity, dwell_minutes, requires_negative_test_hours
+("" = no policy), active ("1"/"0"), code_version, updated_at (RFC 3339).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+VenueType = Literal[
+    "restaurant",
+    "supermarket",
+    "market",
+    "transit",
+    "hospital",
+    "school",
+    "office",
+    "hotel",
+    "entertainment",
+    "other",
+]
+VENUE_TYPES: tuple[str, ...] = VenueType.__args__  # type: ignore[attr-defined]
+
+District = Annotated[str, msgspec.Meta(pattern=r"^\d{6}$")]
+Street = Annotated[str, msgspec.Meta(pattern=r"^\d{9}$")]
+Community = Annotated[str, msgspec.Meta(pattern=r"^\d{12}$")]
+VenueId = Annotated[int, msgspec.Meta(ge=1, le=2**32 - 1)]
+
+
+class Venue(msgspec.Struct, kw_only=True):
+    venue_id: int
+    name: str
+    address: str = ""
+    type: str = "other"
+    district: str
+    street: str
+    community: str
+    lat: float
+    lon: float
+    capacity: int = 0
+    """0 = no capacity rule."""
+    dwell_minutes: int = 60
+    requires_negative_test_hours: int | None = None
+    active: bool = True
+    code_version: int = 1
+    updated_at: str = ""
+
+    def to_hash(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "type": self.type,
+            "district": self.district,
+            "street": self.street,
+            "community": self.community,
+            "lat": repr(self.lat),
+            "lon": repr(self.lon),
+            "capacity": str(self.capacity),
+            "dwell_minutes": str(self.dwell_minutes),
+            "requires_negative_test_hours": ""
+            if self.requires_negative_test_hours is None
+            else str(self.requires_negative_test_hours),
+            "active": "1" if self.active else "0",
+            "code_version": str(self.code_version),
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_hash(cls, venue_id: int, raw: dict[bytes, bytes]) -> Venue:
+        h = {k.decode(): v.decode() for k, v in raw.items()}
+        rnt = h.get("requires_negative_test_hours", "")
+        return cls(
+            venue_id=venue_id,
+            name=h.get("name", ""),
+            address=h.get("address", ""),
+            type=h.get("type", "other"),
+            district=h.get("district", ""),
+            street=h.get("street", ""),
+            community=h.get("community", ""),
+            lat=float(h.get("lat", "0")),
+            lon=float(h.get("lon", "0")),
+            capacity=int(h.get("capacity", "0")),
+            dwell_minutes=int(h.get("dwell_minutes", "60")),
+            requires_negative_test_hours=int(rnt) if rnt else None,
+            active=h.get("active", "1") == "1",
+            code_version=int(h.get("code_version", "1")),
+            updated_at=h.get("updated_at", ""),
+        )
