@@ -94,6 +94,10 @@ class RedisKeys:
     def checkin_record(self, shard: int, checkin_id: str) -> str:
         return f"{self.prefix}ci:{{{shard}}}:{checkin_id}"
 
+    def venue_entries(self, shard: int, local_day: str) -> str:
+        """Hash venue_id -> check-ins counted on one local day (YYYYMMDD), for operators."""
+        return f"{self.prefix}vcount:{{{shard}}}:{local_day}"
+
     # --- access ------------------------------------------------------------------
     def api_key(self, key_hash: str) -> str:
         return f"{self.prefix}apikey:{key_hash}"
