@@ -76,3 +76,15 @@ def test_cluster_ddl_is_generated_from_the_same_source() -> None:
     assert engine + "version)" in text
     assert "ENGINE = Distributed('city', 'checkin', 'scans_local', cityHash64(venue_id))" in text
     assert all("ON CLUSTER 'city'" in s for s in stmts)
+
+
+def test_every_cluster_statement_parses_in_the_engine(store: Store) -> None:
+    for stmt in schema.statements("checkin", 28, cluster="city"):
+        formatted = store.scalar("SELECT formatQuerySingleLine({q:String})", {"q": stmt})
+        assert "ON CLUSTER city" in formatted
+
+
+def test_single_node_ddl_has_no_cluster_parts() -> None:
+    text = "\n".join(schema.statements("checkin", 28))
+    assert "ON CLUSTER" not in text and "Replicated" not in text and "Distributed" not in text
+    assert "SETTINGS non_replicated_deduplication_window = 10000" in text

@@ -179,7 +179,9 @@ def statements(db: str, retention_days: int, cluster: str = "") -> list[str]:
                 f"CREATE TABLE IF NOT EXISTS {db}.{table.name}{on_cluster} AS {db}.{table.name}_local\n"
                 f"ENGINE = Distributed('{cluster}', '{db}', '{table.name}_local', {table.sharding_key})"
             )
-    target = "scans_by_person_local" if cluster else "scans_by_person"
+    # On a cluster the view fires on each shard's local inserts (sharded by venue) and writes through the
+    # Distributed table, which re-shards the rows by person.
+    target = "scans_by_person"
     source = "scans_local" if cluster else "scans"
     out.append(
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.scans_by_person_mv{on_cluster} TO {db}.{target}\n"
