@@ -14,6 +14,13 @@ from checkin.settings import Settings
 
 INGEST_MODULES = [
     "checkin.keys_api",
+    "checkin.residents_api",
+    "checkin.health_api",
+    "checkin.checkins_api",
+    "checkin.sentinel_api",
+    "checkin.phone_page",
+    "venues.routes",
+    "venues.operator_page",
 ]
 
 

@@ -17,7 +17,13 @@ from checkin.settings import Settings, SettingsError, get_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
-EXTENSION_MODULES = ["venues.cli", "checkin.residents_cli", "tracing.cli", "loadtest.cli"]
+EXTENSION_MODULES = [
+    "venues.cli",
+    "checkin.residents_cli",
+    "tracing.cli",
+    "tracing.report_cli",
+    "loadtest.cli",
+]
 
 
 def _serve(target: str, settings: Settings, port: int, workers: int) -> int:
@@ -93,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="worker processes (default CHECKIN_INGEST_WORKERS)")
     p.set_defaults(handler=cmd_serve_ingest)
     p = sub.add_parser("serve-tracing", help="run the tracing API (owns ClickHouse)")
-    p.add_argument("--workers", default="", help="background loops to run inside: sink,rules")
+    p.add_argument("--workers", default="", help="background loops to run inside: sink,rules,mirror")
     p.set_defaults(handler=cmd_serve_tracing)
     p = sub.add_parser("schema", help="apply the ClickHouse schema (idempotent)")
     p.add_argument("--print", action="store_true", help="print the DDL instead of applying it")

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 SINK_GROUP = "sink"
 RULES_GROUP = "rules"
+ALERTS_HISTORY_GROUP = "alerts-history"
+"""Consumer group on the alerts stream that copies alerts into ClickHouse."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,14 @@ class RedisKeys:
     def venue_seq(self) -> str:
         return f"{self.prefix}venues:seq"
 
+    def venue_communities(self) -> str:
+        """Sorted set (all scores 0) of community codes that have venues: prefix scans by ZRANGEBYLEX."""
+        return f"{self.prefix}venues:communities"
+
     def venue_mirror_queue(self) -> str:
-        """Venue ids whose registry changed and must be mirrored to ClickHouse."""
+        """Venue ids whose registry changed and must be mirrored to ClickHouse.
+
+        A sorted set: member = venue id, score = time of the last change (microseconds)."""
         return f"{self.prefix}venues:mirror"
 
     # --- residents and health -----------------------------------------------
@@ -98,6 +106,11 @@ class RedisKeys:
         """Hash venue_id -> check-ins counted on one local day (YYYYMMDD), for operators."""
         return f"{self.prefix}vcount:{{{shard}}}:{local_day}"
 
+    def rate_tagged(self, shard: int, kind: str, ident: str, window: int) -> str:
+        """Fixed-window counter the check-in script bumps: tagged like ``pstate`` (one copy on a
+        single node; per shard in cluster mode, so each shard enforces the limit on its own)."""
+        return f"{self.prefix}rate:{{{self.pstate_tag(shard)}}}:{kind}:{ident}:{window}"
+
     # --- access ------------------------------------------------------------------
     def api_key(self, key_hash: str) -> str:
         return f"{self.prefix}apikey:{key_hash}"
@@ -123,7 +136,12 @@ class RedisKeys:
         return f"{self.prefix}rules:last:{person_id}"
 
     def exposure_sites(self) -> str:
+        """Hash site_id -> JSON of one flagged period at a venue."""
         return f"{self.prefix}rules:exposure_sites"
+
+    def exposure_sites_gen(self) -> str:
+        """Counter bumped on every exposure-site change (rule engines reload their copy)."""
+        return f"{self.prefix}rules:exposure_sites:gen"
 
     # --- service state -----------------------------------------------------------
     def metrics(self, service: str) -> str:

@@ -109,6 +109,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_ip_per_min: PosInt = 6000
     rate_register_per_min: PosInt = 60
     """Registrations per IP per minute."""
+    max_companions: Annotated[int, msgspec.Meta(ge=0, le=50)] = 10
+    """Family members one resident may check in with."""
+    shed_inflight: PosInt = 512
+    """Check-in requests in progress per worker above which new ones get a fast 503 + Retry-After."""
+    degrade_inflight: PosInt = 192
+    """In-progress check-ins per worker above which optional work (the test-result lookup) is skipped."""
+    shed_loop_lag_ms: PosInt = 500
+    """Smoothed event-loop lag per worker above which check-ins are shed (the worker is saturated)."""
 
     # --- rules -----------------------------------------------------------------
     rules_enabled: str = ",".join(RULE_KINDS)
@@ -116,6 +124,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     impossible_travel_kmh: NonNegFloat = 150.0
     impossible_travel_min_km: NonNegFloat = 2.0
     remote_scan_km: NonNegFloat = 1.0
+    impossible_travel_window_hours: PosInt = 12
+    """How long a person's last check-in is remembered for `impossible_travel` (bounds rule memory)."""
+    alerts_stream_maxlen: PosInt = 100_000
+    """Approximate cap of the live alerts stream (`MAXLEN ~`); history is in ClickHouse."""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"rediss?(\+cluster)?://\S+|unix://\S+", self.redis_url):

@@ -23,11 +23,20 @@ from tracing.store import Store
 
 log = logging.getLogger("tracing.app")
 
-TRACING_MODULES: list[str] = []
+TRACING_MODULES: list[str] = [
+    "tracing.alerts_api",
+    "tracing.exposure_api",
+    "tracing.trace_api",
+    "tracing.audit",
+    "tracing.stats_api",
+    "tracing.console",
+    "tracing.sink",
+]
 
 BACKGROUND_WORKERS = {
     "sink": ("tracing.sink", "run_sink"),
     "rules": ("tracing.rules", "run_rules"),
+    "mirror": ("tracing.venue_mirror", "run_venue_mirror"),
 }
 
 

@@ -59,16 +59,21 @@ TABLES: list[Table] = [
         order_by="(venue_id, at, person_id, checkin_id)",
         ttl_column="at",
         sharding_key="cityHash64(venue_id)",
-        settings={"non_replicated_deduplication_window": "10000"},
+        # Small granules: a trace reads a few stays around each (venue, at); 8192-row granules made it read
+        # ~100x more rows than it keeps (measured: loadtest/bench_trace.py).
+        settings={"non_replicated_deduplication_window": "10000", "index_granularity": "256"},
     ),
     Table(
         name="scans_by_person",
         columns=STAY_COLUMNS,
         engine="ReplacingMergeTree(version)",
-        partition_by="toYYYYMMDD(at)",
+        # Weekly partitions: a person's fortnight of stays sits in 2-3 parts, not 14 day parts (each lookup
+        # reads at least one granule per part); small granules for the same reason.
+        partition_by="toMonday(at)",
         order_by="(person_id, at, venue_id, checkin_id)",
         ttl_column="at",
         sharding_key="cityHash64(person_id)",
+        settings={"index_granularity": "256"},
     ),
     Table(
         name="venues",

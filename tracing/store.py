@@ -155,6 +155,29 @@ class Store:
         )
         return time.perf_counter() - start
 
+    def insert_raw(
+        self,
+        table: str,
+        columns: Sequence[str],
+        data: bytes,
+        *,
+        fmt: str = "Native",
+        dedup_token: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> float:
+        """Insert a block already encoded in ``fmt`` (the sink's Native blocks); returns seconds taken."""
+        settings = dict(settings or {})
+        if dedup_token:
+            settings["insert_deduplication_token"] = dedup_token
+            settings["insert_deduplicate"] = 1
+        start = time.perf_counter()
+        self._run(
+            lambda: self.client.raw_insert(
+                self.table(table), list(columns), data, settings=settings or None, fmt=fmt
+            )
+        )
+        return time.perf_counter() - start
+
     def ping(self) -> bool:
         try:
             return bool(self.scalar("SELECT 1") == 1)

@@ -1,0 +1,158 @@
+-- Check-ins at venues of ONE stream shard, in one call (driven by checkin/checkins.py).
+--
+-- Every key arrives in KEYS (names are built by checkin/redis_keys.py) and shares the
+-- shard's hash tag. The stream entry fields are those of checkin/events.py.
+--
+-- KEYS  [1] stream, [2] resident rate counter, [3] client-address rate counter,
+--       then per item: venue hash, day-entries hash, new check-in record, client-id dedupe,
+--       recent (person, venue) dedupe, then one pstate hash per person.
+-- ARGV  [1] now (unix ms), [2] resident limit (0 = no check), [3] address limit (0 = no check),
+--       [4] rate window (ms), [5] colour of unknown persons, [6] flags: "l" = lite (skip the
+--       test-result lookup), "b" = brief (answer ids only), [7] record TTL (s), [8] item count,
+--       then per item: venue id, code version ('' = any), scan instant (ms), new check-in id,
+--       client id given (0/1), source, lat, lon, accuracy, person count, person ids (owner first).
+--
+-- Reply: {'rate', 'resident'|'address'} when a limit is hit (nothing written), else
+-- {'items', code, payload, code, payload, ...} with code one of
+--   ok      payload = the check-in record (JSON), or its id in brief mode
+--   dup     the earlier check-in (same client id, or same owner and venue within 60 s)
+--   unknown / inactive / old_code   (payload = venue name)
+--   foreign (payload = the person id that is not a companion of the owner)
+
+local now = tonumber(ARGV[1])
+local now_s = ARGV[1]
+local window = tonumber(ARGV[4])
+
+local function over(key, limit)
+  if limit <= 0 then return false end
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('PEXPIRE', key, window) end
+  return n > limit
+end
+
+if over(KEYS[2], tonumber(ARGV[2])) then return {'rate', 'resident'} end
+if over(KEYS[3], tonumber(ARGV[3])) then return {'rate', 'address'} end
+
+local unknown = ARGV[5]
+local lite = string.find(ARGV[6], 'l', 1, true) ~= nil
+local brief = string.find(ARGV[6], 'b', 1, true) ~= nil
+local ttl = tonumber(ARGV[7])
+local nitems = tonumber(ARGV[8])
+local stream = KEYS[1]
+
+local function earlier(base, cid)
+  local rec = redis.call('GET', base .. cid)
+  if not rec then return nil end
+  if brief then return cid end
+  return rec
+end
+
+local function one(k, a)
+  local vkey, dkey, rkey, ckey, ddkey = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local vid, cv, at_s, cid, hasc = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local src, lat, lon, acc = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
+  local np = tonumber(ARGV[a + 9])
+  local owner = ARGV[a + 10]
+  local at = tonumber(at_s)
+
+  local v = redis.call('HMGET', vkey, 'active', 'code_version', 'district', 'street', 'community',
+    'lat', 'lon', 'dwell_minutes', 'requires_negative_test_hours', 'name')
+  if not v[1] then return 'unknown', '' end
+  local vname = v[10] or ''
+  if v[1] ~= '1' then return 'inactive', vname end
+  if cv ~= '' and v[2] ~= cv then return 'old_code', vname end
+
+  -- the record key of another check-in id of this shard: same prefix, other id
+  local base = string.sub(rkey, 1, #rkey - #cid)
+  if hasc == '1' then
+    local prev = redis.call('GET', ckey)
+    if prev then
+      local rec = earlier(base, prev)
+      if rec then return 'dup', rec end
+    end
+  end
+  local recent = redis.call('GET', ddkey)
+  if recent then
+    local sep = string.find(recent, '|', 1, true)
+    if sep then
+      local pcid = string.sub(recent, 1, sep - 1)
+      local pat = tonumber(string.sub(recent, sep + 1)) or 0
+      if math.abs(pat - at) < 60000 then
+        local rec = earlier(base, pcid)
+        if rec then
+          if hasc == '1' then redis.call('SET', ckey, pcid, 'EX', ttl) end
+          return 'dup', rec
+        end
+      end
+    end
+  end
+
+  local own_state = redis.call('HMGET', KEYS[k + 5], 'st', 'nt', 'pt', 'wl', 'nm', 'cmp')
+  if np > 1 then
+    local cmp = own_state[6] or ''
+    for j = 2, np do
+      local pid = ARGV[a + 9 + j]
+      if not string.find(cmp, ',' .. pid .. ',', 1, true) then return 'foreign', pid end
+    end
+  end
+
+  local dw = (tonumber(v[8] or '') or 60) * 60
+  local dw_s = string.format('%d', dw)
+  local end_s = string.format('%d', at + dw * 1000)
+  local rnt = tonumber(v[9] or '')
+  local d, s, c = v[3] or '', v[4] or '', v[5] or ''
+  local vlat, vlon = v[6] or '', v[7] or ''
+  local people = {}
+  for j = 1, np do
+    local pid = ARGV[a + 9 + j]
+    local ps = own_state
+    if j > 1 then ps = redis.call('HMGET', KEYS[k + 4 + j], 'st', 'nt', 'pt', 'wl', 'nm') end
+    local st = ps[1] or unknown
+    local nt = ps[2] or ''
+    local wl = '0'
+    if ps[4] and (tonumber(ps[4]) or 0) > now then wl = '1' end
+    local vd, rs = 'pass', ''
+    if st == 'red' then
+      vd, rs = 'deny', 'red_code'
+    elseif st == 'yellow' then
+      vd, rs = 'restricted', 'yellow_code'
+    elseif rnt then
+      if lite then
+        vd, rs = 'restricted', 'test_unchecked'
+      else
+        local ntn = tonumber(nt) or 0
+        local ptn = tonumber(ps[3] or '') or 0
+        if ntn <= 0 or ntn <= ptn or ntn < at - rnt * 3600000 then vd, rs = 'deny', 'test_expired' end
+      end
+    end
+    if lite then nt = '' end
+    redis.call('XADD', stream, '*', 't', 'in', 'cid', cid, 'pid', pid, 'vid', vid, 'at', at_s,
+      'end', end_s, 'dw', dw_s, 'd', d, 's', s, 'c', c, 'st', st, 'vd', vd, 'rs', rs, 'src', src,
+      'own', owner, 'wl', wl, 'lat', lat, 'lon', lon, 'acc', acc, 'vlat', vlat, 'vlon', vlon,
+      'rcv', now_s)
+    people[j] = {pid, st, vd, rs, wl, ps[5] or '', nt}
+  end
+
+  local rec = cjson.encode({cid = cid, vid = vid, at = at_s, ['end'] = end_s, dw = dw_s, d = d, s = s,
+    c = c, vlat = vlat, vlon = vlon, lat = lat, lon = lon, acc = acc, src = src, own = owner,
+    rcv = now_s, vn = vname, p = people})
+  redis.call('SET', rkey, rec, 'EX', ttl)
+  if hasc == '1' then redis.call('SET', ckey, cid, 'EX', ttl) end
+  redis.call('SET', ddkey, cid .. '|' .. at_s, 'PX', 60000)
+  redis.call('HINCRBY', dkey, vid, np)
+  redis.call('EXPIRE', dkey, 259200)
+  if brief then return 'ok', cid end
+  return 'ok', rec
+end
+
+local out = {'items'}
+local k, a = 4, 9
+for _ = 1, nitems do
+  local np = tonumber(ARGV[a + 9])
+  local code, payload = one(k, a)
+  out[#out + 1] = code
+  out[#out + 1] = payload
+  k = k + 5 + np
+  a = a + 10 + np
+end
+return out

@@ -1,0 +1,657 @@
+"""Check-ins: the hot path. One Redis call per check-in (``checkin.lua``).
+
+The venue code is verified in process (HMAC, :mod:`venues.codes`); the script then
+checks the code version and venue state, dedupes, reads the hot state of every person,
+decides the verdict (DESIGN.md "Verdict at the door"), XADDs one ``t=in`` entry per
+person to the venue's stream shard, counts the day's entries and keeps a check-in record
+for the check-out and for repeat scans. A batch (offline queue, sentinel upload) runs one
+script call per shard, all pipelined in one round trip.
+
+Check-in ids are 23 hex characters: the shard (3) and 80 random bits, so a check-out
+finds the record's shard from the id alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+from redis.exceptions import RedisError
+
+from checkin.context import Context
+from checkin.errors import (
+    BadInput,
+    Conflict,
+    DomainError,
+    Forbidden,
+    Gone,
+    NotFound,
+    TooManyRequests,
+    Unavailable,
+    Unprocessable,
+)
+from checkin.hotpath_redis import hot_of
+from checkin.protection import REJECTIONS, WINDOW_MS, window_now
+from checkin.residents import iso_ms
+
+RECORD_TTL_S = 13 * 3600
+MAX_STAY_MS = 12 * 3600 * 1000
+MAX_BATCH = 500
+CHECKIN_ID_RE = re.compile(r"^[0-9a-f]{23}$")
+
+ACCEPTED = "checkin_accepted_total"
+SCANS = "checkin_scan_entries_total"
+DEDUPES = "checkin_dedupes_total"
+CHECKOUTS = "checkin_checkouts_total"
+LATENCY = "checkin_request_seconds"
+
+ClientId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+PersonId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+Instant = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+
+
+class Location(msgspec.Struct, forbid_unknown_fields=True):
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    accuracy_m: Annotated[float, msgspec.Meta(ge=0, le=100_000)] | None = None
+
+
+class CheckinIn(msgspec.Struct, forbid_unknown_fields=True):
+    code: Annotated[str, msgspec.Meta(max_length=64)]
+    companions: Annotated[list[PersonId], msgspec.Meta(max_length=50)] = []
+    scanned_at: Instant | None = None
+    client_id: ClientId | None = None
+    location: Location | None = None
+
+
+class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    items: Annotated[list[CheckinIn], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class VenueOut(msgspec.Struct):
+    venue_id: int
+    name: str
+
+
+class PersonOut(msgspec.Struct, omit_defaults=True):
+    person_id: int
+    name_masked: str
+    status: str
+    last_negative_test_at: str | None
+    verdict: str
+    reason: str | None = None
+
+
+class CheckinOut(msgspec.Struct, omit_defaults=True):
+    checkin_id: str
+    at: str
+    ends_at: str
+    venue: VenueOut
+    people: list[PersonOut]
+    duplicate: bool
+    degraded: bool = False
+
+
+class ItemResult(msgspec.Struct, omit_defaults=True):
+    index: int
+    status: int
+    checkin_id: str | None = None
+    at: str | None = None
+    duplicate: bool | None = None
+    error: str | None = None
+
+
+class BatchOut(msgspec.Struct):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[ItemResult]
+
+
+class CheckoutOut(msgspec.Struct):
+    checkin_id: str
+    at: str
+    ended_at: str
+    people: list[int]
+
+
+class Record(msgspec.Struct):
+    """The check-in record the script keeps (JSON); only what responses need is decoded."""
+
+    cid: str
+    vid: str
+    at: str
+    end: str
+    vn: str
+    own: str
+    p: list[list[str]]
+    out: str = ""
+
+
+record_decoder = msgspec.json.Decoder(Record)
+
+
+def setup_metrics(metrics: Any) -> None:
+    metrics.counter(ACCEPTED, "Check-ins accepted (new), by source (phone, batch, sentinel)")
+    metrics.counter(SCANS, "Stream entries written for accepted check-ins (one per person), by source")
+    metrics.counter(DEDUPES, "Repeat scans answered with the earlier check-in, by source")
+    metrics.counter(CHECKOUTS, "Check-outs, by outcome")
+    metrics.histogram(LATENCY, "Time to answer a check-in request, by route")
+
+
+# --- scripts ----------------------------------------------------------------
+
+
+def _lua(name: str) -> str:
+    return (resources.files("checkin") / name).read_text(encoding="utf-8")
+
+
+CHECKIN_LUA = _lua("checkin.lua")
+CHECKOUT_LUA = _lua("checkout.lua")
+
+
+class Scripts:
+    """The check-in and check-out scripts and how to run them: over :class:`HotRedis` on a single
+    node, over the redis-py cluster client (slot routing) in cluster mode."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.sources = {
+            name: src.encode() for name, src in (("checkin", CHECKIN_LUA), ("checkout", CHECKOUT_LUA))
+        }
+        self.shas = {name: hashlib.sha1(src).hexdigest().encode() for name, src in self.sources.items()}  # noqa: S324
+        self.hot = hot_of(ctx)
+        self.redis = ctx.redis
+        self.cluster_scripts = {name: ctx.redis.register_script(src) for name, src in self.sources.items()}
+
+    async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            if self.hot is not None:
+                return await self.hot.evalsha(self.sources[name], self.shas[name], keys, args)
+            return await self.cluster_scripts[name](keys=keys, args=args)
+        except (ConnectionError, OSError, TimeoutError, RedisError) as exc:
+            raise Unavailable(
+                f"the check-in store is unavailable ({type(exc).__name__}); retry shortly", retry_after=2
+            ) from exc
+
+    async def run_many(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        if self.hot is not None or len(calls) == 1:
+            return list(await asyncio.gather(*(self.run(name, k, a) for k, a in calls)))
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for keys, args in calls:
+                await self.cluster_scripts[name](keys=keys, args=args, client=pipe)
+            return list(await pipe.execute())
+        except (ConnectionError, OSError, TimeoutError, RedisError) as exc:
+            raise Unavailable(
+                f"the check-in store is unavailable ({type(exc).__name__}); retry shortly", retry_after=2
+            ) from exc
+
+    def close(self) -> None:
+        if self.hot is not None:
+            self.hot.close()
+
+
+def scripts(ctx: Context) -> Scripts:
+    found = ctx.extras.get("checkin_scripts")
+    if found is None:
+        found = ctx.extras["checkin_scripts"] = Scripts(ctx)
+    return found  # type: ignore[no-any-return]
+
+
+async def load_scripts(ctx: Context) -> None:
+    """Load both scripts at start, so the first check-in is not a NOSCRIPT round."""
+    s = scripts(ctx)
+    for src in s.sources.values():
+        await ctx.redis.script_load(src)
+
+
+# --- time ----------------------------------------------------------------
+
+
+@dataclass
+class _Day:
+    start: int = 0
+    end: int = 0
+    text: str = ""
+
+
+_days: dict[str, _Day] = {}
+
+
+def local_day(at_ms: int, tz: str) -> str:
+    """YYYYMMDD of this instant in the local zone (cached for the current day)."""
+    day = _days.get(tz)
+    if day is not None and day.start <= at_ms < day.end:
+        return day.text
+    zone = ZoneInfo(tz)
+    local = dt.datetime.fromtimestamp(at_ms / 1000, zone)
+    start = dt.datetime(local.year, local.month, local.day, tzinfo=zone)
+    nxt = (start + dt.timedelta(days=1, hours=2)).replace(hour=0)
+    text = local.strftime("%Y%m%d")
+    _days[tz] = _Day(int(start.timestamp() * 1000), int(nxt.timestamp() * 1000), text)
+    return text
+
+
+def to_ms(value: dt.datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def scan_instant(ctx: Context, scanned_at: dt.datetime | None, now: int) -> int:
+    """The scan instant: now, or an offline scan time inside the accepted window (else 422)."""
+    if scanned_at is None:
+        return now
+    at = to_ms(scanned_at)
+    s = ctx.settings
+    if at < now - s.checkin_window_past_hours * 3_600_000:
+        raise Unprocessable(
+            f"scanned_at is more than {s.checkin_window_past_hours} h in the past; the scan is too old"
+        )
+    if at > now + s.checkin_window_future_s * 1000:
+        raise Unprocessable(f"scanned_at is more than {s.checkin_window_future_s} s in the future")
+    return at
+
+
+def new_checkin_id(shard: int) -> str:
+    return f"{shard:03x}{os.urandom(10).hex()}"
+
+
+def shard_of_checkin(ctx: Context, checkin_id: str) -> int:
+    if not CHECKIN_ID_RE.match(checkin_id):
+        raise NotFound(f"no check-in {checkin_id[:40]!r}")
+    shard = int(checkin_id[:3], 16)
+    if shard >= ctx.settings.stream_shards:
+        raise NotFound(f"no check-in {checkin_id}")
+    return shard
+
+
+# --- building one script call ----------------------------------------------------------------
+
+
+@dataclass
+class Item:
+    """One check-in to run: owner first in ``persons``."""
+
+    index: int
+    venue_id: int
+    code_version: str
+    at_ms: int
+    persons: list[int]
+    source: str
+    client_id: str | None = None
+    lat: str = ""
+    lon: str = ""
+    acc: str = ""
+
+
+@dataclass
+class Call:
+    shard: int
+    keys: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+
+
+def start_call(
+    ctx: Context,
+    shard: int,
+    now: int,
+    flags: str,
+    rate: tuple[int, str] | None = None,
+) -> Call:
+    """A script call for one shard; ``rate`` = (resident id, client address) to count, or None."""
+    keys = ctx.keys
+    s = ctx.settings
+    window = now // WINDOW_MS
+    if rate is None:
+        rkey = ikey = keys.stream(shard)
+        rlimit = ilimit = 0
+    else:
+        rkey = keys.rate_tagged(shard, "res", str(rate[0]), window)
+        ikey = keys.rate_tagged(shard, "ip", rate[1], window)
+        rlimit, ilimit = s.rate_resident_per_min, s.rate_ip_per_min
+    call = Call(shard)
+    call.keys = [keys.stream(shard), rkey, ikey]
+    call.args = [now, rlimit, ilimit, WINDOW_MS + 1000, s.unknown_status, flags, RECORD_TTL_S, 0]
+    return call
+
+
+def add_item(ctx: Context, call: Call, item: Item) -> None:
+    keys = ctx.keys
+    shard = call.shard
+    owner = item.persons[0]
+    cid = new_checkin_id(shard)
+    record = keys.checkin_record(shard, cid)
+    call.keys += [
+        keys.venue(item.venue_id),
+        keys.venue_entries(shard, local_day(item.at_ms, ctx.settings.tz)),
+        record,
+        keys.dedupe_client(shard, owner, item.client_id) if item.client_id else record,
+        keys.dedupe_recent(shard, owner, item.venue_id),
+    ]
+    call.keys += [keys.pstate(pid, shard) for pid in item.persons]
+    call.args += [
+        item.venue_id,
+        item.code_version,
+        item.at_ms,
+        cid,
+        1 if item.client_id else 0,
+        item.source,
+        item.lat,
+        item.lon,
+        item.acc,
+        len(item.persons),
+        *item.persons,
+    ]
+    call.args[7] += 1
+    call.items.append(item)
+
+
+def parse_reply(reply: list[Any]) -> list[tuple[str, bytes]] | str:
+    """Per item (code, payload), or the rate limit that was hit."""
+    head = reply[0]
+    if head == b"rate":
+        return reply[1].decode()  # type: ignore[no-any-return]
+    return [(reply[i].decode(), reply[i + 1]) for i in range(1, len(reply), 2)]
+
+
+_ERRORS: dict[str, tuple[type[DomainError], str, str]] = {
+    "unknown": (NotFound, "unknown_venue", "this venue code is not registered"),
+    "inactive": (Gone, "inactive", "the venue {name} no longer accepts check-ins"),
+    "old_code": (
+        Gone,
+        "old_code",
+        "this poster of {name} has been replaced; ask the venue for the new poster",
+    ),
+    "foreign": (Forbidden, "foreign_companion", "person {name} is not one of your companions"),
+}
+
+
+def item_error(ctx: Context, code: str, payload: bytes) -> DomainError:
+    cls, reason, text = _ERRORS.get(code, (Unprocessable, "refused", f"check-in refused ({code})"))
+    ctx.metrics.inc(REJECTIONS, reason=reason)
+    name = payload.decode() if payload else ""
+    return cls(text.format(name=f"“{name}”" if code != "foreign" else name))
+
+
+def rate_error(ctx: Context, which: str, now: int) -> TooManyRequests:
+    ctx.metrics.inc(REJECTIONS, reason="rate_limited")
+    limit = ctx.settings.rate_resident_per_min if which == "resident" else ctx.settings.rate_ip_per_min
+    who = "resident" if which == "resident" else "address"
+    return TooManyRequests(
+        f"too many check-ins from this {who}; at most {limit} a minute", retry_after=window_now(now)[1]
+    )
+
+
+def response_of(record: Record, duplicate: bool, degraded: bool) -> CheckinOut:
+    people = [
+        PersonOut(
+            person_id=int(p[0]),
+            name_masked=p[5],
+            status=p[1],
+            last_negative_test_at=iso_ms(int(p[6])) if p[6] else None,
+            verdict=p[2],
+            reason=p[3] or None,
+        )
+        for p in record.p
+    ]
+    return CheckinOut(
+        checkin_id=record.cid,
+        at=iso_ms(int(record.at)),
+        ends_at=iso_ms(int(record.end)),
+        venue=VenueOut(venue_id=int(record.vid), name=record.vn),
+        people=people,
+        duplicate=duplicate,
+        degraded=degraded,
+    )
+
+
+def location_args(loc: Location | None) -> tuple[str, str, str]:
+    if loc is None:
+        return "", "", ""
+    return repr(loc.lat), repr(loc.lon), "" if loc.accuracy_m is None else repr(loc.accuracy_m)
+
+
+def persons_of(owner: int, companions: Sequence[int]) -> list[int]:
+    if not companions:
+        return [owner]
+    if owner in companions:
+        raise BadInput("companions: the resident is checked in already; list only family members")
+    if len(set(companions)) != len(companions):
+        raise BadInput("companions: a person is listed twice")
+    return [owner, *companions]
+
+
+# --- the three ways in ----------------------------------------------------------------
+
+
+async def check_in(
+    ctx: Context, owner: int, data: CheckinIn, claims: Any, ip: str, now: int, lite: bool
+) -> CheckinOut:
+    """One phone check-in (``claims`` = the verified venue code)."""
+    persons = persons_of(owner, data.companions)
+    at = scan_instant(ctx, data.scanned_at, now)
+    shard = ctx.keys.shard_of(claims.venue_id)
+    call = start_call(ctx, shard, now, "l" if lite else "", (owner, ip))
+    lat, lon, acc = location_args(data.location)
+    add_item(
+        ctx,
+        call,
+        Item(
+            0, claims.venue_id, str(claims.code_version), at, persons, "phone", data.client_id, lat, lon, acc
+        ),
+    )
+    parsed = parse_reply(await scripts(ctx).run("checkin", call.keys, call.args))
+    if isinstance(parsed, str):
+        raise rate_error(ctx, parsed, now)
+    code, payload = parsed[0]
+    if code == "ok":
+        record = record_decoder.decode(payload)
+        ctx.metrics.inc(ACCEPTED, source="phone")
+        ctx.metrics.inc(SCANS, len(record.p), source="phone")
+        return response_of(record, False, lite)
+    if code == "dup":
+        ctx.metrics.inc(DEDUPES, source="phone")
+        return response_of(record_decoder.decode(payload), True, False)
+    raise item_error(ctx, code, payload)
+
+
+async def run_calls(ctx: Context, calls: list[Call]) -> list[list[tuple[str, bytes]] | str]:
+    replies = await scripts(ctx).run_many("checkin", [(c.keys, c.args) for c in calls])
+    return [parse_reply(r) for r in replies]
+
+
+async def check_in_batch(
+    ctx: Context, owner: int, data: BatchIn, keyring_verify: Any, now: int, lite: bool
+) -> BatchOut:
+    """An offline queue of one resident: each item verified and answered on its own."""
+    results: list[ItemResult | None] = [None] * len(data.items)
+    calls: dict[int, Call] = {}
+    flags = "b" + ("l" if lite else "")
+    for index, entry in enumerate(data.items):
+        try:
+            claims = keyring_verify(entry.code)
+            persons = persons_of(owner, entry.companions)
+            at = scan_instant(ctx, entry.scanned_at, now)
+        except DomainError as exc:
+            ctx.metrics.inc(REJECTIONS, reason=_reason_of(exc))
+            results[index] = ItemResult(index=index, status=exc.status, error=exc.detail)
+            continue
+        shard = ctx.keys.shard_of(claims.venue_id)
+        call = calls.get(shard)
+        if call is None:
+            call = calls[shard] = start_call(ctx, shard, now, flags)
+        lat, lon, acc = location_args(entry.location)
+        add_item(
+            ctx,
+            call,
+            Item(
+                index,
+                claims.venue_id,
+                str(claims.code_version),
+                at,
+                persons,
+                "batch",
+                entry.client_id,
+                lat,
+                lon,
+                acc,
+            ),
+        )
+    ordered = list(calls.values())
+    replies = await run_calls(ctx, ordered) if ordered else []
+    accepted = duplicates = entries = 0
+    for call, parsed in zip(ordered, replies, strict=True):
+        assert not isinstance(parsed, str)  # batches are rate-limited before the script
+        for item, (code, payload) in zip(call.items, parsed, strict=True):
+            if code == "ok":
+                accepted += 1
+                entries += len(item.persons)
+                results[item.index] = ItemResult(item.index, 201, payload.decode(), iso_ms(item.at_ms), False)
+            elif code == "dup":
+                duplicates += 1
+                results[item.index] = ItemResult(item.index, 200, payload.decode(), None, True)
+            else:
+                err = item_error(ctx, code, payload)
+                results[item.index] = ItemResult(item.index, err.status, error=err.detail)
+    if accepted:
+        ctx.metrics.inc(ACCEPTED, accepted, source="batch")
+        ctx.metrics.inc(SCANS, entries, source="batch")
+    if duplicates:
+        ctx.metrics.inc(DEDUPES, duplicates, source="batch")
+    final = [r for r in results if r is not None]
+    return BatchOut(
+        accepted=accepted, duplicates=duplicates, rejected=len(final) - accepted - duplicates, results=final
+    )
+
+
+def _reason_of(exc: DomainError) -> str:
+    from venues.codes import InvalidCode
+
+    if isinstance(exc, InvalidCode):
+        return "bad_code"
+    if isinstance(exc, Unprocessable):
+        return "bad_time"
+    return "bad_input"
+
+
+async def check_out(ctx: Context, owner: int, checkin_id: str, now: int) -> CheckoutOut:
+    shard = shard_of_checkin(ctx, checkin_id)
+    reply = await scripts(ctx).run(
+        "checkout",
+        [ctx.keys.stream(shard), ctx.keys.checkin_record(shard, checkin_id)],
+        [now, owner, MAX_STAY_MS],
+    )
+    code = reply[0].decode()
+    ctx.metrics.inc(CHECKOUTS, outcome=code)
+    if code == "missing":
+        raise NotFound(
+            f"no open check-in {checkin_id} of yours (unknown, someone else's, or older than 13 h)"
+        )
+    if code == "done":
+        raise Conflict(f"check-in {checkin_id} was already checked out at {iso_ms(int(reply[1]))}")
+    if code == "early":
+        raise Conflict(f"check-in {checkin_id} starts at {iso_ms(int(reply[1]))}; it cannot end before that")
+    if code == "late":
+        raise Gone(
+            f"check-in {checkin_id} started at {iso_ms(int(reply[1]))}, more than 12 h ago; "
+            "the stay has already ended"
+        )
+    record = record_decoder.decode(reply[2])
+    return CheckoutOut(
+        checkin_id=checkin_id,
+        at=iso_ms(int(record.at)),
+        ended_at=iso_ms(int(reply[1])),
+        people=[int(p[0]) for p in record.p],
+    )
+
+
+# --- sentinel devices ----------------------------------------------------------------
+
+
+class SentinelResult(msgspec.Struct, omit_defaults=True):
+    index: int
+    status: int
+    person_id: int | None = None
+    checkin_id: str | None = None
+    at: str | None = None
+    duplicate: bool | None = None
+    name_masked: str | None = None
+    health_status: str | None = None
+    verdict: str | None = None
+    reason: str | None = None
+    last_negative_test_at: str | None = None
+    error: str | None = None
+
+
+class SentinelOut(msgspec.Struct):
+    venue_id: int
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[SentinelResult]
+
+
+async def check_in_sentinel(
+    ctx: Context, venue_id: int, scans: Sequence[tuple[int, int] | DomainError], now: int, lite: bool
+) -> SentinelOut:
+    """Scans at one door: per scan (person id, scan instant) or the error found while resolving it."""
+    shard = ctx.keys.shard_of(venue_id)
+    call = start_call(ctx, shard, now, "l" if lite else "")
+    results: list[SentinelResult | None] = [None] * len(scans)
+    for index, scan in enumerate(scans):
+        if isinstance(scan, DomainError):
+            results[index] = SentinelResult(index=index, status=scan.status, error=scan.detail)
+            continue
+        pid, at = scan
+        add_item(ctx, call, Item(index, venue_id, "", at, [pid], "sentinel"))
+    accepted = duplicates = 0
+    if call.items:
+        parsed = (await run_calls(ctx, [call]))[0]
+        assert not isinstance(parsed, str)
+        for item, (code, payload) in zip(call.items, parsed, strict=True):
+            if code not in ("ok", "dup"):
+                exc = item_error(ctx, code, payload)
+                results[item.index] = SentinelResult(
+                    index=item.index, status=exc.status, person_id=item.persons[0], error=exc.detail
+                )
+                continue
+            record = record_decoder.decode(payload)
+            p = record.p[0]
+            dup = code == "dup"
+            accepted += not dup
+            duplicates += dup
+            results[item.index] = SentinelResult(
+                index=item.index,
+                status=200 if dup else 201,
+                person_id=int(p[0]),
+                checkin_id=record.cid,
+                at=iso_ms(int(record.at)),
+                duplicate=dup,
+                name_masked=p[5],
+                health_status=p[1],
+                verdict=p[2],
+                reason=p[3] or None,
+                last_negative_test_at=iso_ms(int(p[6])) if p[6] else None,
+            )
+    if accepted:
+        ctx.metrics.inc(ACCEPTED, accepted, source="sentinel")
+        ctx.metrics.inc(SCANS, accepted, source="sentinel")
+    if duplicates:
+        ctx.metrics.inc(DEDUPES, duplicates, source="sentinel")
+    final = [r for r in results if r is not None]
+    return SentinelOut(
+        venue_id=venue_id,
+        accepted=accepted,
+        duplicates=duplicates,
+        rejected=len(final) - accepted - duplicates,
+        results=final,
+    )

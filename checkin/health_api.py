@@ -1,0 +1,71 @@
+"""Health-feed routes (role ``health``; the admin passes): colours, tests, watchlist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import delete, get, post, put
+
+from checkin import health
+from checkin.auth import Principal
+from checkin.context import Context
+from checkin.errors import NotFound
+from checkin.metrics import Metrics
+
+TAGS = ["health"]
+HEALTH_UPDATES = "checkin_health_updates_total"
+
+
+def setup_metrics(metrics: Metrics) -> None:
+    metrics.counter(HEALTH_UPDATES, "Health-feed updates applied, by kind (status, test, watchlist)")
+
+
+def _pid(value: int) -> int:
+    if not 1 <= value <= 2**64 - 1:
+        raise NotFound(f"person {value} is not registered")
+    return value
+
+
+@put("/v1/health/{person_id:int}", summary="Set a person's health-code colour", tags=TAGS)
+async def put_status(
+    person_id: int, data: health.StatusIn, ctx: Context, principal: Principal
+) -> health.HealthState:
+    principal.require("health")
+    state = await health.set_status(ctx, _pid(person_id), data)
+    ctx.metrics.inc(HEALTH_UPDATES, kind="status")
+    return state
+
+
+@get("/v1/health/{person_id:int}", summary="A person's health state as the door sees it", tags=TAGS)
+async def get_status(person_id: int, ctx: Context, principal: Principal) -> health.HealthState:
+    principal.require("health")
+    return await health.get_state(ctx, _pid(person_id))
+
+
+@post("/v1/health/tests", status_code=200, summary="Record test results (batch)", tags=TAGS)
+async def post_tests(data: list[health.TestIn], ctx: Context, principal: Principal) -> health.TestsReport:
+    principal.require("health")
+    report = await health.record_tests(ctx, data)
+    if report.accepted:
+        ctx.metrics.inc(HEALTH_UPDATES, report.accepted, kind="test")
+    return report
+
+
+@put("/v1/watchlist/{person_id:int}", summary="Put a person on the watchlist until a time", tags=TAGS)
+async def put_watch(
+    person_id: int, data: health.WatchIn, ctx: Context, principal: Principal
+) -> health.HealthState:
+    principal.require("health")
+    state = await health.set_watch(ctx, _pid(person_id), data)
+    ctx.metrics.inc(HEALTH_UPDATES, kind="watchlist")
+    return state
+
+
+@delete("/v1/watchlist/{person_id:int}", summary="Take a person off the watchlist", tags=TAGS)
+async def delete_watch(person_id: int, ctx: Context, principal: Principal) -> None:
+    principal.require("health")
+    await health.clear_watch(ctx, _pid(person_id))
+    ctx.metrics.inc(HEALTH_UPDATES, kind="watchlist")
+
+
+route_handlers: list[Any] = [put_status, get_status, post_tests, put_watch, delete_watch]

@@ -1,0 +1,214 @@
+"""The phone check-in page: what a resident's camera opens from a venue QR code.
+
+``GET /v/{token}`` verifies the venue code on the server (HMAC, then the venue
+record in Redis) and renders either the check-in page with the venue name or a
+zh-CN error page with the matching status (tampered 400, unknown 404, inactive
+venue or superseded poster 410). The page itself is static HTML; registration,
+check-in and check-out run in ``/static/phone.js`` against the JSON API. Values
+the script needs (code, venue, time zone) travel in escaped ``data-`` attributes,
+so the Content-Security-Policy allows no inline script or style at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+from importlib import resources
+from string import Template
+from typing import Any
+
+from litestar import Response, get
+from redis.exceptions import RedisError
+
+from checkin.context import Context
+from checkin.metrics import Metrics
+from venues import codes
+from venues.model import Venue
+
+log = logging.getLogger("checkin.phone_page")
+
+PAGE_VIEWS = "checkin_phone_page_views_total"
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": "geolocation=(self), camera=(), microphone=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+MAX_TOKEN_CHARS = 256
+"""Longer path segments are refused before any decoding."""
+
+
+def _read_static(name: str) -> str:
+    return (resources.files("checkin") / "static" / name).read_text(encoding="utf-8")
+
+
+class _Asset:
+    def __init__(self, name: str, media_type: str) -> None:
+        self.body = _read_static(name).encode("utf-8")
+        self.media_type = media_type
+        self.version = hashlib.sha256(self.body).hexdigest()[:12]
+
+
+_JS = _Asset("phone.js", "text/javascript; charset=utf-8")
+_CSS = _Asset("phone.css", "text/css; charset=utf-8")
+_PAGE = Template(_read_static("phone.html"))
+_ERROR_PAGE = Template(
+    """<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
+<meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
+<title>${title}</title>
+<link rel="stylesheet" href="/static/phone.css?v=${css_version}">
+</head>
+<body>
+<main class="shell" id="error-page" data-status="${status}">
+  <header class="topbar"><span class="brand">场所码登记</span></header>
+  <section class="card error-card">
+    <div class="error-icon" aria-hidden="true">!</div>
+    <h1 id="error-title">${title}</h1>
+    <p id="error-message">${message}</p>
+    <p class="muted">${hint}</p>
+  </section>
+</main>
+</body>
+</html>
+"""
+)
+
+
+def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**_SECURITY_HEADERS, "Cache-Control": "no-store", **(extra or {})}
+
+
+def _html(body: str, status: int, extra_headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(
+        content=body.encode("utf-8"),
+        status_code=status,
+        media_type="text/html; charset=utf-8",
+        headers=_headers(extra_headers),
+    )
+
+
+def error_page(
+    status: int, title: str, message: str, hint: str, headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    body = _ERROR_PAGE.substitute(
+        title=html.escape(title),
+        message=html.escape(message),
+        hint=html.escape(hint),
+        status=str(status),
+        css_version=_CSS.version,
+    )
+    return _html(body, status, headers)
+
+
+def render_checkin_page(venue: Venue, token: str, tz: str) -> str:
+    """The check-in page for one verified venue code; every value is HTML-escaped."""
+    esc = html.escape
+    return _PAGE.substitute(
+        venue_name=esc(venue.name),
+        venue_address=esc(venue.address),
+        venue_id=str(venue.venue_id),
+        code=esc(token),
+        tz=esc(tz),
+        js_version=_JS.version,
+        css_version=_CSS.version,
+    )
+
+
+_SCAN_AGAIN = "请重新扫描场所张贴的场所码；如仍无法登记，请联系场所工作人员。"
+
+
+def setup_metrics(metrics: Metrics) -> None:
+    metrics.counter(
+        PAGE_VIEWS, "Phone check-in page loads by result (ok, tampered, unknown, gone, unavailable)"
+    )
+
+
+@get("/v/{token:str}", summary="Phone check-in page for a venue code", tags=["pages"])
+async def checkin_page(token: str, ctx: Context) -> Response[bytes]:
+    if len(token) > MAX_TOKEN_CHARS:
+        ctx.metrics.inc(PAGE_VIEWS, result="tampered")
+        return error_page(400, "场所码无效", "这不是有效的场所码。", _SCAN_AGAIN)
+    try:
+        claims = codes.verify(ctx.keyring, token)
+    except codes.InvalidCode:
+        ctx.metrics.inc(PAGE_VIEWS, result="tampered")
+        return error_page(400, "场所码无效", "该场所码无法通过校验，可能已被篡改或损坏。", _SCAN_AGAIN)
+    try:
+        raw: dict[bytes, bytes] = await ctx.redis.hgetall(ctx.keys.venue(claims.venue_id))
+    except (RedisError, OSError) as exc:
+        log.warning("venue lookup for the phone page failed: %s", exc)
+        ctx.metrics.inc(PAGE_VIEWS, result="unavailable")
+        return error_page(
+            503,
+            "服务繁忙",
+            "登记服务暂时不可用。",
+            "请稍后刷新本页重试。",
+            headers={"Retry-After": "5"},
+        )
+    if not raw:
+        ctx.metrics.inc(PAGE_VIEWS, result="unknown")
+        return error_page(404, "场所不存在", "未找到该场所码对应的场所。", _SCAN_AGAIN)
+    venue = Venue.from_hash(claims.venue_id, raw)
+    if not venue.active:
+        ctx.metrics.inc(PAGE_VIEWS, result="gone")
+        return error_page(
+            410,
+            "场所码已停用",
+            f"场所“{venue.name}”的场所码已停用。",
+            "请向场所索取新的场所码。",
+        )
+    if claims.code_version != venue.code_version:
+        ctx.metrics.inc(PAGE_VIEWS, result="gone")
+        return error_page(
+            410,
+            "场所码已更换",
+            f"场所“{venue.name}”已更换场所码，此码已失效。",
+            "请向场所索取新的场所码。",
+        )
+    ctx.metrics.inc(PAGE_VIEWS, result="ok")
+    return _html(render_checkin_page(venue, token, ctx.settings.tz), 200)
+
+
+def _asset_response(asset: _Asset, v: str | None) -> Response[bytes]:
+    # A versioned URL never changes content; an unversioned one is revalidated often.
+    max_age = 86400 * 30 if v == asset.version else 300
+    return Response(
+        content=asset.body,
+        media_type=asset.media_type,
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": f"public, max-age={max_age}",
+            "ETag": f'"{asset.version}"',
+        },
+    )
+
+
+@get("/static/phone.js", summary="Script of the phone check-in page", tags=["pages"], include_in_schema=False)
+async def phone_js(v: str | None = None) -> Response[bytes]:
+    return _asset_response(_JS, v)
+
+
+@get(
+    "/static/phone.css",
+    summary="Style sheet of the phone check-in page",
+    tags=["pages"],
+    include_in_schema=False,
+)
+async def phone_css(v: str | None = None) -> Response[bytes]:
+    return _asset_response(_CSS, v)
+
+
+route_handlers: list[Any] = [checkin_page, phone_js, phone_css]

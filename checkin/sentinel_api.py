@@ -1,0 +1,96 @@
+"""Sentinel devices: the door scanner of one venue uploads the codes it read.
+
+A device key is bound to one venue (``POST /v1/keys`` with role ``device`` and a
+``venue_id``); an admin may upload for any venue with ``?venue_id=``. A person is named by
+their resident token (the code on their phone) or their id number (ID card reader).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Response, post
+
+from checkin import checkins, resident_tokens, residents
+from checkin.auth import Principal
+from checkin.checkins_api import JSON, latency_of
+from checkin.context import Context
+from checkin.errors import BadInput, DomainError, NotFound, Unauthenticated
+from checkin.protection import guard_of
+from checkin.residents import now_ms
+
+MAX_SCANS = 500
+
+
+class SentinelScan(msgspec.Struct, forbid_unknown_fields=True):
+    person_token: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    id_number: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    scanned_at: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
+
+
+class SentinelIn(msgspec.Struct, forbid_unknown_fields=True):
+    scans: Annotated[list[SentinelScan], msgspec.Meta(min_length=1, max_length=MAX_SCANS)]
+
+
+_encoder = msgspec.json.Encoder()
+
+
+@post(
+    "/v1/sentinel/scans",
+    status_code=200,
+    summary="Upload scans from a venue's door device (device key); per-scan verdicts",
+    tags=["sentinel"],
+)
+async def post_scans(
+    data: SentinelIn, ctx: Context, principal: Principal, venue_id: int | None = None
+) -> Response[bytes]:
+    started = time.perf_counter()
+    principal.require("device")
+    if principal.role == "device":
+        if principal.venue_id is None:
+            raise BadInput("this device key is not bound to a venue")
+        if venue_id is not None and venue_id != principal.venue_id:
+            raise BadInput(f"this device key is bound to venue {principal.venue_id}")
+        target = principal.venue_id
+    elif venue_id is None:
+        raise BadInput("venue_id: an admin upload must name the venue (?venue_id=)")
+    else:
+        target = venue_id
+    guard = guard_of(ctx)
+    lite = guard.admit()
+    now = now_ms()
+    resolved: list[tuple[int, int] | DomainError] = []
+    by_id_number: list[tuple[int, str]] = []
+    for index, scan in enumerate(data.scans):
+        try:
+            if (scan.person_token is None) == (scan.id_number is None):
+                raise BadInput("give exactly one of person_token or id_number")
+            at = checkins.scan_instant(ctx, scan.scanned_at, now)
+            if scan.person_token is not None:
+                resolved.append((resident_tokens.verify(ctx.keyring, scan.person_token), at))
+            else:
+                resolved.append((0, at))
+                by_id_number.append((index, scan.id_number or ""))
+        except (BadInput, Unauthenticated, DomainError) as exc:
+            resolved.append(exc)
+    if by_id_number:
+        found = await residents.lookup_many_by_id_number(ctx, [n for _, n in by_id_number])
+        for (index, _), pid in zip(by_id_number, found, strict=True):
+            entry = resolved[index]
+            assert not isinstance(entry, DomainError)
+            resolved[index] = (
+                (pid, entry[1]) if pid is not None else NotFound("no resident with this id_number")
+            )
+    guard.inflight += 1
+    try:
+        out = await checkins.check_in_sentinel(ctx, target, resolved, now, lite)
+    finally:
+        guard.inflight -= 1
+    latency_of(ctx).observe("sentinel", time.perf_counter() - started)
+    return Response(content=_encoder.encode(out), status_code=200, media_type=JSON)
+
+
+route_handlers: list[Any] = [post_scans]

@@ -1,0 +1,151 @@
+"""The served live feed: a real tracing app (granian subprocess, own data dir) running the rule worker.
+
+Scans XADDed to the streams come out as SSE events; a scoped analyst sees only its district; a client
+that reconnects with Last-Event-ID receives exactly the alerts it missed, once; history reaches ClickHouse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from checkin.settings import Settings
+from tests.conftest import ADMIN_KEY, free_port
+from tests.test_alerts_api import key_for
+from tests.test_rules_support import DISTRICT_A, DISTRICT_B, Harness, scan, venue
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def served(make_settings: Any, tmp_path: Path) -> Iterator[tuple[str, Settings]]:
+    settings: Settings = make_settings(clickhouse_dsn=f"chdb://{tmp_path / 'ch'}", tracing_port=free_port())
+    env = {**os.environ, **settings.to_env(), "CHECKIN_TRACING_WORKERS": "rules"}
+    base = f"http://127.0.0.1:{settings.tracing_port}"
+    log = (tmp_path / "tracing.log").open("wb")
+    granian = str(Path(sys.executable).with_name("granian"))
+    args = ["--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(settings.tracing_port)]
+    proc = subprocess.Popen(
+        [granian, *args, "tracing.app:create_app"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "tracing.log").read_text()[-3000:]
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "tracing app did not become healthy"
+            time.sleep(0.2)
+        yield base, settings
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        log.close()
+
+
+class Feed:
+    """Reads one SSE connection in the background; ``events`` holds (id, alert dict)."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str, **kw: Any) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.status = 0
+        self._task = asyncio.create_task(self._run(client, url, kw))
+        self.opened = asyncio.Event()
+
+    async def _run(self, client: httpx.AsyncClient, url: str, kw: dict[str, Any]) -> None:
+        import json
+
+        async with client.stream("GET", url, timeout=None, **kw) as resp:
+            self.status = resp.status_code
+            self.opened.set()
+            block: dict[str, str] = {}
+            async for line in resp.aiter_lines():
+                if line == "":
+                    if block.get("event") == "alert":
+                        self.events.append((block["id"], json.loads(block["data"])))
+                    block = {}
+                elif not line.startswith(":") and ": " in line:
+                    name, value = line.split(": ", 1)
+                    block[name] = value
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.events) < count:
+            assert time.monotonic() < deadline, f"got {len(self.events)} of {count} events"
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+async def test_served_feed_is_scoped_and_resumes_once(
+    served: tuple[str, Settings], redis_client: Any
+) -> None:
+    base, settings = served
+    h = Harness(settings, redis_client)
+    a, b = venue(1001, DISTRICT_A), venue(2001, DISTRICT_B)
+    scoped = await key_for(settings, redis_client, "analyst", DISTRICT_A)
+    key = scoped["Authorization"].split(" ", 1)[1]
+
+    async with httpx.AsyncClient(base_url=base) as client:
+        feed = Feed(client, f"/v1/alerts/stream?key={key}")  # EventSource style: key in the URL
+        await asyncio.wait_for(feed.opened.wait(), 10)
+        assert feed.status == 200
+        await asyncio.sleep(0.2)
+        await h.xadd(scan(b, 1, status="red"), scan(a, 2, status="red"))
+        await feed.wait_for(1)
+        await asyncio.sleep(0.3)
+        assert [(e[1]["person_id"], e[1]["district"]) for e in feed.events] == [(2, DISTRICT_A)]
+        last_id = feed.events[-1][0]
+        await feed.close()
+
+        # missed while disconnected
+        await h.xadd(scan(a, 3, status="red"), scan(b, 4, status="red"), scan(a, 5, status="yellow"))
+        for _ in range(200):
+            if await redis_client.xlen(settings.key_prefix + "alerts") >= 5:
+                break
+            await asyncio.sleep(0.05)
+        resumed = Feed(client, "/v1/alerts/stream", headers={**scoped, "Last-Event-ID": last_id})
+        await resumed.wait_for(2)
+        await h.xadd(scan(a, 6, status="red"))
+        await resumed.wait_for(3)
+        await asyncio.sleep(0.3)
+        got = [(e[1]["person_id"], e[1]["kind"]) for e in resumed.events]
+        assert got == [(3, "red_code_entry"), (5, "yellow_code_entry"), (6, "red_code_entry")]
+        assert len({e[0] for e in resumed.events}) == 3
+        await resumed.close()
+
+        # the admin (whole city) sees every district; history reaches ClickHouse
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        for _ in range(100):
+            r = await client.get("/v1/alerts", headers=admin)
+            if r.json()["count"] >= 6:
+                break
+            await asyncio.sleep(0.1)
+        assert r.json()["count"] == 6
+        r = await client.get("/v1/alerts", headers=scoped)
+        assert sorted(x["person_id"] for x in r.json()["alerts"]) == [2, 3, 5, 6]
+        r = await client.get("/v1/alerts/stream", params={"key": "ck_not_a_key"})
+        assert r.status_code == 401

@@ -1,0 +1,252 @@
+"""The tracing console in headless Chromium against a real tracing server (granian in a subprocess).
+
+Stays are seeded through the server's own Store in a separate short-lived
+process *before* the server starts (the embedded engine's data path can be
+opened by one process at a time), then a tracer signs in with an API key, runs
+a contact trace from the form and sees the expected contact ids; an analyst
+sees the scans-per-hour chart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from checkin.auth import ApiKeyRecord, hash_key, new_key
+from checkin.keyring import Keyring
+from checkin.redis_keys import RedisKeys
+from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
+from tests.test_trace_reference import COMMUNITIES, HOUR_MS, MIN_MS, iso
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+SEED_SCRIPT = """
+import json, sys
+from tests.test_trace_reference import build_world, load
+from tracing.store import Store
+spec = json.load(sys.stdin)
+store = Store(spec["dsn"], "checkin")
+store.apply_schema(28)
+venues = {int(k): tuple(v) for k, v in spec["venues"].items()}
+world = build_world(spec["base"], venues, [tuple(c) for c in spec["checkins"]])
+load(store, world)
+store.close()
+"""
+
+
+@dataclass
+class Server:
+    base: str
+    base_ms: int
+    tracer_key: str
+    analyst_key: str
+    keys: RedisKeys
+
+
+def _key(client: redis.Redis, keys: RedisKeys, role: str) -> str:
+    key = new_key()
+    digest = hash_key(key)
+    record = ApiKeyRecord(key_id=digest[:12], role=role, name=f"console {role}")
+    client.set(keys.api_key(digest), json.dumps({"key_id": record.key_id, "role": role, "name": record.name}))
+    client.hset(keys.api_key_index(), record.key_id, digest)
+    return key
+
+
+@pytest.fixture
+def server(tmp_path: Path, prefix: str) -> Iterator[Server]:
+    port = free_port()
+    dsn = f"chdb://{tmp_path / 'clickhouse'}"
+    hour = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=3)
+    base = int(hour.timestamp()) * 1000  # inside the analyst charts' default 24 h window
+    venues = {"7": [60, COMMUNITIES[0]], "8": [60, COMMUNITIES[2]]}
+    checkins = [
+        [7, [101], base, None],
+        [7, [202], base + 30 * MIN_MS, None],
+        [7, [303], base + 50 * MIN_MS, None],  # 10 min with 101: not a contact at 15 min
+        [8, [202, 404], base + 100 * MIN_MS, 20 * MIN_MS],  # second degree via 202
+    ]
+    seed = subprocess.run(
+        [sys.executable, "-c", SEED_SCRIPT],
+        input=json.dumps({"dsn": dsn, "base": base, "venues": venues, "checkins": checkins}),
+        text=True,
+        capture_output=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=120,
+    )
+    assert seed.returncode == 0, seed.stderr
+    env = {
+        **os.environ,
+        "CHECKIN_DATA_DIR": str(tmp_path / "var"),
+        "CHECKIN_REDIS_URL": REDIS_URL,
+        "CHECKIN_CLICKHOUSE_DSN": dsn,
+        "CHECKIN_TRACING_PORT": str(port),
+        "CHECKIN_KEY_PREFIX": prefix,
+        "CHECKIN_ADMIN_KEY": ADMIN_KEY,
+        "CHECKIN_KEYRING": Keyring.generate(1),
+        "CHECKIN_TZ": "UTC",
+    }
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = RedisKeys(prefix)
+    tracer, analyst = _key(client, keys, "tracer"), _key(client, keys, "analyst")
+    client.close()
+    log = tmp_path / "tracing.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "checkin.cli", "serve-tracing"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"tracing server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield Server(url, base, tracer, analyst, keys)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(accept_downloads=True)
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.errors = errors
+        yield pg
+        browser.close()
+
+
+def _sign_in(page: Any, server: Server, key: str) -> None:
+    page.goto(server.base + "/console")
+    page.fill("#api-key", key)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#who:has-text('tracer'), #who:has-text('analyst')")
+
+
+def test_a_tracer_runs_a_contact_trace_from_the_form(page: Any, server: Server) -> None:
+    page.goto(server.base + "/console")
+    page.fill("#api-key", "ck_not_a_key")
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#login-error:has-text('Unknown or revoked key')")
+
+    _sign_in(page, server, server.tracer_key)
+    assert page.is_visible("#tracer-view")
+    page.fill("#trace-person", "101")
+    page.fill("#trace-since", iso(server.base_ms - HOUR_MS))
+    page.fill("#trace-until", iso(server.base_ms + 12 * HOUR_MS))
+    page.select_option("#trace-depth", "2")
+    page.fill("#trace-reason", "case 42: restaurant cluster")
+    page.click("#trace-run")
+    page.wait_for_selector("#contacts-table tbody tr[data-person-id]")
+    rows = page.eval_on_selector_all(
+        "#contacts-table tbody tr[data-person-id]",
+        "rows => rows.map(r => [r.dataset.personId, r.dataset.degree])",
+    )
+    assert rows == [["202", "1"], ["303", "2"], ["404", "2"]]
+    assert page.inner_text("#contacts-table tbody tr[data-person-id='404'] td:nth-child(6)") == "202"
+    # the graph draws the index person and the three contacts; the timeline lists 101's one stay
+    assert page.locator("#graph svg g[data-person-id]").count() == 4
+    assert page.locator("#visits-table tbody tr").count() == 1
+    assert page.locator("#timeline-chart svg rect").count() == 1
+    assert "2 contact" not in page.inner_text(
+        "#trace-summary"
+    ) and "1 contact(s), 2 second-degree" in page.inner_text("#trace-summary")
+
+    # exposure screening and its CSV download
+    page.fill(
+        "#exposure-sites", f"7, {iso(server.base_ms + 55 * MIN_MS)}, {iso(server.base_ms + 56 * MIN_MS)}"
+    )
+    page.fill("#exposure-reason", "case 42: site screening")
+    page.click("#exposure-form button[type=submit]")
+    page.wait_for_selector("#exposures-table tbody tr[data-person-id]")
+    ids = page.eval_on_selector_all(
+        "#exposures-table tbody tr[data-person-id]", "rows => rows.map(r => r.dataset.personId)"
+    )
+    assert ids == ["101", "202", "303"]
+    with page.expect_download() as info:
+        page.click("#exposure-csv")
+    text = Path(info.value.path()).read_text()
+    assert (
+        text.splitlines()[0] == "person_id,venue_id,venue_name,first_at_venue,first_at"
+        and len(text.splitlines()) == 4
+    )
+
+    # a bad request shows the server's problem detail
+    page.fill("#trace-reason", "")
+    page.eval_on_selector("#trace-reason", "el => el.removeAttribute('required')")
+    page.click("#trace-run")
+    page.wait_for_selector("#trace-error:has-text('reason is required')")
+    assert page.errors == []
+
+    # every call above was audited under the tracer's key
+    audit = httpx.get(server.base + "/v1/audit", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()
+    assert {e["action"] for e in audit["entries"]} == {"contacts", "visits", "exposures"}
+
+
+def test_an_analyst_sees_scans_per_hour_by_district(page: Any, server: Server) -> None:
+    _sign_in(page, server, server.analyst_key)
+    assert page.is_visible("#analyst-view")
+    page.wait_for_selector("#districts-table tbody tr[data-district]")
+    districts = page.eval_on_selector_all(
+        "#districts-table tbody tr", "rows => rows.map(r => r.dataset.district)"
+    )
+    assert districts == ["620102", "620103"]
+    assert page.locator("#hour-chart-svg rect[data-district]").count() == 2
+
+    # live alerts: one published on the alerts stream after the feed connected shows up at once
+    alerts = pytest.importorskip("tracing.alerts")
+    page.wait_for_selector("#alerts-status:has-text('Live.')")
+    alert = alerts.Alert(
+        alert_id="al-console-1",
+        kind="red_code_entry",
+        severity="critical",
+        at=iso(server.base_ms),
+        person_id=101,
+        venue_id=7,
+        district=COMMUNITIES[0][:6],
+        street=COMMUNITIES[0][:9],
+        community=COMMUNITIES[0],
+        details={},
+    )
+    client = redis.Redis.from_url(REDIS_URL)
+    client.xadd(server.keys.alerts_stream(), alerts.to_fields(alert))
+    client.close()
+    page.wait_for_selector("#alerts-table tbody tr[data-alert-id='al-console-1']")
+    assert "red_code_entry" in page.inner_text("#alerts-table tbody tr[data-alert-id='al-console-1']")
+    assert page.errors == []

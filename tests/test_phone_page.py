@@ -1,0 +1,243 @@
+"""The phone check-in page ``GET /v/{token}``: venue name from the registry, zh-CN error
+pages with the right status, escaping, security headers, static assets."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from litestar.testing import AsyncTestClient
+
+from checkin.keyring import Keyring
+from checkin.redis_keys import RedisKeys
+from checkin.settings import Settings
+from venues import codes
+from venues.model import Venue
+
+STATIC = Path(__file__).resolve().parent.parent / "checkin" / "static"
+HOSTILE_NAME = '<script>alert("x")</script> 老王&小李\'s 面馆'
+
+
+class Tags(HTMLParser):
+    """Every start tag with its attributes, and the text nodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, dict[str, str | None]]] = []
+        self.texts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.seen.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            self.texts.append(data.strip())
+
+
+def put_venue(sync_redis: redis.Redis, settings: Settings, venue_id: int, **fields: Any) -> Venue:
+    venue = Venue(
+        venue_id=venue_id,
+        name=fields.pop("name", "幸福路社区菜市场"),
+        address=fields.pop("address", "幸福路 12 号"),
+        district="620102",
+        street="620102001",
+        community="620102001001",
+        lat=36.06,
+        lon=103.83,
+        **fields,
+    )
+    sync_redis.hset(RedisKeys(settings.key_prefix).venue(venue_id), mapping=venue.to_hash())  # type: ignore[arg-type]
+    return venue
+
+
+def sign(settings: Settings, venue_id: int, version: int = 1) -> str:
+    return codes.sign(Keyring.parse(settings.keyring), venue_id, version)
+
+
+def assert_security_headers(headers: Any) -> None:
+    csp = headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"] == "no-store"
+
+
+async def test_page_shows_the_venue_name_escaped_with_no_inline_script(
+    ingest: AsyncTestClient[Any], sync_redis: redis.Redis, settings: Settings
+) -> None:
+    put_venue(sync_redis, settings, 7001, name=HOSTILE_NAME, address='"><img src=x onerror=alert(1)>')
+    token = sign(settings, 7001)
+    r = await ingest.get(f"/v/{token}")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    assert_security_headers(r.headers)
+    page = r.text
+    assert '<html lang="zh-CN">' in page
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; 老王&amp;小李&#x27;s 面馆" in page
+    # every script is an external file from this origin; no inline handlers or styles
+    tags = Tags()
+    tags.feed(page)
+    scripts = [attrs for tag, attrs in tags.seen if tag == "script"]
+    assert scripts and all(
+        re.fullmatch(r"/static/phone\.js\?v=[0-9a-f]+", a.get("src") or "") for a in scripts
+    )
+    assert not [a for _, attrs in tags.seen for a in attrs if a.startswith("on") or a == "style"]
+    assert not [tag for tag, _ in tags.seen if tag in ("style", "img", "iframe")]
+    assert HOSTILE_NAME in tags.texts  # shown as text, exactly
+    assert f'data-code="{token}"' in page
+    assert 'data-tz="Asia/Shanghai"' in page and 'data-venue-id="7001"' in page
+    for label in ("姓名", "手机号", "身份证号", "登记", "离场登记"):
+        assert label in page
+
+
+async def test_page_embeds_the_configured_time_zone(make_settings: Any, sync_redis: redis.Redis) -> None:
+    from checkin.app import create_app
+
+    settings = make_settings(tz="Asia/Urumqi")
+    put_venue(sync_redis, settings, 7002)
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        r = await client.get(f"/v/{sign(settings, 7002)}")
+    assert r.status_code == 200 and 'data-tz="Asia/Urumqi"' in r.text
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        pytest.param(lambda t: t[:-2] + ("AA" if t[-2:] != "AA" else "BA"), id="bad-mac"),
+        pytest.param(lambda t: t[:-1], id="truncated"),
+        pytest.param(lambda t: "not-a-code", id="garbage"),
+        pytest.param(lambda t: t * 20, id="very-long"),
+        pytest.param(lambda t: t[:10] + "%3Cb%3E" + t[17:], id="markup"),
+    ],
+)
+async def test_tampered_code_is_a_400_page(
+    ingest: AsyncTestClient[Any], sync_redis: redis.Redis, settings: Settings, mangle: Any
+) -> None:
+    put_venue(sync_redis, settings, 7003)
+    r = await ingest.get(f"/v/{mangle(sign(settings, 7003))}")
+    assert r.status_code == 400
+    assert r.headers["content-type"].startswith("text/html")
+    assert_security_headers(r.headers)
+    assert "场所码无效" in r.text and "<b>" not in r.text
+    assert 'id="app"' not in r.text  # no check-in form on an error page
+
+
+async def test_tampered_codes_are_counted(ingest: AsyncTestClient[Any], settings: Settings) -> None:
+    for _ in range(3):
+        assert (await ingest.get("/v/AAAAAAAAAAAAAAAAAAAAAAAAAA")).status_code == 400
+    metrics = (await ingest.get("/metrics")).text
+    assert 'checkin_phone_page_views_total{result="tampered"} 3' in metrics
+
+
+async def test_unknown_venue_is_a_404_page(ingest: AsyncTestClient[Any], settings: Settings) -> None:
+    r = await ingest.get(f"/v/{sign(settings, 7999)}")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("text/html")
+    assert_security_headers(r.headers)
+    assert "场所不存在" in r.text
+
+
+async def test_inactive_venue_is_a_410_page(
+    ingest: AsyncTestClient[Any], sync_redis: redis.Redis, settings: Settings
+) -> None:
+    put_venue(sync_redis, settings, 7004, name=HOSTILE_NAME, active=False)
+    r = await ingest.get(f"/v/{sign(settings, 7004)}")
+    assert r.status_code == 410
+    assert_security_headers(r.headers)
+    assert "请向场所索取新的场所码" in r.text
+    assert "<script>alert" not in r.text and "&lt;script&gt;" in r.text
+
+
+async def test_superseded_poster_is_a_410_page(
+    ingest: AsyncTestClient[Any], sync_redis: redis.Redis, settings: Settings
+) -> None:
+    put_venue(sync_redis, settings, 7005, code_version=3)
+    r = await ingest.get(f"/v/{sign(settings, 7005, version=2)}")
+    assert r.status_code == 410
+    assert "已更换场所码" in r.text and "请向场所索取新的场所码" in r.text
+    r = await ingest.get(f"/v/{sign(settings, 7005, version=3)}")
+    assert r.status_code == 200
+
+
+async def test_code_signed_with_an_old_key_still_opens_the_page(
+    make_settings: Any, sync_redis: redis.Redis
+) -> None:
+    from checkin.app import create_app
+
+    old = Keyring.generate(1)
+    newer = Keyring.generate(2).split(",")[-1]
+    settings = make_settings(keyring=f"{old},{newer}")
+    put_venue(sync_redis, settings, 7006)
+    token = codes.sign(Keyring.parse(old), 7006, 1)
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        r = await client.get(f"/v/{token}")
+    assert r.status_code == 200, r.text
+
+
+async def test_static_assets_are_served_with_types_and_versions(
+    ingest: AsyncTestClient[Any], sync_redis: redis.Redis, settings: Settings
+) -> None:
+    put_venue(sync_redis, settings, 7007)
+    page = (await ingest.get(f"/v/{sign(settings, 7007)}")).text
+    js_url = re.search(r'src="(/static/phone\.js\?v=[0-9a-f]+)"', page)
+    css_url = re.search(r'href="(/static/phone\.css\?v=[0-9a-f]+)"', page)
+    assert js_url and css_url
+    r = await ingest.get(js_url.group(1))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "max-age=2592000" in r.headers["cache-control"]
+    assert r.content == (STATIC / "phone.js").read_bytes()
+    r = await ingest.get(css_url.group(1))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/css")
+    assert r.content == (STATIC / "phone.css").read_bytes()
+    r = await ingest.get("/static/phone.js?v=stale")
+    assert r.status_code == 200 and "max-age=300" in r.headers["cache-control"]
+
+
+async def test_redis_down_gives_a_503_page(make_settings: Any, tmp_path: Path) -> None:
+    """Our own redis-server, stopped while the app runs: the page says busy, not 500."""
+    from checkin.app import create_app
+    from tests.conftest import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        own = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                own.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        settings = make_settings(redis_url=f"redis://127.0.0.1:{port}/0")
+        put_venue(own, settings, 7008)
+        own.close()
+        async with AsyncTestClient(app=create_app(settings)) as client:
+            r = await client.get(f"/v/{sign(settings, 7008)}")
+            assert r.status_code == 200
+            proc.terminate()
+            proc.wait(timeout=10)
+            r = await client.get(f"/v/{sign(settings, 7008)}")
+            assert r.status_code == 503
+            assert r.headers["retry-after"] == "5"
+            assert "服务繁忙" in r.text and r.headers["content-type"].startswith("text/html")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
+def test_script_parses() -> None:
+    subprocess.run(["node", "--check", str(STATIC / "phone.js")], check=True)

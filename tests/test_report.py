@@ -1,0 +1,176 @@
+"""The command-centre report: figures from ClickHouse, CSV files, a self-contained HTML page, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from checkin.cli import build_parser
+from checkin.settings import Settings
+from tests.test_rules_support import DISTRICT_A, DISTRICT_B
+from tracing import alerts as al
+from tracing.report import build_report, period_bounds
+from tracing.schema import STAY_COLUMNS
+from tracing.store import Store
+
+TZ = ZoneInfo("Asia/Shanghai")
+DAY = dt.date.today() - dt.timedelta(days=2)
+
+
+def local(hour: int, minute: int = 0, day: dt.date = DAY) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=TZ).astimezone(dt.UTC)
+
+
+def stay(
+    cid: str, person: int, venue: int, district: str, at: dt.datetime, version: int = 0, **kw: Any
+) -> list[Any]:
+    row = {
+        "checkin_id": cid,
+        "person_id": person,
+        "venue_id": venue,
+        "at": at,
+        "end_at": at + dt.timedelta(hours=1),
+        "version": version,
+        "district": district,
+        "street": district + "001",
+        "community": district + "001001",
+        "status": "green",
+        "verdict": "pass",
+        "reason": "",
+        "source": "phone",
+        "owner_id": person,
+        "lat": 0.0,
+        "lon": 0.0,
+        "stream_id": f"{cid}-{version}",
+        "received_at": at,
+    }
+    row.update(kw)
+    return [row[name] for name, _ in STAY_COLUMNS]
+
+
+def alert(n: int, kind: str, district: str, venue: int, at: dt.datetime) -> al.Alert:
+    return al.Alert(
+        alert_id=f"{n:022x}",
+        kind=kind,
+        severity="critical",
+        at=al.fmt_ms(al.dt_ms(at)),
+        person_id=n,
+        venue_id=venue,
+        district=district,
+        street=district + "001",
+        community=district + "001001",
+        details={},
+    )
+
+
+@pytest.fixture
+def seeded(store: Store) -> Store:
+    rows = [
+        stay("c1", 1, 11, DISTRICT_A, local(0, 5)),  # just after local midnight: inside the day
+        stay("c1", 1, 11, DISTRICT_A, local(0, 5), version=1, end_at=local(0, 30)),  # its check-out
+        stay("c2", 2, 11, DISTRICT_A, local(9), status="red", verdict="deny"),
+        stay("c3", 1, 12, DISTRICT_A, local(9, 30)),
+        stay("c4", 4, 21, DISTRICT_B, local(23, 59)),
+        stay("c5", 5, 21, DISTRICT_B, local(7, day=DAY - dt.timedelta(days=1))),  # the day before
+        stay("c6", 6, 11, DISTRICT_A, local(23, 59, day=DAY - dt.timedelta(days=1))),
+    ]
+    store.insert("scans", [c for c, _ in STAY_COLUMNS], rows, column_oriented=False)
+    now = dt.datetime.now(dt.UTC)
+    store.insert(
+        "venues",
+        ["venue_id", "name", "district", "street", "community", "updated_at"],
+        [
+            [11, '=HYPERLINK("x")', DISTRICT_A, "", "", now],
+            [12, "Tea <b>house</b>", DISTRICT_A, "", "", now],
+            [21, "Market", DISTRICT_B, "", "", now],
+        ],
+        column_oriented=False,
+    )
+    al.insert_alerts(
+        store,
+        [
+            alert(1, "red_code_entry", DISTRICT_A, 11, local(9)),
+            alert(2, "red_code_entry", DISTRICT_A, 11, local(10)),
+            alert(3, "capacity_exceeded", DISTRICT_B, 21, local(12)),
+            alert(4, "remote_scan", DISTRICT_B, 21, local(12, day=DAY - dt.timedelta(days=1))),
+        ],
+    )
+    return store
+
+
+def test_period_bounds_are_local() -> None:
+    since, until, label = period_bounds("day", dt.date(2026, 11, 3), "Asia/Shanghai")
+    assert (
+        al.fmt_ms(since) == "2026-11-02T16:00:00.000Z"
+        and until - since == 86_400_000
+        and label == "2026-11-03"
+    )
+    since, until, label = period_bounds("month", dt.date(2026, 2, 17), "Asia/Shanghai")
+    assert al.fmt_ms(since) == "2026-01-31T16:00:00.000Z" and (until - since) == 28 * 86_400_000
+    assert label == "2026-02"
+
+
+def test_day_report_figures(seeded: Store, settings: Settings) -> None:
+    report = build_report(seeded, "day", DAY, settings.tz)
+    assert [(d.district, d.scans, d.persons, d.denied, d.alerts) for d in report.districts] == [
+        (DISTRICT_A, 3, 2, 1, 2),  # the check-out does not count twice; the day before is outside
+        (DISTRICT_B, 1, 1, 0, 1),
+    ]
+    assert [(k.district, k.kind, k.alerts) for k in report.kinds] == [
+        (DISTRICT_A, "red_code_entry", 2),
+        (DISTRICT_B, "capacity_exceeded", 1),
+    ]
+    assert [(v.rank, v.venue_id, v.scans, v.alerts) for v in report.venues] == [
+        (1, 11, 2, 2),
+        (2, 12, 1, 0),
+        (3, 21, 1, 1),
+    ]
+    hours = {t.bucket: t.scans for t in report.timeline}
+    assert len(hours) == 24 and hours["00:00"] == 1 and hours["09:00"] == 2 and hours["23:00"] == 1
+
+
+def test_month_report_and_cli_outputs(seeded: Store, settings: Settings, tmp_path: Path) -> None:
+    parser = build_parser()
+    out = tmp_path / "report"
+    args = parser.parse_args(["report", "--period", "month", "--date", DAY.isoformat(), "--out", str(out)])
+    assert args.handler(args, settings) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "alerts_by_kind.csv",
+        "report.html",
+        "scans_by_district.csv",
+        "scans_over_time.csv",
+        "top_venues.csv",
+    ]
+    districts = list(csv.DictReader(io.StringIO((out / "scans_by_district.csv").read_text())))
+    month_has_prev_day = (DAY - dt.timedelta(days=1)).month == DAY.month
+    expected_a = 4 if month_has_prev_day else 3
+    assert districts[0]["district"] == DISTRICT_A and int(districts[0]["scans"]) == expected_a
+    venues = list(csv.DictReader(io.StringIO((out / "top_venues.csv").read_text())))
+    assert venues[0]["venue_id"] == "11" and venues[0]["name"] == '\'=HYPERLINK("x")'  # formula neutralised
+    days = list(csv.DictReader(io.StringIO((out / "scans_over_time.csv").read_text())))
+    assert days[0]["local_day"].endswith("-01")
+    assert sum(int(d["scans"]) for d in days) == 4 + (2 if month_has_prev_day else 0)
+    page = (out / "report.html").read_text()
+    assert page.count("<svg") == 4 and "<script" not in page and "src=" not in page and "href=" not in page
+    assert "Tea &lt;b&gt;house&lt;/b&gt;" in page and "<b>house</b>" not in page
+
+
+def test_cli_refuses_bad_input(settings: Settings, tmp_path: Path, capsys: Any) -> None:
+    parser = build_parser()
+    for argv in (
+        ["report", "--period", "day", "--date", "2026-13-01", "--out", str(tmp_path)],
+        ["report", "--period", "day", "--date", "yesterday", "--out", str(tmp_path)],
+        ["report", "--period", "day", "--date", "2026-11-01", "--out", str(tmp_path), "--top", "0"],
+    ):
+        args = parser.parse_args(argv)
+        assert args.handler(args, settings) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --") and err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        parser.parse_args(["report", "--period", "week", "--date", "2026-11-01", "--out", str(tmp_path)])

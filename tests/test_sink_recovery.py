@@ -1,0 +1,127 @@
+"""kill -9 of a `checkin sink` process in the middle of its work, then a restart: every scan once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from checkin.events import encode_scan
+from checkin.keyring import Keyring
+from checkin.redis_keys import SINK_GROUP, RedisKeys
+from tests.conftest import ADMIN_KEY, REDIS_URL
+from tests.test_sink import checkout, scan
+
+COUNT_SCRIPT = """
+import json, sys
+from tracing.store import Store
+store = Store(sys.argv[1], "checkin")
+t = store.table("scans")
+print(json.dumps({
+    "final": store.scalar(f"SELECT count() FROM {t} FINAL"),
+    "checkouts": store.scalar(f"SELECT countIf(version = 1) FROM {t} FINAL"),
+    "distinct": store.scalar(f"SELECT uniqExact(checkin_id) FROM {t}"),
+    "by_person": store.scalar(f"SELECT count() FROM {store.table('scans_by_person')} FINAL"),
+}))
+"""
+
+
+def _group(client: redis.Redis, keys: RedisKeys) -> tuple[int, int, int]:
+    """(entries read, pending, lag) of group sink over every shard."""
+    read = pending = lag = 0
+    for stream in keys.streams():
+        for g in client.xinfo_groups(stream):
+            if g["name"] in (SINK_GROUP, SINK_GROUP.encode()):
+                read += int(g.get("entries-read") or 0)
+                pending += int(g["pending"])
+                lag += int(g.get("lag") or 0)
+    return read, pending, lag
+
+
+def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "checkin.cli", "sink"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+def test_kill_9_mid_batch_then_restart_lands_every_scan_once(
+    tmp_path: Path, prefix: str, sync_redis: redis.Redis
+) -> None:
+    keys = RedisKeys(prefix, 4)
+    checkins = [scan(i, venue=i % 997) for i in range(12_000)]
+    outs = [checkout(ev, ev.at_ms + 900_000) for ev in checkins[::10]]
+    pipe = sync_redis.pipeline(transaction=False)
+    for ev in checkins + outs:
+        pipe.xadd(keys.stream(keys.shard_of(ev.venue_id)), encode_scan(ev))  # type: ignore[arg-type]
+    pipe.execute()
+    total = len(checkins) + len(outs)
+
+    dsn = f"chdb://{tmp_path / 'clickhouse'}"
+    env: dict[str, Any] = {
+        **os.environ,
+        "CHECKIN_DATA_DIR": str(tmp_path / "var"),
+        "CHECKIN_REDIS_URL": REDIS_URL,
+        "CHECKIN_KEY_PREFIX": prefix,
+        "CHECKIN_CLICKHOUSE_DSN": dsn,
+        "CHECKIN_ADMIN_KEY": ADMIN_KEY,
+        "CHECKIN_KEYRING": Keyring.generate(1),
+        "CHECKIN_SINK_BATCH_ROWS": "300",
+        "CHECKIN_SINK_BATCH_MS": "60000",
+        "CHECKIN_SINK_CLAIM_IDLE_MS": "1500",
+    }
+    log = tmp_path / "sink.log"
+    first = _start(env, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            read, pending, _ = _group(sync_redis, keys) if sync_redis.exists(keys.stream(0)) else (0, 0, 0)
+            if read - pending >= 1500:  # some batches landed and were acked
+                break
+            assert first.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.005)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    read, pending, _ = _group(sync_redis, keys)
+    acked = read - pending
+    assert acked < total, "the sink finished before it was killed"
+    assert pending > 0, "killed between batches, not inside one"
+
+    second = _start(env, log)
+    try:
+        deadline = time.monotonic() + 90
+        while _group(sync_redis, keys)[1:] != (0, 0):
+            assert second.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0, log.read_text()
+    finally:
+        if second.poll() is None:
+            second.kill()
+
+    out = subprocess.run(
+        [sys.executable, "-c", COUNT_SCRIPT, dsn], capture_output=True, text=True, check=True, timeout=120
+    )
+    counts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert counts == {
+        "final": len(checkins),
+        "checkouts": len(outs),
+        "distinct": len(checkins),
+        "by_person": len(checkins),
+    }
+    assert "reclaimed" in log.read_text()

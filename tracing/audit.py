@@ -1,0 +1,168 @@
+"""The audit log of trace queries: who asked what, when, why, and how many rows they got.
+
+Every trace call writes one row *before* its answer leaves the service; if the
+row cannot be written the caller gets 503 and no data. ``GET /v1/audit``
+(admin) reads the log back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import msgspec
+from litestar import Request, get
+
+from checkin.auth import Principal
+from checkin.context import Context
+from checkin.errors import BadInput, Unavailable
+from tracing.store import Store, StoreError
+from tracing.trace import format_ms, parse_instant
+
+COLUMNS = ["at", "actor", "role", "action", "reason", "params", "rows", "client_ip"]
+
+
+class AuditEntry(msgspec.Struct):
+    at: str
+    actor: str
+    role: str
+    action: str
+    reason: str
+    params: dict[str, Any]
+    rows: int
+    client_ip: str
+
+
+class AuditPage(msgspec.Struct):
+    entries: list[AuditEntry]
+    count: int
+
+
+def client_ip(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else ""
+
+
+def write(
+    store: Store,
+    principal: Principal,
+    action: str,
+    reason: str,
+    params: dict[str, Any],
+    rows: int,
+    ip: str = "",
+) -> None:
+    """Blocking: insert one audit row."""
+    now = dt.datetime.now(dt.UTC)
+    store.insert(
+        "audit",
+        COLUMNS,
+        [
+            [
+                now,
+                principal.key_id,
+                principal.role,
+                action,
+                reason,
+                msgspec.json.encode(params).decode(),
+                max(0, int(rows)),
+                ip,
+            ]
+        ],
+        column_oriented=False,
+    )
+
+
+async def record(
+    ctx: Context,
+    principal: Principal,
+    action: str,
+    reason: str,
+    params: dict[str, Any],
+    rows: int,
+    ip: str = "",
+) -> None:
+    """Write the audit row of one trace call; a failure refuses the answer (503)."""
+    store: Store = ctx.extras["store"]
+    try:
+        await asyncio.to_thread(write, store, principal, action, reason, params, rows, ip)
+    except StoreError as exc:
+        ctx.metrics.inc("trace_audit_failures_total")
+        raise Unavailable(
+            "the audit log cannot be written, so no trace data is returned; retry shortly", retry_after=5
+        ) from exc
+
+
+def read(
+    store: Store,
+    since_ms: int,
+    until_ms: int,
+    actor: str = "",
+    action: str = "",
+    limit: int = 100,
+) -> list[AuditEntry]:
+    sql = (
+        "SELECT toUnixTimestamp64Milli(at), actor, toString(role), toString(action), reason, params, rows, "
+        f"client_ip FROM {store.table('audit')} "
+        "WHERE at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
+        "AND at < fromUnixTimestamp64Milli({until:Int64}, 'UTC') "
+        "AND ({actor:String} = '' OR actor = {actor:String}) "
+        "AND ({action:String} = '' OR action = {action:String}) "
+        "ORDER BY at DESC LIMIT {limit:UInt32}"
+    )
+    rows = store.rows(
+        sql, {"since": since_ms, "until": until_ms, "actor": actor, "action": action, "limit": limit}
+    )
+    out = []
+    for at, who, role, act, reason, params, n, ip in rows:
+        try:
+            decoded = msgspec.json.decode(params)
+        except msgspec.DecodeError:
+            decoded = {"raw": params}
+        out.append(
+            AuditEntry(
+                at=format_ms(int(at)),
+                actor=str(who),
+                role=str(role),
+                action=str(act),
+                reason=str(reason),
+                params=decoded if isinstance(decoded, dict) else {"value": decoded},
+                rows=int(n),
+                client_ip=str(ip),
+            )
+        )
+    return out
+
+
+@get(
+    "/v1/audit",
+    summary="Read the trace audit log (admin), newest first",
+    tags=["tracing"],
+)
+async def get_audit(
+    ctx: Context,
+    principal: Principal,
+    since: str | None = None,
+    until: str | None = None,
+    actor: str = "",
+    action: str = "",
+    limit: int = 100,
+) -> AuditPage:
+    principal.require("admin")
+    if not 1 <= limit <= 10_000:
+        raise BadInput("limit must be 1..10000")
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    until_ms = parse_instant("until", until) if until else now_ms + 1
+    since_ms = parse_instant("since", since) if since else until_ms - 30 * 86_400_000
+    if since_ms >= until_ms:
+        raise BadInput("since must be before until")
+    store: Store = ctx.extras["store"]
+    entries = await asyncio.to_thread(read, store, since_ms, until_ms, actor, action, limit)
+    return AuditPage(entries=entries, count=len(entries))
+
+
+def setup_metrics(metrics: Any) -> None:
+    metrics.counter("trace_audit_failures_total", "Trace calls refused because the audit row failed")
+
+
+route_handlers = [get_audit]

@@ -1,0 +1,201 @@
+"""Analyst statistics for the console's charts: scans per hour by district, per district, top venues.
+
+A "scan" here is a recorded stay (one per check-in and person, read with FINAL).
+Windows are ``[since, until)`` (RFC 3339, default the last 24 hours, at most 60
+days). A scoped key counts only stays at venues in its jurisdiction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import msgspec
+from litestar import get
+
+from checkin.auth import Principal
+from checkin.context import Context
+from checkin.errors import BadInput, Unavailable
+from tracing import trace
+from tracing.store import Store, StoreError
+
+MAX_WINDOW_DAYS = 60
+_SETTINGS: dict[str, Any] = {"do_not_merge_across_partitions_select_final": 1, "max_execution_time": 60}
+
+
+class HourRow(msgspec.Struct):
+    hour: str
+    district: str
+    scans: int
+
+
+class ScansPerHour(msgspec.Struct):
+    since: str
+    until: str
+    districts: list[str]
+    rows: list[HourRow]
+
+
+class DistrictRow(msgspec.Struct):
+    district: str
+    scans: int
+    persons: int
+
+
+class DistrictStats(msgspec.Struct):
+    since: str
+    until: str
+    rows: list[DistrictRow]
+
+
+class VenueRow(msgspec.Struct):
+    venue_id: int
+    name: str
+    district: str
+    community: str
+    scans: int
+    persons: int
+
+
+class VenueStats(msgspec.Struct):
+    since: str
+    until: str
+    rows: list[VenueRow]
+
+
+def _window(since: str | None, until: str | None) -> tuple[int, int]:
+    until_ms = trace.parse_instant("until", until) if until else trace.to_ms(dt.datetime.now(dt.UTC)) + 1
+    since_ms = trace.parse_instant("since", since) if since else until_ms - trace.DAY_MS
+    if since_ms >= until_ms:
+        raise BadInput("since must be before until")
+    if until_ms - since_ms > MAX_WINDOW_DAYS * trace.DAY_MS:
+        raise BadInput(f"the window may span at most {MAX_WINDOW_DAYS} days")
+    return since_ms, until_ms
+
+
+def _where(scope: str, district: str) -> str:
+    sql = (
+        "at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
+        "AND at < fromUnixTimestamp64Milli({until:Int64}, 'UTC')"
+    )
+    if scope:
+        sql += " AND startsWith(community, {scope:String})"
+    if district:
+        sql += " AND district = {district:String}"
+    return sql
+
+
+def scans_per_hour(
+    store: Store, since_ms: int, until_ms: int, scope: str = "", district: str = ""
+) -> list[HourRow]:
+    sql = (
+        "SELECT toUnixTimestamp64Milli(toDateTime64(toStartOfHour(at), 3, 'UTC')) AS h, district, count() "
+        f"FROM {store.table('scans')} FINAL WHERE {_where(scope, district)} "
+        "GROUP BY h, district ORDER BY h, district"
+    )
+    params = {"since": since_ms, "until": until_ms, "scope": scope, "district": district}
+    return [
+        HourRow(hour=trace.format_ms(int(h)), district=str(d), scans=int(n))
+        for h, d, n in store.rows(sql, params, _SETTINGS)
+    ]
+
+
+def per_district(store: Store, since_ms: int, until_ms: int, scope: str = "") -> list[DistrictRow]:
+    sql = (
+        "SELECT district, count(), uniq(person_id) "
+        f"FROM {store.table('scans')} FINAL WHERE {_where(scope, '')} "
+        "GROUP BY district ORDER BY count() DESC, district"
+    )
+    params = {"since": since_ms, "until": until_ms, "scope": scope}
+    return [
+        DistrictRow(district=str(d), scans=int(n), persons=int(p))
+        for d, n, p in store.rows(sql, params, _SETTINGS)
+    ]
+
+
+def top_venues(
+    store: Store, since_ms: int, until_ms: int, limit: int, scope: str = "", district: str = ""
+) -> list[VenueRow]:
+    sql = (
+        "SELECT venue_id, any(district), any(community), count() AS n, uniq(person_id) "
+        f"FROM {store.table('scans')} FINAL WHERE {_where(scope, district)} "
+        "GROUP BY venue_id ORDER BY n DESC, venue_id LIMIT {limit:UInt32}"
+    )
+    params = {"since": since_ms, "until": until_ms, "scope": scope, "district": district, "limit": limit}
+    rows = store.rows(sql, params, _SETTINGS)
+    names = trace.venue_names(store, (int(r[0]) for r in rows))
+    return [
+        VenueRow(
+            venue_id=int(v),
+            name=names.get(int(v), ""),
+            district=str(d),
+            community=str(c),
+            scans=int(n),
+            persons=int(p),
+        )
+        for v, d, c, n, p in rows
+    ]
+
+
+async def _call(fn: Any, *args: Any) -> Any:
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except StoreError as exc:
+        raise Unavailable(f"the statistics store failed: {exc}", retry_after=5) from exc
+
+
+def _check_district(district: str) -> str:
+    if district and not (len(district) == 6 and district.isdigit()):
+        raise BadInput(f"district must be a 6-digit code, got {district!r}")
+    return district
+
+
+@get("/v1/stats/scans-per-hour", summary="Scans per hour by district (analyst)", tags=["stats"])
+async def get_scans_per_hour(
+    ctx: Context, principal: Principal, since: str | None = None, until: str | None = None, district: str = ""
+) -> ScansPerHour:
+    principal.require("analyst")
+    since_ms, until_ms = _window(since, until)
+    store: Store = ctx.extras["store"]
+    rows = await _call(scans_per_hour, store, since_ms, until_ms, principal.scope, _check_district(district))
+    return ScansPerHour(
+        since=trace.format_ms(since_ms),
+        until=trace.format_ms(until_ms),
+        districts=sorted({r.district for r in rows}),
+        rows=rows,
+    )
+
+
+@get("/v1/stats/districts", summary="Scans and distinct persons per district (analyst)", tags=["stats"])
+async def get_districts(
+    ctx: Context, principal: Principal, since: str | None = None, until: str | None = None
+) -> DistrictStats:
+    principal.require("analyst")
+    since_ms, until_ms = _window(since, until)
+    store: Store = ctx.extras["store"]
+    rows = await _call(per_district, store, since_ms, until_ms, principal.scope)
+    return DistrictStats(since=trace.format_ms(since_ms), until=trace.format_ms(until_ms), rows=rows)
+
+
+@get("/v1/stats/venues", summary="Busiest venues (analyst)", tags=["stats"])
+async def get_venues(
+    ctx: Context,
+    principal: Principal,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 20,
+    district: str = "",
+) -> VenueStats:
+    principal.require("analyst")
+    if not 1 <= limit <= 1000:
+        raise BadInput("limit must be 1..1000")
+    since_ms, until_ms = _window(since, until)
+    store: Store = ctx.extras["store"]
+    rows = await _call(
+        top_venues, store, since_ms, until_ms, limit, principal.scope, _check_district(district)
+    )
+    return VenueStats(since=trace.format_ms(since_ms), until=trace.format_ms(until_ms), rows=rows)
+
+
+route_handlers = [get_scans_per_hour, get_districts, get_venues]

@@ -1,0 +1,450 @@
+"""Contact-trace queries over the Store: timelines, contacts (depth 1 and 2), exposures.
+
+Pure functions of a :class:`~tracing.store.Store` and plain values; they know
+nothing of HTTP. Instants are unix milliseconds (UTC) throughout; the API layer
+formats them. The semantics are DESIGN.md's "Stays and contacts", exactly:
+
+* a stay is ``[at, end_at)``; ``scans`` and ``scans_by_person`` are read with
+  ``FINAL`` so a check-in and its check-out count as one stay;
+* contacts of ``i`` in ``[since, until)``: persons ``q != i`` with a stay at the
+  same venue overlapping a stay of ``i`` that starts in the window by at least
+  ``min_overlap`` (and by a positive amount) for that pair of stays;
+* depth 2: each first-degree ``q``'s stays starting in ``[first_contact_at(q), until)``
+  are index stays; persons found that are neither ``i`` nor first-degree are
+  second-degree, with ``via`` = the first-degree persons that led to them;
+* exposures: persons with a stay at a site's venue overlapping the site's window.
+
+How the queries stay fast at tens of millions of rows: the index person's stays
+come from ``scans_by_person`` (primary key on person), then candidate stays come
+from ``scans`` (primary key on venue, at) with one ``venue = v AND at in (a -
+max_stay, end)`` range per merged index interval, so only the granules around
+those stays are read. The overlap arithmetic and grouping run in the engine,
+joined against the index stays passed as an array parameter.
+
+Jurisdiction scope: a scoped key (``scope`` = district, street or community
+prefix) sees only stays recorded at venues whose community starts with the
+prefix - index stays, candidate stays, timelines and exposures alike. A person
+with no stay in the scope is "unknown" to that key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from checkin.errors import BadInput
+from tracing.store import Store
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+MAX_CHECKOUT_MS = 12 * HOUR_MS
+"""A check-out may end a stay at most 12 h after the check-in (DESIGN.md)."""
+CONDITIONS_PER_QUERY = 200
+"""Index intervals per candidate query (keeps each statement small; more run in turn)."""
+MAX_INDEX_STAYS = 20_000
+"""Depth-2 index stays above this are refused: the question is too broad to answer interactively."""
+
+_FINAL_SETTINGS: dict[str, Any] = {
+    # Rows of one stay share ``at`` and therefore the partition: FINAL needs no cross-partition merge.
+    "do_not_merge_across_partitions_select_final": 1,
+    "max_execution_time": 60,
+}
+
+
+class TooBroad(ValueError):
+    """A depth-2 trace would use more index stays than :data:`MAX_INDEX_STAYS`."""
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Visit:
+    checkin_id: str
+    venue_id: int
+    at_ms: int
+    end_ms: int
+    district: str
+    street: str
+    community: str
+    status: str
+    verdict: str
+    source: str
+    checked_out: bool
+    venue_name: str = ""
+
+
+@dataclass
+class Contact:
+    person_id: int
+    overlap_ms: int = 0
+    first_contact_ms: int = 0
+    venue_ids: set[int] = field(default_factory=set)
+    via: set[int] = field(default_factory=set)
+
+    def absorb(self, overlap_ms: int, first_ms: int, venues: Iterable[int]) -> None:
+        if self.overlap_ms == 0 and not self.venue_ids:
+            self.first_contact_ms = first_ms
+        else:
+            self.first_contact_ms = min(self.first_contact_ms, first_ms)
+        self.overlap_ms += overlap_ms
+        self.venue_ids.update(venues)
+
+
+@dataclass
+class ContactsResult:
+    index_stays: int
+    contacts: list[Contact]
+    second_degree: list[Contact]
+    queries: int = 0
+
+
+@dataclass
+class Exposure:
+    person_id: int
+    first_ms: int
+    venues: dict[int, int]
+    """venue_id -> earliest start of a qualifying stay there."""
+
+
+@dataclass(frozen=True)
+class Site:
+    venue_id: int
+    since_ms: int
+    until_ms: int
+
+
+@dataclass(frozen=True)
+class IndexStay:
+    owner: int
+    venue_id: int
+    at_ms: int
+    end_ms: int
+
+
+# --- instants ------------------------------------------------------------------------------------
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def format_ms(ms: int) -> str:
+    """RFC 3339 UTC with milliseconds: ``2026-11-29T08:15:00.123Z``."""
+    t = _EPOCH + dt.timedelta(milliseconds=ms)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def to_ms(value: dt.datetime) -> int:
+    if value.tzinfo is None:
+        raise BadInput("instants need a UTC offset (RFC 3339, e.g. 2026-11-29T08:15:00Z)")
+    return (value - _EPOCH) // dt.timedelta(milliseconds=1)
+
+
+def parse_instant(name: str, value: str) -> int:
+    """Unix ms of an RFC 3339 instant; a clear 400 naming the parameter otherwise."""
+    text = value.strip()
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise BadInput(
+            f"{name}: expected an RFC 3339 instant like 2026-11-29T08:15:00Z, got {value!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        raise BadInput(f"{name}: the instant needs a UTC offset (Z or +08:00), got {value!r}")
+    return to_ms(parsed)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+_max_stay_cache: dict[str, tuple[float, int]] = {}
+_MAX_STAY_TTL_S = 60.0
+
+
+def max_stay_ms(store: Store) -> int:
+    """Longest a stay can last: 12 h (check-out) or the longest venue dwell, whichever is larger.
+
+    Read from the venue mirror (any version: an upper bound is enough) and cached for a minute.
+    """
+    key = f"{store.dsn}/{store.database}"
+    now = time.monotonic()
+    cached = _max_stay_cache.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    dwell_min = store.scalar(f"SELECT max(dwell_minutes) FROM {store.table('venues')}") or 0
+    value = max(MAX_CHECKOUT_MS, int(dwell_min) * 60_000)
+    _max_stay_cache[key] = (now + _MAX_STAY_TTL_S, value)
+    return value
+
+
+def _scope_sql(scope: str, column: str = "community") -> str:
+    return f" AND startsWith({column}, {{scope:String}})" if scope else ""
+
+
+def person_has_stays(store: Store, person_id: int, scope: str = "") -> bool:
+    """Whether any stay of this person is recorded (within the scope)."""
+    sql = (
+        f"SELECT count() FROM (SELECT 1 FROM {store.table('scans_by_person')} "
+        f"PREWHERE person_id = {{p:UInt64}} WHERE 1{_scope_sql(scope)} LIMIT 1)"
+    )
+    return bool(store.scalar(sql, {"p": person_id, "scope": scope}))
+
+
+def venue_names(store: Store, venue_ids: Iterable[int]) -> dict[int, str]:
+    ids = sorted(set(venue_ids))
+    if not ids:
+        return {}
+    rows = store.rows(
+        f"SELECT venue_id, argMax(name, updated_at) FROM {store.table('venues')} "
+        f"WHERE venue_id IN {{ids:Array(UInt32)}} GROUP BY venue_id",
+        {"ids": ids},
+    )
+    return {int(v): str(n) for v, n in rows}
+
+
+def venue_communities(store: Store, venue_ids: Iterable[int]) -> dict[int, str]:
+    """Community of each venue: the registry mirror, else the latest recorded stay there."""
+    ids = sorted(set(venue_ids))
+    if not ids:
+        return {}
+    rows = store.rows(
+        f"SELECT venue_id, argMax(community, updated_at) FROM {store.table('venues')} "
+        f"WHERE venue_id IN {{ids:Array(UInt32)}} GROUP BY venue_id",
+        {"ids": ids},
+    )
+    out = {int(v): str(c) for v, c in rows}
+    missing = [v for v in ids if v not in out]
+    if missing:
+        rows = store.rows(
+            f"SELECT venue_id, argMax(community, at) FROM {store.table('scans')} "
+            f"WHERE venue_id IN {{ids:Array(UInt32)}} GROUP BY venue_id",
+            {"ids": missing},
+        )
+        out.update({int(v): str(c) for v, c in rows})
+    return out
+
+
+# --- timeline -----------------------------------------------------------------------------------
+
+
+def visits(store: Store, person_id: int, since_ms: int, until_ms: int, scope: str = "") -> list[Visit]:
+    """Stays of a person starting in ``[since, until)``, oldest first."""
+    sql = (
+        "SELECT checkin_id, venue_id, toUnixTimestamp64Milli(at), toUnixTimestamp64Milli(end_at), "
+        "district, street, community, toString(status), toString(verdict), toString(source), version "
+        f"FROM {store.table('scans_by_person')} FINAL PREWHERE person_id = {{p:UInt64}} "
+        "WHERE at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
+        f"AND at < fromUnixTimestamp64Milli({{until:Int64}}, 'UTC'){_scope_sql(scope)} "
+        "ORDER BY at, venue_id, checkin_id"
+    )
+    rows = store.rows(
+        sql, {"p": person_id, "since": since_ms, "until": until_ms, "scope": scope}, _FINAL_SETTINGS
+    )
+    names = venue_names(store, (int(r[1]) for r in rows))
+    return [
+        Visit(
+            checkin_id=str(r[0]),
+            venue_id=int(r[1]),
+            at_ms=int(r[2]),
+            end_ms=int(r[3]),
+            district=str(r[4]),
+            street=str(r[5]),
+            community=str(r[6]),
+            status=str(r[7]),
+            verdict=str(r[8]),
+            source=str(r[9]),
+            checked_out=int(r[10]) > 0,
+            venue_name=names.get(int(r[1]), ""),
+        )
+        for r in rows
+    ]
+
+
+# --- contacts -----------------------------------------------------------------------------------
+
+
+def _index_stays(
+    store: Store, persons: Sequence[int], since_ms: int, until_ms: int, scope: str
+) -> list[IndexStay]:
+    sql = (
+        "SELECT person_id, venue_id, toUnixTimestamp64Milli(at), toUnixTimestamp64Milli(end_at) "
+        f"FROM {store.table('scans_by_person')} FINAL PREWHERE person_id IN {{ps:Array(UInt64)}} "
+        "WHERE at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
+        f"AND at < fromUnixTimestamp64Milli({{until:Int64}}, 'UTC'){_scope_sql(scope)}"
+    )
+    rows = store.rows(
+        sql, {"ps": list(persons), "since": since_ms, "until": until_ms, "scope": scope}, _FINAL_SETTINGS
+    )
+    return [IndexStay(int(p), int(v), int(a), int(e)) for p, v, a, e in rows]
+
+
+def _merged_ranges(stays: Sequence[IndexStay], max_stay: int, min_ms: int) -> list[tuple[int, int, int]]:
+    """Per venue, the merged ranges of ``at`` a candidate stay may start in: ``(a - max_stay, end - min)``."""
+    by_venue: dict[int, list[tuple[int, int]]] = {}
+    for s in stays:
+        by_venue.setdefault(s.venue_id, []).append((s.at_ms - max_stay, s.end_ms - max(min_ms, 1) + 1))
+    out: list[tuple[int, int, int]] = []
+    for venue, spans in by_venue.items():
+        spans.sort()
+        lo, hi = spans[0]
+        for a, b in spans[1:]:
+            if a <= hi:
+                hi = max(hi, b)
+            else:
+                out.append((venue, lo, hi))
+                lo, hi = a, b
+        out.append((venue, lo, hi))
+    return out
+
+
+def _pairs_round(
+    store: Store,
+    stays: Sequence[IndexStay],
+    exclude: Iterable[int],
+    min_ms: int,
+    scope: str,
+    max_stay: int,
+) -> tuple[dict[tuple[int, int], tuple[int, int, set[int]]], int]:
+    """Overlaps of every other person's stays with these index stays.
+
+    The engine returns the candidate stays (one per stay, FINAL) read by primary-key ranges; the pairs are
+    matched here, per venue, in exact integer milliseconds (measured: cheaper than a join in the engine).
+    Returns ``{(person, owner): (overlap_ms, first_ms, venue_ids)}`` over qualifying pairs (overlap >=
+    min_ms and > 0), and the number of queries run.
+    """
+    out: dict[tuple[int, int], tuple[int, int, set[int]]] = {}
+    if not stays:
+        return out, 0
+    need = max(min_ms, 1)
+    by_venue: dict[int, list[IndexStay]] = {}
+    for stay in stays:
+        by_venue.setdefault(stay.venue_id, []).append(stay)
+    ranges = _merged_ranges(stays, max_stay, min_ms)
+    excl = sorted(set(exclude))
+    queries = 0
+    for start in range(0, len(ranges), CONDITIONS_PER_QUERY):
+        chunk = ranges[start : start + CONDITIONS_PER_QUERY]
+        params: dict[str, Any] = {"excl": excl, "scope": scope}
+        conds = []
+        for n, (venue, lo, hi) in enumerate(chunk):
+            conds.append(
+                f"(venue_id = {{v{n}:UInt32}} AND at > fromUnixTimestamp64Milli({{lo{n}:Int64}}, 'UTC') "
+                f"AND at < fromUnixTimestamp64Milli({{hi{n}:Int64}}, 'UTC'))"
+            )
+            params[f"v{n}"] = venue
+            params[f"lo{n}"] = lo
+            params[f"hi{n}"] = hi
+        sql = (
+            "SELECT person_id, venue_id, toUnixTimestamp64Milli(at), toUnixTimestamp64Milli(end_at) "
+            f"FROM {store.table('scans')} FINAL WHERE ({' OR '.join(conds)}) "
+            f"AND person_id NOT IN {{excl:Array(UInt64)}}{_scope_sql(scope)}"
+        )
+        rows = store.rows(sql, params, _FINAL_SETTINGS)
+        queries += 1
+        for person, venue, c_at, c_end in rows:
+            for s in by_venue.get(venue, ()):
+                begin = c_at if c_at > s.at_ms else s.at_ms
+                overlap = (c_end if c_end < s.end_ms else s.end_ms) - begin
+                if overlap < need:
+                    continue
+                key = (person, s.owner)
+                prev = out.get(key)
+                if prev is None:
+                    out[key] = (overlap, begin, {venue})
+                else:
+                    prev[2].add(venue)
+                    out[key] = (prev[0] + overlap, min(prev[1], begin), prev[2])
+    return out, queries
+
+
+def _sorted(contacts: Iterable[Contact]) -> list[Contact]:
+    return sorted(contacts, key=lambda c: (-c.overlap_ms, c.person_id))
+
+
+def contacts(
+    store: Store,
+    person_id: int,
+    since_ms: int,
+    until_ms: int,
+    *,
+    depth: int = 1,
+    min_overlap_ms: int = 15 * 60_000,
+    scope: str = "",
+) -> ContactsResult:
+    """First- (and with ``depth=2`` second-) degree contacts of a person in ``[since, until)``."""
+    max_stay = max_stay_ms(store)
+    index = _index_stays(store, [person_id], since_ms, until_ms, scope)
+    queries = 2
+    pairs, n = _pairs_round(store, index, [person_id], min_overlap_ms, scope, max_stay)
+    queries += n
+    first: dict[int, Contact] = {}
+    for (person, _owner), (overlap, first_ms, vs) in pairs.items():
+        first.setdefault(person, Contact(person)).absorb(overlap, first_ms, vs)
+    second: dict[int, Contact] = {}
+    if depth >= 2 and first:
+        start = min(c.first_contact_ms for c in first.values())
+        stays = [
+            s
+            for s in _index_stays(store, sorted(first), start, until_ms, scope)
+            if s.at_ms >= first[s.owner].first_contact_ms
+        ]
+        queries += 1
+        if len(stays) > MAX_INDEX_STAYS:
+            raise TooBroad(
+                f"depth 2 would start from {len(stays)} stays of {len(first)} first-degree contacts "
+                f"(limit {MAX_INDEX_STAYS}); narrow the window or raise min_overlap_minutes"
+            )
+        pairs2, n = _pairs_round(store, stays, [person_id, *first], min_overlap_ms, scope, max_stay)
+        queries += n
+        for (person, owner), (overlap, first_ms, vs) in pairs2.items():
+            c = second.setdefault(person, Contact(person))
+            c.absorb(overlap, first_ms, vs)
+            c.via.add(owner)
+    return ContactsResult(
+        index_stays=len(index),
+        contacts=_sorted(first.values()),
+        second_degree=_sorted(second.values()),
+        queries=queries,
+    )
+
+
+# --- exposures ----------------------------------------------------------------------------------
+
+
+def exposures(store: Store, sites: Sequence[Site], scope: str = "") -> list[Exposure]:
+    """Persons with a stay at a site's venue overlapping the site's window by any amount.
+
+    Sorted by first stay start, then person id.
+    """
+    if not sites:
+        return []
+    max_stay = max_stay_ms(store)
+    params: dict[str, Any] = {"scope": scope}
+    conds = []
+    for n, site in enumerate(sites):
+        conds.append(
+            f"(venue_id = {{v{n}:UInt32}} AND at > fromUnixTimestamp64Milli({{lo{n}:Int64}}, 'UTC') "
+            f"AND at < fromUnixTimestamp64Milli({{u{n}:Int64}}, 'UTC') "
+            f"AND end_at > fromUnixTimestamp64Milli({{s{n}:Int64}}, 'UTC'))"
+        )
+        params[f"v{n}"] = site.venue_id
+        params[f"lo{n}"] = site.since_ms - max_stay
+        params[f"u{n}"] = site.until_ms
+        params[f"s{n}"] = site.since_ms
+    sql = (
+        "SELECT person_id, venue_id, min(toUnixTimestamp64Milli(at)) "
+        f"FROM {store.table('scans')} FINAL WHERE ({' OR '.join(conds)}){_scope_sql(scope)} "
+        "GROUP BY person_id, venue_id"
+    )
+    by_person: dict[int, Exposure] = {}
+    for person, venue, first in store.rows(sql, params, _FINAL_SETTINGS):
+        p, v, f = int(person), int(venue), int(first)
+        exp = by_person.get(p)
+        if exp is None:
+            by_person[p] = Exposure(p, f, {v: f})
+        else:
+            exp.first_ms = min(exp.first_ms, f)
+            exp.venues[v] = min(exp.venues.get(v, f), f)
+    return sorted(by_person.values(), key=lambda e: (e.first_ms, e.person_id))

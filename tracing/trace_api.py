@@ -1,0 +1,462 @@
+"""Contact-trace routes (role tracer): timelines, contacts, exposures, contact details.
+
+Every call needs a ``reason`` (a query parameter for GETs, a body field for
+POSTs) and writes an audit row (who, when, reason, parameters, rows returned)
+before the answer is sent. Windows are ``[since, until)`` in RFC 3339, at most
+60 days long. A scoped key (jurisdiction prefix) sees only stays at venues in
+its jurisdiction; see :mod:`tracing.trace`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import time
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, get, post
+
+from checkin.auth import Principal
+from checkin.context import Context
+from checkin.errors import BadInput, Forbidden, NotFound, Unavailable, Unprocessable
+from tracing import audit, trace
+from tracing.store import Store, StoreError
+
+MAX_WINDOW_DAYS = 60
+MAX_SITES = 100
+MAX_REASON_CHARS = 500
+U64_MAX = 2**64 - 1
+
+UInt64 = Annotated[int, msgspec.Meta(ge=0)]
+"""Upper bound checked by hand: msgspec bounds must fit in an int64."""
+UInt32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+Instant = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+
+
+# --- wire structs ------------------------------------------------------------------------------------
+
+
+class ContactsRequest(msgspec.Struct, forbid_unknown_fields=True):
+    person_id: UInt64
+    since: Instant
+    until: Instant
+    reason: str = ""
+    depth: Literal[1, 2] = 1
+    min_overlap_minutes: Annotated[int, msgspec.Meta(ge=0, le=720)] = 15
+
+
+class SiteIn(msgspec.Struct, forbid_unknown_fields=True):
+    venue_id: UInt32
+    since: Instant
+    until: Instant
+
+
+class ExposuresRequest(msgspec.Struct, forbid_unknown_fields=True):
+    sites: list[SiteIn]
+    reason: str = ""
+
+
+class VisitOut(msgspec.Struct):
+    checkin_id: str
+    venue_id: int
+    venue_name: str
+    at: str
+    end_at: str
+    checked_out: bool
+    district: str
+    street: str
+    community: str
+    status: str
+    verdict: str
+    source: str
+
+
+class VisitsResponse(msgspec.Struct):
+    person_id: int
+    since: str
+    until: str
+    count: int
+    visits: list[VisitOut]
+
+
+class ContactOut(msgspec.Struct, omit_defaults=True):
+    person_id: int
+    overlap_seconds: float
+    first_contact_at: str
+    venue_ids: list[int]
+    via: list[int] | None = None
+
+
+class ContactsResponse(msgspec.Struct):
+    person_id: int
+    since: str
+    until: str
+    depth: int
+    min_overlap_minutes: int
+    index_stays: int
+    contacts: list[ContactOut]
+    second_degree: list[ContactOut]
+
+
+class ExposureOut(msgspec.Struct):
+    person_id: int
+    venue_ids: list[int]
+    first_at: str
+
+
+class ExposuresResponse(msgspec.Struct):
+    sites: int
+    count: int
+    exposures: list[ExposureOut]
+
+
+class ContactDetails(msgspec.Struct):
+    person_id: int
+    name: str
+    phone: str
+
+
+# --- validation ----------------------------------------------------------------------------------------
+
+
+def check_reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise BadInput("reason is required: say why this trace is run (it is written to the audit log)")
+    if len(text) > MAX_REASON_CHARS:
+        raise BadInput(f"reason is too long (at most {MAX_REASON_CHARS} characters)")
+    return text
+
+
+def check_window(since_ms: int, until_ms: int, what: str = "window") -> None:
+    if since_ms >= until_ms:
+        raise BadInput(
+            f"{what}: since ({trace.format_ms(since_ms)}) must be before until ({trace.format_ms(until_ms)})"
+        )
+    if until_ms - since_ms > MAX_WINDOW_DAYS * trace.DAY_MS:
+        raise BadInput(
+            f"{what}: at most {MAX_WINDOW_DAYS} days, got {(until_ms - since_ms) / trace.DAY_MS:.1f} days"
+        )
+
+
+def parse_person_id(raw: str) -> int:
+    if not raw.isdigit() or int(raw) > U64_MAX:
+        raise BadInput(f"person_id must be an unsigned 64-bit integer, got {raw!r}")
+    return int(raw)
+
+
+def now_ms() -> int:
+    return trace.to_ms(dt.datetime.now(dt.UTC))
+
+
+CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """A spreadsheet-safe cell: text starting like a formula is prefixed with ``'``."""
+    text = "" if value is None else str(value)
+    if text.startswith(CSV_DANGEROUS):
+        return "'" + text
+    return text
+
+
+def _store(ctx: Context) -> Store:
+    store: Store = ctx.extras["store"]
+    return store
+
+
+async def _run(ctx: Context, kind: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    start = time.perf_counter()
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except StoreError as exc:
+        raise Unavailable(f"the trace store failed: {exc}", retry_after=5) from exc
+    finally:
+        ctx.metrics.observe("trace_query_seconds", time.perf_counter() - start, kind=kind)
+
+
+async def _require_person(
+    ctx: Context,
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    action: str,
+    reason: str,
+    params: dict[str, Any],
+    person_id: int,
+) -> None:
+    """404 (audited) when no stay of the person is recorded within the key's jurisdiction."""
+    known = await _run(ctx, "person", trace.person_has_stays, _store(ctx), person_id, principal.scope)
+    if not known:
+        await audit.record(
+            ctx, principal, action, reason, {**params, "outcome": "not_found"}, 0, audit.client_ip(request)
+        )
+        where = f" in jurisdiction {principal.scope}" if principal.scope else ""
+        raise NotFound(f"no stays recorded for person {person_id}{where}")
+
+
+# --- routes ---------------------------------------------------------------------------------------
+
+
+@get("/v1/trace/persons/{person_id:str}/visits", summary="Timeline of a person's stays", tags=["tracing"])
+async def get_visits(
+    request: Request[Any, Any, Any],
+    ctx: Context,
+    principal: Principal,
+    person_id: str,
+    reason: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> VisitsResponse:
+    principal.require("tracer")
+    pid = parse_person_id(person_id)
+    why = check_reason(reason)
+    until_ms = trace.parse_instant("until", until) if until else now_ms() + 1
+    since_ms = (
+        trace.parse_instant("since", since)
+        if since
+        else until_ms - ctx.settings.retention_days * trace.DAY_MS
+    )
+    check_window(since_ms, until_ms)
+    params: dict[str, Any] = {
+        "person_id": pid,
+        "since": trace.format_ms(since_ms),
+        "until": trace.format_ms(until_ms),
+    }
+    stays = await _run(ctx, "visits", trace.visits, _store(ctx), pid, since_ms, until_ms, principal.scope)
+    if not stays:
+        await _require_person(ctx, request, principal, "visits", why, params, pid)
+    await audit.record(ctx, principal, "visits", why, params, len(stays), audit.client_ip(request))
+    return VisitsResponse(
+        person_id=pid,
+        since=params["since"],
+        until=params["until"],
+        count=len(stays),
+        visits=[
+            VisitOut(
+                checkin_id=v.checkin_id,
+                venue_id=v.venue_id,
+                venue_name=v.venue_name,
+                at=trace.format_ms(v.at_ms),
+                end_at=trace.format_ms(v.end_ms),
+                checked_out=v.checked_out,
+                district=v.district,
+                street=v.street,
+                community=v.community,
+                status=v.status,
+                verdict=v.verdict,
+                source=v.source,
+            )
+            for v in stays
+        ],
+    )
+
+
+def _contact_out(c: trace.Contact, second: bool) -> ContactOut:
+    return ContactOut(
+        person_id=c.person_id,
+        overlap_seconds=c.overlap_ms / 1000,
+        first_contact_at=trace.format_ms(c.first_contact_ms),
+        venue_ids=sorted(c.venue_ids),
+        via=sorted(c.via) if second else None,
+    )
+
+
+@post("/v1/trace/contacts", summary="Contacts of a person (depth 1 or 2)", tags=["tracing"], status_code=200)
+async def post_contacts(
+    request: Request[Any, Any, Any], data: ContactsRequest, ctx: Context, principal: Principal
+) -> ContactsResponse:
+    principal.require("tracer")
+    why = check_reason(data.reason)
+    if data.person_id > U64_MAX:
+        raise BadInput("person_id must be an unsigned 64-bit integer")
+    since_ms, until_ms = trace.to_ms(data.since), trace.to_ms(data.until)
+    check_window(since_ms, until_ms)
+    params: dict[str, Any] = {
+        "person_id": data.person_id,
+        "since": trace.format_ms(since_ms),
+        "until": trace.format_ms(until_ms),
+        "depth": data.depth,
+        "min_overlap_minutes": data.min_overlap_minutes,
+    }
+    try:
+        result: trace.ContactsResult = await _run(
+            ctx,
+            f"contacts_depth{data.depth}",
+            trace.contacts,
+            _store(ctx),
+            data.person_id,
+            since_ms,
+            until_ms,
+            depth=data.depth,
+            min_overlap_ms=data.min_overlap_minutes * 60_000,
+            scope=principal.scope,
+        )
+    except trace.TooBroad as exc:
+        raise Unprocessable(str(exc)) from None
+    if result.index_stays == 0:
+        await _require_person(ctx, request, principal, "contacts", why, params, data.person_id)
+    rows = len(result.contacts) + len(result.second_degree)
+    await audit.record(ctx, principal, "contacts", why, params, rows, audit.client_ip(request))
+    return ContactsResponse(
+        person_id=data.person_id,
+        since=params["since"],
+        until=params["until"],
+        depth=data.depth,
+        min_overlap_minutes=data.min_overlap_minutes,
+        index_stays=result.index_stays,
+        contacts=[_contact_out(c, False) for c in result.contacts],
+        second_degree=[_contact_out(c, True) for c in result.second_degree],
+    )
+
+
+@post(
+    "/v1/trace/exposures",
+    summary="Exposure screening of sites (JSON or ?format=csv)",
+    tags=["tracing"],
+    status_code=200,
+)
+async def post_exposures(
+    request: Request[Any, Any, Any],
+    data: ExposuresRequest,
+    ctx: Context,
+    principal: Principal,
+    format: str = "json",
+) -> Response[Any]:
+    principal.require("tracer")
+    why = check_reason(data.reason)
+    if format not in ("json", "csv"):
+        raise BadInput(f"format must be json or csv, got {format!r}")
+    if not data.sites:
+        raise BadInput("sites must list at least one {venue_id, since, until}")
+    if len(data.sites) > MAX_SITES:
+        raise BadInput(f"too many sites: {len(data.sites)} (at most {MAX_SITES} per request)")
+    sites = []
+    for n, s in enumerate(data.sites):
+        site = trace.Site(s.venue_id, trace.to_ms(s.since), trace.to_ms(s.until))
+        check_window(site.since_ms, site.until_ms, f"sites[{n}]")
+        sites.append(site)
+    params: dict[str, Any] = {
+        "sites": [
+            {
+                "venue_id": s.venue_id,
+                "since": trace.format_ms(s.since_ms),
+                "until": trace.format_ms(s.until_ms),
+            }
+            for s in sites
+        ],
+        "format": format,
+    }
+    store = _store(ctx)
+    if principal.scope:
+        communities = await _run(ctx, "venues", trace.venue_communities, store, [s.venue_id for s in sites])
+        outside = sorted(v for v, c in communities.items() if not principal.in_scope(c))
+        if outside:
+            await audit.record(
+                ctx,
+                principal,
+                "exposures",
+                why,
+                {**params, "outcome": "forbidden"},
+                0,
+                audit.client_ip(request),
+            )
+            raise Forbidden(
+                f"venue(s) {', '.join(map(str, outside))} are outside this key's jurisdiction "
+                f"({principal.scope})"
+            )
+    found: list[trace.Exposure] = await _run(ctx, "exposures", trace.exposures, store, sites, principal.scope)
+    await audit.record(ctx, principal, "exposures", why, params, len(found), audit.client_ip(request))
+    if format == "csv":
+        names = await _run(ctx, "venues", trace.venue_names, store, {v for e in found for v in e.venues})
+        return Response(
+            content=exposures_csv(found, names),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="exposures.csv"'},
+        )
+    body = ExposuresResponse(
+        sites=len(sites),
+        count=len(found),
+        exposures=[
+            ExposureOut(
+                person_id=e.person_id, venue_ids=sorted(e.venues), first_at=trace.format_ms(e.first_ms)
+            )
+            for e in found
+        ],
+    )
+    return Response(content=body, media_type="application/json")
+
+
+def exposures_csv(found: list[trace.Exposure], names: dict[int, str]) -> str:
+    """One row per (person, venue); every cell neutralised against spreadsheet formulas."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["person_id", "venue_id", "venue_name", "first_at_venue", "first_at"])
+    for e in found:
+        for venue in sorted(e.venues):
+            writer.writerow(
+                [
+                    csv_cell(e.person_id),
+                    csv_cell(venue),
+                    csv_cell(names.get(venue, "")),
+                    csv_cell(trace.format_ms(e.venues[venue])),
+                    csv_cell(trace.format_ms(e.first_ms)),
+                ]
+            )
+    return out.getvalue()
+
+
+@get(
+    "/v1/trace/persons/{person_id:str}/contact-details",
+    summary="Name and phone of a person (decrypted; audited)",
+    tags=["tracing"],
+)
+async def get_contact_details(
+    request: Request[Any, Any, Any],
+    ctx: Context,
+    principal: Principal,
+    person_id: str,
+    reason: str | None = None,
+) -> ContactDetails:
+    principal.require("tracer")
+    pid = parse_person_id(person_id)
+    why = check_reason(reason)
+    params: dict[str, Any] = {"person_id": pid}
+    if principal.scope:
+        await _require_person(ctx, request, principal, "contact_details", why, params, pid)
+    try:
+        from checkin.residents import contact_details
+    except ImportError as exc:
+        raise Unavailable("contact details are not available: the resident registry is missing") from exc
+    found = await contact_details(ctx, pid)
+    if found is None:
+        await audit.record(
+            ctx,
+            principal,
+            "contact_details",
+            why,
+            {**params, "outcome": "not_found"},
+            0,
+            audit.client_ip(request),
+        )
+        raise NotFound(f"person {pid} is not registered")
+    name, phone = _name_phone(found)
+    await audit.record(ctx, principal, "contact_details", why, params, 1, audit.client_ip(request))
+    return ContactDetails(person_id=pid, name=name, phone=phone)
+
+
+def _name_phone(found: Any) -> tuple[str, str]:
+    if isinstance(found, dict):
+        return str(found.get("name", "")), str(found.get("phone", ""))
+    if isinstance(found, tuple | list):
+        return str(found[0]), str(found[1])
+    return str(getattr(found, "name", "")), str(getattr(found, "phone", ""))
+
+
+def setup_metrics(metrics: Any) -> None:
+    metrics.histogram("trace_query_seconds", "Time of one trace query against the store, by kind")
+
+
+route_handlers = [get_visits, post_contacts, post_exposures, get_contact_details]

@@ -1,0 +1,142 @@
+"""Mirror of the venue registry into the ClickHouse ``venues`` table.
+
+The ingest service never touches ClickHouse: its venue routes (and the CSV
+import) put changed venue ids into ``RedisKeys.venue_mirror_queue()``, a sorted
+set scored by change time. This loop, run inside the tracing service, takes the
+oldest ids in batches, reads their current hashes, inserts them (the table is a
+ReplacingMergeTree by ``updated_at``, so re-inserting is harmless) and only then
+removes each id whose score has not moved meanwhile; an id changed again during
+the insert stays queued for the next round. A failed insert leaves the queue as
+it was and is retried with back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from typing import Any
+
+from checkin.context import Context
+from tracing.store import Store, StoreError
+from venues.model import Venue
+
+log = logging.getLogger("tracing.venue_mirror")
+
+BATCH = 5000
+IDLE_S = 1.0
+MAX_BACKOFF_S = 30.0
+MIRRORED = "checkin_venue_mirror_rows_total"
+
+COLUMNS = (
+    "venue_id",
+    "name",
+    "address",
+    "type",
+    "district",
+    "street",
+    "community",
+    "lat",
+    "lon",
+    "capacity",
+    "dwell_minutes",
+    "requires_negative_test_hours",
+    "active",
+    "code_version",
+    "updated_at",
+)
+
+# KEYS[1] queue; ARGV id, score pairs: remove an id only if its score is unchanged.
+_ACK_LUA = """
+local n = 0
+for i = 1, #ARGV, 2 do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if s and tonumber(s) == tonumber(ARGV[i + 1]) then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+"""
+
+
+def _parse_time(text: str) -> dt.datetime:
+    if text:
+        try:
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
+        except ValueError:
+            pass
+    return dt.datetime.now(dt.UTC)
+
+
+def columns_of(venues: list[Venue]) -> list[list[Any]]:
+    """Column-oriented data for the ``venues`` table."""
+    return [
+        [v.venue_id for v in venues],
+        [v.name for v in venues],
+        [v.address for v in venues],
+        [v.type for v in venues],
+        [v.district for v in venues],
+        [v.street for v in venues],
+        [v.community for v in venues],
+        [v.lat for v in venues],
+        [v.lon for v in venues],
+        [v.capacity for v in venues],
+        [v.dwell_minutes for v in venues],
+        [v.requires_negative_test_hours for v in venues],
+        [1 if v.active else 0 for v in venues],
+        [v.code_version for v in venues],
+        [_parse_time(v.updated_at) for v in venues],
+    ]
+
+
+async def mirror_once(ctx: Context, store: Store, batch: int = BATCH) -> int:
+    """Mirror up to ``batch`` queued venues; returns how many ids were taken off the queue."""
+    queue = ctx.keys.venue_mirror_queue()
+    entries: list[tuple[bytes, float]] = await ctx.redis.zrange(queue, 0, batch - 1, withscores=True)
+    if not entries:
+        return 0
+    ids = [int(member) for member, _ in entries]
+    pipe = ctx.redis.pipeline(transaction=False)
+    for vid in ids:
+        pipe.hgetall(ctx.keys.venue(vid))
+    raws = await pipe.execute()
+    venues = [Venue.from_hash(vid, raw) for vid, raw in zip(ids, raws, strict=True) if raw]
+    if venues:
+        await asyncio.to_thread(store.insert, "venues", COLUMNS, columns_of(venues))
+        ctx.metrics.inc(MIRRORED, len(venues))
+    args: list[Any] = []
+    for member, score in entries:
+        args.extend((member, repr(score)))
+    removed = await ctx.redis.eval(_ACK_LUA, 1, queue, *args)
+    return int(removed)
+
+
+async def run_venue_mirror(ctx: Context, store: Store, stop: asyncio.Event) -> None:
+    """Background loop of the tracing service (worker name ``mirror``)."""
+    ctx.metrics.counter(MIRRORED, "Venue registry rows mirrored into ClickHouse")
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            taken = await mirror_once(ctx, store)
+            backoff = 1.0
+        except (StoreError, OSError, ConnectionError) as exc:
+            log.warning("venue mirror failed, retrying in %.0f s: %s", backoff, exc)
+            taken = 0
+            await _wait(stop, backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            continue
+        except Exception:
+            log.exception("venue mirror failed")
+            taken = 0
+            await _wait(stop, backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            continue
+        if taken == 0:
+            await _wait(stop, IDLE_S)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -1,0 +1,400 @@
+"""CSV import of the venue registry (CLI and ``POST /v1/venues/import``).
+
+The file is read as a stream and written in batches of pipelined upserts (one
+Lua call per venue, single-key so it works on a Redis Cluster). Each row is
+validated on its own: a bad row is reported with its line number and reason and
+the good rows are imported; with ``strict`` any bad row means nothing is
+written. A header that lacks a column, or names an unknown one, refuses the
+whole file before anything is written. Re-importing the same file changes
+nothing: an upsert only writes (and bumps ``updated_at``) when a field differs,
+and never touches ``active`` or ``code_version``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
+
+import msgspec
+import redis
+
+from checkin.errors import BadInput
+from checkin.redis_keys import RedisKeys
+from venues import registry
+from venues.model import VENUE_TYPES, Venue
+
+COLUMNS = (
+    "venue_id",
+    "name",
+    "address",
+    "type",
+    "district",
+    "street",
+    "community",
+    "lat",
+    "lon",
+    "capacity",
+    "dwell_minutes",
+    "requires_negative_test_hours",
+)
+BATCH_ROWS = 2000
+MAX_REPORTED_ERRORS = 1000
+MAX_FIELD_CHARS = 1000
+_TYPES = frozenset(VENUE_TYPES)
+
+Progress = Callable[[int, int], None]
+"""Called with (rows read, bytes read) after each batch."""
+
+
+class RowError(msgspec.Struct):
+    line: int
+    reason: str
+    venue_id: str = ""
+
+
+class ImportReport(msgspec.Struct):
+    rows: int = 0
+    """Data rows read (header excluded)."""
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    written: bool = True
+    """False when ``strict`` refused the file because of bad rows."""
+    errors: list[RowError] = msgspec.field(default_factory=list)
+    errors_truncated: bool = False
+    seconds: float = 0.0
+
+    def add_error(self, error: RowError) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(error)
+        else:
+            self.errors_truncated = True
+
+
+class HeaderError(BadInput):
+    """The CSV header is missing or does not name exactly the expected columns."""
+
+
+def _digits(value: str, length: int, label: str) -> str:
+    if len(value) != length or not value.isdigit():
+        raise ValueError(f"{label} must be {length} digits, got {value!r}")
+    return value
+
+
+def _int(value: str, label: str, lo: int, hi: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{label} must be an integer, got {value!r}") from None
+    if not lo <= number <= hi:
+        raise ValueError(f"{label} {number} is out of range {lo}..{hi}")
+    return number
+
+
+def _float(value: str, label: str, lo: float, hi: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{label} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or not lo <= number <= hi:
+        raise ValueError(f"{label} {value} is out of range {lo:g}..{hi:g}")
+    return number
+
+
+def parse_row(values: list[str], index: dict[str, int]) -> Venue:
+    """One CSV row to a venue; raises ValueError with a readable reason."""
+    if len(values) != len(index):
+        raise ValueError(f"expected {len(index)} fields, got {len(values)}")
+    get = {name: values[i].strip() for name, i in index.items()}
+    for name, value in get.items():
+        if len(value) > MAX_FIELD_CHARS:
+            raise ValueError(f"{name} is longer than {MAX_FIELD_CHARS} characters")
+    venue_id = _int(get["venue_id"], "venue_id", 1, 2**32 - 1)
+    name = get["name"]
+    if not name:
+        raise ValueError("name is empty")
+    if len(name) > 200:
+        raise ValueError("name is longer than 200 characters")
+    if len(get["address"]) > 500:
+        raise ValueError("address is longer than 500 characters")
+    vtype = get["type"] or "other"
+    if vtype not in _TYPES:
+        raise ValueError(f"type {vtype!r} is not one of {', '.join(VENUE_TYPES)}")
+    rnt = get["requires_negative_test_hours"]
+    venue = Venue(
+        venue_id=venue_id,
+        name=name,
+        address=get["address"],
+        type=vtype,
+        district=_digits(get["district"], 6, "district"),
+        street=_digits(get["street"], 9, "street"),
+        community=_digits(get["community"], 12, "community"),
+        lat=_float(get["lat"], "lat", -90.0, 90.0),
+        lon=_float(get["lon"], "lon", -180.0, 180.0),
+        capacity=_int(get["capacity"] or "0", "capacity", 0, 10_000_000),
+        dwell_minutes=_int(get["dwell_minutes"] or "60", "dwell_minutes", 1, 1440),
+        requires_negative_test_hours=_int(rnt, "requires_negative_test_hours", 1, 8760) if rnt else None,
+    )
+    try:
+        registry.validate(venue)
+    except BadInput as exc:
+        raise ValueError(exc.detail) from None
+    return venue
+
+
+def read_header(reader: Iterator[list[str]]) -> dict[str, int]:
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise HeaderError("the CSV file is empty (expected a header row)") from None
+    except csv.Error as exc:
+        raise HeaderError(f"line 1: malformed CSV header: {exc}") from None
+    except UnicodeDecodeError:
+        raise HeaderError("the file is not UTF-8 text (expected a UTF-8 CSV)") from None
+    names = [h.strip().lower() for h in header]
+    missing = [c for c in COLUMNS if c not in names]
+    unknown = [n for n in names if n not in COLUMNS]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    problems = []
+    if missing:
+        problems.append(f"missing column(s): {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown column(s): {', '.join(repr(u) for u in unknown)}")
+    if dupes:
+        problems.append(f"repeated column(s): {', '.join(dupes)}")
+    if problems:
+        raise HeaderError(f"line 1: bad CSV header: {'; '.join(problems)}. Expected: {','.join(COLUMNS)}")
+    return {name: names.index(name) for name in COLUMNS}
+
+
+class _Counting(io.RawIOBase):
+    """A binary stream that counts the bytes read through it (for progress)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        size = len(data)
+        buffer[:size] = data
+        self.bytes_read += size
+        return size
+
+
+def parse_batches(
+    raw: IO[bytes], batch_rows: int = BATCH_ROWS, seen: dict[int, int] | None = None
+) -> Iterator[tuple[list[Venue], list[RowError], int]]:
+    """Validated venues in batches, with the row errors of each batch and bytes read so far.
+
+    ``seen`` collects venue_id -> line of each accepted row. Raises HeaderError
+    before yielding anything when the header is wrong.
+    """
+    counter = _Counting(raw)
+    text = io.TextIOWrapper(io.BufferedReader(counter, 1 << 16), encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, strict=True)
+    index = read_header(reader)
+    if seen is None:
+        seen = {}
+    venues: list[Venue] = []
+    errors: list[RowError] = []
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except UnicodeDecodeError:
+            errors.append(RowError(line=reader.line_num + 1, reason="the file is not valid UTF-8"))
+            break
+        except csv.Error as exc:
+            errors.append(RowError(line=reader.line_num, reason=f"malformed CSV: {exc}"))
+            break
+        line = reader.line_num
+        if not values or (len(values) == 1 and not values[0].strip()):
+            continue
+        try:
+            venue = parse_row(values, index)
+        except ValueError as exc:
+            vid = values[index["venue_id"]].strip() if len(values) > index["venue_id"] else ""
+            errors.append(RowError(line=line, reason=str(exc), venue_id=vid[:20]))
+        else:
+            first = seen.get(venue.venue_id)
+            if first is not None:
+                errors.append(
+                    RowError(
+                        line=line,
+                        reason=f"duplicate venue_id {venue.venue_id} (first on line {first})",
+                        venue_id=str(venue.venue_id),
+                    )
+                )
+            else:
+                seen[venue.venue_id] = line
+                venues.append(venue)
+        if len(venues) + len(errors) >= batch_rows:
+            yield venues, errors, counter.bytes_read
+            venues, errors = [], []
+    yield venues, errors, counter.bytes_read
+
+
+class Writer:
+    """Writes batches of venues with a synchronous Redis client (CLI and the import route's thread)."""
+
+    def __init__(self, client: Any, keys: RedisKeys) -> None:
+        self.client = client
+        self.keys = keys
+        self.sha = ""
+        self.max_id = 0
+
+    def _load(self) -> None:
+        self.sha = self.client.script_load(registry.UPSERT_LUA)
+
+    def write(self, venues: list[Venue], report: ImportReport) -> None:
+        if not venues:
+            return
+        if not self.sha:
+            self._load()
+        stamp = registry.now_rfc3339()
+        try:
+            results = self._upsert(venues, stamp)
+        except redis.exceptions.NoScriptError:
+            self._load()
+            results = self._upsert(venues, stamp)
+        stamp_us = registry.now_us()
+        pipe = self.client.pipeline(transaction=False)
+        changed_ids: list[int] = []
+        for venue, (status, old) in zip(venues, results, strict=True):
+            code = int(status)
+            if code == 0:
+                report.unchanged += 1
+                continue
+            if code == 2:
+                report.created += 1
+            else:
+                report.updated += 1
+            changed_ids.append(venue.venue_id)
+            old_community = old.decode() if isinstance(old, bytes) else str(old)
+            if old_community and old_community != venue.community:
+                pipe.srem(self.keys.venue_scope_index(old_community), venue.venue_id)
+        if changed_ids:
+            by_id = {v.venue_id: v for v in venues}
+            pipe.zadd(self.keys.venue_index(), {str(i): i for i in changed_ids})
+            communities: dict[str, list[int]] = {}
+            for vid in changed_ids:
+                communities.setdefault(by_id[vid].community, []).append(vid)
+            for community, ids in communities.items():
+                pipe.sadd(self.keys.venue_scope_index(community), *ids)
+            pipe.zadd(self.keys.venue_communities(), dict.fromkeys(communities, 0))
+            pipe.zadd(self.keys.venue_mirror_queue(), {str(i): stamp_us for i in changed_ids})
+            pipe.execute()
+        self.max_id = max(self.max_id, max(v.venue_id for v in venues))
+
+    def _upsert(self, venues: list[Venue], stamp: str) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for venue in venues:
+            pipe.execute_command(
+                "EVALSHA", self.sha, 1, self.keys.venue(venue.venue_id), *registry.data_args(venue), stamp
+            )
+        results: list[Any] = pipe.execute()
+        return results
+
+    def finish(self) -> None:
+        """Keep the id sequence above every imported id, so created venues never collide."""
+        if self.max_id:
+            self.client.eval(
+                "local c = tonumber(redis.call('GET', KEYS[1]) or '0') "
+                "if c < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 1",
+                1,
+                self.keys.venue_seq(),
+                self.max_id,
+            )
+
+
+def screen(
+    client: Any, keys: RedisKeys, venues: list[Venue], scope: str, lines: dict[int, int]
+) -> tuple[list[Venue], list[RowError]]:
+    """Keep rows a scoped caller may write: inside its jurisdiction, not moving someone else's venue."""
+    if not scope or not venues:
+        return venues, []
+    errors: list[RowError] = []
+    inside: list[Venue] = []
+    for venue in venues:
+        if venue.community.startswith(scope):
+            inside.append(venue)
+        else:
+            errors.append(
+                RowError(
+                    line=lines.get(venue.venue_id, 0),
+                    reason=f"community {venue.community} is outside this key's jurisdiction ({scope})",
+                    venue_id=str(venue.venue_id),
+                )
+            )
+    pipe = client.pipeline(transaction=False)
+    for venue in inside:
+        pipe.hget(keys.venue(venue.venue_id), "community")
+    kept: list[Venue] = []
+    for venue, current in zip(inside, pipe.execute() if inside else [], strict=True):
+        if current is not None and not current.decode().startswith(scope):
+            errors.append(
+                RowError(
+                    line=lines.get(venue.venue_id, 0),
+                    reason=f"venue {venue.venue_id} exists outside this key's jurisdiction ({scope})",
+                    venue_id=str(venue.venue_id),
+                )
+            )
+        else:
+            kept.append(venue)
+    return kept, errors
+
+
+def import_stream(
+    client: Any,
+    keys: RedisKeys,
+    raw: IO[bytes],
+    *,
+    strict: bool = False,
+    scope: str = "",
+    progress: Progress | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> ImportReport:
+    """Import a CSV byte stream; raises HeaderError (nothing written) for a bad header.
+
+    ``scope`` (a jurisdiction prefix) refuses rows outside it, and rows whose id
+    belongs to a venue outside it.
+    """
+    started = time.perf_counter()
+    report = ImportReport()
+    writer = Writer(client, keys)
+    lines: dict[int, int] = {}
+    batches: Iterable[tuple[list[Venue], list[RowError], int]] = parse_batches(raw, batch_rows, lines)
+    held: list[list[Venue]] = []
+    for parsed, errors, nbytes in batches:
+        report.rows += len(parsed) + len(errors)
+        venues, refused = screen(client, keys, parsed, scope, lines)
+        errors.extend(refused)
+        for error in errors:
+            report.add_error(error)
+        if strict:
+            held.append(venues)
+        else:
+            writer.write(venues, report)
+        if progress is not None:
+            progress(report.rows, nbytes)
+    if strict:
+        if report.rejected:
+            report.written = False
+        else:
+            for venues in held:
+                writer.write(venues, report)
+    writer.finish()
+    report.errors.sort(key=lambda e: e.line)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report

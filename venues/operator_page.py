@@ -1,0 +1,78 @@
+"""The venue operator page (``/operator``): static HTML and script, no external assets.
+
+The operator logs in with an API key; the script then uses the JSON API
+(``/v1/venues...``) to find venues, preview and download posters, rotate the
+code and show today's entry count. The Content-Security-Policy allows only this
+origin (and ``blob:`` images for the poster preview).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from string import Template
+from typing import Any
+
+from litestar import Response, get
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+class _Asset:
+    def __init__(self, name: str, media_type: str) -> None:
+        self.body = (resources.files("venues") / "static" / name).read_bytes()
+        self.media_type = media_type
+        self.version = hashlib.sha256(self.body).hexdigest()[:12]
+
+
+_JS = _Asset("operator.js", "text/javascript; charset=utf-8")
+_CSS = _Asset("operator.css", "text/css; charset=utf-8")
+_PAGE = (
+    Template((resources.files("venues") / "static" / "operator.html").read_text(encoding="utf-8"))
+    .substitute(js_version=_JS.version, css_version=_CSS.version)
+    .encode("utf-8")
+)
+
+
+@get("/operator", summary="Venue operator page", tags=["pages"], include_in_schema=False)
+async def operator_page() -> Response[bytes]:
+    return Response(
+        content=_PAGE,
+        media_type="text/html; charset=utf-8",
+        headers={**_HEADERS, "Cache-Control": "no-store"},
+    )
+
+
+def _asset(asset: _Asset, v: str | None) -> Response[bytes]:
+    max_age = 86400 * 30 if v == asset.version else 300
+    return Response(
+        content=asset.body,
+        media_type=asset.media_type,
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": f"public, max-age={max_age}",
+            "ETag": f'"{asset.version}"',
+        },
+    )
+
+
+@get("/operator/app.js", summary="Script of the operator page", tags=["pages"], include_in_schema=False)
+async def operator_js(v: str | None = None) -> Response[bytes]:
+    return _asset(_JS, v)
+
+
+@get("/operator/app.css", summary="Style sheet of the operator page", tags=["pages"], include_in_schema=False)
+async def operator_css(v: str | None = None) -> Response[bytes]:
+    return _asset(_CSS, v)
+
+
+route_handlers: list[Any] = [operator_page, operator_js, operator_css]

@@ -1,0 +1,485 @@
+"""The venue registry in Redis: create, read, patch, list, codes, rotation.
+
+Services here know nothing of HTTP: they take the :class:`Context`, the calling
+:class:`Principal` where access matters, and raise domain errors. Every change
+also updates the id index, the per-community sets and the ClickHouse mirror
+queue (see :mod:`tracing.venue_mirror`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from checkin.auth import Principal
+from checkin.context import Context
+from checkin.errors import BadInput, Conflict, Forbidden, Gone, NotFound
+from checkin.redis_keys import RedisKeys
+from venues import codes
+from venues.model import Community, District, Street, Venue, VenueId, VenueType
+
+MAX_CODE_VERSION = 2**16 - 1
+CODE_CHECKS = "checkin_venue_code_checks_total"
+MAX_LIST_LIMIT = 200
+LIST_SCAN_BUDGET = 5000
+"""Registry records a name search reads per request before it returns a cursor."""
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Address = Annotated[str, msgspec.Meta(max_length=500)]
+Lat = Annotated[float, msgspec.Meta(ge=-90, le=90)]
+Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
+Capacity = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
+Dwell = Annotated[int, msgspec.Meta(ge=1, le=1440)]
+TestHours = Annotated[int, msgspec.Meta(ge=1, le=8760)]
+
+OLD_POSTER_MESSAGE = (
+    "This venue has a new code and this poster is no longer valid: please ask the venue staff "
+    "for the new poster. 该场所已更换场所码，此码已失效，请向场所工作人员索取新的场所码海报。"
+)
+INACTIVE_MESSAGE = "This venue's code has been withdrawn. 该场所码已停用。"
+
+# Registry fields a CSV row or a create request sets (active, code_version and
+# updated_at are the registry's own).
+DATA_FIELDS = (
+    "name",
+    "address",
+    "type",
+    "district",
+    "street",
+    "community",
+    "lat",
+    "lon",
+    "capacity",
+    "dwell_minutes",
+    "requires_negative_test_hours",
+)
+
+# KEYS[1] venue hash; ARGV field/value pairs. Refuses to overwrite an existing venue.
+CREATE_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+# KEYS[1] venue hash; ARGV = data field/value pairs, then updated_at.
+# Returns {2, ''} created, {1, old community} updated, {0, ''} unchanged.
+UPSERT_LUA = """
+local key = KEYS[1]
+local n = #ARGV - 1
+if redis.call('EXISTS', key) == 0 then
+  redis.call('HSET', key, unpack(ARGV, 1, n))
+  redis.call('HSET', key, 'active', '1', 'code_version', '1', 'updated_at', ARGV[#ARGV])
+  return {2, ''}
+end
+local fields = {}
+for i = 1, n, 2 do fields[#fields + 1] = ARGV[i] end
+fields[#fields + 1] = 'community'
+local cur = redis.call('HMGET', key, unpack(fields))
+local changed = false
+for j = 1, #fields - 1 do
+  if cur[j] ~= ARGV[2 * j] then changed = true break end
+end
+if not changed then return {0, ''} end
+local old = cur[#fields] or ''
+redis.call('HSET', key, unpack(ARGV, 1, n))
+redis.call('HSET', key, 'updated_at', ARGV[#ARGV])
+return {1, old}
+"""
+
+# KEYS[1] venue hash; ARGV[1] updated_at. Returns the new version, 0 if the venue is unknown,
+# -1 if the version space is exhausted.
+ROTATE_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = tonumber(redis.call('HGET', KEYS[1], 'code_version') or '1')
+if v >= tonumber(ARGV[2]) then return -1 end
+redis.call('HSET', KEYS[1], 'code_version', tostring(v + 1), 'updated_at', ARGV[1])
+return v + 1
+"""
+
+# KEYS[1] patched venue hash; ARGV field/value pairs. Only if the venue still exists.
+PATCH_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
+class VenueIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new venue (``venue_id`` is allocated when omitted)."""
+
+    venue_id: VenueId | None = None
+    name: Name
+    address: Address = ""
+    type: VenueType = "other"
+    district: District
+    street: Street
+    community: Community
+    lat: Lat
+    lon: Lon
+    capacity: Capacity = 0
+    dwell_minutes: Dwell = 60
+    requires_negative_test_hours: TestHours | None = None
+
+
+class VenuePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Fields to change; omitted fields stay. ``requires_negative_test_hours: null`` clears the policy."""
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    address: Address | msgspec.UnsetType = msgspec.UNSET
+    type: VenueType | msgspec.UnsetType = msgspec.UNSET
+    district: District | msgspec.UnsetType = msgspec.UNSET
+    street: Street | msgspec.UnsetType = msgspec.UNSET
+    community: Community | msgspec.UnsetType = msgspec.UNSET
+    lat: Lat | msgspec.UnsetType = msgspec.UNSET
+    lon: Lon | msgspec.UnsetType = msgspec.UNSET
+    capacity: Capacity | msgspec.UnsetType = msgspec.UNSET
+    dwell_minutes: Dwell | msgspec.UnsetType = msgspec.UNSET
+    requires_negative_test_hours: TestHours | msgspec.UnsetType | None = msgspec.UNSET
+    active: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class VenueCode(msgspec.Struct):
+    venue_id: int
+    token: str
+    url: str
+    version: int
+
+
+class VenuePage(msgspec.Struct):
+    items: list[Venue]
+    next_after: int | None = None
+    """Pass as ``after`` for the next page; null when there is none."""
+
+
+class EntriesToday(msgspec.Struct):
+    venue_id: int
+    local_day: str
+    """YYYYMMDD in the configured time zone."""
+    entries: int
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def now_rfc3339() -> str:
+    now = dt.datetime.now(dt.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def validate(venue: Venue | VenueIn) -> None:
+    """Rules msgspec constraints cannot express; raises BadInput."""
+    name = venue.name.strip()
+    if not name:
+        raise BadInput("name must not be blank")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in venue.name + venue.address):
+        raise BadInput("name and address must not contain control characters")
+    if not venue.street.startswith(venue.district):
+        raise BadInput(f"street {venue.street} is not in district {venue.district}")
+    if not venue.community.startswith(venue.street):
+        raise BadInput(f"community {venue.community} is not in street {venue.street}")
+    if not (math.isfinite(venue.lat) and math.isfinite(venue.lon)):
+        raise BadInput("lat and lon must be finite numbers")
+
+
+def flat_fields(venue: Venue) -> list[str]:
+    out: list[str] = []
+    for field, value in venue.to_hash().items():
+        out.append(field)
+        out.append(value)
+    return out
+
+
+def data_args(venue: Venue) -> list[str]:
+    """DATA_FIELDS field/value pairs of a venue, as the upsert script takes them."""
+    h = venue.to_hash()
+    out: list[str] = []
+    for field in DATA_FIELDS:
+        out.append(field)
+        out.append(h[field])
+    return out
+
+
+def index_commands(
+    keys: RedisKeys, venue_id: int, community: str, old_community: str | None, stamp_us: int
+) -> list[tuple[Any, ...]]:
+    """Index, scope sets and mirror queue updates after a change of one venue."""
+    cmds: list[tuple[Any, ...]] = [
+        ("ZADD", keys.venue_index(), venue_id, venue_id),
+        ("SADD", keys.venue_scope_index(community), venue_id),
+        ("ZADD", keys.venue_communities(), 0, community),
+        ("ZADD", keys.venue_mirror_queue(), stamp_us, venue_id),
+    ]
+    if old_community and old_community != community:
+        cmds.append(("SREM", keys.venue_scope_index(old_community), venue_id))
+    return cmds
+
+
+async def _run(ctx: Context, cmds: list[tuple[Any, ...]]) -> list[Any]:
+    pipe = ctx.redis.pipeline(transaction=False)
+    for cmd in cmds:
+        pipe.execute_command(*cmd)
+    result: list[Any] = await pipe.execute()
+    return result
+
+
+def local_day(tz: str, at: dt.datetime | None = None) -> str:
+    moment = at or dt.datetime.now(dt.UTC)
+    return moment.astimezone(ZoneInfo(tz)).strftime("%Y%m%d")
+
+
+def check_access(principal: Principal, venue: Venue) -> None:
+    """Operators see venues in their scope, or only their own venue when bound to one."""
+    principal.require("operator")
+    if not principal.in_scope(venue.community):
+        raise Forbidden(f"venue {venue.venue_id} is outside this key's jurisdiction ({principal.scope})")
+    if principal.role == "operator" and principal.venue_id is not None:
+        if principal.venue_id != venue.venue_id:
+            raise Forbidden(f"this key is bound to venue {principal.venue_id}")
+
+
+# --- reads -------------------------------------------------------------------------
+
+
+async def load(ctx: Context, venue_id: int) -> Venue:
+    raw: dict[bytes, bytes] = await ctx.redis.hgetall(ctx.keys.venue(venue_id))
+    if not raw:
+        raise NotFound(f"no venue {venue_id}")
+    return Venue.from_hash(venue_id, raw)
+
+
+async def get_venue(ctx: Context, principal: Principal, venue_id: int) -> Venue:
+    venue = await load(ctx, venue_id)
+    check_access(principal, venue)
+    return venue
+
+
+async def _candidate_ids(ctx: Context, prefix: str, after: int, want: int) -> list[int]:
+    """Venue ids > after, ascending, limited to communities starting with ``prefix``."""
+    if not prefix:
+        raw = await ctx.redis.zrangebyscore(ctx.keys.venue_index(), f"({after}", "+inf", start=0, num=want)
+        return [int(x) for x in raw]
+    communities = await ctx.redis.zrangebylex(
+        ctx.keys.venue_communities(), b"[" + prefix.encode(), b"[" + prefix.encode() + b"\xff"
+    )
+    if not communities:
+        return []
+    pipe = ctx.redis.pipeline(transaction=False)
+    for community in communities:
+        pipe.smembers(ctx.keys.venue_scope_index(community.decode()))
+    ids: set[int] = set()
+    for members in await pipe.execute():
+        ids.update(int(x) for x in members)
+    return sorted(i for i in ids if i > after)[:want]
+
+
+async def list_venues(
+    ctx: Context,
+    principal: Principal,
+    *,
+    community: str = "",
+    q: str = "",
+    after: int = 0,
+    limit: int = 50,
+) -> VenuePage:
+    """Venues visible to the caller, by id; ``community`` is a code prefix, ``q`` an id or name part."""
+    principal.require("operator")
+    limit = max(1, min(limit, MAX_LIST_LIMIT))
+    if community and not community.isdigit():
+        raise BadInput("community must be a district, street or community code prefix (digits)")
+    if principal.role == "operator" and principal.venue_id is not None:
+        try:
+            own = await load(ctx, principal.venue_id)
+        except NotFound:
+            return VenuePage(items=[])
+        visible = own.venue_id > after and own.community.startswith(community)
+        return VenuePage(items=[own] if visible and _matches(own, q) else [])
+    prefix = community
+    scope = principal.scope
+    if scope:
+        if prefix.startswith(scope):
+            pass
+        elif scope.startswith(prefix):
+            prefix = scope
+        else:
+            return VenuePage(items=[])
+    q = q.strip()
+    if q.isdigit():
+        try:
+            venue = await load(ctx, int(q))
+        except (NotFound, ValueError):
+            return VenuePage(items=[])
+        ok = venue.venue_id > after and venue.community.startswith(prefix)
+        return VenuePage(items=[venue] if ok else [])
+    items: list[Venue] = []
+    scanned = 0
+    cursor = after
+    exhausted = False
+    while len(items) < limit and scanned < LIST_SCAN_BUDGET:
+        chunk = min(500, LIST_SCAN_BUDGET - scanned) if q else limit - len(items)
+        ids = await _candidate_ids(ctx, prefix, cursor, chunk)
+        if not ids:
+            exhausted = True
+            break
+        pipe = ctx.redis.pipeline(transaction=False)
+        for vid in ids:
+            pipe.hgetall(ctx.keys.venue(vid))
+        raws = await pipe.execute()
+        for vid, raw in zip(ids, raws, strict=True):
+            scanned += 1
+            cursor = vid
+            if raw:
+                venue = Venue.from_hash(vid, raw)
+                if _matches(venue, q):
+                    items.append(venue)
+                    if len(items) >= limit:
+                        break
+        if len(ids) < chunk and cursor == ids[-1]:
+            exhausted = True
+            break
+    next_after = None if exhausted else cursor
+    if next_after is not None and not await _candidate_ids(ctx, prefix, next_after, 1):
+        next_after = None
+    return VenuePage(items=items, next_after=next_after)
+
+
+def _matches(venue: Venue, q: str) -> bool:
+    q = q.strip().casefold()
+    return not q or q in venue.name.casefold() or q in venue.address.casefold()
+
+
+async def entries_today(ctx: Context, principal: Principal, venue_id: int) -> EntriesToday:
+    await get_venue(ctx, principal, venue_id)
+    day = local_day(ctx.settings.tz)
+    shard = ctx.keys.shard_of(venue_id)
+    raw = await ctx.redis.hget(ctx.keys.venue_entries(shard, day), str(venue_id))
+    return EntriesToday(venue_id=venue_id, local_day=day, entries=int(raw or 0))
+
+
+# --- writes ---------------------------------------------------------------------------
+
+
+async def allocate_id(ctx: Context) -> int:
+    value = int(await ctx.redis.incr(ctx.keys.venue_seq()))
+    if value > 2**32 - 1:
+        raise Conflict("venue ids are exhausted")
+    return value
+
+
+async def create_venue(ctx: Context, principal: Principal, data: VenueIn) -> Venue:
+    principal.require("operator")
+    if principal.role == "operator" and principal.venue_id is not None:
+        raise Forbidden(f"this key is bound to venue {principal.venue_id} and cannot create venues")
+    validate(data)
+    if not principal.in_scope(data.community):
+        raise Forbidden(f"community {data.community} is outside this key's jurisdiction ({principal.scope})")
+    fields = msgspec.structs.asdict(data)
+    fields.pop("venue_id")
+    fields["name"] = data.name.strip()
+    explicit = data.venue_id is not None
+    for _attempt in range(20):
+        venue_id = data.venue_id if data.venue_id is not None else await allocate_id(ctx)
+        venue = Venue(venue_id=venue_id, updated_at=now_rfc3339(), **fields)
+        created = await ctx.redis.eval(CREATE_LUA, 1, ctx.keys.venue(venue_id), *flat_fields(venue))
+        if created:
+            await _run(ctx, index_commands(ctx.keys, venue_id, venue.community, None, now_us()))
+            return venue
+        if explicit:
+            raise Conflict(f"venue {venue_id} already exists")
+    raise Conflict("could not allocate a free venue id; try again")
+
+
+async def patch_venue(ctx: Context, principal: Principal, venue_id: int, patch: VenuePatch) -> Venue:
+    current = await get_venue(ctx, principal, venue_id)
+    changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
+    if "name" in changes:
+        changes["name"] = changes["name"].strip()
+    updated = msgspec.structs.replace(current, **changes)
+    validate(updated)
+    if updated.community != current.community and not principal.in_scope(updated.community):
+        raise Forbidden(
+            f"community {updated.community} is outside this key's jurisdiction ({principal.scope})"
+        )
+    old_hash, new_hash = current.to_hash(), updated.to_hash()
+    diff = {k: v for k, v in new_hash.items() if old_hash.get(k) != v and k != "updated_at"}
+    if not diff:
+        return current
+    stamp = now_rfc3339()
+    diff["updated_at"] = stamp
+    args: list[str] = []
+    for field, value in diff.items():
+        args.extend((field, value))
+    if not await ctx.redis.eval(PATCH_LUA, 1, ctx.keys.venue(venue_id), *args):
+        raise NotFound(f"no venue {venue_id}")
+    await _run(ctx, index_commands(ctx.keys, venue_id, updated.community, current.community, now_us()))
+    return msgspec.structs.replace(updated, updated_at=stamp)
+
+
+def code_for(ctx: Context, venue: Venue) -> VenueCode:
+    token = codes.sign(ctx.keyring, venue.venue_id, venue.code_version)
+    return VenueCode(
+        venue_id=venue.venue_id,
+        token=token,
+        url=codes.checkin_url(ctx.settings.public_base_url, token),
+        version=venue.code_version,
+    )
+
+
+async def get_code(ctx: Context, principal: Principal, venue_id: int) -> VenueCode:
+    return code_for(ctx, await get_venue(ctx, principal, venue_id))
+
+
+async def rotate_code(ctx: Context, principal: Principal, venue_id: int) -> VenueCode:
+    venue = await get_venue(ctx, principal, venue_id)
+    version = int(
+        await ctx.redis.eval(ROTATE_LUA, 1, ctx.keys.venue(venue_id), now_rfc3339(), MAX_CODE_VERSION)
+    )
+    if version == 0:
+        raise NotFound(f"no venue {venue_id}")
+    if version < 0:
+        raise Conflict(f"venue {venue_id} has used every code version; register it under a new id")
+    await _run(ctx, [("ZADD", ctx.keys.venue_mirror_queue(), now_us(), venue_id)])
+    return code_for(ctx, msgspec.structs.replace(venue, code_version=version))
+
+
+# --- verification of a scanned code ----------------------------------------------------
+
+
+async def check_code(ctx: Context, token: str) -> Venue:
+    """The venue of a scanned code, or the reason it is refused.
+
+    Tampered or foreign token: 400 (``codes.InvalidCode``); unknown venue: 404;
+    deactivated venue: 410; superseded code version (an old poster): 410 with a
+    message asking the resident to get the new poster from the venue.
+    """
+    try:
+        claims = codes.verify(ctx.keyring, token)
+    except codes.InvalidCode:
+        ctx.metrics.inc(CODE_CHECKS, result="tampered")
+        raise
+    raw: dict[bytes, bytes] = await ctx.redis.hgetall(ctx.keys.venue(claims.venue_id))
+    if not raw:
+        ctx.metrics.inc(CODE_CHECKS, result="unknown")
+        raise NotFound(f"venue {claims.venue_id} is not registered. 未找到该场所。")
+    venue = Venue.from_hash(claims.venue_id, raw)
+    if not venue.active:
+        ctx.metrics.inc(CODE_CHECKS, result="inactive")
+        raise Gone(INACTIVE_MESSAGE, reason="inactive", venue_id=venue.venue_id)
+    if claims.code_version != venue.code_version:
+        ctx.metrics.inc(CODE_CHECKS, result="old_version")
+        raise Gone(
+            OLD_POSTER_MESSAGE,
+            reason="old_version",
+            venue_id=venue.venue_id,
+            venue_name=venue.name,
+        )
+    ctx.metrics.inc(CODE_CHECKS, result="ok")
+    return venue

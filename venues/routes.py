@@ -1,0 +1,210 @@
+"""Venue routes of the ingest service: registry, CSV import, codes, posters, entries.
+
+Operators (optionally bound to one venue or scoped to a jurisdiction prefix)
+and admins manage venues; everything else is in :mod:`venues.registry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get, patch, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from checkin.auth import Principal
+from checkin.context import Context
+from checkin.errors import BadInput, Forbidden, NotFound, PayloadTooLarge, Unprocessable
+from checkin.metrics import Metrics
+from checkin.redis_conn import sync_client
+from venues import importer, poster, registry
+from venues.model import Venue
+
+IMPORT_ROWS = "checkin_venue_import_rows_total"
+SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+
+TAGS = ["venues"]
+
+
+def setup_metrics(metrics: Metrics) -> None:
+    metrics.counter(
+        registry.CODE_CHECKS, "Venue codes checked, by result (ok, tampered, unknown, inactive, old_version)"
+    )
+    metrics.counter(
+        IMPORT_ROWS, "Venue CSV rows imported, by outcome (created, updated, unchanged, rejected)"
+    )
+
+
+def _venue_id(value: int) -> int:
+    if not 1 <= value <= 2**32 - 1:
+        raise NotFound(f"no venue {value}")
+    return value
+
+
+@post("/v1/venues", summary="Register a venue (operator, admin)", tags=TAGS)
+async def create_venue(data: registry.VenueIn, ctx: Context, principal: Principal) -> Venue:
+    return await registry.create_venue(ctx, principal, data)
+
+
+@get("/v1/venues", summary="Venues visible to the caller, by id", tags=TAGS)
+async def list_venues(
+    ctx: Context,
+    principal: Principal,
+    community: Annotated[
+        str, Parameter(description="district, street or community code prefix", max_length=12)
+    ] = "",
+    q: Annotated[
+        str, Parameter(description="venue number, or part of the name or address", max_length=100)
+    ] = "",
+    after: Annotated[int, Parameter(ge=0, description="return venues with a larger id")] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=registry.MAX_LIST_LIMIT)] = 50,
+) -> registry.VenuePage:
+    return await registry.list_venues(ctx, principal, community=community, q=q, after=after, limit=limit)
+
+
+@get("/v1/venues/{venue_id:int}", summary="One venue", tags=TAGS)
+async def get_venue(venue_id: int, ctx: Context, principal: Principal) -> Venue:
+    return await registry.get_venue(ctx, principal, _venue_id(venue_id))
+
+
+@patch("/v1/venues/{venue_id:int}", summary="Change a venue; {active: false} deactivates it", tags=TAGS)
+async def patch_venue(venue_id: int, data: registry.VenuePatch, ctx: Context, principal: Principal) -> Venue:
+    return await registry.patch_venue(ctx, principal, _venue_id(venue_id), data)
+
+
+@get("/v1/venues/{venue_id:int}/code", summary="The venue's current signed code", tags=TAGS)
+async def get_code(venue_id: int, ctx: Context, principal: Principal) -> registry.VenueCode:
+    return await registry.get_code(ctx, principal, _venue_id(venue_id))
+
+
+@post(
+    "/v1/venues/{venue_id:int}/code/rotate",
+    status_code=200,
+    summary="Issue a new code version; posters with the old code get 410 at check-in",
+    tags=TAGS,
+)
+async def rotate_code(venue_id: int, ctx: Context, principal: Principal) -> registry.VenueCode:
+    return await registry.rotate_code(ctx, principal, _venue_id(venue_id))
+
+
+@get("/v1/venues/{venue_id:int}/entries", summary="Check-ins counted today (local day)", tags=TAGS)
+async def entries_today(venue_id: int, ctx: Context, principal: Principal) -> registry.EntriesToday:
+    return await registry.entries_today(ctx, principal, _venue_id(venue_id))
+
+
+async def _poster(
+    fmt: str, venue_id: int, ctx: Context, principal: Principal, download: bool
+) -> Response[bytes]:
+    venue = await registry.get_venue(ctx, principal, _venue_id(venue_id))
+    code = registry.code_for(ctx, venue)
+    data = poster.PosterData(venue_id=venue.venue_id, name=venue.name, address=venue.address, url=code.url)
+    body = await asyncio.to_thread(poster.render, fmt, data)
+    disposition = "attachment" if download else "inline"
+    filename = f"venue-{venue.venue_id}-v{venue.code_version}.{fmt}"
+    return Response(
+        content=body,
+        media_type=poster.MEDIA_TYPES[fmt],
+        headers={
+            "Content-Disposition": f'{disposition}; filename="{filename}"',
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@get("/v1/venues/{venue_id:int}/poster.png", summary="Printable poster (PNG, A4 150 dpi)", tags=TAGS)
+async def poster_png(
+    venue_id: int, ctx: Context, principal: Principal, download: bool = False
+) -> Response[bytes]:
+    return await _poster("png", venue_id, ctx, principal, download)
+
+
+@get("/v1/venues/{venue_id:int}/poster.svg", summary="Printable poster (SVG)", tags=TAGS)
+async def poster_svg(
+    venue_id: int, ctx: Context, principal: Principal, download: bool = False
+) -> Response[bytes]:
+    return await _poster("svg", venue_id, ctx, principal, download)
+
+
+@get("/v1/venues/{venue_id:int}/poster.pdf", summary="Printable poster (PDF, A4)", tags=TAGS)
+async def poster_pdf(
+    venue_id: int, ctx: Context, principal: Principal, download: bool = False
+) -> Response[bytes]:
+    return await _poster("pdf", venue_id, ctx, principal, download)
+
+
+@post(
+    "/v1/venues/import",
+    status_code=200,
+    summary="Bulk import venues from CSV (streamed); bad rows are reported by line",
+    description=(
+        "Body: CSV with the header "
+        + ",".join(importer.COLUMNS)
+        + ". Good rows are imported and bad rows reported by line number; with ?strict=true any bad row "
+        "means nothing is written (422). Re-importing the same file changes nothing."
+    ),
+    tags=TAGS,
+    request_max_body_size=None,
+)
+async def import_venues(
+    request: Request[Any, Any, State], ctx: Context, principal: Principal, strict: bool = False
+) -> importer.ImportReport:
+    principal.require("operator")
+    if principal.role == "operator" and principal.venue_id is not None:
+        raise Forbidden(f"this key is bound to venue {principal.venue_id} and cannot import venues")
+    limit = ctx.settings.max_import_bytes
+    announced = request.headers.get("content-length")
+    if announced is not None and announced.isdigit() and int(announced) > limit:
+        raise PayloadTooLarge(f"the CSV is larger than the import limit of {limit} bytes")
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)
+    try:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the CSV is larger than the import limit of {limit} bytes")
+            spool.write(chunk)
+        if size == 0:
+            raise BadInput("the request body is empty; send the CSV file as the body")
+        spool.seek(0)
+        report = await asyncio.to_thread(_import_sync, ctx, spool, strict, principal.scope)
+    finally:
+        spool.close()
+    for outcome in ("created", "updated", "unchanged", "rejected"):
+        count = getattr(report, outcome)
+        if count:
+            ctx.metrics.inc(IMPORT_ROWS, count, outcome=outcome)
+    if strict and not report.written:
+        raise Unprocessable(
+            f"{report.rejected} row(s) rejected; nothing was written (strict import)",
+            report=msgspec.to_builtins(report),
+        )
+    return report
+
+
+def _import_sync(ctx: Context, spool: Any, strict: bool, scope: str) -> importer.ImportReport:
+    client = sync_client(ctx.settings)
+    try:
+        return importer.import_stream(client, ctx.keys, spool, strict=strict, scope=scope)
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+route_handlers: list[Any] = [
+    create_venue,
+    list_venues,
+    import_venues,
+    get_venue,
+    patch_venue,
+    get_code,
+    rotate_code,
+    entries_today,
+    poster_png,
+    poster_svg,
+    poster_pdf,
+]
