@@ -25,7 +25,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from checkin.context import Context
 from checkin.errors import (
@@ -186,14 +186,27 @@ class Scripts:
         if self.hot is not None or len(calls) == 1:
             return list(await asyncio.gather(*(self.run(name, k, a) for k, a in calls)))
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            for keys, args in calls:
-                await self.cluster_scripts[name](keys=keys, args=args, client=pipe)
-            return list(await pipe.execute())
+            # redis-py refuses Script objects in a cluster pipeline; a raw EVALSHA is routed by its
+            # keys (one slot per call), and a node that lost its script cache (a promoted replica)
+            # gets the script loaded on every primary before the calls are sent again.
+            replies = await self._cluster_evalsha(name, calls)
+            if any(isinstance(r, NoScriptError) for r in replies):
+                await self.redis.script_load(self.sources[name])
+                replies = await self._cluster_evalsha(name, calls)
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+            return replies
         except (ConnectionError, OSError, TimeoutError, RedisError) as exc:
             raise Unavailable(
                 f"the check-in store is unavailable ({type(exc).__name__}); retry shortly", retry_after=2
             ) from exc
+
+    async def _cluster_evalsha(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.execute_command("EVALSHA", self.shas[name], len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))
 
     def close(self) -> None:
         if self.hot is not None:

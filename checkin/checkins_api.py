@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.openapi.datastructures import ResponseSpec
 
 from checkin import auth, checkins, protection
 from checkin.auth import Principal
@@ -127,6 +128,10 @@ def verify_code(ctx: Context, token: str) -> codes.CodeClaims:
     status_code=201,
     summary="Check in at a venue by its code (resident); 200 for a repeat of the same check-in",
     tags=TAGS,
+    responses={
+        201: ResponseSpec(data_container=checkins.CheckinOut, description="Checked in"),
+        200: ResponseSpec(data_container=checkins.CheckinOut, description="A repeat of the same check-in"),
+    },
 )
 async def post_checkin(data: checkins.CheckinIn, request: Request[Any, Any, Any]) -> Response[bytes]:
     started = time.perf_counter()
@@ -151,6 +156,7 @@ async def post_checkin(data: checkins.CheckinIn, request: Request[Any, Any, Any]
     status_code=200,
     summary="Upload an offline queue of check-ins (resident); per-item results",
     tags=TAGS,
+    responses={200: ResponseSpec(data_container=checkins.BatchOut, description="Per-item results")},
 )
 async def post_batch(data: checkins.BatchIn, request: Request[Any, Any, Any]) -> Response[bytes]:
     started = time.perf_counter()

@@ -6,11 +6,13 @@ import logging
 from typing import Any
 
 import msgspec
+import redis.exceptions
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from checkin.errors import DomainError
+from checkin.hotpath_redis import RedisReplyError
 
 log = logging.getLogger("checkin.http")
 
@@ -100,9 +102,46 @@ def _internal_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
     )
 
 
+TRANSIENT_REDIS_REPLIES = ("OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+"""Error replies that mean "Redis cannot take this now" (full, restarting, failing over), not a bug."""
+
+TRANSIENT_REDIS_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.MasterDownError,
+)
+
+
+def _redis_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """Redis full, restarting or unreachable is a 503 the client retries, never a 500."""
+    text = str(exc)
+    transient = isinstance(exc, TRANSIENT_REDIS_ERRORS) or (
+        isinstance(exc, RedisReplyError) and text.startswith(TRANSIENT_REDIS_REPLIES)
+    )
+    if not transient:
+        return _internal_handler(request, exc)
+    reason = text.split(" ", 1)[0] if isinstance(exc, RedisReplyError) else type(exc).__name__
+    log.warning("redis unavailable on %s %s: %s", request.method, request.url.path, reason)
+    return problem(
+        503,
+        "Service unavailable",
+        f"the data store cannot take this request now ({reason}); retry shortly",
+        slug="unavailable",
+        instance=request.url.path,
+        headers={"Retry-After": "2"},
+    )
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     DomainError: _domain_handler,
     HTTPException: _http_handler,
+    RedisReplyError: _redis_handler,
+    redis.exceptions.RedisError: _redis_handler,
     Exception: _internal_handler,
 }
 

@@ -9,6 +9,7 @@ from typing import IO, Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from checkin import protection, residents
@@ -37,6 +38,10 @@ def setup_metrics(metrics: Metrics) -> None:
     status_code=201,
     summary="Register a resident (anyone; rate-limited per address); same id_number -> same person",
     tags=TAGS,
+    responses={
+        201: ResponseSpec(data_container=residents.Registered, description="Registered"),
+        200: ResponseSpec(data_container=residents.Registered, description="Already registered"),
+    },
 )
 async def register(
     data: residents.RegisterIn, ctx: Context, request: Request[Any, Any, Any]

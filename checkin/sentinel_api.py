@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Response, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
 
 from checkin import checkins, resident_tokens, residents
 from checkin.auth import Principal
@@ -43,9 +45,13 @@ _encoder = msgspec.json.Encoder()
     status_code=200,
     summary="Upload scans from a venue's door device (device key); per-scan verdicts",
     tags=["sentinel"],
+    responses={200: ResponseSpec(data_container=checkins.SentinelOut, description="Per-scan verdicts")},
 )
 async def post_scans(
-    data: SentinelIn, ctx: Context, principal: Principal, venue_id: int | None = None
+    data: SentinelIn,
+    ctx: Context,
+    principal: Principal,
+    venue_id: Annotated[int | None, Parameter(ge=1, le=2**32 - 1)] = None,
 ) -> Response[bytes]:
     started = time.perf_counter()
     principal.require("device")

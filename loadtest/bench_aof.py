@@ -16,13 +16,14 @@ import socket
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from loadtest.redis_proc import RedisProcess
 from loadtest.results import Figure, record
 
-FIELDS = {
+FIELDS: dict[Any, Any] = {
     "t": "in",
     "cid": "x" * 20,
     "pid": "123456789",
@@ -43,9 +44,9 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _write(url: str, seconds: float, concurrency: int) -> tuple[int, list[bytes]]:
+async def _write(url: str, seconds: float, concurrency: int) -> tuple[int, list[Any]]:
     client = aioredis.Redis.from_url(url, max_connections=concurrency)
-    acked: list[bytes] = []
+    acked: list[Any] = []
     deadline = time.perf_counter() + seconds
 
     async def worker() -> None:
@@ -61,7 +62,7 @@ async def _write(url: str, seconds: float, concurrency: int) -> tuple[int, list[
 async def _kill_mid_stream(proc: RedisProcess, concurrency: int) -> tuple[int, int]:
     """Write until SIGKILL hits; return (acknowledged, found after restart)."""
     client = aioredis.Redis.from_url(proc.url, max_connections=concurrency)
-    acked: list[bytes] = []
+    acked: list[Any] = []
     stop = asyncio.Event()
 
     async def worker() -> None:
@@ -78,7 +79,8 @@ async def _kill_mid_stream(proc: RedisProcess, concurrency: int) -> tuple[int, i
     await asyncio.gather(*tasks, return_exceptions=True)
     await client.aclose()
     proc.start()
-    survivors = {e for e, _ in proc.client().xrange("bench:aof:kill")}
+    entries: list[Any] = proc.client().xrange("bench:aof:kill") or []
+    survivors = {e for e, _ in entries}
     found = sum(1 for e in acked if e in survivors)
     return len(acked), found
 

@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     marker = data_dir / "generator.txt"
     made_by = marker.read_text().strip() if marker.exists() else ""
     build_s = None
-    if have != expected or made_by != args.generator:
+    if have != expected or (made_by and made_by != args.generator):
         if have:
             store.command(f"DROP DATABASE IF EXISTS {DATABASE}")
             store.apply_schema(args.days + 7)

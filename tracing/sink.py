@@ -301,6 +301,13 @@ class SinkConsumer:
                     log.warning("sink: Redis error (%s); retrying", exc)
                     await self.clock.sleep(self.policy.delay(failures))
                     continue
+                except Exception:
+                    # An unexpected fault must not stop the sink for good: held entries stay
+                    # pending in Redis and are read again after the pause.
+                    failures += 1
+                    log.exception("sink: unexpected error; retrying")
+                    await self.clock.sleep(self.policy.delay(failures))
+                    continue
                 if self._due(batch):
                     if writing is not None:
                         await self._wait_for(writing, batch)
@@ -498,7 +505,8 @@ class SinkConsumer:
         if self.keys.cluster:
             pipe = self.redis.pipeline(transaction=False)
             for command in commands:
-                pipe.execute_command(*command)
+                # the cluster client routes by a str command name
+                pipe.execute_command(command[0].decode(), *command[1:])
             await pipe.execute()
             return
         pool = self.redis.connection_pool
@@ -564,8 +572,11 @@ class SinkConsumer:
             floor: tuple[int, int] | None = None
             for info in infos:
                 name = _field(info, "name")
+                summary = None
                 if int(_field(info, "pending") or 0):
+                    # Entries may be acked between XINFO and XPENDING: then nothing is pending.
                     summary = await self.redis.execute_command("XPENDING", stream, name)
+                if summary and summary[1] is not None:
                     need = parse_id(summary[1])
                 else:
                     ms, seq = parse_id(_field(info, "last-delivered-id") or b"0-0")

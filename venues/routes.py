@@ -116,21 +116,36 @@ async def _poster(
     )
 
 
-@get("/v1/venues/{venue_id:int}/poster.png", summary="Printable poster (PNG, A4 150 dpi)", tags=TAGS)
+@get(
+    "/v1/venues/{venue_id:int}/poster.png",
+    summary="Printable poster (PNG, A4 150 dpi)",
+    tags=TAGS,
+    media_type=poster.MEDIA_TYPES["png"],
+)
 async def poster_png(
     venue_id: int, ctx: Context, principal: Principal, download: bool = False
 ) -> Response[bytes]:
     return await _poster("png", venue_id, ctx, principal, download)
 
 
-@get("/v1/venues/{venue_id:int}/poster.svg", summary="Printable poster (SVG)", tags=TAGS)
+@get(
+    "/v1/venues/{venue_id:int}/poster.svg",
+    summary="Printable poster (SVG)",
+    tags=TAGS,
+    media_type=poster.MEDIA_TYPES["svg"],
+)
 async def poster_svg(
     venue_id: int, ctx: Context, principal: Principal, download: bool = False
 ) -> Response[bytes]:
     return await _poster("svg", venue_id, ctx, principal, download)
 
 
-@get("/v1/venues/{venue_id:int}/poster.pdf", summary="Printable poster (PDF, A4)", tags=TAGS)
+@get(
+    "/v1/venues/{venue_id:int}/poster.pdf",
+    summary="Printable poster (PDF, A4)",
+    tags=TAGS,
+    media_type=poster.MEDIA_TYPES["pdf"],
+)
 async def poster_pdf(
     venue_id: int, ctx: Context, principal: Principal, download: bool = False
 ) -> Response[bytes]:

@@ -1,0 +1,341 @@
+"""Soak run (not in CI): `checkin up` on its own data dir, ports and Redis, a small city seeded
+through the API, check-ins driven at a steady rate for a long time, RSS of every process of the
+system sampled every 10 s.
+
+    python -m loadtest.soak --minutes 30 --rate 2000
+
+The load comes from ``wrk`` (C, one thread per core's worth of connections) paced with wrk's
+``delay()`` hook, so the generator costs little of the machine it measures; when the machine
+cannot sustain ``--rate`` the figure recorded is the rate it did sustain.
+
+Stable means: after the warm-up, every process's RSS stays within 10 % (max vs min of its
+samples), and so does the sum over the system. The run also records the scan-stream backlog at
+the end (the sink keeping up) and the check-in answers that were not 2xx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from loadtest.bench_ingest import lua_list, run_wrk
+from loadtest.results import Figure, record
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+PACED_LUA = """
+local counter = 0
+local tid = 0
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+function init(args)
+  math.randomseed(tid * 7919 + os.time())
+end
+function delay()
+  return DELAY_MS
+end
+request = function()
+  counter = counter + 1
+  local t = tokens[math.random(#tokens)]
+  local c = codes[math.random(#codes)]
+  local body = '{"code":"' .. c .. '","client_id":"s' .. tid .. '-' .. counter .. '"}'
+  return wrk.format("POST", "/v1/checkins", {["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer " .. t}, body)
+end
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return int(resp.status)
+    except Exception:
+        return 0
+
+
+@dataclass
+class Samples:
+    """RSS (bytes) per process label, one list per label, sampled at the same instants."""
+
+    at: list[float] = field(default_factory=list)
+    rss: dict[str, list[int]] = field(default_factory=dict)
+    backlog: list[int] = field(default_factory=list)
+
+
+def _label(proc: psutil.Process) -> str:
+    cmd = " ".join(proc.cmdline())
+    if "redis-server" in cmd:
+        return "redis-server"
+    if "resource_tracker" in cmd:
+        return "resource-tracker"
+    if "checkin.cli up" in cmd or cmd.endswith(" up"):
+        return "launcher"
+    if "serve-ingest" in cmd or "checkin.app" in cmd:
+        return "ingest"
+    if "serve-tracing" in cmd or "tracing.app" in cmd:
+        return "tracing"
+    return proc.name()
+
+
+def system_rss(root: psutil.Process) -> dict[str, int]:
+    """RSS by process: the launcher and every descendant, workers numbered in pid order."""
+    procs = [root, *root.children(recursive=True)]
+    out: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for proc in sorted(procs, key=lambda p: p.pid):
+        try:
+            label = _label(proc)
+            rss = proc.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        n = counts[label] = counts.get(label, 0) + 1
+        out[f"{label}#{n}" if n > 1 or label in ("ingest", "tracing") else label] = rss
+    return out
+
+
+def scan_backlog(redis_url: str, prefix: str, shards: int) -> int:
+    """Entries the sink group has not read yet, over every shard."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        lag = 0
+        for n in range(shards):
+            stream = f"{prefix}scans:{{{n}}}"
+            if not client.exists(stream):
+                continue
+            for g in client.xinfo_groups(stream):
+                if g["name"] in (b"sink", "sink"):
+                    lag += int(g.get("lag") or 0) + int(g["pending"])
+        return lag
+    finally:
+        client.close()
+
+
+def sampler(root: psutil.Process, samples: Samples, stop: threading.Event, every_s: float, redis_url: str) -> None:
+    start = time.monotonic()
+    while not stop.is_set():
+        rss = system_rss(root)
+        samples.at.append(time.monotonic() - start)
+        for label, value in rss.items():
+            samples.rss.setdefault(label, []).append(value)
+        try:
+            samples.backlog.append(scan_backlog(redis_url, "checkin:", 4))
+        except Exception:
+            samples.backlog.append(-1)
+        mb = sum(rss.values()) / 2**20
+        print(f"  t={samples.at[-1]:6.0f}s  system RSS {mb:7.1f} MB  sink backlog {samples.backlog[-1]:,}", flush=True)
+        stop.wait(every_s)
+
+
+def stability(samples: Samples, warmup_s: float) -> tuple[dict[str, float], float]:
+    """(max/min - 1 per process after warm-up, same for the system total)."""
+    keep = [i for i, t in enumerate(samples.at) if t >= warmup_s]
+    spread: dict[str, float] = {}
+    for label, values in samples.rss.items():
+        after = [values[i] for i in keep if i < len(values)]
+        if len(after) >= 2 and min(after) > 0:
+            spread[label] = max(after) / min(after) - 1
+    totals = [sum(v[i] for v in samples.rss.values() if i < len(v)) for i in keep]
+    total = max(totals) / min(totals) - 1 if len(totals) >= 2 else float("nan")
+    return spread, total
+
+
+def start_system(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "checkin.cli", "up"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    admin = ""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if "admin key" in line:
+            admin = line.split("admin key", 1)[1].strip()
+        if line.startswith("ready."):
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+            return proc, admin
+    proc.send_signal(signal.SIGTERM)
+    raise RuntimeError("`checkin up` did not become ready; see " + str(data_dir / "logs"))
+
+
+def stop_system(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def seed_city(work: Path, env: dict[str, str], admin: str, ingest: str, tracing: str) -> tuple[list[str], list[str]]:
+    """A small city through `checkin loadtest city` + `checkin loadtest seed` (the public API)."""
+    city = work / "city"
+    seed_file = work / "seed.json"
+    subprocess.run(
+        [PYTHON, "-m", "checkin.cli", "loadtest", "city", "--preset", "small", "--venues", "5000",
+         "--residents", "20000", "--scan-days", "0", "--out", str(city)],
+        env=env, cwd=ROOT, check=True,
+    )  # fmt: skip
+    subprocess.run(
+        [PYTHON, "-m", "checkin.cli", "loadtest", "seed", "--city", str(city), "--out", str(seed_file),
+         "--ingest", ingest, "--tracing", tracing, "--admin-key", admin,
+         "--residents-sample", "2000", "--venues-sample", "2000"],
+        env=env, cwd=ROOT, check=True,
+    )  # fmt: skip
+    data = json.loads(seed_file.read_text())
+    return [r["token"] for r in data["residents"]], [v["token"] for v in data["venues"]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=30.0, help="duration of the load (default 30)")
+    ap.add_argument("--rate", type=int, default=2000, help="target check-ins a second (default 2000)")
+    ap.add_argument("--warmup", type=float, default=0.0, help="warm-up seconds (default: 20%% of the run, >= 60)")
+    ap.add_argument("--every", type=float, default=10.0, help="RSS sample period in seconds (default 10)")
+    ap.add_argument("--connections", type=int, default=48, help="wrk connections (default 48)")
+    ap.add_argument("--workers", type=int, default=2, help="ingest workers (default 2)")
+    ap.add_argument("--data-dir", help="data dir (default: a fresh temporary directory)")
+    ap.add_argument("--no-record", action="store_true", help="do not write docs/bench/soak.json")
+    args = ap.parse_args(argv)
+    if args.minutes <= 0 or args.rate <= 0 or args.connections <= 0:
+        print("error: --minutes, --rate and --connections must be positive", file=sys.stderr)
+        return 2
+    seconds = int(args.minutes * 60)
+    warmup = args.warmup or max(60.0, 0.2 * seconds)
+
+    work = Path(args.data_dir or tempfile.mkdtemp(prefix="checkin-soak-"))
+    ingest_port, tracing_port, redis_port = free_port(), free_port(), free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    env = {
+        **os.environ,
+        "CHECKIN_DATA_DIR": str(work / "var"),
+        "CHECKIN_REDIS_URL": redis_url,  # closed port: `checkin up` starts its own redis-server
+        "CHECKIN_INGEST_PORT": str(ingest_port),
+        "CHECKIN_TRACING_PORT": str(tracing_port),
+        "CHECKIN_INGEST_WORKERS": str(args.workers),
+        "CHECKIN_PUBLIC_BASE_URL": f"http://127.0.0.1:{ingest_port}",
+        # the whole load comes from one address and a sample of 2,000 residents
+        "CHECKIN_RATE_IP_PER_MIN": "100000000",
+        "CHECKIN_RATE_REGISTER_PER_MIN": "100000000",
+    }
+    ingest, tracing = f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{tracing_port}"
+    print(f"soak: data in {work}; {args.minutes:g} min at {args.rate:,}/s target", flush=True)
+    system, admin = start_system(work, env)
+    samples = Samples()
+    stop = threading.Event()
+    try:
+        tokens, codes = seed_city(work, env, admin, ingest, tracing)
+        print(f"seeded: {len(codes):,} venue codes, {len(tokens):,} resident tokens", flush=True)
+        delay_ms = max(0, round(args.connections * 1000 / args.rate))
+        script = work / "soak.lua"
+        script.write_text(
+            lua_list("tokens", tokens) + lua_list("codes", codes) + PACED_LUA.replace("DELAY_MS", str(delay_ms))
+        )
+        root = psutil.Process(system.pid)
+        thread = threading.Thread(target=sampler, args=(root, samples, stop, args.every, redis_url), daemon=True)
+        thread.start()
+        result = run_wrk(f"{ingest}/v1/checkins", script, seconds, args.connections, threads=2)
+        stop.set()
+        thread.join(30)
+        # give the sink a moment to catch up, then read the backlog once more
+        time.sleep(5)
+        final_backlog = scan_backlog(redis_url, "checkin:", 4)
+        healthy = _get(f"{ingest}/healthz") == 200 and _get(f"{tracing}/healthz") == 200
+    finally:
+        stop.set()
+        stop_system(system)
+
+    spread, total = stability(samples, warmup)
+    worst = max(spread.items(), key=lambda kv: kv[1]) if spread else ("-", float("nan"))
+    stable = bool(spread) and all(v <= 0.10 for v in spread.values()) and total <= 0.10
+    first = {k: v[0] / 2**20 for k, v in samples.rss.items() if v}
+    last = {k: v[-1] / 2**20 for k, v in samples.rss.items() if v}
+    print(f"\nrate {result.rps:,.0f}/s over {result.seconds:.0f} s; non-2xx {result.non2xx:,}; errors {result.errors:,}")
+    print(f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms; sink backlog at the end {final_backlog:,}")
+    for label in sorted(spread):
+        print(f"  {label:<18} {first[label]:8.1f} -> {last[label]:8.1f} MB  spread after warm-up {spread[label]:6.1%}")
+    print(f"  system total spread after warm-up {total:.1%}; stable within 10 %: {stable}")
+    if args.no_record:
+        return 0 if stable and healthy else 1
+    short = " (short run)" if seconds < 1800 else ""
+    command = "python -m loadtest.soak " + " ".join(sys.argv[1:] if argv is None else argv)
+    record(
+        "soak",
+        command.strip(),
+        [
+            Figure(
+                figure=f"soak check-in rate, {args.minutes:g} min{short}",
+                value=result.rps,
+                unit="check-ins/s",
+                target=f">= {args.rate:,} for 30 min",
+                met=result.rps >= 0.95 * args.rate and seconds >= 1800,
+                note=f"wrk -c{args.connections} paced; {result.non2xx:,} non-2xx, {result.errors:,} socket "
+                f"errors; p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms; `checkin up`, "
+                f"{args.workers} ingest workers + tracing (sink, rules) + redis-server on the same machine",
+            ),
+            Figure(
+                figure="soak RSS spread after warm-up, worst process",
+                value=worst[1] * 100,
+                unit="%",
+                target="<= 10",
+                met=worst[1] <= 0.10,
+                note=f"{worst[0]}; warm-up {warmup:.0f} s; {len(samples.at)} samples every {args.every:g} s; "
+                + ", ".join(f"{k} {first[k]:.0f}->{last[k]:.0f} MB" for k in sorted(spread)),
+            ),
+            Figure(
+                figure="soak RSS spread after warm-up, whole system",
+                value=total * 100,
+                unit="%",
+                target="<= 10",
+                met=total <= 0.10,
+                note=f"sum of {len(spread)} processes",
+            ),
+            Figure(
+                figure="soak sink backlog 5 s after the load stopped",
+                value=final_backlog,
+                unit="entries",
+                target="0 (sink keeps up)",
+                met=final_backlog == 0,
+                note=f"largest backlog sampled during the run {max(samples.backlog, default=0):,}",
+            ),
+        ],
+    )
+    return 0 if stable and healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

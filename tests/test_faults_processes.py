@@ -1,0 +1,271 @@
+"""Faults of whole processes: an ingest worker SIGKILLed under load (granian respawns it, clients
+only retry), and the rule engine SIGKILLed mid-batch then restarted (every alert once)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+import redis
+
+from checkin.events import encode_scan
+from checkin.redis_keys import RULES_GROUP, RedisKeys
+from checkin.settings import Settings
+from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
+from tests.test_checkins_support import bearer, id_number, put_venue, stream_events
+from tests.test_rules_support import BASE_MS, scan, venue
+from tracing.alerts import from_fields
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CHECKIN_DATA_DIR": str(tmp_path / "var"),
+        "CHECKIN_REDIS_URL": REDIS_URL,
+        "CHECKIN_KEY_PREFIX": settings.key_prefix,
+        "CHECKIN_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'clickhouse'}",
+        "CHECKIN_ADMIN_KEY": ADMIN_KEY,
+        "CHECKIN_KEYRING": settings.keyring,
+        **extra,
+    }
+
+
+def _workers(server: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """The granian worker processes (children running Python; not the resource tracker)."""
+    out = []
+    for child in psutil.Process(server.pid).children(recursive=False):
+        try:
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                out.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+def test_ingest_worker_killed_under_load_clients_only_retry(
+    make_settings: Any, tmp_path: Path, sync_redis: redis.Redis
+) -> None:
+    settings: Settings = make_settings()
+    port = free_port()
+    env = _env(
+        settings,
+        tmp_path,
+        CHECKIN_INGEST_PORT=str(port),
+        CHECKIN_RATE_RESIDENT_PER_MIN="1000000",
+        CHECKIN_RATE_IP_PER_MIN="1000000",
+        CHECKIN_RATE_REGISTER_PER_MIN="100000",
+    )
+    codes = [put_venue(sync_redis, settings, 1200 + v) for v in range(50)]
+    log = tmp_path / "ingest.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "checkin.cli", "serve-ingest", "--workers", "2"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200 and len(_workers(server)) == 2:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+
+        tokens = []
+        with httpx.Client(base_url=base, timeout=5) as client:
+            for i in range(16):
+                body = {"name": "李四", "phone": f"137{i:08d}", "id_number": id_number(8000 + i)}
+                r = client.post("/v1/residents", json=body)
+                assert r.status_code in (200, 201), r.text
+                tokens.append(r.json()["token"])
+
+        # each (resident, venue) pair is one check-in with its own client_id
+        jobs = [(t, c, f"w-{i}-{v}") for i, t in enumerate(tokens) for v, c in enumerate(codes)]
+        answers: dict[str, set[str]] = {}
+        statuses: dict[int, int] = {}
+        transport_errors = [0]
+        done = [0]
+        lock = threading.Lock()
+
+        def client_loop(part: list[tuple[str, str, str]]) -> None:
+            with httpx.Client(base_url=base, timeout=5) as client:
+                for token, code, cid in part:
+                    for _attempt in range(100):
+                        try:
+                            r = client.post(
+                                "/v1/checkins",
+                                json={"code": code, "client_id": cid},
+                                headers=bearer(token),
+                            )
+                        except httpx.TransportError:
+                            with lock:
+                                transport_errors[0] += 1
+                            time.sleep(0.05)
+                            continue
+                        with lock:
+                            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                        if r.status_code == 503:
+                            time.sleep(0.05)
+                            continue
+                        if r.status_code in (200, 201):
+                            with lock:
+                                answers.setdefault(cid, set()).add(r.json()["checkin_id"])
+                                done[0] += 1
+                        break
+
+        threads = [threading.Thread(target=client_loop, args=(jobs[k::6],)) for k in range(6)]
+        for t in threads:
+            t.start()
+        while done[0] < len(jobs) // 4:
+            time.sleep(0.01)
+        victim = _workers(server)[0]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        for t in threads:
+            t.join(120)
+        assert server.poll() is None, log.read_text()
+
+        # granian put a fresh worker in its place and it serves
+        deadline = time.monotonic() + 30
+        while len(_workers(server)) < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert victim.pid not in [w.pid for w in _workers(server)]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+
+    print(f"worker kill: statuses {statuses}, transport errors {transport_errors[0]}")
+    assert set(statuses) <= {200, 201, 503}, statuses  # never a 500, never a 4xx
+    assert len(answers) == len(jobs), f"{len(jobs) - len(answers)} check-ins never answered"
+    assert all(len(ids) == 1 for ids in answers.values()), "a retry got a second check-in id"
+    in_stream = [ev.checkin_id for ev in stream_events(sync_redis, settings)]
+    assert len(in_stream) == len(set(in_stream)) == len(jobs)
+    assert set(in_stream) == {next(iter(ids)) for ids in answers.values()}
+
+
+HISTORY_COUNT = """
+import json, sys
+from tracing.store import Store
+store = Store(sys.argv[1], "checkin")
+t = store.table("alerts")
+print(json.dumps({
+    "final": store.scalar(f"SELECT count() FROM {t} FINAL"),
+    "distinct": store.scalar(f"SELECT uniqExact(alert_id) FROM {t}"),
+}))
+"""
+
+
+def _rules_state(client: redis.Redis, keys: RedisKeys) -> tuple[int, int]:
+    """(pending, lag) of group rules over every shard."""
+    pending = lag = 0
+    for stream in keys.streams():
+        if not client.exists(stream):
+            continue
+        for g in client.xinfo_groups(stream):
+            if g["name"] in (RULES_GROUP, RULES_GROUP.encode()):
+                pending += int(g["pending"])
+                lag += int(g.get("lag") or 0)
+    return pending, lag
+
+
+def test_rules_process_killed_mid_batch_delivers_each_alert_once(
+    make_settings: Any, tmp_path: Path, sync_redis: redis.Redis
+) -> None:
+    settings: Settings = make_settings()
+    keys = RedisKeys(settings.key_prefix, settings.stream_shards)
+    venues = [venue(3000 + v) for v in range(400)]
+    pipe = sync_redis.pipeline(transaction=False)
+    for v in venues:
+        pipe.hset(keys.venue(v.venue_id), mapping=v.to_hash())  # type: ignore[arg-type]
+    events = [
+        scan(venues[i % len(venues)], 50_000 + i, BASE_MS + i, status="red", verdict="deny", reason="red_code")
+        for i in range(8000)
+    ]
+    for ev in events:
+        pipe.xadd(keys.stream(keys.shard_of(ev.venue_id)), encode_scan(ev))  # type: ignore[arg-type]
+    pipe.execute()
+
+    env = _env(settings, tmp_path, CHECKIN_SINK_CLAIM_IDLE_MS="1000")
+    log = tmp_path / "rules.log"
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "checkin.cli", "rules"],
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+    first = start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            published = sync_redis.xlen(keys.alerts_stream()) if sync_redis.exists(keys.alerts_stream()) else 0
+            if published >= 500 and _rules_state(sync_redis, keys)[0] > 0:
+                break
+            assert first.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.002)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    pending, lag = _rules_state(sync_redis, keys)
+    assert pending > 0 or lag > 0, "the engine finished before it was killed"
+
+    second = start()
+    try:
+        deadline = time.monotonic() + 90
+        while _rules_state(sync_redis, keys) != (0, 0):
+            assert second.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        time.sleep(1.5)  # the history writer's last batch
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0, log.read_text()
+    finally:
+        if second.poll() is None:
+            second.kill()
+
+    alerts = [from_fields(f) for _, f in sync_redis.xrange(keys.alerts_stream())]  # type: ignore[union-attr]
+    ids = {a.alert_id for a in alerts}
+    assert len(ids) == len(events)  # one alert per red scan: none lost, none raised twice
+    assert {(a.kind, a.person_id) for a in alerts} == {("red_code_entry", ev.person_id) for ev in events}
+    republished = len(alerts) - len(ids)
+    print(f"rules kill: pending {pending} lag {lag} at the kill; {republished} alert entries republished")
+    out = subprocess.run(
+        [sys.executable, "-c", HISTORY_COUNT, f"chdb://{tmp_path / 'clickhouse'}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    counts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert counts == {"final": len(events), "distinct": len(events)}, (counts, republished)
