@@ -40,20 +40,9 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-VENUE_COLUMNS = (
-    "venue_id",
-    "name",
-    "address",
-    "type",
-    "district",
-    "street",
-    "community",
-    "lat",
-    "lon",
-    "capacity",
-    "dwell_minutes",
-    "requires_negative_test_hours",
-)
+from venues.model import CSV_COLUMNS
+
+VENUE_COLUMNS = CSV_COLUMNS
 SCAN_COLUMNS = ("scanned_at", "resident", "venue_id")
 KM_PER_DEG_LAT = 111.32
 

@@ -10,6 +10,7 @@ import pytest
 from checkin.cli import main
 from tracing.backfill import BackfillSpec, backfill
 from tracing.store import Store
+from venues.model import RECORD_COLUMNS
 
 END = dt.date.today() - dt.timedelta(days=1)
 
@@ -78,23 +79,7 @@ def test_backfill_takes_codes_from_the_venues_table(store: Store) -> None:
         [vid, f"v{vid}", "", "shop", d, d + "001", d + "001042", 36.0, 103.8, 50, 60, None, 1, 1, now]
         for vid, d in ((11, "620102"), (12, "620103"), (13, "620104"))
     ]
-    columns = [
-        "venue_id",
-        "name",
-        "address",
-        "type",
-        "district",
-        "street",
-        "community",
-        "lat",
-        "lon",
-        "capacity",
-        "dwell_minutes",
-        "requires_negative_test_hours",
-        "active",
-        "code_version",
-        "updated_at",
-    ]
+    columns = list(RECORD_COLUMNS)
     store.insert("venues", columns, rows, column_oriented=False)
     backfill(store, BackfillSpec(days=1, scans_per_day=2_000, venues=239_000, residents=100, end_day=END))
     got = set(q(store, "SELECT DISTINCT venue_id, district, street, community FROM {scans}"))

@@ -20,7 +20,7 @@ from typing import Any
 
 from checkin.context import Context
 from tracing.store import Store, StoreError
-from venues.model import Venue
+from venues.model import RECORD_COLUMNS, Venue
 
 log = logging.getLogger("tracing.venue_mirror")
 
@@ -29,23 +29,7 @@ IDLE_S = 1.0
 MAX_BACKOFF_S = 30.0
 MIRRORED = "checkin_venue_mirror_rows_total"
 
-COLUMNS = (
-    "venue_id",
-    "name",
-    "address",
-    "type",
-    "district",
-    "street",
-    "community",
-    "lat",
-    "lon",
-    "capacity",
-    "dwell_minutes",
-    "requires_negative_test_hours",
-    "active",
-    "code_version",
-    "updated_at",
-)
+COLUMNS = RECORD_COLUMNS
 
 # KEYS[1] queue; ARGV id, score pairs: remove an id only if its score is unchanged.
 _ACK_LUA = """

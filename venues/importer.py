@@ -25,22 +25,9 @@ import redis
 from checkin.errors import BadInput
 from checkin.redis_keys import RedisKeys
 from venues import registry
-from venues.model import VENUE_TYPES, Venue
+from venues.model import CSV_COLUMNS, VENUE_TYPES, Venue
 
-COLUMNS = (
-    "venue_id",
-    "name",
-    "address",
-    "type",
-    "district",
-    "street",
-    "community",
-    "lat",
-    "lon",
-    "capacity",
-    "dwell_minutes",
-    "requires_negative_test_hours",
-)
+COLUMNS = CSV_COLUMNS
 BATCH_ROWS = 2000
 MAX_REPORTED_ERRORS = 1000
 MAX_FIELD_CHARS = 1000

@@ -25,6 +25,25 @@ VenueType = Literal[
 ]
 VENUE_TYPES: tuple[str, ...] = VenueType.__args__  # type: ignore[attr-defined]
 
+DATA_FIELDS: tuple[str, ...] = (
+    "name",
+    "address",
+    "type",
+    "district",
+    "street",
+    "community",
+    "lat",
+    "lon",
+    "capacity",
+    "dwell_minutes",
+    "requires_negative_test_hours",
+)
+"""Fields a CSV row or a create request sets; active, code_version and updated_at are the registry's."""
+CSV_COLUMNS: tuple[str, ...] = ("venue_id", *DATA_FIELDS)
+"""The venue CSV header, in order (`checkin venues import`, `POST /v1/venues/import`)."""
+RECORD_COLUMNS: tuple[str, ...] = (*CSV_COLUMNS, "active", "code_version", "updated_at")
+"""Every column of a venue record (the ClickHouse `venues` table)."""
+
 District = Annotated[str, msgspec.Meta(pattern=r"^\d{6}$")]
 Street = Annotated[str, msgspec.Meta(pattern=r"^\d{9}$")]
 Community = Annotated[str, msgspec.Meta(pattern=r"^\d{12}$")]

@@ -21,7 +21,7 @@ from checkin.context import Context
 from checkin.errors import BadInput, Conflict, Forbidden, Gone, NotFound
 from checkin.redis_keys import RedisKeys
 from venues import codes
-from venues.model import Community, District, Street, Venue, VenueId, VenueType
+from venues.model import DATA_FIELDS, Community, District, Street, Venue, VenueId, VenueType
 
 MAX_CODE_VERSION = 2**16 - 1
 CODE_CHECKS = "checkin_venue_code_checks_total"
@@ -43,21 +43,6 @@ OLD_POSTER_MESSAGE = (
 )
 INACTIVE_MESSAGE = "This venue's code has been withdrawn. 该场所码已停用。"
 
-# Registry fields a CSV row or a create request sets (active, code_version and
-# updated_at are the registry's own).
-DATA_FIELDS = (
-    "name",
-    "address",
-    "type",
-    "district",
-    "street",
-    "community",
-    "lat",
-    "lon",
-    "capacity",
-    "dwell_minutes",
-    "requires_negative_test_hours",
-)
 
 # KEYS[1] venue hash; ARGV field/value pairs. Refuses to overwrite an existing venue.
 CREATE_LUA = """
