@@ -11,7 +11,6 @@ so the Content-Security-Policy allows no inline script or style at all.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import logging
 from importlib import resources
@@ -23,6 +22,7 @@ from redis.exceptions import RedisError
 
 from checkin.context import Context
 from checkin.metrics import Metrics
+from checkin.static_assets import Asset
 from venues import codes
 from venues.model import Venue
 
@@ -50,15 +50,8 @@ def _read_static(name: str) -> str:
     return (resources.files("checkin") / "static" / name).read_text(encoding="utf-8")
 
 
-class _Asset:
-    def __init__(self, name: str, media_type: str) -> None:
-        self.body = _read_static(name).encode("utf-8")
-        self.media_type = media_type
-        self.version = hashlib.sha256(self.body).hexdigest()[:12]
-
-
-_JS = _Asset("phone.js", "text/javascript; charset=utf-8")
-_CSS = _Asset("phone.css", "text/css; charset=utf-8")
+_JS = Asset("checkin", "phone.js")
+_CSS = Asset("checkin", "phone.css")
 _PAGE = Template(_read_static("phone.html"))
 _ERROR_PAGE = Template(
     """<!doctype html>
@@ -182,23 +175,9 @@ async def checkin_page(token: str, ctx: Context) -> Response[bytes]:
     return _html(render_checkin_page(venue, token, ctx.settings.tz), 200)
 
 
-def _asset_response(asset: _Asset, v: str | None) -> Response[bytes]:
-    # A versioned URL never changes content; an unversioned one is revalidated often.
-    max_age = 86400 * 30 if v == asset.version else 300
-    return Response(
-        content=asset.body,
-        media_type=asset.media_type,
-        headers={
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": f"public, max-age={max_age}",
-            "ETag": f'"{asset.version}"',
-        },
-    )
-
-
 @get("/static/phone.js", summary="Script of the phone check-in page", tags=["pages"], include_in_schema=False)
 async def phone_js(v: str | None = None) -> Response[bytes]:
-    return _asset_response(_JS, v)
+    return _JS.response(v)
 
 
 @get(
@@ -208,7 +187,7 @@ async def phone_js(v: str | None = None) -> Response[bytes]:
     include_in_schema=False,
 )
 async def phone_css(v: str | None = None) -> Response[bytes]:
-    return _asset_response(_CSS, v)
+    return _CSS.response(v)
 
 
 route_handlers: list[Any] = [checkin_page, phone_js, phone_css]

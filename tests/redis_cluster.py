@@ -56,6 +56,10 @@ class LocalCluster:
                 str(node_dir),
                 "--appendonly",
                 "no",
+                # replicas sync at once (the default waits 5 s for more replicas to share a
+                # diskless transfer): a replica that never synced refuses to take over
+                "--repl-diskless-sync-delay",
+                "0",
                 "--save",
                 "",
                 "--daemonize",
@@ -89,6 +93,7 @@ class LocalCluster:
                 timeout=60,
             )
             self.wait_ok()
+            self.wait_replicas()
         except BaseException:
             self.stop()
             raise
@@ -113,10 +118,30 @@ class LocalCluster:
             time.sleep(0.2)
         raise TimeoutError("cluster did not reach state ok")
 
+    def wait_replicas(self, timeout_s: float = 30.0) -> None:
+        """Until every live replica has its link to its master up (synced at least once)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            down = 0
+            for port in self.ports:
+                if self.procs[port].poll() is not None:
+                    continue
+                try:
+                    info = redis.Redis(port=port).info("replication")
+                except redis.RedisError:
+                    down += 1
+                    continue
+                if info.get("role") == "slave" and info.get("master_link_status") != "up":
+                    down += 1
+            if not down:
+                return
+            time.sleep(0.1)
+        raise TimeoutError("replicas did not sync with their masters")
+
     def master_of(self, key: str) -> int:
         client = redis.RedisCluster(host="127.0.0.1", port=self.ports[0])
         try:
-            node = client.get_node_from_key(key)
+            node = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
             return int(node.port)
         finally:
             client.close()

@@ -8,12 +8,13 @@ origin (and ``blob:`` images for the poster preview).
 
 from __future__ import annotations
 
-import hashlib
 from importlib import resources
 from string import Template
 from typing import Any
 
 from litestar import Response, get
+
+from checkin.static_assets import Asset
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
@@ -27,15 +28,8 @@ _HEADERS = {
 }
 
 
-class _Asset:
-    def __init__(self, name: str, media_type: str) -> None:
-        self.body = (resources.files("venues") / "static" / name).read_bytes()
-        self.media_type = media_type
-        self.version = hashlib.sha256(self.body).hexdigest()[:12]
-
-
-_JS = _Asset("operator.js", "text/javascript; charset=utf-8")
-_CSS = _Asset("operator.css", "text/css; charset=utf-8")
+_JS = Asset("venues", "operator.js")
+_CSS = Asset("venues", "operator.css")
 _PAGE = (
     Template((resources.files("venues") / "static" / "operator.html").read_text(encoding="utf-8"))
     .substitute(js_version=_JS.version, css_version=_CSS.version)
@@ -52,27 +46,14 @@ async def operator_page() -> Response[bytes]:
     )
 
 
-def _asset(asset: _Asset, v: str | None) -> Response[bytes]:
-    max_age = 86400 * 30 if v == asset.version else 300
-    return Response(
-        content=asset.body,
-        media_type=asset.media_type,
-        headers={
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": f"public, max-age={max_age}",
-            "ETag": f'"{asset.version}"',
-        },
-    )
-
-
 @get("/operator/app.js", summary="Script of the operator page", tags=["pages"], include_in_schema=False)
 async def operator_js(v: str | None = None) -> Response[bytes]:
-    return _asset(_JS, v)
+    return _JS.response(v)
 
 
 @get("/operator/app.css", summary="Style sheet of the operator page", tags=["pages"], include_in_schema=False)
 async def operator_css(v: str | None = None) -> Response[bytes]:
-    return _asset(_CSS, v)
+    return _CSS.response(v)
 
 
 route_handlers: list[Any] = [operator_page, operator_js, operator_css]
