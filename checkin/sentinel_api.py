@@ -20,7 +20,7 @@ from checkin import checkins, resident_tokens, residents
 from checkin.auth import Principal
 from checkin.checkins_api import JSON, latency_of
 from checkin.context import Context
-from checkin.errors import BadInput, DomainError, NotFound, Unauthenticated
+from checkin.errors import BadInput, DomainError, Forbidden, NotFound, Unauthenticated
 from checkin.protection import guard_of
 from checkin.residents import now_ms
 
@@ -59,7 +59,7 @@ async def post_scans(
         if principal.venue_id is None:
             raise BadInput("this device key is not bound to a venue")
         if venue_id is not None and venue_id != principal.venue_id:
-            raise BadInput(f"this device key is bound to venue {principal.venue_id}")
+            raise Forbidden(f"this device key is bound to venue {principal.venue_id}")
         target = principal.venue_id
     elif venue_id is None:
         raise BadInput("venue_id: an admin upload must name the venue (?venue_id=)")

@@ -125,7 +125,7 @@ async def test_sentinel_device_scans_at_its_venue(
     assert all(e.owner_id == e.person_id for e in events)
     # a device is bound to its venue; other roles are refused
     r = await ingest.post("/v1/sentinel/scans?venue_id=71", json={"scans": scans[:1]}, headers=device)
-    assert r.status_code == 400
+    assert r.status_code == 403
     r = await ingest.post("/v1/sentinel/scans", json={"scans": scans[:1]}, headers=health)
     assert r.status_code == 403
     r = await ingest.post("/v1/sentinel/scans", json={"scans": scans[:1]}, headers=bearer(token_a))

@@ -20,7 +20,7 @@ from checkin.settings import Settings
 from tests.conftest import admin_headers
 from tracing.store import Store
 
-MAX_EXAMPLES = 60
+MAX_EXAMPLES = 15
 SEED = 20261129
 BASE_URL = "http://testserver.local"
 
@@ -63,7 +63,8 @@ def _runner(client: TestClient[Any], op: Any, failures: list[str]) -> Any:
             # errors are application/problem+json (RFC 9457) by design, not the documented 2xx shape
             try:
                 case.validate_response(
-                    response, checks=[not_a_server_error, response_schema_conformance, content_type_conformance]
+                    response,
+                    checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
                 )
             except BaseException as exc:  # a FailureGroup names every failed check
                 problem = str(exc)

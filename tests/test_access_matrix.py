@@ -1,0 +1,672 @@
+"""Authorization matrix: every route of both services x every kind of caller.
+
+The expectation is one declarative table (``RULES``); the routes come from the apps' own route
+tables, so a new route without a row fails the test. ``python -m tests.test_access_matrix``
+renders the same table into docs/SECURITY_MATRIX.md (a test checks the file is current).
+
+Outcomes: ``ok`` = anything but 401/403 and below 500 (2xx, or a 4xx for semantically bad
+input), ``401``, ``403``, ``hidden`` = 403 or 404 (out of scope, without saying whether the
+thing exists elsewhere).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.routes import ASGIRoute
+from litestar.testing import AsyncTestClient
+
+from checkin import resident_tokens
+from checkin.keyring import Keyring
+from checkin.settings import Settings
+from tests.conftest import admin_headers
+from tests.test_checkins_support import bearer, id_number
+from tests.test_sink import make_consumer, run_until
+from tracing.store import Store
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "SECURITY_MATRIX.md"
+
+# Callers. Scoped variants: "_in" = jurisdiction containing venue A (district 110101),
+# "_out" = another district (120101); "_other" = bound to venue B.
+ROLES: tuple[str, ...] = (
+    "anonymous",
+    "forged",
+    "expired",
+    "resident",
+    "resident_other",
+    "admin",
+    "operator",
+    "operator_in",
+    "operator_out",
+    "operator_other",
+    "device",
+    "device_other",
+    "health",
+    "tracer",
+    "tracer_in",
+    "tracer_out",
+    "analyst",
+    "analyst_in",
+    "analyst_out",
+)
+ROLE_NOTES = {
+    "anonymous": "no Authorization header",
+    "forged": "a bearer token that is no key (random `ck_...`)",
+    "expired": "resident token of P past its expiry",
+    "resident": "resident P (owner of the check-in, the index person)",
+    "resident_other": "resident Q acting on P's things",
+    "admin": "CHECKIN_ADMIN_KEY",
+    "operator": "operator key, whole city",
+    "operator_in": "operator scoped to district 110101 (venue A's)",
+    "operator_out": "operator scoped to district 120101",
+    "operator_other": "operator bound to venue B",
+    "device": "device key bound to venue A",
+    "device_other": "device key bound to venue B",
+    "health": "health-feed key",
+    "tracer": "tracer key, whole city",
+    "tracer_in": "tracer scoped to district 110101",
+    "tracer_out": "tracer scoped to district 120101",
+    "analyst": "analyst key, whole city",
+    "analyst_in": "analyst scoped to district 110101",
+    "analyst_out": "analyst scoped to district 120101",
+}
+KEYED = ROLES[5:]
+UNAUTH = ("anonymous", "forged", "expired")
+
+OPERATORS = {"admin", "operator", "operator_in"}
+TRACERS = {"admin", "tracer", "tracer_in"}
+ANALYSTS = {"admin", "analyst", "analyst_in", "analyst_out"}
+RESIDENTS = {"resident", "resident_other"}
+EVERYONE = set(ROLES)
+
+
+@dataclass(frozen=True)
+class Rule:
+    allow: frozenset[str]
+    """Callers that get ``ok``; every other authenticated caller gets 403 unless listed below."""
+    hidden: frozenset[str] = frozenset()
+    """Callers refused with 403 or 404 (outside their scope / not theirs)."""
+    public: bool = False
+    """No authentication at all (then ``allow`` is everyone)."""
+    note: str = ""
+    send_allowed: bool = True
+    """False for endless responses (SSE): only refusals are sent."""
+
+    def expect(self, role: str) -> str:
+        if self.public or role in self.allow:
+            return "ok"
+        if role in UNAUTH:
+            return "401"
+        if role in self.hidden:
+            return "hidden"
+        return "403"
+
+
+def rule(
+    allow: set[str],
+    hidden: set[str] | None = None,
+    note: str = "",
+    send_allowed: bool = True,
+) -> Rule:
+    return Rule(frozenset(allow), frozenset(hidden or ()), note=note, send_allowed=send_allowed)
+
+
+PUBLIC = Rule(frozenset(EVERYONE), public=True)
+
+V = "/v1/venues/{venue_id:int}"
+RULES: dict[tuple[str, str, str], Rule] = {
+    # --- ingest ------------------------------------------------------------------------------------
+    ("ingest", "GET", "/healthz"): PUBLIC,
+    ("ingest", "GET", "/metrics"): Rule(frozenset(EVERYONE), public=True, note="counters only, no ids"),
+    ("ingest", "GET", "/v1/keys"): rule({"admin"}, note="records only; secrets are never stored"),
+    ("ingest", "POST", "/v1/keys"): rule({"admin"}),
+    ("ingest", "DELETE", "/v1/keys/{key_id:str}"): rule({"admin"}),
+    ("ingest", "POST", "/v1/residents"): Rule(frozenset(EVERYONE), public=True, note="rate-limited"),
+    ("ingest", "POST", "/v1/residents/import"): rule({"admin"}),
+    ("ingest", "GET", "/v1/residents/me/companions"): rule(RESIDENTS, note="own list only"),
+    ("ingest", "POST", "/v1/residents/me/companions"): rule(RESIDENTS, note="own list only"),
+    ("ingest", "DELETE", "/v1/residents/me/companions/{person_id:int}"): rule(
+        {"resident"}, hidden={"resident_other"}, note="Q cannot remove P's companion"
+    ),
+    ("ingest", "GET", "/v1/health/{person_id:int}"): rule({"admin", "health"}),
+    ("ingest", "PUT", "/v1/health/{person_id:int}"): rule({"admin", "health"}),
+    ("ingest", "POST", "/v1/health/tests"): rule({"admin", "health"}),
+    ("ingest", "PUT", "/v1/watchlist/{person_id:int}"): rule({"admin", "health"}),
+    ("ingest", "DELETE", "/v1/watchlist/{person_id:int}"): rule({"admin", "health"}),
+    ("ingest", "POST", "/v1/checkins"): rule(RESIDENTS),
+    ("ingest", "POST", "/v1/checkins/batch"): rule(RESIDENTS),
+    ("ingest", "POST", "/v1/checkins/{checkin_id:str}/checkout"): rule(
+        {"resident"}, hidden={"resident_other"}, note="only the owner of the check-in"
+    ),
+    ("ingest", "POST", "/v1/sentinel/scans"): rule(
+        {"admin", "device"}, note="upload for venue A; a device key only for its own venue"
+    ),
+    ("ingest", "GET", "/v/{token:str}"): PUBLIC,
+    ("ingest", "GET", "/static/phone.js"): PUBLIC,
+    ("ingest", "GET", "/static/phone.css"): PUBLIC,
+    ("ingest", "GET", "/v1/venues"): rule(
+        OPERATORS | {"operator_out", "operator_other"}, note="each sees only its venues"
+    ),
+    ("ingest", "POST", "/v1/venues"): rule(OPERATORS, note="a venue in district 110101"),
+    ("ingest", "POST", "/v1/venues/import"): rule(
+        OPERATORS | {"operator_out"}, note="rows outside the key's scope are rejected per row"
+    ),
+    ("ingest", "GET", V): rule(OPERATORS),
+    ("ingest", "PATCH", V): rule(OPERATORS),
+    ("ingest", "GET", V + "/code"): rule(OPERATORS),
+    ("ingest", "POST", V + "/code/rotate"): rule(OPERATORS),
+    ("ingest", "GET", V + "/entries"): rule(OPERATORS),
+    ("ingest", "GET", V + "/poster.png"): rule(OPERATORS),
+    ("ingest", "GET", V + "/poster.svg"): rule(OPERATORS),
+    ("ingest", "GET", V + "/poster.pdf"): rule(OPERATORS),
+    ("ingest", "GET", "/operator"): PUBLIC,
+    ("ingest", "GET", "/operator/app.js"): PUBLIC,
+    ("ingest", "GET", "/operator/app.css"): PUBLIC,
+    ("ingest", "GET", "/schema"): PUBLIC,
+    ("ingest", "GET", "/schema/swagger"): PUBLIC,
+    ("ingest", "GET", "/schema/{path:str}"): PUBLIC,
+    ("ingest", "GET", "/schema/openapi.json"): PUBLIC,
+    ("ingest", "GET", "/schema/oauth2-redirect.html"): PUBLIC,
+    # --- tracing -----------------------------------------------------------------------------------
+    ("tracing", "GET", "/healthz"): PUBLIC,
+    ("tracing", "GET", "/metrics"): Rule(frozenset(EVERYONE), public=True, note="counters only, no ids"),
+    ("tracing", "GET", "/v1/alerts"): rule(ANALYSTS, note="a scoped key gets only its district's alerts"),
+    ("tracing", "GET", "/v1/alerts/stream"): rule(
+        ANALYSTS, note="SSE: refusals checked here, the feed in test_alerts_sse", send_allowed=False
+    ),
+    ("tracing", "POST", "/v1/alerts/{alert_id:str}/ack"): rule(ANALYSTS),
+    ("tracing", "GET", "/v1/exposure-sites"): rule(
+        ANALYSTS | TRACERS | {"tracer_out"}, note="filtered to the key's scope"
+    ),
+    ("tracing", "POST", "/v1/exposure-sites"): rule(TRACERS, hidden={"tracer_out"}, note="venue A"),
+    ("tracing", "DELETE", "/v1/exposure-sites/{site_id:str}"): rule(TRACERS, hidden={"tracer_out"}),
+    ("tracing", "GET", "/v1/trace/persons/{person_id:str}/visits"): rule(
+        TRACERS, hidden={"tracer_out"}, note="P has stays only in district 110101"
+    ),
+    ("tracing", "POST", "/v1/trace/contacts"): rule(TRACERS, hidden={"tracer_out"}),
+    ("tracing", "POST", "/v1/trace/exposures"): rule(TRACERS, hidden={"tracer_out"}),
+    ("tracing", "GET", "/v1/trace/persons/{person_id:str}/contact-details"): rule(
+        TRACERS, hidden={"tracer_out"}
+    ),
+    ("tracing", "GET", "/v1/audit"): rule({"admin"}),
+    ("tracing", "GET", "/v1/stats/scans-per-hour"): rule(ANALYSTS, note="counts only the key's scope"),
+    ("tracing", "GET", "/v1/stats/districts"): rule(ANALYSTS, note="counts only the key's scope"),
+    ("tracing", "GET", "/v1/stats/venues"): rule(ANALYSTS, note="counts only the key's scope"),
+    ("tracing", "GET", "/console"): PUBLIC,
+    ("tracing", "GET", "/console/static/{name:str}"): PUBLIC,
+    ("tracing", "GET", "/console/whoami"): rule(set(KEYED), note="any API key; residents refused"),
+    ("tracing", "GET", "/schema"): PUBLIC,
+    ("tracing", "GET", "/schema/swagger"): PUBLIC,
+    ("tracing", "GET", "/schema/{path:str}"): PUBLIC,
+    ("tracing", "GET", "/schema/openapi.json"): PUBLIC,
+    ("tracing", "GET", "/schema/oauth2-redirect.html"): PUBLIC,
+}
+
+
+def route_table(app: Litestar, declared: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(method, path) of every route; a plain ASGI route takes every method, so it is matched
+    by the methods declared for its path (it must have at least one row)."""
+    out = set()
+    for route in app.routes:
+        if isinstance(route, ASGIRoute):
+            methods = {m for m, p in declared if p == route.path} or {"ANY"}
+        else:
+            methods = set(route.methods) - {"HEAD", "OPTIONS"}
+        out |= {(m, route.path) for m in methods}
+    return out
+
+
+def render() -> str:
+    """docs/SECURITY_MATRIX.md, generated from ``RULES`` (and the bad-input list below)."""
+    short = {"ok": "ok", "401": "401", "403": "403", "hidden": "404"}
+    lines = [
+        "# Access matrix and bad inputs",
+        "",
+        "Generated by `python -m tests.test_access_matrix` from the table that "
+        "`tests/test_access_matrix.py` enforces (do not edit by hand).",
+        "",
+        "`ok` = allowed (2xx, or a 4xx other than 401/403 for semantically bad input); "
+        "`401` = not authenticated; `403` = wrong role or outside the key's scope; "
+        "`404` = refused as 403 or 404 without revealing whether the thing exists elsewhere. "
+        "The requests name venue A (district 110101), person P and P's check-in.",
+        "",
+        "## Callers",
+        "",
+        "| caller | what |",
+        "|---|---|",
+        *[f"| `{r}` | {ROLE_NOTES[r]} |" for r in ROLES],
+        "",
+    ]
+    for service in ("ingest", "tracing"):
+        lines += [
+            f"## {service} service",
+            "",
+            "| route | " + " | ".join(ROLES) + " | note |",
+            "|---|" + "---|" * (len(ROLES) + 1),
+        ]
+        for (svc, method, path), r in sorted(RULES.items(), key=lambda kv: (kv[0][2], kv[0][1])):
+            if svc != service:
+                continue
+            cells = [short[r.expect(role)] for role in ROLES]
+            lines.append(f"| `{method} {path}` | " + " | ".join(cells) + f" | {r.note} |")
+        lines.append("")
+    lines += [
+        "## Other access properties (tests)",
+        "",
+        *[f"- {text} (`{test}`)" for test, text in PROPERTIES],
+        "",
+        "## Bad inputs tried",
+        "",
+        *[f"- {text} (`{test}`)" for test, text in BAD_INPUTS],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+PROPERTIES = [
+    ("test_access_matrix.py::test_access_matrix", "every route x every caller above, against the table"),
+    (
+        "test_access_matrix.py::test_resident_tokens_expire_and_act_only_for_their_person",
+        "an expired or re-signed resident token is refused; a resident cannot check out another "
+        "person's check-in, nor check in with someone who is not their companion",
+    ),
+    (
+        "test_access_matrix.py::test_device_keys_are_bound_to_one_venue",
+        "a device key cannot upload for another venue, and a device key without a venue cannot be made",
+    ),
+    (
+        "test_access_matrix.py::test_scoped_keys_see_only_their_district",
+        "scoped analysts, tracers and operators get only their district's stays, stats, exposure sites "
+        "and venues (scoped alert history and feed: test_alerts_api.py, test_alerts_sse.py)",
+    ),
+    (
+        "test_access_matrix.py::test_api_keys_are_stored_hashed",
+        "Redis holds SHA-256 digests of API keys, never the key; listings never show it",
+    ),
+    (
+        "test_no_secret_leaks.py::test_no_secret_or_raw_identifier_leaks",
+        "after a full scenario no raw id number, phone number, API key, admin key or keyring secret "
+        "is in any Redis value, ClickHouse row, log record or error body",
+    ),
+]
+
+BAD_INPUTS = [
+    (
+        "test_schemathesis.py",
+        "schemathesis-generated requests (paths, queries, bodies; admin key) for every operation of "
+        "both OpenAPI schemas: never a 5xx, 2xx answers match their documented schema and media type",
+    ),
+    (
+        "test_fuzz_parsers.py",
+        "arbitrary text and bytes to resident-token and venue-code verification: only the domain error",
+    ),
+    (
+        "test_fuzz_parsers.py",
+        "arbitrary bytes, broken quoting, huge fields, formula cells and binary to the venue CSV "
+        "import, and arbitrary NDJSON lines to the resident import, in process and over HTTP: "
+        "per-row errors or a 4xx, never a 500",
+    ),
+    (
+        "test_fuzz_parsers.py",
+        "arbitrary Authorization headers: 401, never a 500",
+    ),
+    ("test_venues_codes.py", "bit flips and truncations of venue codes"),
+    ("test_checkins_protection.py", "body-size limits and rate limits"),
+]
+
+
+@pytest.fixture
+def settings(make_settings: Any) -> Settings:
+    settings: Settings = make_settings(
+        rate_register_per_min=100_000, rate_resident_per_min=100_000, resident_token_ttl_hours=1
+    )
+    return settings
+
+
+def _iso(at: dt.datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def _venue(name: str, district: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "address": "1 Test Road",
+        "district": district,
+        "street": district + "001",
+        "community": district + "001001",
+        "lat": 39.9,
+        "lon": 116.4,
+    }
+
+
+@dataclass
+class World:
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    venue_a: int = 0
+    venue_b: int = 0
+    code_a: str = ""
+    p: int = 0
+    q: int = 0
+    checkin_id: str = ""
+    companion: int = 0
+    spare_keys: list[str] = field(default_factory=list)
+    site_id: str = ""
+
+
+async def build_world(
+    settings: Settings, ingest: AsyncTestClient[Any], tracing: AsyncTestClient[Any], store: Store
+) -> World:
+    w = World()
+    adm = admin_headers()
+    a = await ingest.post("/v1/venues", json=_venue("Venue A", "110101"), headers=adm)
+    b = await ingest.post("/v1/venues", json=_venue("Venue B", "120101"), headers=adm)
+    assert a.status_code == 201 and b.status_code == 201, a.text + b.text
+    w.venue_a, w.venue_b = a.json()["venue_id"], b.json()["venue_id"]
+    w.code_a = (await ingest.get(f"/v1/venues/{w.venue_a}/code", headers=adm)).json()["token"]
+
+    async def key(role: str, **extra: Any) -> dict[str, str]:
+        r = await ingest.post("/v1/keys", json={"role": role, "name": role, **extra}, headers=adm)
+        assert r.status_code == 201, r.text
+        return bearer(r.json()["key"])
+
+    h = w.headers
+    h["anonymous"] = {}
+    h["forged"] = bearer("ck_" + "A" * 32)
+    h["admin"] = adm
+    for role in ("operator", "tracer", "analyst"):
+        h[role] = await key(role)
+        h[role + "_in"] = await key(role, scope="110101")
+        h[role + "_out"] = await key(role, scope="120101")
+    h["operator_other"] = await key("operator", venue_id=w.venue_b)
+    h["device"] = await key("device", venue_id=w.venue_a)
+    h["device_other"] = await key("device", venue_id=w.venue_b)
+    h["health"] = await key("health")
+    for seq, who in ((1, "resident"), (2, "resident_other")):
+        r = await ingest.post(
+            "/v1/residents", json={"name": who, "phone": f"139{seq:08d}", "id_number": id_number(seq)}
+        )
+        assert r.status_code == 201, r.text
+        h[who] = bearer(r.json()["token"])
+        if who == "resident":
+            w.p = r.json()["person_id"]
+        else:
+            w.q = r.json()["person_id"]
+    keyring = Keyring.parse(settings.keyring)
+    h["expired"] = bearer(resident_tokens.issue(keyring, w.p, ttl_s=-5)[0])
+    r = await ingest.post(
+        "/v1/residents/me/companions",
+        json={"name": "child", "id_number": id_number(3)},
+        headers=h["resident"],
+    )
+    assert r.status_code == 201, r.text
+    w.companion = r.json()["person_id"]
+    r = await ingest.post("/v1/checkins", json={"code": w.code_a}, headers=h["resident"])
+    assert r.status_code == 201, r.text
+    w.checkin_id = r.json()["checkin_id"]
+    consumer, ctx = await make_consumer(settings, store)
+    try:
+        await run_until(
+            consumer,
+            lambda: int(store.scalar(f"SELECT count() FROM {store.table('scans')}")) >= 1,
+        )
+    finally:
+        await ctx.redis.aclose()
+    now = dt.datetime.now(dt.UTC)
+    r = await tracing.post(
+        "/v1/exposure-sites",
+        json={
+            "venue_id": w.venue_a,
+            "since": _iso(now - dt.timedelta(hours=2)),
+            "until": _iso(now + dt.timedelta(hours=1)),
+            "reason": "matrix",
+        },
+        headers=adm,
+    )
+    assert r.status_code in (200, 201), r.text
+    w.site_id = r.json()["site_id"]
+    return w
+
+
+def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[str, Any]]:
+    """The concrete request a caller sends for a route (path, httpx keyword arguments)."""
+    now = dt.datetime.now(dt.UTC)
+    since, until = _iso(now - dt.timedelta(days=1)), _iso(now + dt.timedelta(hours=1))
+    concrete = (
+        path.replace("{venue_id:int}", str(w.venue_a))
+        .replace("{key_id:str}", "000000000000")
+        .replace("{checkin_id:str}", w.checkin_id)
+        .replace("{token:str}", w.code_a)
+        .replace("{alert_id:str}", "no-such-alert")
+        .replace("{site_id:str}", w.site_id)
+        .replace("{name:str}", "app.js")
+        .replace("{path:str}", "openapi.yaml")
+    )
+    if "{person_id" in path:
+        pid = w.companion if "companions" in path else w.p
+        concrete = concrete.replace("{person_id:int}", str(pid)).replace("{person_id:str}", str(pid))
+    kw: dict[str, Any] = {}
+    bodies: dict[tuple[str, str], Any] = {
+        ("POST", "/v1/keys"): {"role": "analyst", "name": "matrix"},
+        ("POST", "/v1/residents"): {"name": "N", "phone": "13900000009", "id_number": id_number(9)},
+        ("POST", "/v1/residents/me/companions"): {"name": "kid", "id_number": id_number(4)},
+        ("PUT", "/v1/health/{person_id:int}"): {"status": "green", "reason": "matrix"},
+        ("POST", "/v1/health/tests"): [{"person_id": w.p, "sampled_at": since, "result": "negative"}],
+        ("PUT", "/v1/watchlist/{person_id:int}"): {"reason": "matrix", "until": until},
+        ("POST", "/v1/checkins"): {"code": w.code_a},
+        ("POST", "/v1/checkins/batch"): {"items": [{"code": w.code_a}]},
+        ("POST", "/v1/sentinel/scans"): {"scans": [{"id_number": id_number(1)}]},
+        ("POST", "/v1/venues"): _venue("Venue new", "110101"),
+        ("PATCH", V): {"name": "Venue A"},
+        ("POST", "/v1/exposure-sites"): {
+            "venue_id": w.venue_a,
+            "since": since,
+            "until": until,
+            "reason": "matrix",
+        },
+        ("POST", "/v1/trace/contacts"): {"person_id": w.p, "since": since, "until": until, "reason": "m"},
+        ("POST", "/v1/trace/exposures"): {
+            "sites": [{"venue_id": w.venue_a, "since": since, "until": until}],
+            "reason": "matrix",
+        },
+    }
+    if (method, path) in bodies:
+        kw["json"] = bodies[(method, path)]
+    if path == "/v1/residents/import":
+        line = f'{{"name":"I","phone":"13900000010","id_number":"{id_number(10)}"}}\n'
+        kw["content"] = line.encode()
+    if path == "/v1/venues/import":
+        kw["content"] = (
+            b"name,address,type,district,street,community,lat,lon\n"
+            b"Imported,1 Road,supermarket,110101,110101001,110101001001,39.9,116.4\n"
+        )
+    if path == "/v1/sentinel/scans":
+        kw["params"] = {"venue_id": w.venue_a}
+    if path.startswith("/v1/trace/persons"):
+        kw["params"] = {"since": since, "until": until, "reason": "matrix"}
+    return concrete, kw
+
+
+def check(expected: str, status: int) -> bool:
+    if expected == "ok":
+        return status < 500 and status not in (401, 403)
+    if expected == "hidden":
+        return status in (403, 404)
+    return status == int(expected)
+
+
+async def test_access_matrix(
+    settings: Settings, ingest: AsyncTestClient[Any], tracing: AsyncTestClient[Any], store: Store
+) -> None:
+    from checkin.app import create_app as ingest_app
+    from tracing.app import create_app as tracing_app
+
+    apps = {"ingest": ingest_app(settings), "tracing": tracing_app(settings, store=store, workers=())}
+    for service, app in apps.items():
+        declared = {(m, p) for (s, m, p) in RULES if s == service}
+        routes = route_table(app, declared)
+        assert routes - declared == set(), f"{service}: routes without a row in RULES"
+        assert declared - routes == set(), f"{service}: rows in RULES for routes that do not exist"
+
+    w = await build_world(settings, ingest, tracing, store)
+    clients = {"ingest": ingest, "tracing": tracing}
+    wrong: list[str] = []
+    sent = 0
+    # the owner's own checkout goes last among residents so resident_other meets an open stay
+    order = sorted(ROLES, key=lambda r: r == "resident")
+    for (service, method, path), r in RULES.items():
+        for role in order:
+            expected = r.expect(role)
+            if expected == "ok" and not r.send_allowed:
+                continue
+            url, kw = request_for(w, method, path, role)
+            headers = {**w.headers[role], **kw.pop("headers", {})}
+            resp = await clients[service].request(method, url, headers=headers, **kw)
+            sent += 1
+            if not check(expected, resp.status_code):
+                wrong.append(
+                    f"{service} {method} {path} as {role}: expected {expected}, got {resp.status_code} "
+                    f"{resp.text[:160]}"
+                )
+            if resp.status_code in (401, 403, 404) and resp.headers.get("content-type", "").startswith(
+                "application/problem+json"
+            ):
+                assert resp.json()["status"] == resp.status_code
+    assert not wrong, "\n".join(wrong)
+    assert sent > 500
+
+
+async def test_resident_tokens_expire_and_act_only_for_their_person(
+    settings: Settings, ingest: AsyncTestClient[Any], tracing: AsyncTestClient[Any], store: Store
+) -> None:
+    w = await build_world(settings, ingest, tracing, store)
+    keyring = Keyring.parse(settings.keyring)
+    with pytest.raises(Exception, match="expired"):
+        resident_tokens.verify(keyring, resident_tokens.issue(keyring, w.p, ttl_s=-1)[0])
+    token, _ = resident_tokens.issue(keyring, w.p, ttl_s=60)
+    # a token re-pointed at another person (body edited, MAC kept) is refused
+    raw = bytearray(resident_tokens.b64url_decode(token[3:]))
+    raw[7] ^= 1
+    forged = "r1." + resident_tokens.b64url_encode(bytes(raw))
+    r = await ingest.get("/v1/residents/me/companions", headers=bearer(forged))
+    assert r.status_code == 401
+    r = await ingest.post("/v1/checkins", json={"code": w.code_a}, headers=w.headers["expired"])
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+    # Q cannot end P's stay, nor take P's companion along (at venue B: no repeat-scan merging)
+    r = await ingest.post(f"/v1/checkins/{w.checkin_id}/checkout", headers=w.headers["resident_other"])
+    assert r.status_code in (403, 404)
+    code_b = (await ingest.get(f"/v1/venues/{w.venue_b}/code", headers=admin_headers())).json()["token"]
+    r = await ingest.post(
+        "/v1/checkins",
+        json={"code": code_b, "companions": [w.companion]},
+        headers=w.headers["resident_other"],
+    )
+    assert r.status_code in (400, 403, 404, 422), r.text
+    r = await ingest.post(
+        "/v1/checkins", json={"code": code_b, "companions": [w.q]}, headers=w.headers["resident"]
+    )
+    assert r.status_code in (400, 403, 404, 422), r.text
+    listed = (await ingest.get("/v1/residents/me/companions", headers=w.headers["resident_other"])).json()
+    assert listed == []
+    # the owner may
+    r = await ingest.post(
+        "/v1/checkins", json={"code": code_b, "companions": [w.companion]}, headers=w.headers["resident"]
+    )
+    assert r.status_code == 201 and len(r.json()["people"]) == 2, r.text
+    r = await ingest.post(f"/v1/checkins/{w.checkin_id}/checkout", headers=w.headers["resident"])
+    assert r.status_code == 200, r.text
+
+
+async def test_device_keys_are_bound_to_one_venue(
+    settings: Settings, ingest: AsyncTestClient[Any], tracing: AsyncTestClient[Any], store: Store
+) -> None:
+    w = await build_world(settings, ingest, tracing, store)
+    body = {"scans": [{"id_number": id_number(1)}]}
+    r = await ingest.post("/v1/sentinel/scans", json=body, headers=w.headers["device"])
+    assert r.status_code == 200 and r.json()["venue_id"] == w.venue_a, r.text
+    r = await ingest.post(
+        "/v1/sentinel/scans", json=body, params={"venue_id": w.venue_b}, headers=w.headers["device"]
+    )
+    assert r.status_code == 403
+    r = await ingest.post("/v1/sentinel/scans", json=body, headers=w.headers["device_other"])
+    assert r.status_code == 200 and r.json()["venue_id"] == w.venue_b
+    r = await ingest.post("/v1/keys", json={"role": "device", "name": "unbound"}, headers=admin_headers())
+    assert r.status_code == 400
+
+
+async def test_scoped_keys_see_only_their_district(
+    settings: Settings, ingest: AsyncTestClient[Any], tracing: AsyncTestClient[Any], store: Store
+) -> None:
+    w = await build_world(settings, ingest, tracing, store)
+    h = w.headers
+    now = dt.datetime.now(dt.UTC)
+    window = {"since": _iso(now - dt.timedelta(days=1)), "until": _iso(now + dt.timedelta(hours=1))}
+    for who, expect in (("analyst", 1), ("analyst_in", 1), ("analyst_out", 0)):
+        rows = (await tracing.get("/v1/stats/districts", params=window, headers=h[who])).json()["rows"]
+        total = sum(int(row.get("scans", 0)) for row in rows)
+        assert (total > 0) == bool(expect), (who, rows)
+        venues = (await tracing.get("/v1/stats/venues", params=window, headers=h[who])).json()["rows"]
+        assert bool(venues) == bool(expect), (who, venues)
+    for who, expect in (("tracer_in", 1), ("tracer_out", 0), ("analyst_out", 0)):
+        sites = (await tracing.get("/v1/exposure-sites", headers=h[who])).json()["sites"]
+        assert len(sites) == expect, (who, sites)
+    params = {**window, "reason": "scope test"}
+    r = await tracing.get(f"/v1/trace/persons/{w.p}/visits", params=params, headers=h["tracer_in"])
+    assert r.status_code == 200 and r.json()["count"] == 1 and w.checkin_id in r.text
+    r = await tracing.get(f"/v1/trace/persons/{w.p}/visits", params=params, headers=h["tracer_out"])
+    assert r.status_code == 404 and "Venue A" not in r.text and w.checkin_id not in r.text
+    r = await tracing.get(f"/v1/trace/persons/{w.p}/contact-details", params=params, headers=h["tracer_out"])
+    assert r.status_code in (403, 404) and "139" not in r.text
+    # operators: a scoped or bound key lists only its venues
+    for who, ids in (
+        ("operator_in", {w.venue_a}),
+        ("operator_out", {w.venue_b}),
+        ("operator_other", {w.venue_b}),
+    ):
+        page = (await ingest.get("/v1/venues", headers=h[who])).json()
+        assert {v["venue_id"] for v in page["items"]} == ids, (who, page)
+
+
+async def test_api_keys_are_stored_hashed(
+    settings: Settings, ingest: AsyncTestClient[Any], sync_redis: Any
+) -> None:
+    r = await ingest.post("/v1/keys", json={"role": "tracer", "name": "hashed"}, headers=admin_headers())
+    key = r.json()["key"]
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    found_digest = False
+    for name in sync_redis.scan_iter(match=settings.key_prefix + "*", count=1000):
+        assert key.encode() not in name
+        kind = sync_redis.type(name)
+        if kind == b"string":
+            value = sync_redis.get(name) or b""
+        elif kind == b"hash":
+            value = b" ".join(k + b"=" + v for k, v in sync_redis.hgetall(name).items())
+        else:
+            continue
+        assert key.encode() not in value
+        found_digest = found_digest or digest.encode() in name or digest.encode() in value
+    assert found_digest
+    listed = (await ingest.get("/v1/keys", headers=admin_headers())).text
+    assert key not in listed and digest not in listed
+
+
+def test_security_matrix_doc_is_current() -> None:
+    assert DOC.exists() and DOC.read_text(encoding="utf-8") == render(), (
+        "docs/SECURITY_MATRIX.md is out of date: run `python -m tests.test_access_matrix`"
+    )
+
+
+def main() -> int:
+    DOC.write_text(render(), encoding="utf-8")
+    print(f"wrote {DOC}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

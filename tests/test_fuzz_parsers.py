@@ -1,0 +1,233 @@
+"""Hypothesis fuzzing of the parsers that take untrusted input: resident tokens, venue codes,
+Authorization headers, the venue CSV import and the resident NDJSON import. Only the domain
+errors may come out of them, and over HTTP never a 5xx. (Bit flips of genuine venue codes are in
+tests/test_venues_codes.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from litestar.testing import TestClient
+
+from checkin import auth, resident_tokens, residents
+from checkin.context import Context
+from checkin.errors import Unauthenticated
+from checkin.keyring import Keyring, b64url_encode
+from checkin.settings import Settings
+from tests.conftest import REDIS_URL, admin_headers
+from tests.test_checkins_support import id_number
+from venues import codes, importer
+
+KEYRING = Keyring.parse(Keyring.generate(1))
+FUZZ = settings(
+    max_examples=150, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
+HTTP_FUZZ = settings(
+    max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
+
+# text that looks like a token: the right alphabet and about the right length, plus anything at all
+b64_text = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=", max_size=60)
+token_text = st.one_of(
+    st.text(max_size=80),
+    b64_text,
+    st.binary(max_size=60).map(b64url_encode),
+    st.binary(min_size=codes.TOKEN_BYTES, max_size=codes.TOKEN_BYTES).map(b64url_encode),
+)
+
+
+@FUZZ
+@given(text=token_text)
+def test_resident_token_verify_raises_only_unauthenticated(text: str) -> None:
+    for candidate in (text, resident_tokens.PREFIX + text):
+        try:
+            resident_tokens.verify(KEYRING, candidate)
+        except Unauthenticated:
+            continue
+        raise AssertionError(f"accepted a forged resident token {candidate!r}")
+
+
+@FUZZ
+@given(body=st.binary(min_size=29, max_size=29))
+def test_resident_token_of_random_bytes_of_the_right_size_is_refused(body: bytes) -> None:
+    with pytest.raises(Unauthenticated):
+        resident_tokens.verify(KEYRING, resident_tokens.PREFIX + b64url_encode(body), now=0)
+
+
+@FUZZ
+@given(text=token_text)
+def test_venue_code_verify_raises_only_invalid_code(text: str) -> None:
+    with pytest.raises(codes.InvalidCode):
+        codes.verify(KEYRING, text)
+
+
+def _csv_row(values: list[str]) -> str:
+    out = io.StringIO()
+    import csv
+
+    csv.writer(out).writerow(values)
+    return out.getvalue()
+
+
+HEADER = ",".join(importer.COLUMNS) + "\n"
+cell = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["", "0", "-1", "4294967296", "1e309", "nan", "inf", "=cmd()", "110101", "110101001001"]),
+    st.integers(-(2**70), 2**70).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+)
+csv_body = st.one_of(
+    st.binary(max_size=400),
+    st.binary(max_size=300).map(lambda b: HEADER.encode() + b),
+    st.lists(st.lists(cell, min_size=0, max_size=14), max_size=6).map(
+        lambda rows: (HEADER + "".join(_csv_row(r) for r in rows)).encode()
+    ),
+)
+
+
+def _parse_all(body: bytes) -> tuple[int, int]:
+    good = bad = 0
+    for venues, errors, _ in importer.parse_batches(io.BytesIO(body), batch_rows=3):
+        good += len(venues)
+        bad += len(errors)
+    return good, bad
+
+
+@FUZZ
+@given(body=csv_body)
+def test_venue_csv_parser_reports_rows_or_refuses_the_header(body: bytes) -> None:
+    try:
+        good, bad = _parse_all(body)
+    except importer.HeaderError:
+        return
+    assert good >= 0 and bad >= 0
+
+
+ndjson_line = st.one_of(
+    st.binary(max_size=200),
+    st.fixed_dictionaries(
+        {"name": st.text(max_size=40), "phone": st.text(max_size=30), "id_number": st.text(max_size=30)}
+    ).map(lambda d: json.dumps(d).encode()),
+    st.dictionaries(
+        st.text(max_size=10), st.one_of(st.none(), st.integers(), st.text(max_size=10)), max_size=4
+    ).map(lambda d: json.dumps(d).encode()),
+)
+
+
+@FUZZ
+@given(lines=st.lists(ndjson_line, max_size=8))
+def test_resident_ndjson_parser_reports_each_line(lines: list[bytes]) -> None:
+    numbered = list(enumerate(lines, start=1))
+    good, bad = residents.parse_lines(KEYRING, numbered)
+    non_blank = [n for n, raw in numbered if raw.strip()]
+    assert sorted([n for n, _ in good] + [r.line for r in bad]) == non_blank
+    for result in bad:
+        assert result.error
+
+
+header_value = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=80),
+    st.sampled_from(["Bearer", "Bearer ", "bearer r1.", "Basic abc", "Bearer ck_", "Bearer r1.AAAA"]),
+    token_text.map(lambda t: "Bearer " + t),
+    token_text.map(lambda t: "Bearer r1." + t),
+)
+
+
+@pytest.fixture
+def fuzz_settings(make_settings: Any) -> Settings:
+    settings: Settings = make_settings(rate_register_per_min=100_000)
+    return settings
+
+
+def test_authorization_headers_authenticate_or_raise_401(fuzz_settings: Settings) -> None:
+    async def attempt_all(values: list[str]) -> None:
+        client = aioredis.Redis.from_url(REDIS_URL)
+        try:
+            ctx = Context.build(fuzz_settings, client, "test")
+            for value in values:
+                try:
+                    principal = await auth.authenticate(ctx, value)
+                except Unauthenticated:
+                    continue
+                raise AssertionError(f"{value!r} authenticated as {principal}")
+        finally:
+            await client.aclose()
+
+    collected: list[str] = []
+
+    @FUZZ
+    @given(value=header_value)
+    def collect(value: str) -> None:
+        collected.append(value)
+
+    collect()
+    asyncio.run(attempt_all(collected))
+
+
+@pytest.fixture
+def ingest_sync(fuzz_settings: Settings) -> Iterator[TestClient[Any]]:
+    from checkin.app import create_app
+
+    with TestClient(app=create_app(fuzz_settings)) as client:
+        yield client
+
+
+def test_imports_and_auth_over_http_never_answer_5xx(ingest_sync: TestClient[Any]) -> None:
+    seen: set[int] = set()
+
+    @HTTP_FUZZ
+    @given(body=csv_body, strict=st.booleans())
+    def csv_import(body: bytes, strict: bool) -> None:
+        r = ingest_sync.post(
+            "/v1/venues/import",
+            content=body,
+            params={"strict": str(strict).lower()},
+            headers={**admin_headers(), "Content-Type": "text/csv"},
+        )
+        seen.add(r.status_code)
+        assert r.status_code < 500, r.text
+        if r.status_code >= 400:
+            assert r.headers["content-type"].startswith("application/problem+json")
+
+    @HTTP_FUZZ
+    @given(lines=st.lists(ndjson_line, max_size=6))
+    def ndjson_import(lines: list[bytes]) -> None:
+        r = ingest_sync.post(
+            "/v1/residents/import",
+            content=b"\n".join(lines),
+            headers={**admin_headers(), "Content-Type": "application/x-ndjson"},
+        )
+        seen.add(r.status_code)
+        assert r.status_code < 500, r.text
+        if r.status_code == 200:
+            for row in r.text.splitlines():
+                assert "line" in json.loads(row)
+
+    @HTTP_FUZZ
+    @given(value=header_value)
+    def authorization(value: str) -> None:
+        r = ingest_sync.get("/v1/keys", headers={"Authorization": value.encode("utf-8")})
+        assert r.status_code == 401, r.text
+
+    csv_import()
+    ndjson_import()
+    authorization()
+    assert 200 in seen and 400 in seen
+
+
+def test_a_valid_import_still_imports(ingest_sync: TestClient[Any]) -> None:
+    """The fuzzers above must not pass by refusing everything."""
+    body = HEADER + "7001,Shop,1 Road,supermarket,110101,110101001,110101001001,39.9,116.4,10,60,\n"
+    r = ingest_sync.post("/v1/venues/import", content=body.encode(), headers=admin_headers())
+    assert r.status_code == 200 and r.json()["created"] == 1, r.text
+    line = json.dumps({"name": "A", "phone": "13900000001", "id_number": id_number(1)})
+    r = ingest_sync.post("/v1/residents/import", content=line.encode(), headers=admin_headers())
+    assert r.status_code == 200 and '"person_id"' in r.text, r.text
