@@ -76,7 +76,9 @@ async def test_tracing_down_ingest_goes_on_and_the_backlog_drains_once(
 
     consumer, ctx = await make_consumer(settings, store)
     try:
-        await run_until(consumer, lambda: sink_pending(sync_redis, settings) == (0, 0) and count(store) >= 600)
+        await run_until(
+            consumer, lambda: sink_pending(sync_redis, settings) == (0, 0) and count(store) >= 600
+        )
     finally:
         await ctx.redis.aclose()
     t = store.table("scans")

@@ -202,7 +202,9 @@ def test_rules_process_killed_mid_batch_delivers_each_alert_once(
     for v in venues:
         pipe.hset(keys.venue(v.venue_id), mapping=v.to_hash())  # type: ignore[arg-type]
     events = [
-        scan(venues[i % len(venues)], 50_000 + i, BASE_MS + i, status="red", verdict="deny", reason="red_code")
+        scan(
+            venues[i % len(venues)], 50_000 + i, BASE_MS + i, status="red", verdict="deny", reason="red_code"
+        )
         for i in range(8000)
     ]
     for ev in events:
@@ -225,7 +227,9 @@ def test_rules_process_killed_mid_batch_delivers_each_alert_once(
     try:
         deadline = time.monotonic() + 60
         while True:
-            published = sync_redis.xlen(keys.alerts_stream()) if sync_redis.exists(keys.alerts_stream()) else 0
+            published = (
+                sync_redis.xlen(keys.alerts_stream()) if sync_redis.exists(keys.alerts_stream()) else 0
+            )
             if published >= 500 and _rules_state(sync_redis, keys)[0] > 0:
                 break
             assert first.poll() is None, log.read_text()
@@ -253,7 +257,8 @@ def test_rules_process_killed_mid_batch_delivers_each_alert_once(
         if second.poll() is None:
             second.kill()
 
-    alerts = [from_fields(f) for _, f in sync_redis.xrange(keys.alerts_stream())]  # type: ignore[union-attr]
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = sync_redis.xrange(keys.alerts_stream())  # type: ignore[assignment]
+    alerts = [from_fields(f) for _, f in entries]
     ids = {a.alert_id for a in alerts}
     assert len(ids) == len(events)  # one alert per red scan: none lost, none raised twice
     assert {(a.kind, a.person_id) for a in alerts} == {("red_code_entry", ev.person_id) for ev in events}
