@@ -11,11 +11,14 @@ import asyncio
 import bisect
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.exceptions import ClientException, HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import ASGIApp
 
 from checkin import auth, checkins, protection
 from checkin.auth import Principal
@@ -108,19 +111,162 @@ def authorization(scope: Any) -> str | None:
     return None
 
 
-async def caller(request: Request[Any, Any, Any]) -> tuple[Context, Principal]:
-    """Context and caller of a hot route, resolved inline: Litestar runs several async
-    dependencies through a task group, which costs more than the whole check-in."""
-    ctx = context_of(request)
-    return ctx, await auth.authenticate(ctx, authorization(request.scope))
+VERIFIED_CODES_MAX = 65_536
+"""Verified venue codes remembered per worker (a code's claims depend only on the keyring, which
+a worker never changes; the code version and venue state are checked by the script every time)."""
 
 
 def verify_code(ctx: Context, token: str) -> codes.CodeClaims:
+    verified: dict[str, codes.CodeClaims] | None = ctx.extras.get("verified_codes")
+    if verified is None:
+        verified = ctx.extras["verified_codes"] = {}
+    claims = verified.get(token)
+    if claims is not None:
+        return claims
     try:
-        return codes.verify(ctx.keyring, token)
+        claims = codes.verify(ctx.keyring, token)
     except codes.InvalidCode:
         ctx.metrics.inc(REJECTIONS, reason="bad_code")
         raise
+    if len(verified) >= VERIFIED_CODES_MAX:
+        verified.clear()
+    verified[token] = claims
+    return claims
+
+
+# --- the two hot routes, answered from raw ASGI ---------------------------------------------------
+#
+# Litestar's per-request machinery (signature model, data extraction, dependency resolution,
+# Request and Response objects) costs more CPU than the whole check-in. A route middleware reads
+# the raw body, decodes it with msgspec and sends the encoded answer itself; routing, 405 and the
+# OpenAPI documentation stay Litestar's, and errors raised on the way are rendered as
+# problem+json by the app's exception handlers (checkin/http.py).
+
+_checkin_decoder = msgspec.json.Decoder(checkins.CheckinIn)
+_batch_decoder = msgspec.json.Decoder(checkins.BatchIn)
+_JSON_HEADERS = (b"content-type", b"application/json")
+
+
+async def read_body(scope: Any, receive: Any, limit: int) -> bytes:
+    """The whole request body; 413 above ``limit`` bytes (announced or received)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                announced = int(value)
+            except ValueError:
+                raise ClientException(detail="Content-Length is not a number") from None
+            if announced > limit:
+                raise HTTPException(status_code=413, detail="Request Entity Too Large")
+            break
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientException(detail="the client closed the connection before sending the whole body")
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(status_code=413, detail="Request Entity Too Large")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def decode_body(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    """The request struct; 400 problem+json naming the field, as Litestar's own validation does."""
+    if not body.strip():
+        raise ValidationException(
+            detail="Validation failed", extra=[{"message": "the request body is empty", "key": "data"}]
+        )
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        text, sep, where = str(exc).rpartition(" - at `$")
+        if sep:
+            key = where.rstrip("`").lstrip(".") or "data"
+        else:
+            text, key = str(exc), "data"
+        raise ValidationException(detail="Validation failed", extra=[{"message": text, "key": key}]) from None
+    except msgspec.DecodeError as exc:
+        raise ClientException(detail=str(exc)) from None
+
+
+async def answer_checkin(
+    ctx: Context, scope: Any, data: checkins.CheckinIn, started: float
+) -> tuple[int, bytes]:
+    principal = await auth.authenticate(ctx, authorization(scope))
+    principal.require("resident")
+    guard = guard_of(ctx)
+    lite = guard.admit()
+    claims = verify_code(ctx, data.code)
+    guard.inflight += 1
+    try:
+        out = await checkins.check_in(
+            ctx, principal.person_id or 0, data, claims, protection.client_ip(scope), now_ms(), lite
+        )
+    finally:
+        guard.inflight -= 1
+    latency_of(ctx).observe("checkin", time.perf_counter() - started)
+    return 200 if out.duplicate else 201, _encoder.encode(out)
+
+
+async def answer_batch(ctx: Context, scope: Any, data: checkins.BatchIn, started: float) -> tuple[int, bytes]:
+    principal = await auth.authenticate(ctx, authorization(scope))
+    principal.require("resident")
+    guard = guard_of(ctx)
+    lite = guard.admit()
+    owner = principal.person_id or 0
+    now = now_ms()
+    s = ctx.settings
+    await protection.hit(
+        ctx,
+        [
+            ("res", str(owner), s.rate_resident_per_min),
+            ("ip", protection.client_ip(scope), s.rate_ip_per_min),
+        ],
+        now,
+    )
+    guard.inflight += 1
+    try:
+        out = await checkins.check_in_batch(ctx, owner, data, lambda t: verify_code(ctx, t), now, lite)
+    finally:
+        guard.inflight -= 1
+    latency_of(ctx).observe("batch", time.perf_counter() - started)
+    return 200, _encoder.encode(out)
+
+
+Answer = Callable[[Context, Any, Any, float], Awaitable[tuple[int, bytes]]]
+
+
+def raw_front(decoder: msgspec.json.Decoder[Any], answer: Answer) -> Callable[..., ASGIApp]:
+    """Route middleware that answers the route itself from the raw ASGI messages (never calling
+    the Litestar handler behind it): the body decoded by msgspec, the answer sent as bytes."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def front(scope: Any, receive: Any, send: Any) -> None:
+            started = time.perf_counter()
+            ctx: Context = scope["app"].state["ctx"]
+            data = decode_body(decoder, await read_body(scope, receive, ctx.settings.max_body_bytes))
+            status, content = await answer(ctx, scope, data, started)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [_JSON_HEADERS, (b"content-length", str(len(content)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": content})
+
+        return front
+
+    return middleware
+
+
+# The decorated functions define the routes and their OpenAPI documentation, and answer the same
+# way through Litestar's own extraction; in service every request is answered by ``raw_front``.
 
 
 @post(
@@ -132,23 +278,12 @@ def verify_code(ctx: Context, token: str) -> codes.CodeClaims:
         201: ResponseSpec(data_container=checkins.CheckinOut, description="Checked in"),
         200: ResponseSpec(data_container=checkins.CheckinOut, description="A repeat of the same check-in"),
     },
+    middleware=[raw_front(_checkin_decoder, answer_checkin)],
 )
 async def post_checkin(data: checkins.CheckinIn, request: Request[Any, Any, Any]) -> Response[bytes]:
     started = time.perf_counter()
-    ctx, principal = await caller(request)
-    principal.require("resident")
-    guard = guard_of(ctx)
-    lite = guard.admit()
-    claims = verify_code(ctx, data.code)
-    guard.inflight += 1
-    try:
-        out = await checkins.check_in(
-            ctx, principal.person_id or 0, data, claims, protection.client_ip(request.scope), now_ms(), lite
-        )
-    finally:
-        guard.inflight -= 1
-    latency_of(ctx).observe("checkin", time.perf_counter() - started)
-    return Response(content=_encoder.encode(out), status_code=200 if out.duplicate else 201, media_type=JSON)
+    status, content = await answer_checkin(context_of(request), request.scope, data, started)
+    return Response(content=content, status_code=status, media_type=JSON)
 
 
 @post(
@@ -157,31 +292,12 @@ async def post_checkin(data: checkins.CheckinIn, request: Request[Any, Any, Any]
     summary="Upload an offline queue of check-ins (resident); per-item results",
     tags=TAGS,
     responses={200: ResponseSpec(data_container=checkins.BatchOut, description="Per-item results")},
+    middleware=[raw_front(_batch_decoder, answer_batch)],
 )
 async def post_batch(data: checkins.BatchIn, request: Request[Any, Any, Any]) -> Response[bytes]:
     started = time.perf_counter()
-    ctx, principal = await caller(request)
-    principal.require("resident")
-    guard = guard_of(ctx)
-    lite = guard.admit()
-    owner = principal.person_id or 0
-    now = now_ms()
-    s = ctx.settings
-    await protection.hit(
-        ctx,
-        [
-            ("res", str(owner), s.rate_resident_per_min),
-            ("ip", protection.client_ip(request.scope), s.rate_ip_per_min),
-        ],
-        now,
-    )
-    guard.inflight += 1
-    try:
-        out = await checkins.check_in_batch(ctx, owner, data, lambda t: verify_code(ctx, t), now, lite)
-    finally:
-        guard.inflight -= 1
-    latency_of(ctx).observe("batch", time.perf_counter() - started)
-    return Response(content=_encoder.encode(out), status_code=200, media_type=JSON)
+    status, content = await answer_batch(context_of(request), request.scope, data, started)
+    return Response(content=content, status_code=status, media_type=JSON)
 
 
 @post(

@@ -49,6 +49,8 @@ class Metrics:
         self._meta: dict[str, tuple[str, str]] = {}
         self._buckets: dict[str, tuple[float, ...]] = {}
         self._collectors: list[Collector] = []
+        self._names: dict[tuple[Any, ...], str] = {}
+        """Series names of recent ``inc`` calls (name and labels in call order)."""
 
     # --- declaration ---------------------------------------------------------
     def counter(self, name: str, help_text: str) -> None:
@@ -63,7 +65,12 @@ class Metrics:
 
     # --- recording ----------------------------------------------------------------
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
-        key = _series(name, labels)
+        memo = (name, *labels.items())
+        key = self._names.get(memo)
+        if key is None:
+            key = _series(name, labels)
+            if len(self._names) < 10_000:
+                self._names[memo] = key
         with self._lock:
             self._pending[key] = self._pending.get(key, 0.0) + value
             self._local[key] = self._local.get(key, 0.0) + value

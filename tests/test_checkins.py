@@ -421,3 +421,70 @@ async def test_checkout_windows(
     r = await ingest.post(f"/v1/checkins/{early.json()['checkin_id']}/checkout", headers=bearer(token))
     assert r.status_code == 409
     assert [e.kind for e in stream_events(sync_redis, settings)] == ["in", "in"]
+
+
+async def post_chunks(app: Any, token: str, chunks: list[bytes]) -> tuple[int, dict[bytes, bytes], bytes]:
+    """POST /v1/checkins straight through ASGI, the body in several messages, no Content-Length."""
+    messages = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/checkins",
+        "raw_path": b"/v1/checkins",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver.local", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"], dict(sent[0]["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def test_a_body_in_several_messages_is_read_whole_and_capped(
+    ingest: AsyncTestClient[Any], sync_redis: redis.Redis, settings: Settings
+) -> None:
+    code = put_venue(sync_redis, settings, 31)
+    _pid, token = await register(ingest, 12)
+    body = b'{"code": "' + code.encode() + b'", "client_id": "chunked-1"}'
+    status, _headers, _ = await post_chunks(
+        ingest.app, token, [body[i : i + 7] for i in range(0, len(body), 7)]
+    )
+    assert status == 201
+    assert len(stream_events(sync_redis, settings)) == 1
+    # no Content-Length: the cap is enforced while the body arrives
+    big = [b" " * 65536] * (settings.max_body_bytes // 65536 + 1)
+    status, headers, answer = await post_chunks(ingest.app, token, big)
+    assert status == 413 and headers[b"content-type"] == b"application/problem+json", answer
+    status, _headers, answer = await post_chunks(ingest.app, token, [b""])
+    assert status == 400 and b"empty" in answer
+    assert len(stream_events(sync_redis, settings)) == 1
+
+
+def test_the_hot_connection_runs_on_uvloop(settings: Settings) -> None:
+    """granian picks uvloop when it is installed; its transports do not subclass asyncio's."""
+    import uvloop
+
+    from checkin.hotpath_redis import HotRedis
+
+    async def run() -> list[Any]:
+        hot = HotRedis(settings.redis_url, timeout_s=2)
+        try:
+            return [await hot.execute("PING"), *(await hot.pipeline([("ECHO", "a"), ("ECHO", "b")]))]
+        finally:
+            hot.close()
+
+    assert uvloop.run(run()) == [b"PONG", b"a", b"b"]
