@@ -133,10 +133,20 @@ class LocalCluster:
                     continue
                 if info.get("role") == "slave" and info.get("master_link_status") != "up":
                     down += 1
+                # the master streams writes to a replica only once it has marked it online
+                # (after the replica's first ACK following the sync, up to a second later)
+                replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+                down += sum(1 for r in replicas if r.get("state") != "online")
             if not down:
                 return
             time.sleep(0.1)
         raise TimeoutError("replicas did not sync with their masters")
+
+    def replica_lag(self, master: int) -> int:
+        """Replication bytes the master has not yet seen acknowledged by its slowest replica."""
+        info = redis.Redis(port=master).info("replication")
+        offsets = [int(v["offset"]) for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+        return int(info["master_repl_offset"]) - min(offsets, default=0)
 
     def master_of(self, key: str) -> int:
         client = redis.RedisCluster(host="127.0.0.1", port=self.ports[0])

@@ -233,6 +233,13 @@ class RulesConsumer:
                 out.extend((shard, eid, f) for eid, f in claimed[1] if f)
             if out:
                 return out
+        if self.ctx.keys.cluster:  # one slot per stream: one read per shard, no cross-slot command
+            for shard, stream in enumerate(self.streams):
+                got = await redis.xreadgroup(RULES_GROUP, self.name, {stream: ">"}, count=self.count)
+                out.extend((shard, eid, f) for _, items in got or [] for eid, f in items)
+            if not out:
+                await asyncio.sleep(min(self.block_ms, 50) / 1000)
+            return out
         resp = await redis.xreadgroup(
             RULES_GROUP, self.name, {s: ">" for s in self.streams}, count=self.count, block=self.block_ms
         )
