@@ -5,9 +5,6 @@ state set through the API -> check out."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -24,7 +21,8 @@ from checkin import resident_tokens
 from checkin.events import decode_scan
 from checkin.keyring import Keyring
 from checkin.redis_keys import RedisKeys
-from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
+from tests.conftest import ADMIN_KEY
+from tests.servers import ingest_server
 from venues import codes
 from venues.model import Venue
 
@@ -52,49 +50,8 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path, prefix: str) -> Iterator[Server]:
-    port = free_port()
-    keyring = Keyring.generate(1)
-    env = {
-        **os.environ,
-        "CHECKIN_DATA_DIR": str(tmp_path / "var"),
-        "CHECKIN_REDIS_URL": REDIS_URL,
-        "CHECKIN_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'clickhouse'}",
-        "CHECKIN_INGEST_PORT": str(port),
-        "CHECKIN_KEY_PREFIX": prefix,
-        "CHECKIN_ADMIN_KEY": ADMIN_KEY,
-        "CHECKIN_KEYRING": keyring,
-        "CHECKIN_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "CHECKIN_TZ": "Asia/Shanghai",
-    }
-    log = tmp_path / "ingest.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "checkin.cli", "serve-ingest", "--workers", "1"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ingest server did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.1)
+    with ingest_server(tmp_path, prefix, CHECKIN_TZ="Asia/Shanghai") as (base, keyring, log):
         yield Server(base=base, keyring=Keyring.parse(keyring), keys=RedisKeys(prefix), log=log)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
 
 
 @pytest.fixture

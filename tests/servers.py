@@ -1,0 +1,68 @@
+"""A real ingest server (granian subprocess) for browser tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from checkin.keyring import Keyring
+from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
+
+
+@contextmanager
+def ingest_server(tmp_path: Path, prefix: str, **extra_env: str) -> Iterator[tuple[str, str, Path]]:
+    """Serve the ingest API on a free port with its own data dir and key prefix.
+
+    Yields (base URL, keyring text, log path); the server is stopped on exit.
+    """
+    port = free_port()
+    keyring = Keyring.generate(1)
+    env = {
+        **os.environ,
+        "CHECKIN_DATA_DIR": str(tmp_path / "var"),
+        "CHECKIN_REDIS_URL": REDIS_URL,
+        "CHECKIN_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'clickhouse'}",
+        "CHECKIN_INGEST_PORT": str(port),
+        "CHECKIN_KEY_PREFIX": prefix,
+        "CHECKIN_ADMIN_KEY": ADMIN_KEY,
+        "CHECKIN_KEYRING": keyring,
+        "CHECKIN_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        **extra_env,
+    }
+    log = tmp_path / "ingest.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "checkin.cli", "serve-ingest", "--workers", "1"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ingest server did not start:\n{log.read_text(errors='replace')}")
+            time.sleep(0.1)
+        yield base, keyring, log
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
