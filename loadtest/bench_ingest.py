@@ -164,8 +164,12 @@ def lua_list(name: str, values: list[str]) -> str:
     return f"local {name} = {{" + ",".join(json.dumps(v) for v in values) + "}\n"
 
 
-CHECKIN_LUA = """
-local counter = 0
+def wrk_threads_lua(seed_factor: int) -> str:
+    """wrk script preamble: numbers the threads (``tid``) and seeds each one's random generator."""
+    return WRK_THREADS_LUA.replace("SEED_FACTOR", str(seed_factor))
+
+
+WRK_THREADS_LUA = """local counter = 0
 local tid = 0
 local threads = {}
 function setup(thread)
@@ -173,8 +177,14 @@ function setup(thread)
   table.insert(threads, thread)
 end
 function init(args)
-  math.randomseed(tid * 7919 + os.time())
+  math.randomseed(tid * SEED_FACTOR + os.time())
 end
+"""
+
+
+CHECKIN_LUA = (
+    wrk_threads_lua(7919)
+    + """
 request = function()
   counter = counter + 1
   local t = tokens[math.random(#tokens)]
@@ -184,18 +194,11 @@ request = function()
     ["Authorization"] = "Bearer " .. t}, body)
 end
 """
+)
 
-BATCH_LUA = """
-local counter = 0
-local tid = 0
-local threads = {}
-function setup(thread)
-  thread:set("tid", #threads + 1)
-  table.insert(threads, thread)
-end
-function init(args)
-  math.randomseed(tid * 104729 + os.time())
-end
+BATCH_LUA = (
+    wrk_threads_lua(104729)
+    + """
 request = function()
   counter = counter + 1
   local t = tokens[math.random(#tokens)]
@@ -212,6 +215,7 @@ request = function()
     ["Authorization"] = "Bearer " .. t}, body)
 end
 """
+)
 
 
 async def seed(env: dict[str, str], venues: int, residents: int) -> tuple[list[str], list[str]]:

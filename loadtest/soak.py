@@ -33,23 +33,15 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.bench_ingest import lua_list, run_wrk
+from loadtest.bench_ingest import lua_list, run_wrk, wrk_threads_lua
 from loadtest.results import Figure, record
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
-PACED_LUA = """
-local counter = 0
-local tid = 0
-local threads = {}
-function setup(thread)
-  thread:set("tid", #threads + 1)
-  table.insert(threads, thread)
-end
-function init(args)
-  math.randomseed(tid * 7919 + os.time())
-end
+PACED_LUA = (
+    wrk_threads_lua(7919)
+    + """
 function delay()
   return DELAY_MS
 end
@@ -62,6 +54,7 @@ request = function()
     ["Authorization"] = "Bearer " .. t}, body)
 end
 """
+)
 
 
 def free_port() -> int:
