@@ -15,7 +15,6 @@ from types import ModuleType
 from typing import Any
 
 from litestar import Litestar
-from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -89,9 +88,6 @@ def build_app(
             if redis is None:
                 await client.aclose()
 
-    def on_app_init(config: AppConfig) -> AppConfig:
-        return config
-
     return Litestar(
         route_handlers=[health_route(checks), metrics_route, *handlers],
         lifespan=[lifespan],
@@ -107,6 +103,5 @@ def build_app(
             render_plugins=[SwaggerRenderPlugin()],
         ),
         request_max_body_size=cfg.max_body_bytes,
-        on_app_init=[on_app_init],
         debug=False,
     )

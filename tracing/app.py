@@ -70,11 +70,7 @@ def create_app(
         ctx.extras["stop"] = stop
         for name in workers or ():
             module_name, func_name = BACKGROUND_WORKERS[name]
-            try:
-                func = getattr(importlib.import_module(module_name), func_name)
-            except ModuleNotFoundError:
-                log.error("background worker %s is not available in this build", name)
-                continue
+            func = getattr(importlib.import_module(module_name), func_name)
             tasks.append(asyncio.create_task(func(ctx, own, stop), name=name))
 
     async def after_shutdown(ctx: Context) -> None:
