@@ -1,7 +1,7 @@
 -- Check-ins at venues of ONE stream shard, in one call (driven by checkin/checkins.py).
 --
 -- Every key arrives in KEYS (names are built by checkin/redis_keys.py) and shares the
--- shard's hash tag. The stream entry fields are those of checkin/events.py.
+-- shard's hash tag. The stream entry (one `scan` field, tab-separated values) is checkin/events.py's.
 --
 -- KEYS  [1] stream, [2] resident rate counter, [3] client-address rate counter,
 --       then per item: venue hash, day-entries hash, new check-in record, client-id dedupe,
@@ -126,10 +126,8 @@ local function one(k, a)
       end
     end
     if lite then nt = '' end
-    redis.call('XADD', stream, '*', 't', 'in', 'cid', cid, 'pid', pid, 'vid', vid, 'at', at_s,
-      'end', end_s, 'dw', dw_s, 'd', d, 's', s, 'c', c, 'st', st, 'vd', vd, 'rs', rs, 'src', src,
-      'own', owner, 'wl', wl, 'lat', lat, 'lon', lon, 'acc', acc, 'vlat', vlat, 'vlon', vlon,
-      'rcv', now_s)
+    redis.call('XADD', stream, '*', 'scan', table.concat({'0', cid, pid, vid, at_s, end_s, dw_s, d, s, c,
+      st, vd, rs, src, owner, wl, lat, lon, acc, vlat, vlon, now_s}, '\t'))
     people[j] = {pid, st, vd, rs, wl, ps[5] or '', nt}
   end
 

@@ -1,25 +1,32 @@
 """The scan stream entry: what ingest XADDs and the sink and rules read.
 
-Each entry in ``checkin:scans:{n}`` is a flat field map (written by the
-check-in Lua script, so the names are short and fixed here). Kinds:
+Each entry in ``checkin:scans:{n}`` has ONE field, ``scan``, whose value is a line of
+tab-separated values in the fixed order of :data:`LAYOUT` (written by the check-in and
+check-out Lua scripts). One field instead of one per value makes every entry cheap to
+write, to serve (XREADGROUP replies carry 3 strings per entry, not 45) and to land: the
+names in :data:`LAYOUT` that are ``scans`` columns are the table's own column names, so
+the sink hands the lines to ClickHouse as they are (TabSeparatedWithNames; the other
+names are skipped).
 
-* ``t=in``: one person's check-in (a check-in with companions writes one entry
-  per person, same ``cid`` and ``at``).
-* ``t=out``: a check-out: the same fields as the person's ``in`` entry, with
-  ``end`` set to the check-out instant. The sink writes it as a newer version
-  of the same stay row, so queries see one stay per check-in and person.
+Kinds (``version``):
 
-Fields (all ASCII): t, cid (checkin id), pid (person id), vid (venue id),
-at (scan instant, unix ms), end (stay end, unix ms), dw (dwell seconds), d/s/c (district, street,
-community codes), st (health colour), vd (verdict), rs (verdict reason, may be
-empty), src (phone|batch|sentinel), own (person id of the phone owner; equals
-pid unless a companion), wl (1 when on the watchlist at scan time), lat/lon/acc
-(phone location, empty when not sent), vlat/vlon (venue location), rcv (receipt
-instant, unix ms).
+* ``0``: one person's check-in (a check-in with companions writes one entry per person,
+  same ``checkin_id`` and ``at``).
+* ``1``: a check-out: the values of the person's check-in entry with ``end_at`` set to
+  the check-out instant. The sink writes it as a newer version of the same stay row, so
+  queries see one stay per check-in and person.
+
+Values (ASCII; no tab, newline or backslash): checkin_id, person_id, venue_id, at and
+end_at (stay start and end, unix ms), dwell_s (venue dwell seconds), district / street /
+community codes, status (health colour), verdict, reason (may be empty), source
+(phone|batch|sentinel), owner_id (the phone owner; equals person_id unless a companion),
+watchlisted (1 when on the watchlist at scan time), lat / lon / accuracy_m (phone
+location, empty when not sent), venue_lat / venue_lon, received_at (receipt, unix ms).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import msgspec
@@ -27,6 +34,37 @@ import msgspec
 Status = Literal["green", "yellow", "red"]
 Verdict = Literal["pass", "restricted", "deny"]
 Source = Literal["phone", "batch", "sentinel"]
+
+FIELD = "scan"
+"""The one field of a scan entry."""
+FIELD_BYTES = FIELD.encode()
+LAYOUT = (
+    "version",
+    "checkin_id",
+    "person_id",
+    "venue_id",
+    "at",
+    "end_at",
+    "dwell_s",
+    "district",
+    "street",
+    "community",
+    "status",
+    "verdict",
+    "reason",
+    "source",
+    "owner_id",
+    "watchlisted",
+    "lat",
+    "lon",
+    "accuracy_m",
+    "venue_lat",
+    "venue_lon",
+    "received_at",
+)
+POS = {name: i for i, name in enumerate(LAYOUT)}
+WIDTH = len(LAYOUT)
+SEPARATOR = b"\t"
 
 
 class PoisonEntry(ValueError):
@@ -64,104 +102,133 @@ class ScanEvent(msgspec.Struct, frozen=True):
     received_ms: int = 0
 
 
-def _text(fields: dict[bytes, bytes], name: bytes) -> str:
-    value = fields.get(name)
-    return value.decode() if value is not None else ""
+def _opt_float(value: str) -> float | None:
+    return float(value) if value else None
 
 
-def _opt_float(fields: dict[bytes, bytes], name: bytes) -> float | None:
-    value = fields.get(name)
-    if value is None or value == b"":
+def entry_line(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> bytes | None:
+    """The ``scan`` value of an entry's field map (bytes or str keys), None when absent."""
+    value = fields.get(FIELD_BYTES, fields.get(FIELD))  # type: ignore[call-overload]
+    if value is None:
         return None
-    return float(value)
+    return value if isinstance(value, bytes) else str(value).encode()
 
 
-def decode_scan(entry_id: bytes | str, fields: dict[bytes, bytes]) -> ScanEvent:
-    """Decode one stream entry; raises PoisonEntry when it cannot be used."""
-    eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+def line_values(line: bytes) -> dict[str, str]:
+    """The named values of a scan line, unchecked (tools and tests read entries with it)."""
+    return dict(zip(LAYOUT, line.decode("utf-8", "replace").split("\t"), strict=False))
+
+
+def decode_line(entry_id: str, line: bytes) -> ScanEvent:
+    """Decode one ``scan`` line; raises PoisonEntry when it cannot be used."""
     try:
-        kind = _text(fields, b"t")
-        if kind not in ("in", "out"):
-            raise ValueError(f"unknown kind {kind!r}")
-        cid = _text(fields, b"cid")
+        if b"\\" in line or b"\n" in line or b"\r" in line:
+            raise ValueError("escape or line break in a value")
+        v = line.decode("ascii").split("\t")
+        if len(v) != WIDTH:
+            raise ValueError(f"{len(v)} values, expected {WIDTH}")
+        version = v[0]
+        if version not in ("0", "1"):
+            raise ValueError(f"unknown kind {version!r}")
+        cid = v[1]
         if not cid:
             raise ValueError("missing checkin id")
-        at_ms = int(fields[b"at"])
+        at_ms = int(v[4])
         if at_ms <= 0:
             raise ValueError("non-positive timestamp")
-        status = _text(fields, b"st") or "green"
-        verdict = _text(fields, b"vd") or "pass"
-        source = _text(fields, b"src") or "phone"
+        status = v[10] or "green"
+        verdict = v[11] or "pass"
+        source = v[13] or "phone"
         if status not in ("green", "yellow", "red"):
             raise ValueError(f"unknown status {status!r}")
         if verdict not in ("pass", "restricted", "deny"):
             raise ValueError(f"unknown verdict {verdict!r}")
         if source not in ("phone", "batch", "sentinel"):
             raise ValueError(f"unknown source {source!r}")
-        dwell_s = int(fields.get(b"dw") or 3600)
-        end_ms = int(fields.get(b"end") or at_ms + dwell_s * 1000)
+        dwell_s = int(v[6] or 3600)
+        end_ms = int(v[5] or at_ms + dwell_s * 1000)
         if end_ms <= at_ms:
             raise ValueError("stay ends before it starts")
-        pid = int(fields.get(b"pid") or 0)
-        vid = int(fields[b"vid"])
+        pid = int(v[2] or 0)
+        vid = int(v[3])
         if not (0 <= vid < 2**32) or not (0 <= pid < 2**64):
             raise ValueError("id out of range")
         return ScanEvent(
-            entry_id=eid,
-            kind="in" if kind == "in" else "out",
+            entry_id=entry_id,
+            kind="in" if version == "0" else "out",
             checkin_id=cid,
             person_id=pid,
             venue_id=vid,
             at_ms=at_ms,
             end_ms=end_ms,
             dwell_s=dwell_s,
-            district=_text(fields, b"d"),
-            street=_text(fields, b"s"),
-            community=_text(fields, b"c"),
+            district=v[7],
+            street=v[8],
+            community=v[9],
             status=status,
             verdict=verdict,
-            reason=_text(fields, b"rs"),
+            reason=v[12],
             source=source,
-            owner_id=int(fields.get(b"own") or pid),
-            watchlisted=fields.get(b"wl") == b"1",
-            lat=_opt_float(fields, b"lat"),
-            lon=_opt_float(fields, b"lon"),
-            accuracy_m=_opt_float(fields, b"acc"),
-            venue_lat=_opt_float(fields, b"vlat"),
-            venue_lon=_opt_float(fields, b"vlon"),
-            received_ms=int(fields.get(b"rcv") or 0),
+            owner_id=int(v[14] or pid),
+            watchlisted=v[15] == "1",
+            lat=_opt_float(v[16]),
+            lon=_opt_float(v[17]),
+            accuracy_m=_opt_float(v[18]),
+            venue_lat=_opt_float(v[19]),
+            venue_lon=_opt_float(v[20]),
+            received_ms=int(v[21] or 0),
         )
-    except (KeyError, ValueError, UnicodeDecodeError) as exc:
-        raise PoisonEntry(eid, str(exc) or type(exc).__name__) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PoisonEntry(entry_id, str(exc) or type(exc).__name__) from None
 
 
-def encode_scan(event: ScanEvent) -> dict[str, str]:
-    """Field map for XADD (used by tests, backfill and tools; ingest writes the same from Lua)."""
+def decode_scan(entry_id: bytes | str, fields: Mapping[bytes, bytes] | Mapping[str, str]) -> ScanEvent:
+    """Decode one stream entry (its field map); raises PoisonEntry when it cannot be used."""
+    eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    line = entry_line(fields)
+    if line is None:
+        raise PoisonEntry(eid, f"no {FIELD!r} field")
+    return decode_line(eid, line)
+
+
+def scan_values(event: ScanEvent) -> dict[str, str]:
+    """The named values of an event, in :data:`LAYOUT` order."""
 
     def f(value: float | None) -> str:
         return "" if value is None else repr(value)
 
     return {
-        "t": event.kind,
-        "cid": event.checkin_id,
-        "pid": str(event.person_id),
-        "vid": str(event.venue_id),
+        "version": "1" if event.kind == "out" else "0",
+        "checkin_id": event.checkin_id,
+        "person_id": str(event.person_id),
+        "venue_id": str(event.venue_id),
         "at": str(event.at_ms),
-        "end": str(event.end_ms or event.at_ms + event.dwell_s * 1000),
-        "dw": str(event.dwell_s),
-        "d": event.district,
-        "s": event.street,
-        "c": event.community,
-        "st": event.status,
-        "vd": event.verdict,
-        "rs": event.reason,
-        "src": event.source,
-        "own": str(event.owner_id or event.person_id),
-        "wl": "1" if event.watchlisted else "0",
+        "end_at": str(event.end_ms or event.at_ms + event.dwell_s * 1000),
+        "dwell_s": str(event.dwell_s),
+        "district": event.district,
+        "street": event.street,
+        "community": event.community,
+        "status": event.status,
+        "verdict": event.verdict,
+        "reason": event.reason,
+        "source": event.source,
+        "owner_id": str(event.owner_id or event.person_id),
+        "watchlisted": "1" if event.watchlisted else "0",
         "lat": f(event.lat),
         "lon": f(event.lon),
-        "acc": f(event.accuracy_m),
-        "vlat": f(event.venue_lat),
-        "vlon": f(event.venue_lon),
-        "rcv": str(event.received_ms),
+        "accuracy_m": f(event.accuracy_m),
+        "venue_lat": f(event.venue_lat),
+        "venue_lon": f(event.venue_lon),
+        "received_at": str(event.received_ms),
     }
+
+
+def pack(values: Mapping[str, str]) -> dict[str, str]:
+    """Field map for XADD from named values (missing names are empty); no validation, so tests
+    can build bad entries too."""
+    return {FIELD: "\t".join(values.get(name, "") for name in LAYOUT)}
+
+
+def encode_scan(event: ScanEvent) -> dict[str, str]:
+    """Field map for XADD (tests, backfill and tools; ingest writes the same from Lua)."""
+    return pack(scan_values(event))

@@ -20,22 +20,26 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from checkin.events import ScanEvent, encode_scan
 from loadtest.redis_proc import RedisProcess
 from loadtest.results import Figure, record
 
-FIELDS: dict[Any, Any] = {
-    "t": "in",
-    "cid": "x" * 20,
-    "pid": "123456789",
-    "vid": "4242",
-    "at": "1764400000000",
-    "st": "green",
-    "vd": "pass",
-    "d": "620102",
-    "s": "620102001",
-    "c": "620102001001",
-    "src": "phone",
-}
+FIELDS: dict[Any, Any] = encode_scan(
+    ScanEvent(
+        entry_id="",
+        kind="in",
+        checkin_id="x" * 20,
+        person_id=123456789,
+        venue_id=4242,
+        at_ms=1764400000000,
+        district="620102",
+        street="620102001",
+        community="620102001001",
+        venue_lat=36.06,
+        venue_lon=103.83,
+        received_ms=1764400000100,
+    )
+)
 
 
 def _port() -> int:

@@ -41,30 +41,28 @@ from tracing.sink import SinkConsumer, setup_metrics
 from tracing.store import Store
 
 
-def _event(i: int, now_ms: int, prefix: str = "bk") -> dict[str, str]:
+def _event(i: int, now_ms: int, prefix: str = "bk", checkin_only: bool = False) -> ScanEvent:
     venue = random.randrange(1, 239_001)
     person = random.randrange(1, 3_850_001)
     located = i % 3 == 0
-    return encode_scan(
-        ScanEvent(
-            entry_id="",
-            kind="out" if i % 10 == 9 else "in",
-            checkin_id=f"{prefix}-{i}",
-            person_id=person,
-            venue_id=venue,
-            at_ms=now_ms - 3_600_000 + i % 1_000_000,
-            dwell_s=3600,
-            district="620102",
-            street="620102013",
-            community="620102013101",
-            source="phone",
-            lat=36.06 + venue % 100 / 1e4 if located else None,
-            lon=103.83 + venue % 77 / 1e4 if located else None,
-            accuracy_m=25.0 if located else None,
-            venue_lat=36.06,
-            venue_lon=103.83,
-            received_ms=now_ms,
-        )
+    return ScanEvent(
+        entry_id="",
+        kind="out" if not checkin_only and i % 10 == 9 else "in",
+        checkin_id=f"{prefix}-{i}",
+        person_id=person,
+        venue_id=venue,
+        at_ms=now_ms - 3_600_000 + i % 1_000_000,
+        dwell_s=3600,
+        district="620102",
+        street="620102013",
+        community="620102013101",
+        source="phone",
+        lat=36.06 + venue % 100 / 1e4 if located else None,
+        lon=103.83 + venue % 77 / 1e4 if located else None,
+        accuracy_m=25.0 if located else None,
+        venue_lat=36.06,
+        venue_lon=103.83,
+        received_ms=now_ms,
     )
 
 
@@ -78,8 +76,8 @@ def fill_backlog(client: redis.Redis, settings: Settings, count: int) -> float:
     start = time.perf_counter()
     pipe = client.pipeline(transaction=False)
     for i in range(count):
-        fields = _event(i, now_ms)
-        pipe.xadd(keys.stream(int(fields["vid"]) % settings.stream_shards), fields)  # type: ignore[arg-type]
+        event = _event(i, now_ms)
+        pipe.xadd(keys.stream(event.venue_id % settings.stream_shards), encode_scan(event))  # type: ignore[arg-type]
         if i % 5000 == 4999:
             pipe.execute()
             print(f"\rbacklog {i + 1:,}/{count:,}", end="", file=sys.stderr, flush=True)
@@ -149,10 +147,9 @@ async def steady(settings: Settings, store: Store, rate: int, seconds: float) ->
             pipe = aredis.pipeline(transaction=False)
             stamp = time.perf_counter()
             for _ in range(per_tick):
-                fields = _event(i, now_ms, prefix="st")
-                fields["t"] = "in"
-                pipe.xadd(ctx.keys.stream(int(fields["vid"]) % settings.stream_shards), fields)
-                sent[fields["cid"]] = (stamp, now_ms)
+                event = _event(i, now_ms, prefix="st", checkin_only=True)
+                pipe.xadd(ctx.keys.stream(event.venue_id % settings.stream_shards), encode_scan(event))
+                sent[event.checkin_id] = (stamp, now_ms)
                 i += 1
             await pipe.execute()
             due = t0 + i / rate

@@ -9,6 +9,7 @@ import pytest
 import redis
 from litestar.testing import AsyncTestClient
 
+from checkin.events import entry_line, line_values
 from checkin.keyring import Keyring
 from checkin.settings import Settings
 from tests.test_checkins_support import (
@@ -384,18 +385,17 @@ async def test_checkout_writes_an_out_entry_per_person(
         r = await ingest.post(f"/v1/checkins/{bad}/checkout", headers=bearer(token))
         assert r.status_code == 404, r.text
 
-    entries = raw_entries(sync_redis, settings)
-    ins = {e[b"pid"]: e for e in entries if e[b"t"] == b"in"}
-    outs = {e[b"pid"]: e for e in entries if e[b"t"] == b"out"}
-    assert set(ins) == set(outs) == {str(owner).encode(), str(child).encode()}
+    entries = [line_values(entry_line(fields) or b"") for fields in raw_entries(sync_redis, settings)]
+    ins = {e["person_id"]: e for e in entries if e["version"] == "0"}
+    outs = {e["person_id"]: e for e in entries if e["version"] == "1"}
+    assert set(ins) == set(outs) == {str(owner), str(child)}
     ended = dt.datetime.fromisoformat(out["ended_at"].replace("Z", "+00:00"))
     for pid, e_in in ins.items():
         e_out = outs[pid]
-        assert set(e_in) == set(e_out)
-        assert {k: v for k, v in e_in.items() if k not in (b"t", b"end")} == {
-            k: v for k, v in e_out.items() if k not in (b"t", b"end")
+        assert {k: v for k, v in e_in.items() if k not in ("version", "end_at")} == {
+            k: v for k, v in e_out.items() if k not in ("version", "end_at")
         }
-        assert int(e_out[b"end"]) == int(ended.timestamp() * 1000)
+        assert int(e_out["end_at"]) == int(ended.timestamp() * 1000)
     events = [e for e in stream_events(sync_redis, settings) if e.kind == "out"]
     assert all(e.end_ms > e.at_ms for e in events)
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from checkin.context import Context
-from checkin.events import ScanEvent, encode_scan
+from checkin.events import ScanEvent, encode_scan, pack, scan_values
 from checkin.redis_keys import RULES_GROUP, SINK_GROUP, RedisKeys
 from checkin.settings import Settings
 from tracing.sink import SinkConsumer, collect, setup_metrics, stream_stats
@@ -202,10 +202,10 @@ async def test_poison_entry_goes_to_dead_letters_and_does_not_block_its_shard(
     settings = make_settings(sink_batch_rows=1000, sink_batch_ms=100, stream_shards=1)
     good = [scan(i, venue=7) for i in range(3)]
     xadd(sync_redis, settings, good[:1])
-    bad_kind = {**encode_scan(good[1]), "t": "sideways"}
+    bad_kind = pack({**scan_values(good[1]), "version": "sideways"})
     bad_id = xadd_raw(sync_redis, settings, 0, bad_kind)
     xadd(sync_redis, settings, good[1:2])
-    bad_time_id = xadd_raw(sync_redis, settings, 0, {**encode_scan(good[2]), "at": "soon"})
+    bad_time_id = xadd_raw(sync_redis, settings, 0, pack({**scan_values(good[2]), "at": "soon"}))
     xadd(sync_redis, settings, good[2:])
     consumer, ctx = await make_consumer(settings, store)
     await run_until(
@@ -218,7 +218,7 @@ async def test_poison_entry_goes_to_dead_letters_and_does_not_block_its_shard(
     first = dead[0][1]
     assert first[b"shard"] == b"0"
     assert b"unknown kind" in first[b"reason"]
-    assert json.loads(first[b"fields"])["t"] == "sideways"
+    assert json.loads(first[b"fields"])["scan"].startswith("sideways\t")
     assert consumer.stats.dead_letters == 2
     await ctx.redis.aclose()
 
@@ -356,7 +356,7 @@ async def test_rows_the_engine_rejects_are_isolated_and_dead_lettered(
     store.inject_failures(0, lambda: StoreError("injected failure", 999))
     dead = sync_redis.xrange(keys_of(settings).dead_letters())
     assert len(dead) == 1 and b"rejected by ClickHouse" in dead[0][1][b"reason"]
-    assert json.loads(dead[0][1][b"fields"])["cid"] == "ci-1"
+    assert json.loads(dead[0][1][b"fields"])["scan"].split("\t")[1] == "ci-1"
     assert store.rows(f"SELECT checkin_id FROM {store.table('scans')}") == [("ci-2",)]
     assert consumer.stats.retries == 0
     await ctx.redis.aclose()

@@ -1,4 +1,4 @@
-"""The sink's column path accepts exactly what decode_scan accepts, with the same values."""
+"""The sink's line path accepts exactly what decode_line accepts, and the engine reads the same values."""
 
 from __future__ import annotations
 
@@ -7,67 +7,56 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkin.events import ScanEvent, encode_scan
+from checkin.events import LAYOUT, ScanEvent, decode_line, encode_scan, pack, scan_values
 from tracing.sink_rows import (
-    COLUMN_NAMES,
-    Columns,
-    columns_fast,
-    columns_for_read,
-    columns_from_events,
+    HEADER,
+    INSERT_COLUMNS,
+    INSERT_FORMAT,
+    INSERT_SETTINGS,
+    Rows,
     decode_entry,
-    native_block,
+    rows_fast,
+    rows_for_read,
+    rows_from_events,
 )
+from tracing.store import Store
 
 TRICKY = [
-    b"",
-    b"0",
-    b"-5",
-    b"1_0",
-    b" 12",
-    b"12 ",
-    b"abc",
-    b"nan",
-    b"inf",
-    b"1e5",
-    b"\xff",
-    b"\xc3\xa9",
-    b"99999999999999999999",
-    b"4294967296",
-    b"18446744073709551616",
-    b"36.5",
-    b"-103.25",
-    b"1.2.3",
-    b"in",
-    b"out",
-    b"red",
-    b"deny",
-    b"batch",
-    b"x" * 200,
-    b"9000000000000",
-]
-FIELDS = [
-    b"t",
-    b"cid",
-    b"pid",
-    b"vid",
-    b"at",
-    b"end",
-    b"dw",
-    b"d",
-    b"s",
-    b"c",
-    b"st",
-    b"vd",
-    b"rs",
-    b"src",
-    b"own",
-    b"wl",
-    b"lat",
-    b"lon",
-    b"acc",
-    b"vlat",
-    b"vlon",
-    b"rcv",
+    "",
+    "0",
+    "-5",
+    "1_0",
+    " 12",
+    "12 ",
+    "+7",
+    "007",
+    "abc",
+    "nan",
+    "inf",
+    "1e5",
+    "é",
+    "a\\tb",
+    "a\rb",
+    "99999999999999999999",
+    "4294967296",
+    "999999999",
+    "1000000000",
+    "18446744073709551616",
+    "36.5",
+    ".5",
+    "1.",
+    "-103.25",
+    "1.2.3",
+    "-",
+    "0",
+    "1",
+    "2",
+    "red",
+    "deny",
+    "batch",
+    "x" * 200,
+    "9000000000000",
+    "8999999999999",
 ]
 
 
@@ -99,67 +88,123 @@ def flat(fields: dict[str, str]) -> list[bytes]:
     return out
 
 
-mutation = st.tuples(st.integers(0, 3), st.sampled_from(FIELDS), st.sampled_from([*TRICKY, None]))
+def decoded(rows: Rows) -> list[ScanEvent]:
+    return [decode_line(sid.decode(), line) for sid, line in zip(rows.stream_id, rows.lines, strict=True)]
+
+
+mutation = st.tuples(
+    st.integers(0, 3), st.sampled_from([*LAYOUT, "#drop", "#extra", "#field"]), st.sampled_from(TRICKY)
+)
 
 
 @settings(max_examples=400, deadline=None)
-@given(n=st.integers(1, 4), mutations=st.lists(mutation, max_size=3), reorder=st.booleans())
-def test_column_path_agrees_with_decode_scan(n: int, mutations: list[Any], reorder: bool) -> None:
-    entries: list[list[Any]] = []
-    for i in range(n):
-        fl = flat(encode_scan(base(i)))
-        if reorder and i == n - 1:
-            fl = fl[2:] + fl[:2]
-        entries.append([f"{1000 + i}-0".encode(), fl])
+@given(n=st.integers(1, 4), mutations=st.lists(mutation, max_size=3))
+def test_line_path_agrees_with_decode_line(n: int, mutations: list[Any]) -> None:
+    values = [scan_values(base(i)) for i in range(n)]
+    extra: dict[int, list[bytes]] = {}
     for index, name, value in mutations:
         if index >= n:
             continue
-        fl = entries[index][1]
-        pos = fl[0::2].index(name) * 2 if name in fl[0::2] else -1
-        if value is None and pos >= 0:
-            del fl[pos : pos + 2]
-        elif value is not None and pos >= 0:
-            fl[pos + 1] = value
-        elif value is not None:
-            fl += [name, value]
+        if name == "#field":
+            extra[index] = [value.encode() or b"x", b"1"]
+        elif name in ("#drop", "#extra"):
+            values[index]["reason"] += "\t" if name == "#extra" else ""
+            if name == "#drop":
+                values[index].pop("received_at", None)
+        else:
+            values[index][name] = value
+    entries: list[list[Any]] = []
+    for i, v in enumerate(values):
+        line = "\t".join(v[name] for name in LAYOUT if name in v)
+        entries.append([f"{1000 + i}-0".encode(), [b"scan", line.encode(), *extra.get(i, [])]])
     expected_good, expected_poison = [], []
     for eid, fl in entries:
         try:
             expected_good.append(decode_entry(eid, fl))
         except ValueError:
             expected_poison.append(eid)
-    expected = columns_from_events(2, expected_good)
-    fast = columns_fast(2, entries)
+    fast = rows_fast(2, entries)
     if fast is not None:
         assert not expected_poison
-        assert fast == expected
-    got, poison = columns_for_read(2, entries)
-    assert got == expected
+        assert decoded(fast) == expected_good
+        assert fast.lines == [e[1][1] for e in entries]
+    got, poison = rows_for_read(2, entries)
+    assert decoded(got) == expected_good
+    assert got.shard == [2] * len(got)
     assert [p[0] for p in poison] == expected_poison
-    native_block(got)  # every accepted value fits its column type
 
 
-def test_native_block_layout() -> None:
-    cols = columns_from_events(0, [base(1), base(2)])
-    block = native_block(cols)
-    assert block[:2] == bytes([len(COLUMN_NAMES), 2])
-    assert b"checkin_id" in block and b"DateTime64(3, 'UTC')" in block
-    assert native_block(Columns())[:2] == bytes([len(COLUMN_NAMES), 0])
-
-
-def test_plain_entries_take_the_column_path() -> None:
+def test_plain_entries_take_the_line_path() -> None:
     entries = [[f"{i}-0".encode(), flat(encode_scan(base(i)))] for i in range(5)]
-    fast = columns_fast(3, entries)
+    fast = rows_fast(3, entries)
     assert fast is not None
-    assert fast == columns_from_events(3, [decode_entry(e[0], e[1]) for e in entries])
-    assert fast.version == [1, 0, 0, 1, 0] and fast.status == [1, 2, 3, 1, 2]
+    assert decoded(fast) == [decode_entry(e[0], e[1]) for e in entries]
+    assert fast.body().startswith(HEADER) and fast.body().count(b"\n") == 6
+
+
+def test_poison_is_isolated_and_the_rest_kept() -> None:
+    entries = [[f"{i}-0".encode(), flat(encode_scan(base(i)))] for i in range(4)]
+    entries[1][1] = flat(pack({**scan_values(base(1)), "venue_id": "seven"}))
+    entries[2][1] = None
+    got, poison = rows_for_read(0, entries)
+    assert [p[0] for p in poison] == [b"1-0", b"2-0"]
+    assert [p[2] for p in poison] == ["invalid literal for int() with base 10: 'seven'", "entry deleted"]
+    assert got.stream_id == [b"0-0", b"3-0"]
+
+
+def test_the_engine_reads_what_decode_line_reads(store: Store) -> None:
+    """Accepted spellings the line path passes as they are: ClickHouse must read the same values."""
+    variants = [
+        {"lat": ".5", "lon": "-103.25"},
+        {"lat": "036.5", "lon": "1."},
+        {"venue_id": "007", "person_id": "0012", "owner_id": "12"},
+        {"lat": "", "lon": "", "reason": "test_expired", "verdict": "deny"},
+        {"version": "1", "end_at": "1795900000999"},
+    ]
+    entries = []
+    for i, change in enumerate(variants):
+        entries.append([f"{2000 + i}-0".encode(), flat(pack({**scan_values(base(i + 1)), **change}))])
+    rows = rows_fast(1, entries)
+    assert rows is not None
+    store.insert_raw("scans", INSERT_COLUMNS, rows.body(), fmt=INSERT_FORMAT, settings=INSERT_SETTINGS)
+    got = store.rows(
+        f"SELECT stream_id, checkin_id, person_id, venue_id, toUnixTimestamp64Milli(at), "
+        f"toUnixTimestamp64Milli(end_at), version, toString(status), toString(verdict), reason, "
+        f"toString(source), owner_id, lat, lon, toUnixTimestamp64Milli(received_at), district "
+        f"FROM {store.table('scans')} ORDER BY stream_id"
+    )
+    want = []
+    for ev in decoded(rows):
+        want.append(
+            (
+                ev.entry_id,
+                ev.checkin_id,
+                ev.person_id,
+                ev.venue_id,
+                ev.at_ms,
+                ev.end_ms,
+                1 if ev.kind == "out" else 0,
+                ev.status,
+                ev.verdict,
+                ev.reason,
+                ev.source,
+                ev.owner_id,
+                ev.lat or 0.0,
+                ev.lon or 0.0,
+                ev.received_ms,
+                ev.district,
+            )
+        )
+    assert [(*r[:12], round(r[12], 4), round(r[13], 4), *r[14:]) for r in got] == [
+        (*w[:12], round(w[12], 4), round(w[13], 4), *w[14:]) for w in want
+    ]
 
 
 def test_dedup_token_depends_on_shards_and_ids_only() -> None:
-    one = columns_from_events(1, [base(1)])
-    same = columns_from_events(1, [base(2)])
-    other = columns_from_events(0, [base(1)])
-    for cols in (one, same, other):
-        cols.stream_id[0] = b"5-0"
+    one = rows_from_events(1, [base(1)])
+    same = rows_from_events(1, [base(2)])
+    other = rows_from_events(0, [base(1)])
+    for rows in (one, same, other):
+        rows.stream_id[0] = b"5-0"
     assert one.dedup_token() == same.dedup_token() != other.dedup_token()
-    assert columns_from_events(0, []).dedup_token() != one.dedup_token()
+    assert rows_from_events(0, []).dedup_token() != one.dedup_token()

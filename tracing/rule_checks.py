@@ -16,7 +16,7 @@ fields and dedupe are fixed by DESIGN.md (Alerts):
 * ``remote_scan``: the phone sent its location and, even allowing for the accuracy it reported, it is
   more than ``remote_scan_km`` from the venue (a photographed poster scanned elsewhere).
 
-Only ``t=in`` events raise alerts.
+Only check-in events (not check-outs) raise alerts.
 """
 
 from __future__ import annotations

@@ -5,12 +5,12 @@ bottom:
 
 1. **read** ``XREADGROUP ... >`` (and, every few seconds, reclaim entries idle longer than
    ``CHECKIN_SINK_CLAIM_IDLE_MS`` on a dead consumer with ``XAUTOCLAIM``);
-2. **decode** the reply into columns (:mod:`tracing.sink_rows`); an undecodable entry goes
+2. **check** the reply's scan lines (:mod:`tracing.sink_rows`); an undecodable entry goes
    to the dead-letter stream ``scans:dead`` (shard, id, reason, fields) and is acked there
    and then, so its shard keeps moving;
 3. **batch** until ``CHECKIN_SINK_BATCH_ROWS`` rows or ``CHECKIN_SINK_BATCH_MS`` of age;
-4. **write** one Native block with an insert deduplication token derived from the batch's
-   entry ids, with a timeout; ClickHouse errors retry with backoff
+4. **write** the lines as one TabSeparatedWithNames insert with an insert deduplication token
+   derived from the batch's entry ids, with a timeout; ClickHouse errors retry with backoff
    (:class:`tracing.sink_retry.RetryPolicy`) while the entries stay pending in Redis, and
    the loop stops reading meanwhile (back-pressure: at most one batch being written and
    one being filled);
@@ -58,7 +58,7 @@ from checkin.metrics import Metrics, Sample
 from checkin.redis_conn import async_client
 from checkin.redis_keys import RULES_GROUP, SINK_GROUP, RedisKeys
 from tracing.sink_retry import Clock, RetryPolicy, SystemClock
-from tracing.sink_rows import COLUMN_NAMES, Columns, columns_for_read, native_block
+from tracing.sink_rows import INSERT_COLUMNS, INSERT_FORMAT, INSERT_SETTINGS, Rows, rows_for_read
 from tracing.store import Store, StoreError
 
 log = logging.getLogger("tracing.sink")
@@ -71,8 +71,6 @@ IDLE_BLOCK_MS = 250
 """Longest blocking read while nothing is batched (how fast a stop is noticed)."""
 TRIM_INTERVAL_S = 1.0
 ACK_CHUNK = 10_000
-INSERT_SETTINGS = {"optimize_on_insert": 0}
-"""Rows of one stay are collapsed by FINAL and background merges; collapsing them at insert costs 3x."""
 
 Entry = Sequence[Any]
 """``[entry_id, [field, value, ...] | None]`` as the Redis reply gives it."""
@@ -212,7 +210,7 @@ async def on_startup(ctx: Context) -> None:
 
 @dataclass
 class Batch:
-    columns: Columns
+    columns: Rows
     opened: float
     touched: float
 
@@ -323,7 +321,7 @@ class SinkConsumer:
 
     def _new_batch(self) -> Batch:
         now = self.clock.monotonic()
-        return Batch(Columns(), now, now)
+        return Batch(Rows(), now, now)
 
     def _due(self, batch: Batch) -> bool:
         if not len(batch):
@@ -413,7 +411,7 @@ class SinkConsumer:
         return [(self._shard_of[bytes(stream)], entries) for stream, entries in _by_stream(reply) if entries]
 
     def _add(self, batch: Batch, shard: int, entries: list[Entry]) -> None:
-        columns, poison = columns_for_read(shard, entries)
+        columns, poison = rows_for_read(shard, entries)
         if not len(batch):
             batch.opened = batch.touched = self.clock.monotonic()
         batch.columns.extend(columns)
@@ -421,12 +419,17 @@ class SinkConsumer:
             self._poison.extend((shard, eid, flat, reason) for eid, flat, reason in poison)
 
     # --- write ---------------------------------------------------------------------------
-    def _insert(self, columns: Columns, token: str) -> float:
+    def _insert(self, columns: Rows, token: str) -> float:
         return self.store.insert_raw(
-            "scans", COLUMN_NAMES, native_block(columns), dedup_token=token, settings=INSERT_SETTINGS
+            "scans",
+            INSERT_COLUMNS,
+            columns.body(),
+            fmt=INSERT_FORMAT,
+            dedup_token=token,
+            settings=INSERT_SETTINGS,
         )
 
-    async def write(self, columns: Columns, stop: asyncio.Event) -> bool:
+    async def write(self, columns: Rows, stop: asyncio.Event) -> bool:
         """Insert with retries; True once the rows are in ClickHouse (or dead-lettered)."""
         token = columns.dedup_token()
         attempt = 0
@@ -462,7 +465,7 @@ class SinkConsumer:
             self.metrics.observe("sink_insert_seconds", seconds)
             return True
 
-    async def _split(self, columns: Columns, exc: BaseException, stop: asyncio.Event) -> bool:
+    async def _split(self, columns: Rows, exc: BaseException, stop: asyncio.Event) -> bool:
         """The engine rejected the data: halve until the offending entry is alone, dead-letter it."""
         if len(columns) == 1:
             shard, entry_id = columns.shard[0], columns.stream_id[0]
@@ -475,7 +478,7 @@ class SinkConsumer:
         second = await self.write(columns.slice(half, len(columns)), stop)
         return first and second
 
-    async def write_and_ack(self, columns: Columns, stop: asyncio.Event) -> bool:
+    async def write_and_ack(self, columns: Rows, stop: asyncio.Event) -> bool:
         if not len(columns):
             return True
         if not await self.write(columns, stop):
@@ -630,7 +633,7 @@ class SinkConsumer:
             batch.touched = self.clock.monotonic()
             await self._touch(batch.columns)
 
-    async def _touch(self, columns: Columns) -> None:
+    async def _touch(self, columns: Rows) -> None:
         """Reset the idle time of entries this consumer holds, so nobody reclaims them."""
         pipe = self.redis.pipeline(transaction=False)
         for shard, ids in columns.ids_by_shard().items():
