@@ -115,6 +115,13 @@ async def revoke_api_key(ctx: Context, key_id: str) -> None:
     _cache.clear()
 
 
+def verified_tokens(ctx: Context) -> resident_tokens.VerifiedTokens:
+    found = ctx.extras.get("verified_tokens")
+    if found is None or found.keyring is not ctx.keyring:
+        found = ctx.extras["verified_tokens"] = resident_tokens.VerifiedTokens(ctx.keyring)
+    return found  # type: ignore[no-any-return]
+
+
 async def authenticate(ctx: Context, authorization: str | None) -> Principal:
     if not authorization:
         raise Unauthenticated("missing Authorization: Bearer <token>")
@@ -123,7 +130,7 @@ async def authenticate(ctx: Context, authorization: str | None) -> Principal:
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("expected Authorization: Bearer <token>")
     if token.startswith(resident_tokens.PREFIX):
-        person_id = resident_tokens.verify(ctx.keyring, token)
+        person_id = verified_tokens(ctx).verify(token)
         return Principal(role="resident", key_id=f"resident:{person_id}", person_id=person_id)
     if hmac.compare_digest(token.encode(), ctx.settings.admin_key.encode()):
         return Principal(role="admin", key_id="admin")

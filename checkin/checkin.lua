@@ -4,13 +4,17 @@
 -- shard's hash tag. The stream entry (one `scan` field, tab-separated values) is checkin/events.py's.
 --
 -- KEYS  [1] stream, [2] resident rate counter, [3] client-address rate counter,
---       then per item: venue hash, day-entries hash, new check-in record, client-id dedupe,
---       recent (person, venue) dedupe, then one pstate hash per person.
+--       then per item: venue hash, day-entries hash, new check-in record, the owner's dedupe
+--       hash (fields c:<client id> -> check-in id, v:<venue id> -> "check-in id|scan instant"),
+--       then one pstate hash per person.
 -- ARGV  [1] now (unix ms), [2] resident limit (0 = no check), [3] address limit (0 = no check),
 --       [4] rate window (ms), [5] colour of unknown persons, [6] flags: "l" = lite (skip the
 --       test-result lookup), "b" = brief (answer ids only), [7] record TTL (s), [8] item count,
 --       then per item: venue id, code version ('' = any), scan instant (ms), new check-in id,
---       client id given (0/1), source, lat, lon, accuracy, person count, person ids (owner first).
+--       client id ('' = none), source, lat, lon, accuracy, person count, person ids (owner first).
+--
+-- Every redis.call costs more than its command here, so the script makes as few as it can:
+-- one HMGET for both dedupe checks, one HSET for both dedupe marks.
 --
 -- Reply: {'rate', 'resident'|'address'} when a limit is hit (nothing written), else
 -- {'items', code, payload, code, payload, ...} with code one of
@@ -48,8 +52,8 @@ local function earlier(base, cid)
 end
 
 local function one(k, a)
-  local vkey, dkey, rkey, ckey, ddkey = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
-  local vid, cv, at_s, cid, hasc = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local vkey, dkey, rkey, okey = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local vid, cv, at_s, cid, client = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local src, lat, lon, acc = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
   local np = tonumber(ARGV[a + 9])
   local owner = ARGV[a + 10]
@@ -64,14 +68,14 @@ local function one(k, a)
 
   -- the record key of another check-in id of this shard: same prefix, other id
   local base = string.sub(rkey, 1, #rkey - #cid)
-  if hasc == '1' then
-    local prev = redis.call('GET', ckey)
-    if prev then
-      local rec = earlier(base, prev)
-      if rec then return 'dup', rec end
-    end
+  local cfield = 'c:' .. client
+  local vfield = 'v:' .. vid
+  local seen = redis.call('HMGET', okey, cfield, vfield)
+  if client ~= '' and seen[1] then
+    local rec = earlier(base, seen[1])
+    if rec then return 'dup', rec end
   end
-  local recent = redis.call('GET', ddkey)
+  local recent = seen[2]
   if recent then
     local sep = string.find(recent, '|', 1, true)
     if sep then
@@ -80,14 +84,14 @@ local function one(k, a)
       if math.abs(pat - at) < 60000 then
         local rec = earlier(base, pcid)
         if rec then
-          if hasc == '1' then redis.call('SET', ckey, pcid, 'EX', ttl) end
+          if client ~= '' then redis.call('HSET', okey, cfield, pcid) end
           return 'dup', rec
         end
       end
     end
   end
 
-  local own_state = redis.call('HMGET', KEYS[k + 5], 'st', 'nt', 'pt', 'wl', 'nm', 'cmp')
+  local own_state = redis.call('HMGET', KEYS[k + 4], 'st', 'nt', 'pt', 'wl', 'nm', 'cmp')
   if np > 1 then
     local cmp = own_state[6] or ''
     for j = 2, np do
@@ -106,7 +110,7 @@ local function one(k, a)
   for j = 1, np do
     local pid = ARGV[a + 9 + j]
     local ps = own_state
-    if j > 1 then ps = redis.call('HMGET', KEYS[k + 4 + j], 'st', 'nt', 'pt', 'wl', 'nm') end
+    if j > 1 then ps = redis.call('HMGET', KEYS[k + 3 + j], 'st', 'nt', 'pt', 'wl', 'nm') end
     local st = ps[1] or unknown
     local nt = ps[2] or ''
     local wl = '0'
@@ -135,10 +139,14 @@ local function one(k, a)
     c = c, vlat = vlat, vlon = vlon, lat = lat, lon = lon, acc = acc, src = src, own = owner,
     rcv = now_s, vn = vname, p = people})
   redis.call('SET', rkey, rec, 'EX', ttl)
-  if hasc == '1' then redis.call('SET', ckey, cid, 'EX', ttl) end
-  redis.call('SET', ddkey, cid .. '|' .. at_s, 'PX', 60000)
-  redis.call('HINCRBY', dkey, vid, np)
-  redis.call('EXPIRE', dkey, 259200)
+  if client ~= '' then
+    redis.call('HSET', okey, cfield, cid, vfield, cid .. '|' .. at_s)
+  else
+    redis.call('HSET', okey, vfield, cid .. '|' .. at_s)
+  end
+  redis.call('EXPIRE', okey, ttl)
+  -- a new field may be the hash's first: give it its expiry then, not on every count
+  if redis.call('HINCRBY', dkey, vid, np) == np then redis.call('EXPIRE', dkey, 259200) end
   if brief then return 'ok', cid end
   return 'ok', rec
 end
@@ -150,7 +158,7 @@ for _ = 1, nitems do
   local code, payload = one(k, a)
   out[#out + 1] = code
   out[#out + 1] = payload
-  k = k + 5 + np
+  k = k + 4 + np
   a = a + 10 + np
 end
 return out

@@ -93,11 +93,10 @@ class RedisKeys:
         return [self.pstate(person_id, n) for n in range(self.shards)]
 
     # --- check-ins --------------------------------------------------------------
-    def dedupe_recent(self, shard: int, person_id: int, venue_id: int) -> str:
-        return f"{self.prefix}dd:{{{shard}}}:{person_id}:{venue_id}"
-
-    def dedupe_client(self, shard: int, person_id: int, client_id: str) -> str:
-        return f"{self.prefix}dc:{{{shard}}}:{person_id}:{client_id}"
+    def dedupe(self, shard: int, person_id: int) -> str:
+        """Hash of one owner's recent check-ins at this shard: ``c:<client id>`` -> check-in id,
+        ``v:<venue id>`` -> ``check-in id|scan instant`` (kept as long as the records)."""
+        return f"{self.prefix}dd:{{{shard}}}:{person_id}"
 
     def checkin_record(self, shard: int, checkin_id: str) -> str:
         return f"{self.prefix}ci:{{{shard}}}:{checkin_id}"

@@ -190,10 +190,15 @@ def phone_cipher(keyring: Keyring) -> PhoneCipher:
     return cipher
 
 
+_iso_second: list[Any] = [None, ""]
+
+
 def iso_ms(ms: int) -> str:
-    """RFC 3339 UTC with milliseconds."""
+    """RFC 3339 UTC with milliseconds (the formatted second is reused: answers cluster in time)."""
     sec, milli = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{milli:03d}Z"
+    if _iso_second[0] != sec:
+        _iso_second[:] = [sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))]
+    return f"{_iso_second[1]}.{milli:03d}Z"
 
 
 def now_ms() -> int:

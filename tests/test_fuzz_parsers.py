@@ -62,6 +62,20 @@ def test_resident_token_of_random_bytes_of_the_right_size_is_refused(body: bytes
         resident_tokens.verify(KEYRING, resident_tokens.PREFIX + b64url_encode(body), now=0)
 
 
+def test_verified_tokens_remember_claims_but_still_check_expiry() -> None:
+    verified = resident_tokens.VerifiedTokens(KEYRING)
+    token, expires = resident_tokens.issue(KEYRING, 42, ttl_s=60, now=1_000_000)
+    assert verified.verify(token, now=1_000_000) == 42
+    assert token in verified.claims
+    with pytest.raises(Unauthenticated, match="expired"):
+        verified.verify(token, now=expires + 1)  # remembered, and refused once expired
+    forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            verified.verify(forged, now=1_000_000)
+    assert forged not in verified.claims
+
+
 @FUZZ
 @given(text=token_text)
 def test_venue_code_verify_raises_only_invalid_code(text: str) -> None:
