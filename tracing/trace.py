@@ -14,12 +14,14 @@ formats them. The semantics are DESIGN.md's "Stays and contacts", exactly:
   second-degree, with ``via`` = the first-degree persons that led to them;
 * exposures: persons with a stay at a site's venue overlapping the site's window.
 
-How the queries stay fast at tens of millions of rows: the index person's stays
-come from ``scans_by_person`` (primary key on person), then candidate stays come
-from ``scans`` (primary key on venue, at) with one ``venue = v AND at in (a -
-max_stay, end)`` range per merged index interval, so only the granules around
-those stays are read. The overlap arithmetic and grouping run in the engine,
-joined against the index stays passed as an array parameter.
+How the queries stay fast at tens of millions of rows: the index stays come
+from ``scans_by_person`` (primary key on person); each round of contacts is one
+query on ``scans`` (primary key on venue, at) that reads the candidate stays
+around the index stays, joins them with the index stays (passed as array
+parameters) on venue and day, and sums the overlaps in the engine. Few index
+stays are looked up by exact ``venue = v AND at in (a - max_stay, end]`` key
+ranges; many (depth 2) by whole venue-days, one branch per day partition, since
+planning a query costs about a millisecond per OR'ed key range.
 
 Jurisdiction scope: a scoped key (``scope`` = district, street or community
 prefix) sees only stays recorded at venues whose community starts with the
@@ -42,8 +44,8 @@ HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 MAX_CHECKOUT_MS = 12 * HOUR_MS
 """A check-out may end a stay at most 12 h after the check-in (DESIGN.md)."""
-CONDITIONS_PER_QUERY = 16
-"""Index ranges per candidate query, in time order: a short OR list over few partitions (measured)."""
+KEY_RANGES_MAX = 16
+"""Rounds with at most this many merged (venue, time) ranges read candidates by exact key ranges."""
 MAX_INDEX_STAYS = 20_000
 """Depth-2 index stays above this are refused: the question is too broad to answer interactively."""
 
@@ -280,11 +282,28 @@ def _index_stays(
     return [IndexStay(int(p), int(v), int(a), int(e)) for p, v, a, e in rows]
 
 
-def _merged_ranges(stays: Sequence[IndexStay], max_stay: int, min_ms: int) -> list[tuple[int, int, int]]:
-    """Per venue, the merged ranges of ``at`` a candidate stay may start in: ``(a - max_stay, end - min)``."""
+def _candidate_days(stays: Sequence[IndexStay], max_stay: int, need: int) -> dict[str, list[int]]:
+    """Each index stay once per day a qualifying candidate stay may start on, as parallel columns.
+
+    A candidate ``c`` overlapping ``s`` by ``need`` starts in ``(s.at - max_stay, s.end - need]`` (no stay is
+    longer than ``max_stay``); columns ``o, v, d, a, e`` = owner, venue, day (unix ms // day), at, end.
+    """
+    cols: dict[str, list[int]] = {"o": [], "v": [], "d": [], "a": [], "e": []}
+    for s in stays:
+        for day in range((s.at_ms - max_stay + 1) // DAY_MS, (s.end_ms - need) // DAY_MS + 1):
+            cols["o"].append(s.owner)
+            cols["v"].append(s.venue_id)
+            cols["d"].append(day)
+            cols["a"].append(s.at_ms)
+            cols["e"].append(s.end_ms)
+    return cols
+
+
+def _merged_ranges(stays: Sequence[IndexStay], max_stay: int, need: int) -> list[tuple[int, int, int]]:
+    """Per venue, the merged ranges ``(lo, hi]`` of ``at`` a qualifying candidate stay may start in."""
     by_venue: dict[int, list[tuple[int, int]]] = {}
     for s in stays:
-        by_venue.setdefault(s.venue_id, []).append((s.at_ms - max_stay, s.end_ms - max(min_ms, 1) + 1))
+        by_venue.setdefault(s.venue_id, []).append((s.at_ms - max_stay, s.end_ms - need))
     out: list[tuple[int, int, int]] = []
     for venue, spans in by_venue.items():
         spans.sort()
@@ -296,9 +315,45 @@ def _merged_ranges(stays: Sequence[IndexStay], max_stay: int, min_ms: int) -> li
                 out.append((venue, lo, hi))
                 lo, hi = a, b
         out.append((venue, lo, hi))
-    # Time order: each query's ranges then fall in a few day partitions, and the engine prunes the rest.
-    out.sort(key=lambda r: (r[1], r[0]))
     return out
+
+
+_CANDIDATE_COLUMNS = (
+    "SELECT person_id, venue_id, toUnixTimestamp64Milli(at) AS ca, toUnixTimestamp64Milli(end_at) AS ce "
+)
+
+
+def _by_key_ranges(store: Store, ranges: Sequence[tuple[int, int, int]], params: dict[str, Any]) -> str:
+    """Candidate stays read by one exact ``venue = v AND at in (lo, hi]`` primary-key range each."""
+    conds = []
+    for n, (venue, lo, hi) in enumerate(ranges):
+        conds.append(
+            f"(venue_id = {{v{n}:UInt32}} AND at > fromUnixTimestamp64Milli({{lo{n}:Int64}}, 'UTC') "
+            f"AND at <= fromUnixTimestamp64Milli({{hi{n}:Int64}}, 'UTC'))"
+        )
+        params.update({f"v{n}": venue, f"lo{n}": lo, f"hi{n}": hi})
+    return (
+        f"{_CANDIDATE_COLUMNS}FROM {store.table('scans')} FINAL WHERE ({' OR '.join(conds)}) "
+        f"AND person_id NOT IN {{excl:Array(UInt64)}}{_scope_sql(params['scope'])}"
+    )
+
+
+def _by_venue_days(store: Store, cols: dict[str, list[int]], params: dict[str, Any]) -> str:
+    """Candidate stays read a day partition at a time: ``venue_id IN (that day's venues)``, whole days."""
+    by_day: dict[int, set[int]] = {}
+    for venue, day in zip(cols["v"], cols["d"], strict=True):
+        by_day.setdefault(day, set()).add(venue)
+    branches = []
+    for n, day in enumerate(sorted(by_day)):
+        params.update({f"vs{n}": sorted(by_day[day]), f"day{n}": day * DAY_MS})
+        branches.append(
+            f"{_CANDIDATE_COLUMNS}FROM {store.table('scans')} FINAL "
+            f"WHERE venue_id IN {{vs{n}:Array(UInt32)}} "
+            f"AND at >= fromUnixTimestamp64Milli({{day{n}:Int64}}, 'UTC') "
+            f"AND at < fromUnixTimestamp64Milli({{day{n}:Int64}} + {DAY_MS}, 'UTC') "
+            f"AND person_id NOT IN {{excl:Array(UInt64)}}{_scope_sql(params['scope'])}"
+        )
+    return " UNION ALL ".join(branches)
 
 
 def _pairs_round(
@@ -309,56 +364,41 @@ def _pairs_round(
     scope: str,
     max_stay: int,
 ) -> tuple[dict[tuple[int, int], tuple[int, int, set[int]]], int]:
-    """Overlaps of every other person's stays with these index stays.
+    """Overlaps of every other person's stays with these index stays, in one query.
 
-    The engine returns the candidate stays (one per stay, FINAL) read by primary-key ranges; the pairs are
-    matched here, per venue, in exact integer milliseconds (measured: cheaper than a join in the engine).
-    Returns ``{(person, owner): (overlap_ms, first_ms, venue_ids)}`` over qualifying pairs (overlap >=
-    min_ms and > 0), and the number of queries run.
+    The candidate stays (``FINAL``: one row per stay) are joined on (venue, day) with the index stays,
+    passed as array parameters, and each pair's overlap is computed and summed in the engine in exact
+    integer milliseconds. Candidates are read by exact key ranges when there are few (planning costs
+    about 1 ms per OR'ed range), else by whole venue-days, one ``UNION ALL`` branch per day partition
+    (more rows read, but one cheap plan: measured 10x faster at thousands of index stays, see
+    loadtest/bench_trace.py). Returns ``{(person, owner): (overlap_ms, first_ms, venue_ids)}`` over
+    qualifying pairs (overlap >= min_ms and > 0), and the number of queries run.
     """
     out: dict[tuple[int, int], tuple[int, int, set[int]]] = {}
     if not stays:
         return out, 0
     need = max(min_ms, 1)
-    by_venue: dict[int, list[IndexStay]] = {}
-    for stay in stays:
-        by_venue.setdefault(stay.venue_id, []).append(stay)
-    ranges = _merged_ranges(stays, max_stay, min_ms)
-    excl = sorted(set(exclude))
-    queries = 0
-    for start in range(0, len(ranges), CONDITIONS_PER_QUERY):
-        chunk = ranges[start : start + CONDITIONS_PER_QUERY]
-        params: dict[str, Any] = {"excl": excl, "scope": scope}
-        conds = []
-        for n, (venue, lo, hi) in enumerate(chunk):
-            conds.append(
-                f"(venue_id = {{v{n}:UInt32}} AND at > fromUnixTimestamp64Milli({{lo{n}:Int64}}, 'UTC') "
-                f"AND at < fromUnixTimestamp64Milli({{hi{n}:Int64}}, 'UTC'))"
-            )
-            params[f"v{n}"] = venue
-            params[f"lo{n}"] = lo
-            params[f"hi{n}"] = hi
-        sql = (
-            "SELECT person_id, venue_id, toUnixTimestamp64Milli(at), toUnixTimestamp64Milli(end_at) "
-            f"FROM {store.table('scans')} FINAL WHERE ({' OR '.join(conds)}) "
-            f"AND person_id NOT IN {{excl:Array(UInt64)}}{_scope_sql(scope)}"
-        )
-        rows = store.rows(sql, params, _FINAL_SETTINGS)
-        queries += 1
-        for person, venue, c_at, c_end in rows:
-            for s in by_venue.get(venue, ()):
-                begin = c_at if c_at > s.at_ms else s.at_ms
-                overlap = (c_end if c_end < s.end_ms else s.end_ms) - begin
-                if overlap < need:
-                    continue
-                key = (person, s.owner)
-                prev = out.get(key)
-                if prev is None:
-                    out[key] = (overlap, begin, {venue})
-                else:
-                    prev[2].add(venue)
-                    out[key] = (prev[0] + overlap, min(prev[1], begin), prev[2])
-    return out, queries
+    cols = _candidate_days(stays, max_stay, need)
+    params: dict[str, Any] = {"excl": sorted(set(exclude)), "scope": scope, "need": need, **cols}
+    ranges = _merged_ranges(stays, max_stay, need)
+    if len(ranges) <= KEY_RANGES_MAX:
+        candidates = _by_key_ranges(store, ranges, params)
+    else:
+        candidates = _by_venue_days(store, cols, params)
+    sql = (
+        "SELECT c.person_id, s.owner, sum(least(c.ce, s.se) - greatest(c.ca, s.sa)), "
+        "min(greatest(c.ca, s.sa)), groupUniqArray(c.venue_id) "
+        f"FROM ({candidates}) AS c "
+        "INNER JOIN (SELECT t.1 AS owner, t.2 AS venue_id, t.3 AS day, t.4 AS sa, t.5 AS se FROM "
+        "(SELECT arrayJoin(arrayZip({o:Array(UInt64)}, {v:Array(UInt32)}, {d:Array(Int64)}, "
+        "{a:Array(Int64)}, {e:Array(Int64)})) AS t)) AS s "
+        f"ON c.venue_id = s.venue_id AND intDiv(c.ca, {DAY_MS}) = s.day "
+        "WHERE least(c.ce, s.se) - greatest(c.ca, s.sa) >= {need:Int64} "
+        "GROUP BY c.person_id, s.owner"
+    )
+    for person, owner, overlap, first_ms, venues in store.rows(sql, params, _FINAL_SETTINGS):
+        out[(int(person), int(owner))] = (int(overlap), int(first_ms), {int(v) for v in venues})
+    return out, 1
 
 
 def _sorted(contacts: Iterable[Contact]) -> list[Contact]:

@@ -1,0 +1,78 @@
+"""Both candidate plans of a contact round (exact key ranges, whole venue-days) against the reference."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.conftest import admin_headers
+from tests.test_trace import check_world, contacts_api
+from tests.test_trace_reference import (
+    COMMUNITIES,
+    HOUR_MS,
+    MIN_MS,
+    build_world,
+    load,
+    random_world,
+    reference_contacts,
+)
+from tracing import trace
+from tracing.store import Store
+
+PLANS = {"key_ranges": 1_000_000, "venue_days": 0}
+"""``trace.KEY_RANGES_MAX`` that forces each plan whatever the number of ranges."""
+
+
+def _midnight_ms(days_ago: int) -> int:
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int((today - dt.timedelta(days=days_ago)).timestamp()) * 1000
+
+
+@pytest.fixture(params=sorted(PLANS))
+def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(trace, "KEY_RANGES_MAX", PLANS[request.param])
+    return str(request.param)
+
+
+async def test_each_plan_matches_the_reference_on_seeded_worlds(
+    plan: str, tracing: AsyncTestClient[Any], store: Store
+) -> None:
+    compared = 0
+    for seed in range(4):
+        rng = random.Random(1000 + seed)
+        world = random_world(rng, _midnight_ms(3) + 7 * HOUR_MS, n_venues=rng.randrange(2, 6), n_persons=20)
+        load(store, world)
+        compared += await check_world(tracing, admin_headers(), world, rng, persons=3)
+    assert compared > 10
+
+
+async def test_stays_across_midnight_and_long_checkouts_are_found_by_each_plan(
+    plan: str, tracing: AsyncTestClient[Any], store: Store
+) -> None:
+    midnight = _midnight_ms(2)
+    world = build_world(
+        midnight - 24 * HOUR_MS,
+        {7: (60, COMMUNITIES[0]), 8: (30, COMMUNITIES[1])},
+        [
+            (7, [1], midnight + 30 * MIN_MS, None),  # i: [00:30, 01:30) of day 2
+            # 2 checked in 11 h 1 min earlier, the day before, and checked out 12 h later: 29 min with i
+            (7, [2], midnight - 661 * MIN_MS, 12 * HOUR_MS),
+            (7, [3], midnight - 20 * MIN_MS, None),  # [23:40, 00:40): 10 min with i, below 15
+            (7, [4], midnight + 75 * MIN_MS, None),  # [01:15, 02:15): exactly 15 min with i
+            # depth 2 from 2 (first contact at 00:30): 2's later stay at venue 8 across the next midnight
+            (8, [2], midnight + 23 * HOUR_MS + 50 * MIN_MS, None),
+            (8, [5], midnight + 24 * HOUR_MS + 5 * MIN_MS, None),  # 15 min with 2, the next day
+            (7, [6], midnight - 13 * HOUR_MS, 12 * HOUR_MS),  # 2's stay before i's: not an index stay of 2
+        ],
+    )
+    load(store, world)
+    since, until = midnight - 24 * HOUR_MS, midnight + 3 * 24 * HOUR_MS
+    got = await contacts_api(tracing, admin_headers(), 1, since, until, 15, 2)
+    first, second = reference_contacts(world, 1, since, until, 15, 2)
+    assert got["contacts"] == first and got["second_degree"] == second
+    assert [(c["person_id"], c["overlap_seconds"]) for c in first] == [(2, 1740.0), (4, 900.0)]
+    assert [(c["person_id"], c["via"]) for c in second] == [(5, [2])]
