@@ -216,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fill_s = fill_backlog(client, settings, args.backlog)
         before = _redis_usec(client)
+        cpu_before = time.process_time()
         elapsed, _ = asyncio.run(drain(settings, store, args.backlog))
+        cpu_us = (time.process_time() - cpu_before) / args.backlog * 1e6
         after = _redis_usec(client)
         rate = args.backlog / elapsed
         redis_us = (
@@ -238,6 +240,18 @@ def main(argv: list[str] | None = None) -> int:
                 value=redis_us,
                 unit="us",
                 note=f"one Redis core caps a single consumer group at ~{1e6 / redis_us:,.0f} scans/s",
+            )
+        )
+        cores = os.cpu_count() or 1
+        figures.append(
+            Figure(
+                figure="sink process CPU per drained scan (all threads: read, check, the engine insert)",
+                value=cpu_us,
+                unit="us",
+                note=(
+                    f"with Redis's {redis_us:.2f} us, {cores} cores cap one sink at "
+                    f"~{cores * 1e6 / (cpu_us + redis_us):,.0f} scans/s on this machine"
+                ),
             )
         )
         for stream in _keys(settings).streams():

@@ -5,8 +5,10 @@ system sampled every 10 s.
     python -m loadtest.soak --minutes 30 --rate 2000
 
 The load comes from ``wrk`` (C, one thread per core's worth of connections) paced with wrk's
-``delay()`` hook, so the generator costs little of the machine it measures; when the machine
-cannot sustain ``--rate`` the figure recorded is the rate it did sustain.
+``delay()`` hook, so the generator costs little of the machine it measures. Two short
+calibration runs first measure how long a paced cycle really takes (answer time and wrk's timer
+slack) and set the delay, and the number of connections if need be, to reach ``--rate``; when
+the machine cannot sustain it the figure recorded is the rate it did sustain.
 
 Stable means: after the warm-up, the RSS of every process of the services (launcher, granian
 main and workers of both services) stays within 10 % (max vs min of its samples), and so does
@@ -241,6 +243,51 @@ def seed_city(
     return [r["token"] for r in data["residents"]], [v["token"] for v in data["venues"]]
 
 
+def paced_script(work: Path, tokens: list[str], codes: list[str], delay_ms: int) -> Path:
+    script = work / f"soak-{delay_ms}.lua"
+    script.write_text(
+        lua_list("tokens", tokens) + lua_list("codes", codes) + PACED_LUA.replace("DELAY_MS", str(delay_ms))
+    )
+    return script
+
+
+def calibrate(
+    ingest: str,
+    work: Path,
+    tokens: list[str],
+    codes: list[str],
+    rate: int,
+    connections: int,
+    latency_ms: float,
+    seconds: int,
+) -> tuple[int, int]:
+    """(connections, pacing delay in ms) that give ``rate`` check-ins a second on this machine.
+
+    A paced connection sends one request per (answer time + delay + wrk's own timer slack); the
+    slack is not known in advance, so two short runs measure the cycle and the delay is set from it
+    (more connections when the delay would have to go below zero).
+    """
+    delay_ms = max(1, round(connections * 1000 / rate - latency_ms))
+    for attempt in (1, 2):
+        got = run_wrk(
+            f"{ingest}/v1/checkins", paced_script(work, tokens, codes, delay_ms), seconds, connections
+        )
+        cycle_ms = connections * 1000 / max(got.rps, 1.0)
+        overhead_ms = max(0.0, cycle_ms - delay_ms)
+        print(
+            f"calibration {attempt}: {connections} connections, delay {delay_ms} ms -> {got.rps:,.0f}/s "
+            f"(cycle {cycle_ms:.1f} ms, {overhead_ms:.1f} ms beyond the delay)",
+            flush=True,
+        )
+        want_cycle_ms = connections * 1000 / rate
+        if want_cycle_ms - overhead_ms < 2:
+            connections = int(rate * (overhead_ms + 5) / 1000) + 1
+            want_cycle_ms = connections * 1000 / rate
+        delay_ms = max(1, round(want_cycle_ms - overhead_ms))
+    print(f"pacing: {connections} connections, delay {delay_ms} ms", flush=True)
+    return connections, delay_ms
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=30.0, help="duration of the load (default 30)")
@@ -252,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     ap.add_argument(
         "--latency-ms", type=float, default=5.0, help="expected answer time, taken off the pacing delay (5)"
+    )
+    ap.add_argument(
+        "--calibrate-s", type=int, default=20, help="length of each pacing calibration run (default 20)"
     )
     ap.add_argument("--workers", type=int, default=2, help="ingest workers (default 2)")
     ap.add_argument("--data-dir", help="data dir (default: a fresh temporary directory)")
@@ -286,20 +336,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tokens, codes = seed_city(work, env, admin, ingest, tracing)
         print(f"seeded: {len(codes):,} venue codes, {len(tokens):,} resident tokens", flush=True)
-        delay_ms = max(0, round(args.connections * 1000 / args.rate - args.latency_ms))
-        redis_before = redis_used_memory(redis_url)
-        script = work / "soak.lua"
-        script.write_text(
-            lua_list("tokens", tokens)
-            + lua_list("codes", codes)
-            + PACED_LUA.replace("DELAY_MS", str(delay_ms))
+        connections, delay_ms = calibrate(
+            ingest, work, tokens, codes, args.rate, args.connections, args.latency_ms, args.calibrate_s
         )
+        redis_before = redis_used_memory(redis_url)
+        script = paced_script(work, tokens, codes, delay_ms)
         root = psutil.Process(system.pid)
         thread = threading.Thread(
             target=sampler, args=(root, samples, stop, args.every, redis_url), daemon=True
         )
         thread.start()
-        result = run_wrk(f"{ingest}/v1/checkins", script, seconds, args.connections, threads=2)
+        result = run_wrk(f"{ingest}/v1/checkins", script, seconds, connections, threads=2)
         stop.set()
         thread.join(30)
         # give the sink a moment to catch up, then read the backlog once more
@@ -357,8 +404,9 @@ def main(argv: list[str] | None = None) -> int:
                 unit="check-ins/s",
                 target=f">= {args.rate:,} for 30 min",
                 met=result.rps >= 0.95 * args.rate and seconds >= 1800,
-                note=f"wrk -c{args.connections} paced; {result.non2xx:,} non-2xx, {result.errors:,} socket "
-                f"errors; p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms; `checkin up`, "
+                note=f"wrk -c{connections} paced (delay {delay_ms} ms, calibrated); "
+                f"{result.non2xx:,} non-2xx, {result.errors:,} socket errors; "
+                f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms; `checkin up`, "
                 f"{args.workers} ingest workers + tracing (sink, rules) + redis-server on the same machine",
             ),
             Figure(
