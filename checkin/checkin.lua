@@ -14,7 +14,8 @@
 --       client id ('' = none), source, lat, lon, accuracy, person count, person ids (owner first).
 --
 -- Every redis.call costs more than its command here, so the script makes as few as it can:
--- one HMGET for both dedupe checks, one HSET for both dedupe marks.
+-- one HMGET for both dedupe checks, one HSET for both dedupe marks, each person's state read
+-- once a call, each owner's dedupe hash given its expiry once a call.
 --
 -- Reply: {'rate', 'resident'|'address'} when a limit is hit (nothing written), else
 -- {'items', code, payload, code, payload, ...} with code one of
@@ -50,6 +51,19 @@ local function earlier(base, cid)
   if brief then return cid end
   return rec
 end
+
+-- Within one call (a batch is one owner's queue) the persons' hot state does not change and
+-- the owner's dedupe hash needs its expiry once: both are remembered per key.
+local states = {}
+local function state(key)
+  local s = states[key]
+  if not s then
+    s = redis.call('HMGET', key, 'st', 'nt', 'pt', 'wl', 'nm', 'cmp')
+    states[key] = s
+  end
+  return s
+end
+local touched = {}
 
 local function one(k, a)
   local vkey, dkey, rkey, okey = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
@@ -91,7 +105,7 @@ local function one(k, a)
     end
   end
 
-  local own_state = redis.call('HMGET', KEYS[k + 4], 'st', 'nt', 'pt', 'wl', 'nm', 'cmp')
+  local own_state = state(KEYS[k + 4])
   if np > 1 then
     local cmp = own_state[6] or ''
     for j = 2, np do
@@ -110,7 +124,7 @@ local function one(k, a)
   for j = 1, np do
     local pid = ARGV[a + 9 + j]
     local ps = own_state
-    if j > 1 then ps = redis.call('HMGET', KEYS[k + 3 + j], 'st', 'nt', 'pt', 'wl', 'nm') end
+    if j > 1 then ps = state(KEYS[k + 3 + j]) end
     local st = ps[1] or unknown
     local nt = ps[2] or ''
     local wl = '0'
@@ -144,7 +158,7 @@ local function one(k, a)
   else
     redis.call('HSET', okey, vfield, cid .. '|' .. at_s)
   end
-  redis.call('EXPIRE', okey, ttl)
+  touched[okey] = true
   -- a new field may be the hash's first: give it its expiry then, not on every count
   if redis.call('HINCRBY', dkey, vid, np) == np then redis.call('EXPIRE', dkey, 259200) end
   if brief then return 'ok', cid end
@@ -161,4 +175,5 @@ for _ = 1, nitems do
   k = k + 4 + np
   a = a + 10 + np
 end
+for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
 return out
