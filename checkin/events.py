@@ -182,10 +182,55 @@ def decode_line(entry_id: str, line: bytes) -> ScanEvent:
         raise PoisonEntry(entry_id, str(exc) or type(exc).__name__) from None
 
 
+LEGACY_NAMES = {
+    "t": "version",
+    "cid": "checkin_id",
+    "pid": "person_id",
+    "vid": "venue_id",
+    "at": "at",
+    "end": "end_at",
+    "dw": "dwell_s",
+    "d": "district",
+    "s": "street",
+    "c": "community",
+    "st": "status",
+    "vd": "verdict",
+    "rs": "reason",
+    "src": "source",
+    "own": "owner_id",
+    "wl": "watchlisted",
+    "lat": "lat",
+    "lon": "lon",
+    "acc": "accuracy_m",
+    "vlat": "venue_lat",
+    "vlon": "venue_lon",
+    "rcv": "received_at",
+}
+"""Field names of the earlier entry format (one field per value, ``t`` = in|out)."""
+
+
+def legacy_line(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> bytes | None:
+    """The scan line of an entry in the earlier field-per-value format (written before an upgrade and
+    still in the stream), or None when the entry is not one."""
+    named = {
+        (k.decode("utf-8", "replace") if isinstance(k, bytes) else k): (
+            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+        )
+        for k, v in fields.items()
+    }
+    if "t" not in named or "cid" not in named:
+        return None
+    values = {LEGACY_NAMES[k]: v for k, v in named.items() if k in LEGACY_NAMES}
+    values["version"] = {"in": "0", "out": "1"}.get(values["version"], values["version"])
+    return pack(values)[FIELD].encode("utf-8", "replace")
+
+
 def decode_scan(entry_id: bytes | str, fields: Mapping[bytes, bytes] | Mapping[str, str]) -> ScanEvent:
     """Decode one stream entry (its field map); raises PoisonEntry when it cannot be used."""
     eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     line = entry_line(fields)
+    if line is None:
+        line = legacy_line(fields)
     if line is None:
         raise PoisonEntry(eid, f"no {FIELD!r} field")
     return decode_line(eid, line)

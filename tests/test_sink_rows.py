@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkin.events import LAYOUT, ScanEvent, decode_line, encode_scan, pack, scan_values
+from checkin.events import LAYOUT, LEGACY_NAMES, ScanEvent, decode_line, encode_scan, pack, scan_values
 from tracing.sink_rows import (
     HEADER,
     INSERT_COLUMNS,
@@ -150,6 +150,23 @@ def test_poison_is_isolated_and_the_rest_kept() -> None:
     assert [p[0] for p in poison] == [b"1-0", b"2-0"]
     assert [p[2] for p in poison] == ["invalid literal for int() with base 10: 'seven'", "entry deleted"]
     assert got.stream_id == [b"0-0", b"3-0"]
+
+
+def test_entries_of_the_earlier_format_still_land() -> None:
+    """An upgrade must not dead-letter scans accepted before it: field-per-value entries are read too."""
+    legacy_names = {v: k for k, v in LEGACY_NAMES.items()}
+    values = scan_values(base(4))
+    legacy = {legacy_names[name]: value for name, value in values.items()}
+    legacy["t"] = "in" if values["version"] == "0" else "out"
+    entries = [[b"7-0", flat(legacy)], [b"8-0", flat(encode_scan(base(5)))]]
+    assert rows_fast(0, entries) is None
+    got, poison = rows_for_read(0, entries)
+    assert poison == []
+    assert decoded(got) == [
+        decode_entry(b"7-0", flat(encode_scan(base(4)))),
+        decode_entry(b"8-0", entries[1][1]),
+    ]
+    assert got.lines[0] == encode_scan(base(4))["scan"].encode()
 
 
 def test_the_engine_reads_what_decode_line_reads(store: Store) -> None:

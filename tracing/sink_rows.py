@@ -15,10 +15,12 @@ Two ways to the same rows:
   compiled pattern per line and no Python object per value. It accepts only lines
   decode_line accepts, and only spellings the engine reads as decode_line does; anything
   else returns ``None``;
-* the entry path (:func:`rows_from_events`): decode_line per entry, used for reads the
-  line path declines. It isolates poison entries (returned with their reason), checks
-  the few limits decode_line leaves to the store (owner id range, instants inside
-  DateTime64, finite locations) and writes each good event back as a normalised line.
+* the entry path (:func:`rows_from_events`): :func:`checkin.events.decode_scan` per entry,
+  used for reads the line path declines (it also reads entries of the earlier
+  field-per-value format, still in a stream after an upgrade). It isolates poison entries
+  (returned with their reason), checks the few limits decode_line leaves to the store
+  (owner id range, instants inside DateTime64, finite locations) and writes each good
+  event back as a normalised line.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from checkin.events import (
     SEPARATOR,
     PoisonEntry,
     ScanEvent,
-    decode_line,
+    decode_scan,
     encode_scan,
 )
 from tracing.schema import STAY_COLUMNS
@@ -184,11 +186,7 @@ def decode_entry(entry_id: bytes, flat: Sequence[bytes] | None) -> ScanEvent:
     if len(flat) % 2:
         raise PoisonEntry(eid, "odd field list")
     it = iter(flat)
-    fields = dict(zip(it, it, strict=True))
-    line = fields.get(FIELD_BYTES)
-    if line is None:
-        raise PoisonEntry(eid, f"no {FIELD_BYTES.decode()!r} field")
-    event = decode_line(eid, line)
+    event = decode_scan(eid, dict(zip(it, it, strict=True)))
     check_limits(event)
     return event
 
