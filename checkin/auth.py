@@ -116,10 +116,7 @@ async def revoke_api_key(ctx: Context, key_id: str) -> None:
 
 
 def verified_tokens(ctx: Context) -> resident_tokens.VerifiedTokens:
-    found = ctx.extras.get("verified_tokens")
-    if found is None or found.keyring is not ctx.keyring:
-        found = ctx.extras["verified_tokens"] = resident_tokens.VerifiedTokens(ctx.keyring)
-    return found  # type: ignore[no-any-return]
+    return ctx.shared("verified_tokens", lambda: resident_tokens.VerifiedTokens(ctx.keyring))
 
 
 async def authenticate(ctx: Context, authorization: str | None) -> Principal:

@@ -214,10 +214,7 @@ class Scripts:
 
 
 def scripts(ctx: Context) -> Scripts:
-    found = ctx.extras.get("checkin_scripts")
-    if found is None:
-        found = ctx.extras["checkin_scripts"] = Scripts(ctx)
-    return found  # type: ignore[no-any-return]
+    return ctx.shared("checkin_scripts", lambda: Scripts(ctx))
 
 
 async def load_scripts(ctx: Context) -> None:

@@ -64,10 +64,7 @@ class Latency:
 
 
 def latency_of(ctx: Context) -> Latency:
-    found = ctx.extras.get("latency")
-    if found is None:
-        found = ctx.extras["latency"] = Latency()
-    return found  # type: ignore[no-any-return]
+    return ctx.shared("latency", Latency)
 
 
 async def _fold_loop(ctx: Context) -> None:
@@ -117,9 +114,7 @@ a worker never changes; the code version and venue state are checked by the scri
 
 
 def verify_code(ctx: Context, token: str) -> codes.CodeClaims:
-    verified: dict[str, codes.CodeClaims] | None = ctx.extras.get("verified_codes")
-    if verified is None:
-        verified = ctx.extras["verified_codes"] = {}
+    verified: dict[str, codes.CodeClaims] = ctx.shared("verified_codes", dict)
     claims = verified.get(token)
     if claims is not None:
         return claims

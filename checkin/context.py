@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar.datastructures import State
 
@@ -11,6 +12,8 @@ from checkin.keyring import Keyring
 from checkin.metrics import Metrics
 from checkin.redis_keys import RedisKeys
 from checkin.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -31,6 +34,13 @@ class Context:
             keyring=Keyring.parse(settings.keyring),
             metrics=Metrics(service),
         )
+
+    def shared(self, name: str, make: Callable[[], T]) -> T:
+        """The per-service object kept under ``name`` in :attr:`extras`, made on first use."""
+        found = self.extras.get(name)
+        if found is None:
+            found = self.extras[name] = make()
+        return found  # type: ignore[no-any-return]
 
 
 def get_ctx(state: State) -> Context:

@@ -16,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlparse
 
 import hiredis
+
+if TYPE_CHECKING:
+    from checkin.context import Context
 
 
 class RedisReplyError(Exception):
@@ -200,14 +203,11 @@ class HotRedis:
             proto.transport.close()
 
 
-def hot_of(ctx: Any) -> HotRedis | None:
+def hot_of(ctx: Context) -> HotRedis | None:
     """The shared hot-path connection of a service context (None with Redis Cluster)."""
     if ctx.settings.is_redis_cluster:
         return None
-    hot = ctx.extras.get("hot_redis")
-    if hot is None:
-        hot = ctx.extras["hot_redis"] = HotRedis(ctx.settings.redis_url)
-    return hot  # type: ignore[no-any-return]
+    return ctx.shared("hot_redis", lambda: HotRedis(ctx.settings.redis_url))
 
 
 async def run_commands(ctx: Any, commands: list[tuple[Any, ...]]) -> list[Any]:

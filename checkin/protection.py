@@ -121,11 +121,7 @@ class Guard:
 
 
 def guard_of(ctx: Context) -> Guard:
-    guard = ctx.extras.get("guard")
-    if guard is None:
-        guard = Guard(ctx)
-        ctx.extras["guard"] = guard
-    return guard  # type: ignore[no-any-return]
+    return ctx.shared("guard", lambda: Guard(ctx))
 
 
 async def hit(ctx: Context, checks: list[tuple[str, str, int]], now_ms: int, shard: int = 0) -> None:

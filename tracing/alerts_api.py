@@ -272,11 +272,7 @@ class AlertHub:
 
 
 def hub_of(ctx: Context) -> AlertHub:
-    hub = ctx.extras.get("alert_hub")
-    if hub is None:
-        hub = ctx.extras["alert_hub"] = AlertHub(ctx)
-    assert isinstance(hub, AlertHub)
-    return hub
+    return ctx.shared("alert_hub", lambda: AlertHub(ctx))
 
 
 def sse(event: str, data: bytes | str, event_id: str | None = None) -> bytes:
