@@ -210,12 +210,12 @@ async def on_startup(ctx: Context) -> None:
 
 @dataclass
 class Batch:
-    columns: Rows
+    rows: Rows
     opened: float
     touched: float
 
     def __len__(self) -> int:
-        return len(self.columns)
+        return len(self.rows)
 
 
 @dataclass
@@ -309,7 +309,7 @@ class SinkConsumer:
                 if self._due(batch):
                     if writing is not None:
                         await self._wait_for(writing, batch)
-                    writing = (asyncio.create_task(self.write_and_ack(batch.columns, stop)), batch)
+                    writing = (asyncio.create_task(self.write_and_ack(batch.rows, stop)), batch)
                     batch = self._new_batch()
         finally:
             await self._drain_prefetch(batch)
@@ -317,7 +317,7 @@ class SinkConsumer:
                 await self._wait_for(writing, batch)
             await self.flush_poison()
             if len(batch):
-                await self.write_and_ack(batch.columns, stop)
+                await self.write_and_ack(batch.rows, stop)
 
     def _new_batch(self) -> Batch:
         now = self.clock.monotonic()
@@ -354,8 +354,8 @@ class SinkConsumer:
         await self._touch_if_due(batch)
 
     async def _fill(self, batch: Batch) -> None:
-        rows = self.settings.sink_batch_rows
-        room = rows - len(batch)
+        limit = self.settings.sink_batch_rows
+        room = limit - len(batch)
         if room <= 0:
             return
         if self._prefetch is not None:
@@ -372,7 +372,7 @@ class SinkConsumer:
         if got and max(len(entries) for _, entries in got) >= self._last_count:
             # a backlog: ask for the next chunk now, so Redis serves it while this one is decoded
             after = room - received
-            self._prefetch = asyncio.create_task(self.read(self._count(after if after > 0 else rows), 0))
+            self._prefetch = asyncio.create_task(self.read(self._count(after if after > 0 else limit), 0))
         for shard, entries in got:
             self._add(batch, shard, entries)
 
@@ -411,79 +411,79 @@ class SinkConsumer:
         return [(self._shard_of[bytes(stream)], entries) for stream, entries in _by_stream(reply) if entries]
 
     def _add(self, batch: Batch, shard: int, entries: list[Entry]) -> None:
-        columns, poison = rows_for_read(shard, entries)
+        rows, poison = rows_for_read(shard, entries)
         if not len(batch):
             batch.opened = batch.touched = self.clock.monotonic()
-        batch.columns.extend(columns)
+        batch.rows.extend(rows)
         if poison:
             self._poison.extend((shard, eid, flat, reason) for eid, flat, reason in poison)
 
     # --- write ---------------------------------------------------------------------------
-    def _insert(self, columns: Rows, token: str) -> float:
+    def _insert(self, rows: Rows, token: str) -> float:
         return self.store.insert_raw(
             "scans",
             INSERT_COLUMNS,
-            columns.body(),
+            rows.body(),
             fmt=INSERT_FORMAT,
             dedup_token=token,
             settings=INSERT_SETTINGS,
         )
 
-    async def write(self, columns: Rows, stop: asyncio.Event) -> bool:
+    async def write(self, rows: Rows, stop: asyncio.Event) -> bool:
         """Insert with retries; True once the rows are in ClickHouse (or dead-lettered)."""
-        token = columns.dedup_token()
+        token = rows.dedup_token()
         attempt = 0
         touched = self.clock.monotonic()
         while True:
             try:
                 seconds = await asyncio.wait_for(
-                    asyncio.to_thread(self._insert, columns, token),
+                    asyncio.to_thread(self._insert, rows, token),
                     timeout=self.settings.clickhouse_timeout_s,
                 )
             except (StoreError, TimeoutError) as exc:
                 if self.policy.is_permanent(exc):
-                    return await self._split(columns, exc, stop)
+                    return await self._split(rows, exc, stop)
                 attempt += 1
                 self.stats.retries += 1
                 self.metrics.inc("sink_retries_total")
                 if stop.is_set() and attempt >= self.policy.attempts_after_stop:
                     log.error(
-                        "sink: giving up on %d rows while stopping (%s); they stay pending", len(columns), exc
+                        "sink: giving up on %d rows while stopping (%s); they stay pending", len(rows), exc
                     )
                     return False
-                log.warning("sink: insert of %d rows failed (%s); retry %d", len(columns), exc, attempt)
+                log.warning("sink: insert of %d rows failed (%s); retry %d", len(rows), exc, attempt)
                 await self.clock.sleep(self.policy.delay(attempt))
                 if self.clock.monotonic() - touched >= self.touch_after_s:
                     touched = self.clock.monotonic()
                     with contextlib.suppress(redis.exceptions.RedisError, OSError):
-                        await self._touch(columns)
+                        await self._touch(rows)
                 continue
-            self.stats.rows += len(columns)
+            self.stats.rows += len(rows)
             self.stats.batches += 1
-            self.metrics.inc("sink_rows_inserted_total", float(len(columns)))
+            self.metrics.inc("sink_rows_inserted_total", float(len(rows)))
             self.metrics.inc("sink_batches_total")
             self.metrics.observe("sink_insert_seconds", seconds)
             return True
 
-    async def _split(self, columns: Rows, exc: BaseException, stop: asyncio.Event) -> bool:
+    async def _split(self, rows: Rows, exc: BaseException, stop: asyncio.Event) -> bool:
         """The engine rejected the data: halve until the offending entry is alone, dead-letter it."""
-        if len(columns) == 1:
-            shard, entry_id = columns.shard[0], columns.stream_id[0]
+        if len(rows) == 1:
+            shard, entry_id = rows.shard[0], rows.stream_id[0]
             found = await self.redis.execute_command("XRANGE", self.streams[shard], entry_id, entry_id)
             flat = found[0][1] if found else None
             await self.dead_letter([(shard, entry_id, flat, f"rejected by ClickHouse: {exc}")])
             return True
-        half = len(columns) // 2
-        first = await self.write(columns.slice(0, half), stop)
-        second = await self.write(columns.slice(half, len(columns)), stop)
+        half = len(rows) // 2
+        first = await self.write(rows.slice(0, half), stop)
+        second = await self.write(rows.slice(half, len(rows)), stop)
         return first and second
 
-    async def write_and_ack(self, columns: Rows, stop: asyncio.Event) -> bool:
-        if not len(columns):
+    async def write_and_ack(self, rows: Rows, stop: asyncio.Event) -> bool:
+        if not len(rows):
             return True
-        if not await self.write(columns, stop):
+        if not await self.write(rows, stop):
             return False
-        await self.ack(columns.ids_by_shard())
+        await self.ack(rows.ids_by_shard())
         return True
 
     # --- ack, dead letters, trim ------------------------------------------------------------
@@ -631,12 +631,12 @@ class SinkConsumer:
     async def _touch_if_due(self, batch: Batch) -> None:
         if len(batch) and self.clock.monotonic() - batch.touched >= self.touch_after_s:
             batch.touched = self.clock.monotonic()
-            await self._touch(batch.columns)
+            await self._touch(batch.rows)
 
-    async def _touch(self, columns: Rows) -> None:
+    async def _touch(self, rows: Rows) -> None:
         """Reset the idle time of entries this consumer holds, so nobody reclaims them."""
         pipe = self.redis.pipeline(transaction=False)
-        for shard, ids in columns.ids_by_shard().items():
+        for shard, ids in rows.ids_by_shard().items():
             for i in range(0, len(ids), ACK_CHUNK):
                 pipe.execute_command(
                     "XCLAIM", self.streams[shard], SINK_GROUP, self.name, 0, *ids[i : i + ACK_CHUNK], "JUSTID"

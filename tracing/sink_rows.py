@@ -36,6 +36,7 @@ from itertools import starmap
 from typing import Any
 
 from checkin.events import (
+    FIELD,
     FIELD_BYTES,
     LAYOUT,
     SEPARATOR,
@@ -197,7 +198,7 @@ def rows_from_events(shard: int, events: Iterable[ScanEvent]) -> Rows:
     for ev in events:
         out.stream_id.append(ev.entry_id.encode())
         out.shard.append(shard)
-        out.lines.append(next(iter(encode_scan(ev).values())).encode())
+        out.lines.append(encode_scan(ev)[FIELD].encode())
     return out
 
 
