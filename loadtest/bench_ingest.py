@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import redis
 
 from loadtest.redis_proc import RedisProcess
@@ -106,6 +107,46 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int, threads: int
         errors=sum(int(x) for x in errs.groups()) if errs else 0,
         p50_ms=_ms(p50.group(1)) if p50 else float("nan"),
         p99_ms=_ms(p99.group(1)) if p99 else float("nan"),
+    )
+
+
+@dataclass
+class CpuPerRequest:
+    """CPU microseconds per answered request, by process: the HTTP server (all its workers), Redis, wrk."""
+
+    server_us: float
+    redis_us: float
+    wrk_us: float
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its children still alive."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def measured_wrk(
+    url: str, script: Path, seconds: int, connections: int, server_pid: int, redis_pid: int
+) -> tuple[WrkResult, CpuPerRequest]:
+    """A wrk run, with the CPU each side of it spent per answered request."""
+    server0, redis0, own0 = _cpu_s(server_pid), _cpu_s(redis_pid), os.times()
+    result = run_wrk(url, script, seconds, connections)
+    server1, redis1, own1 = _cpu_s(server_pid), _cpu_s(redis_pid), os.times()
+    answered = max(1.0, result.rps * result.seconds)
+    wrk_s = (own1.children_user + own1.children_system) - (own0.children_user + own0.children_system)
+    return result, CpuPerRequest(
+        (server1 - server0) / answered * 1e6, (redis1 - redis0) / answered * 1e6, wrk_s / answered * 1e6
     )
 
 
@@ -343,18 +384,30 @@ def main(argv: list[str] | None = None) -> int:
         run_wrk(ingest_url, checkin_script, 2, args.connections)
         noops = []
         ingests = []
+        noop_proc, ingest_proc = procs
+        assert rproc.proc is not None
+        redis_pid = rproc.proc.pid
         for _ in range(2):
-            noops.append(run_wrk(noop_url, checkin_script, args.seconds, args.connections))
-            ingests.append(run_wrk(ingest_url, checkin_script, args.seconds, args.connections))
-        noop = max(noops, key=lambda r: r.rps)
-        ingest = max(ingests, key=lambda r: r.rps)
-        for name, res in (("noop", noop), ("ingest", ingest)):
+            noops.append(
+                measured_wrk(
+                    noop_url, checkin_script, args.seconds, args.connections, noop_proc.pid, redis_pid
+                )
+            )
+            ingests.append(
+                measured_wrk(
+                    ingest_url, checkin_script, args.seconds, args.connections, ingest_proc.pid, redis_pid
+                )
+            )
+        noop, noop_cpu = max(noops, key=lambda r: r[0].rps)
+        ingest, ingest_cpu = max(ingests, key=lambda r: r[0].rps)
+        for name, res, cpu in (("noop", noop, noop_cpu), ("ingest", ingest, ingest_cpu)):
             print(
                 f"{name}: {res.rps:,.0f} req/s ok, {res.non2xx} non-2xx, {res.errors} socket errors, "
-                f"p50 {res.p50_ms:.1f} ms, p99 {res.p99_ms:.1f} ms",
+                f"p50 {res.p50_ms:.1f} ms, p99 {res.p99_ms:.1f} ms; CPU per request: server "
+                f"{cpu.server_us:.0f} us, redis {cpu.redis_us:.0f} us, wrk {cpu.wrk_us:.0f} us",
                 flush=True,
             )
-        batch = run_wrk(ingest_url, batch_script, args.seconds, 4)
+        batch, batch_cpu = measured_wrk(ingest_url, batch_script, args.seconds, 4, ingest_proc.pid, redis_pid)
         scans = batch.rps * args.batch_items
         print(f"batch: {batch.rps:,.1f} req/s ({scans:,.0f} scans/s), p99 {batch.p99_ms:.0f} ms", flush=True)
         client = redis.Redis.from_url(rproc.url)
@@ -364,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         for proc in procs:
             stop(proc)
         ratio = ingest.rps / noop.rps if noop.rps else 0.0
+        redis_item_us = batch_cpu.redis_us / args.batch_items
         figures += [
             Figure(
                 "no-op Litestar POST, 2 granian workers", noop.rps, "req/s", note=f"wrk -c{args.connections}"
@@ -392,6 +446,25 @@ def main(argv: list[str] | None = None) -> int:
                 target=">= 50,000",
                 met=scans >= 50_000,
                 note=f"{args.batch_items} items a request, 4 connections, p99 {batch.p99_ms:.0f} ms",
+            ),
+            Figure(
+                "CPU per no-op request: granian + app",
+                noop_cpu.server_us,
+                "us",
+                note=f"same run; wrk {noop_cpu.wrk_us:.0f} us",
+            ),
+            Figure(
+                "CPU per check-in: granian + app",
+                ingest_cpu.server_us,
+                "us",
+                note=f"same run; redis-server {ingest_cpu.redis_us:.0f} us, wrk {ingest_cpu.wrk_us:.0f} us",
+            ),
+            Figure(
+                "CPU per batch item: redis-server",
+                redis_item_us,
+                "us",
+                note=f"granian + app {batch_cpu.server_us / args.batch_items:.1f} us per item; "
+                f"one Redis core caps batches at ~{1e6 / max(redis_item_us, 1e-9):,.0f} items/s",
             ),
         ]
         if not args.skip_import:
