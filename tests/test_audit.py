@@ -70,6 +70,8 @@ async def test_each_trace_call_is_audited_with_who_why_what_and_rows(
         "until": window["until"],
         "depth": 2,
         "min_overlap_minutes": 15,
+        "limit": 1000,
+        "offset": 0,
     }
     assert timeline["action"] == "visits" and timeline["rows"] == 1
     assert site["action"] == "exposures" and site["rows"] == 3 and site["params"]["format"] == "csv"

@@ -187,6 +187,24 @@ def test_a_tracer_runs_a_contact_trace_from_the_form(page: Any, server: Server) 
     assert "2 contact" not in page.inner_text(
         "#trace-summary"
     ) and "1 contact(s), 2 second-degree" in page.inner_text("#trace-summary")
+    assert page.locator("#contacts-next").count() == 0  # everything fits on the default page
+
+    # one row per page: the second-degree list (303, 404) is paged with Next and Previous
+    page.fill("#trace-limit", "1")
+    page.click("#trace-run")
+    page.wait_for_selector("#trace-summary:has-text('showing rows 1–1 of each list')")
+    degrees = "rows => rows.map(r => [r.dataset.personId, r.dataset.degree])"
+    assert page.eval_on_selector_all("#contacts-table tbody tr[data-person-id]", degrees) == [
+        ["202", "1"],
+        ["303", "2"],
+    ]
+    page.click("#contacts-next")
+    page.wait_for_selector("#trace-summary:has-text('showing rows 2–2 of each list')")
+    assert page.eval_on_selector_all("#contacts-table tbody tr[data-person-id]", degrees) == [["404", "2"]]
+    assert page.is_disabled("#contacts-next") and not page.is_disabled("#contacts-prev")
+    page.click("#contacts-prev")
+    page.wait_for_selector("#trace-summary:has-text('showing rows 1–1 of each list')")
+    page.fill("#trace-limit", "1000")
 
     # exposure screening and its CSV download
     page.fill(

@@ -22,6 +22,20 @@ def test_retention_ttl_follows_the_setting(store: Store) -> None:
     assert "toIntervalDay(7)" in ddl
 
 
+def test_existing_stay_tables_get_small_compressed_blocks(store: Store) -> None:
+    """Tables made before the setting existed get it on the next start (it applies to new parts)."""
+    store.apply_schema(28)
+    for table in ("scans", "scans_by_person"):
+        store.command(f"ALTER TABLE {store.table(table)} MODIFY SETTING min_compress_block_size = 65536")
+    store.apply_schema(28)
+    for table in ("scans", "scans_by_person"):
+        ddl = store.scalar(
+            "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            {"db": store.database, "t": table},
+        )
+        assert "min_compress_block_size = 4096" in ddl and "max_compress_block_size = 16384" in ddl, ddl
+
+
 def test_a_stay_reads_once_after_checkout_and_duplicate_batches(store: Store) -> None:
     cols = [c for c, _ in schema.STAY_COLUMNS]
     at = dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.UTC)

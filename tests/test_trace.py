@@ -192,6 +192,34 @@ async def test_contacts_match_the_reference_on_generated_worlds(
     await check_world(tracing, admin_headers(), world, rng, persons=2)
 
 
+async def test_contact_lists_are_paged_in_order_with_totals(
+    tracing: AsyncTestClient[Any], store: Store
+) -> None:
+    """Pages of ``limit`` rows from ``offset`` are slices of the reference lists; totals count all rows."""
+    rng = random.Random(77)
+    world = random_world(rng, _base_ms(), n_venues=3, n_persons=30, n_checkins=120)
+    load(store, world)
+    since, until = world.base_ms - HOUR_MS, world.base_ms + 40 * HOUR_MS
+    person = max(world.persons, key=lambda p: len(reference_contacts(world, p, since, until, 15, 2)[1]))
+    first, second = reference_contacts(world, person, since, until, 15, 2)
+    assert len(first) > 3 and len(second) > 3
+    body = {"person_id": person, "since": iso(since), "until": iso(until), "depth": 2, "reason": "paging"}
+    for offset in range(0, max(len(first), len(second)) + 4, 3):
+        r = await tracing.post(
+            "/v1/trace/contacts", json={**body, "limit": 3, "offset": offset}, headers=admin_headers()
+        )
+        assert r.status_code == 200, r.text
+        got = r.json()
+        assert (got["limit"], got["offset"]) == (3, offset)
+        assert got["contacts"] == first[offset : offset + 3], offset
+        assert got["second_degree"] == second[offset : offset + 3], offset
+        assert (got["contacts_total"], got["second_degree_total"]) == (len(first), len(second))
+    for bad in ({"limit": 0}, {"limit": 100_001}, {"offset": -1}, {"limit": "all"}):
+        r = await tracing.post("/v1/trace/contacts", json={**body, **bad}, headers=admin_headers())
+        assert r.status_code == 400, (bad, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+
+
 # --- single behaviours ---------------------------------------------------------------------------
 
 

@@ -125,8 +125,10 @@ class Store:
         names = result.column_names
         return [dict(zip(names, row, strict=True)) for row in result.result_rows]
 
-    def scalar(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
-        rows = self.rows(sql, parameters)
+    def scalar(
+        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+    ) -> Any:
+        rows = self.rows(sql, parameters, settings)
         return rows[0][0] if rows else None
 
     def insert(

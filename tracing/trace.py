@@ -82,25 +82,23 @@ class Visit:
 @dataclass
 class Contact:
     person_id: int
-    overlap_ms: int = 0
-    first_contact_ms: int = 0
-    venue_ids: set[int] = field(default_factory=set)
-    via: set[int] = field(default_factory=set)
-
-    def absorb(self, overlap_ms: int, first_ms: int, venues: Iterable[int]) -> None:
-        if self.overlap_ms == 0 and not self.venue_ids:
-            self.first_contact_ms = first_ms
-        else:
-            self.first_contact_ms = min(self.first_contact_ms, first_ms)
-        self.overlap_ms += overlap_ms
-        self.venue_ids.update(venues)
+    overlap_ms: int
+    first_contact_ms: int
+    venue_ids: list[int]
+    """Sorted."""
+    via: list[int] = field(default_factory=list)
+    """Second degree: the first-degree persons that led here, sorted."""
 
 
 @dataclass
 class ContactsResult:
     index_stays: int
     contacts: list[Contact]
+    """The requested page of first-degree contacts, in DESIGN.md's order."""
     second_degree: list[Contact]
+    """The requested page of second-degree contacts, in the same order."""
+    contacts_total: int = 0
+    second_degree_total: int = 0
     queries: int = 0
 
 
@@ -356,27 +354,76 @@ def _by_venue_days(store: Store, cols: dict[str, list[int]], params: dict[str, A
     return " UNION ALL ".join(branches)
 
 
-def _pairs_round(
+@dataclass(frozen=True)
+class Page:
+    """Which slice of a sorted contact list to return: ``limit`` rows from ``offset`` (None: all)."""
+
+    limit: int | None = None
+    offset: int = 0
+
+    def cut(self, rows: list[Contact]) -> list[Contact]:
+        end = None if self.limit is None else self.offset + self.limit
+        return rows[self.offset : end]
+
+
+ALL = Page()
+
+
+def _contacts_round(
     store: Store,
     stays: Sequence[IndexStay],
     exclude: Iterable[int],
     min_ms: int,
     scope: str,
     max_stay: int,
-) -> tuple[dict[tuple[int, int], tuple[int, int, set[int]]], int]:
-    """Overlaps of every other person's stays with these index stays, in one query.
+    page: Page = ALL,
+) -> tuple[list[Contact], int, int]:
+    """Contacts found from these index stays, in one query: ``(page, total, queries run)``.
 
     The candidate stays (``FINAL``: one row per stay) are joined on (venue, day) with the index stays,
-    passed as array parameters, and each pair's overlap is computed and summed in the engine in exact
-    integer milliseconds. Candidates are read by exact key ranges when there are few (planning costs
-    about 1 ms per OR'ed range), else by whole venue-days, one ``UNION ALL`` branch per day partition
-    (more rows read, but one cheap plan: measured 10x faster at thousands of index stays, see
-    loadtest/bench_trace.py). Returns ``{(person, owner): (overlap_ms, first_ms, venue_ids)}`` over
-    qualifying pairs (overlap >= min_ms and > 0), and the number of queries run.
+    passed as array parameters; each pair's overlap is computed in exact integer milliseconds, pairs
+    below ``min_ms`` (or not positive) are dropped, and the rest are summed per person in the engine,
+    with the owners of the index stays as ``via``. The engine sorts (overlap desc, person) and returns
+    only the requested page with the total count, so a second degree of hundreds of thousands of
+    persons costs one aggregation, not a Python object per pair. Candidates are read by exact key
+    ranges when there are few (planning costs about 1 ms per OR'ed range), else by whole venue-days,
+    one ``UNION ALL`` branch per day partition (more rows read, but one cheap plan: measured 10x faster
+    at thousands of index stays, see loadtest/bench_trace.py).
     """
-    out: dict[tuple[int, int], tuple[int, int, set[int]]] = {}
     if not stays:
-        return out, 0
+        return [], 0, 0
+    per_person, params = _per_person_sql(store, stays, exclude, min_ms, scope, max_stay)
+    limit = ""
+    if page.limit is not None:
+        limit = " LIMIT {limit:UInt64} OFFSET {offset:UInt64}"
+        params.update({"limit": page.limit, "offset": page.offset})
+    sql = (
+        f"SELECT person, overlap, first, venues, via, count() OVER () FROM ({per_person}) "
+        f"ORDER BY overlap DESC, person{limit}"
+    )
+    rows = store.rows(sql, params, _FINAL_SETTINGS)
+    found = [
+        Contact(int(p), int(overlap), int(first), [int(v) for v in venues], [int(o) for o in via])
+        for p, overlap, first, venues, via, _total in rows
+    ]
+    if rows:
+        return found, int(rows[0][5]), 1
+    if not page.offset:
+        return [], 0, 1
+    # A page past the end has no row to carry the window count: count on its own.
+    total = store.scalar(f"SELECT count() FROM ({per_person})", params, _FINAL_SETTINGS)
+    return [], int(total or 0), 2
+
+
+def _per_person_sql(
+    store: Store,
+    stays: Sequence[IndexStay],
+    exclude: Iterable[int],
+    min_ms: int,
+    scope: str,
+    max_stay: int,
+) -> tuple[str, dict[str, Any]]:
+    """The query summing qualifying overlaps per person (columns person, overlap, first, venues, via)."""
     need = max(min_ms, 1)
     cols = _candidate_days(stays, max_stay, need)
     params: dict[str, Any] = {"excl": sorted(set(exclude)), "scope": scope, "need": need, **cols}
@@ -386,23 +433,18 @@ def _pairs_round(
     else:
         candidates = _by_venue_days(store, cols, params)
     sql = (
-        "SELECT c.person_id, s.owner, sum(least(c.ce, s.se) - greatest(c.ca, s.sa)), "
-        "min(greatest(c.ca, s.sa)), groupUniqArray(c.venue_id) "
+        "SELECT c.person_id AS person, sum(least(c.ce, s.se) - greatest(c.ca, s.sa)) AS overlap, "
+        "min(greatest(c.ca, s.sa)) AS first, arraySort(groupUniqArray(c.venue_id)) AS venues, "
+        "arraySort(groupUniqArray(s.owner)) AS via "
         f"FROM ({candidates}) AS c "
         "INNER JOIN (SELECT t.1 AS owner, t.2 AS venue_id, t.3 AS day, t.4 AS sa, t.5 AS se FROM "
         "(SELECT arrayJoin(arrayZip({o:Array(UInt64)}, {v:Array(UInt32)}, {d:Array(Int64)}, "
         "{a:Array(Int64)}, {e:Array(Int64)})) AS t)) AS s "
         f"ON c.venue_id = s.venue_id AND intDiv(c.ca, {DAY_MS}) = s.day "
         "WHERE least(c.ce, s.se) - greatest(c.ca, s.sa) >= {need:Int64} "
-        "GROUP BY c.person_id, s.owner"
+        "GROUP BY person"
     )
-    for person, owner, overlap, first_ms, venues in store.rows(sql, params, _FINAL_SETTINGS):
-        out[(int(person), int(owner))] = (int(overlap), int(first_ms), {int(v) for v in venues})
-    return out, 1
-
-
-def _sorted(contacts: Iterable[Contact]) -> list[Contact]:
-    return sorted(contacts, key=lambda c: (-c.overlap_ms, c.person_id))
+    return sql, params
 
 
 def contacts(
@@ -414,23 +456,27 @@ def contacts(
     depth: int = 1,
     min_overlap_ms: int = 15 * 60_000,
     scope: str = "",
+    page: Page = ALL,
 ) -> ContactsResult:
-    """First- (and with ``depth=2`` second-) degree contacts of a person in ``[since, until)``."""
+    """First- (and with ``depth=2`` second-) degree contacts of a person in ``[since, until)``.
+
+    ``page`` slices both lists; the totals are always of the whole lists.
+    """
     max_stay = max_stay_ms(store)
     index = _index_stays(store, [person_id], since_ms, until_ms, scope)
     queries = 2
-    pairs, n = _pairs_round(store, index, [person_id], min_overlap_ms, scope, max_stay)
+    first, n_first, n = _contacts_round(store, index, [person_id], min_overlap_ms, scope, max_stay)
     queries += n
-    first: dict[int, Contact] = {}
-    for (person, _owner), (overlap, first_ms, vs) in pairs.items():
-        first.setdefault(person, Contact(person)).absorb(overlap, first_ms, vs)
-    second: dict[int, Contact] = {}
+    for c in first:
+        c.via = []
+    second: list[Contact] = []
+    n_second = 0
     if depth >= 2 and first:
-        start = min(c.first_contact_ms for c in first.values())
+        first_at = {c.person_id: c.first_contact_ms for c in first}
         stays = [
             s
-            for s in _index_stays(store, sorted(first), start, until_ms, scope)
-            if s.at_ms >= first[s.owner].first_contact_ms
+            for s in _index_stays(store, sorted(first_at), min(first_at.values()), until_ms, scope)
+            if s.at_ms >= first_at[s.owner]
         ]
         queries += 1
         if len(stays) > MAX_INDEX_STAYS:
@@ -438,16 +484,15 @@ def contacts(
                 f"depth 2 would start from {len(stays)} stays of {len(first)} first-degree contacts "
                 f"(limit {MAX_INDEX_STAYS}); narrow the window or raise min_overlap_minutes"
             )
-        pairs2, n = _pairs_round(store, stays, [person_id, *first], min_overlap_ms, scope, max_stay)
+        exclude = [person_id, *first_at]
+        second, n_second, n = _contacts_round(store, stays, exclude, min_overlap_ms, scope, max_stay, page)
         queries += n
-        for (person, owner), (overlap, first_ms, vs) in pairs2.items():
-            c = second.setdefault(person, Contact(person))
-            c.absorb(overlap, first_ms, vs)
-            c.via.add(owner)
     return ContactsResult(
         index_stays=len(index),
-        contacts=_sorted(first.values()),
-        second_degree=_sorted(second.values()),
+        contacts=page.cut(first),
+        second_degree=second,
+        contacts_total=n_first,
+        second_degree_total=n_second,
         queries=queries,
     )
 

@@ -28,6 +28,9 @@ from tracing.store import Store, StoreError
 MAX_WINDOW_DAYS = 60
 MAX_SITES = 100
 MAX_REASON_CHARS = 500
+CONTACTS_PAGE = 1_000
+"""Contacts returned per list unless the request sets ``limit``."""
+MAX_CONTACTS_PAGE = 100_000
 U64_MAX = 2**64 - 1
 
 UInt64 = Annotated[int, msgspec.Meta(ge=0)]
@@ -46,6 +49,9 @@ class ContactsRequest(msgspec.Struct, forbid_unknown_fields=True):
     reason: str = ""
     depth: Literal[1, 2] = 1
     min_overlap_minutes: Annotated[int, msgspec.Meta(ge=0, le=720)] = 15
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_CONTACTS_PAGE)] = CONTACTS_PAGE
+    """Rows per list (contacts, second_degree); the totals count all of them."""
+    offset: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = 0
 
 
 class SiteIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -97,6 +103,10 @@ class ContactsResponse(msgspec.Struct):
     depth: int
     min_overlap_minutes: int
     index_stays: int
+    contacts_total: int
+    second_degree_total: int
+    limit: int
+    offset: int
     contacts: list[ContactOut]
     second_degree: list[ContactOut]
 
@@ -259,8 +269,8 @@ def _contact_out(c: trace.Contact, second: bool) -> ContactOut:
         person_id=c.person_id,
         overlap_seconds=c.overlap_ms / 1000,
         first_contact_at=trace.format_ms(c.first_contact_ms),
-        venue_ids=sorted(c.venue_ids),
-        via=sorted(c.via) if second else None,
+        venue_ids=c.venue_ids,
+        via=c.via if second else None,
     )
 
 
@@ -280,6 +290,8 @@ async def post_contacts(
         "until": trace.format_ms(until_ms),
         "depth": data.depth,
         "min_overlap_minutes": data.min_overlap_minutes,
+        "limit": data.limit,
+        "offset": data.offset,
     }
     try:
         result: trace.ContactsResult = await _run(
@@ -293,6 +305,7 @@ async def post_contacts(
             depth=data.depth,
             min_overlap_ms=data.min_overlap_minutes * 60_000,
             scope=principal.scope,
+            page=trace.Page(data.limit, data.offset),
         )
     except trace.TooBroad as exc:
         raise Unprocessable(str(exc)) from None
@@ -307,6 +320,10 @@ async def post_contacts(
         depth=data.depth,
         min_overlap_minutes=data.min_overlap_minutes,
         index_stays=result.index_stays,
+        contacts_total=result.contacts_total,
+        second_degree_total=result.second_degree_total,
+        limit=data.limit,
+        offset=data.offset,
         contacts=[_contact_out(c, False) for c in result.contacts],
         second_degree=[_contact_out(c, True) for c in result.second_degree],
     )

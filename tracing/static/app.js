@@ -6,7 +6,7 @@ const KEY_STORE = "checkin.console.key";
 const SVG_NS = "http://www.w3.org/2000/svg";
 const PALETTE = ["#1f6feb", "#d97706", "#059669", "#b42318", "#7c3aed", "#0891b2", "#be185d", "#4d7c0f",
   "#92400e", "#475569"];
-const state = { key: "", who: null, alertsAbort: null, lastTrace: null, lastEventId: "" };
+const state = { key: "", who: null, alertsAbort: null, lastTrace: null, traceBody: null, lastEventId: "" };
 
 const $ = (id) => document.getElementById(id);
 
@@ -113,27 +113,55 @@ async function runTrace(ev) {
     until: $("trace-until").value.trim(),
     depth: Number($("trace-depth").value),
     min_overlap_minutes: Number($("trace-min").value || 15),
+    limit: Number($("trace-limit").value || 1000),
     reason: $("trace-reason").value.trim(),
   };
   if (!/^\d+$/.test(person)) { $("trace-error").textContent = "person id must be a number"; return; }
   $("trace-summary").textContent = "Tracing…";
   try {
     const qs = new URLSearchParams({ since: body.since, until: body.until, reason: body.reason });
-    const [visits, contacts] = await Promise.all([
+    const [visits] = await Promise.all([
       api(`/v1/trace/persons/${person}/visits?${qs}`).then((r) => r.json()),
-      api("/v1/trace/contacts", { method: "POST", json: body }).then((r) => r.json()),
+      showContactsPage(body, 0),
     ]);
-    state.lastTrace = contacts;
     renderVisits(visits);
-    renderContacts(contacts);
-    renderGraph(contacts);
-    $("trace-summary").textContent =
-      `${contacts.contacts.length} contact(s), ${contacts.second_degree.length} second-degree, ` +
-      `from ${contacts.index_stays} stay(s) of person ${contacts.person_id}`;
   } catch (err) {
     $("trace-summary").textContent = "";
     $("trace-error").textContent = err.message;
   }
+}
+
+// Both contact lists come a page at a time (the server's default limit), largest overlap first.
+async function showContactsPage(body, offset) {
+  const contacts = await (await api("/v1/trace/contacts", { method: "POST", json: { ...body, offset } })).json();
+  state.traceBody = body;
+  state.lastTrace = contacts;
+  renderContacts(contacts);
+  renderGraph(contacts);
+  renderPager(contacts);
+  let summary =
+    `${contacts.contacts_total} contact(s), ${contacts.second_degree_total} second-degree, ` +
+    `from ${contacts.index_stays} stay(s) of person ${contacts.person_id}`;
+  const largest = Math.max(contacts.contacts_total, contacts.second_degree_total);
+  if (largest > contacts.limit) {
+    summary += `; showing rows ${contacts.offset + 1}–${Math.min(contacts.offset + contacts.limit, largest)} of each list`;
+  }
+  $("trace-summary").textContent = summary;
+}
+
+function renderPager(data) {
+  const box = $("contacts-pager");
+  box.replaceChildren();
+  const largest = Math.max(data.contacts_total, data.second_degree_total);
+  if (largest <= data.limit) return;
+  const go = (offset) => showContactsPage(state.traceBody, offset).catch((err) => {
+    $("trace-error").textContent = err.message;
+  });
+  const prev = el("button", { type: "button", class: "small", id: "contacts-prev", onclick: () => go(Math.max(0, data.offset - data.limit)) }, "Previous");
+  const next = el("button", { type: "button", class: "small", id: "contacts-next", onclick: () => go(data.offset + data.limit) }, "Next");
+  prev.disabled = data.offset === 0;
+  next.disabled = data.offset + data.limit >= largest;
+  box.append(prev, next);
 }
 
 function renderVisits(data) {
@@ -220,8 +248,8 @@ function renderGraph(data) {
   second.forEach((c) => node(c.person_id, 5, "#1f6feb"));
   root.append(edges, nodes);
   box.append(root);
-  const hidden = data.contacts.length - first.length + data.second_degree.length - second.length;
-  if (hidden > 0) box.append(el("p", { class: "note" }, `${hidden} more contact(s) in the table, not drawn.`));
+  const hidden = data.contacts_total - first.length + data.second_degree_total - second.length;
+  if (hidden > 0) box.append(el("p", { class: "note" }, `${hidden} more contact(s) not drawn; the table lists them a page at a time.`));
 }
 
 // --- tracer: exposure screening -----------------------------------------------------------------------
