@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from checkin.events import encode_scan
-from checkin.redis_keys import RULES_GROUP, RedisKeys
+from checkin.redis_keys import ALERTS_HISTORY_GROUP, RULES_GROUP, RedisKeys
 from checkin.settings import Settings
 from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
 from tests.test_checkins_support import bearer, id_number, put_venue, stream_events
@@ -192,6 +192,14 @@ def _rules_state(client: redis.Redis, keys: RedisKeys) -> tuple[int, int]:
     return pending, lag
 
 
+def _history_caught_up(client: redis.Redis, keys: RedisKeys) -> bool:
+    """Whether the alerts-history group has read and acknowledged (written) every alert entry."""
+    for g in client.xinfo_groups(keys.alerts_stream()):
+        if g["name"] in (ALERTS_HISTORY_GROUP, ALERTS_HISTORY_GROUP.encode()):
+            return int(g["pending"]) == 0 and int(g.get("lag") or 0) == 0
+    return False
+
+
 def test_rules_process_killed_mid_batch_delivers_each_alert_once(
     make_settings: Any, tmp_path: Path, sync_redis: redis.Redis
 ) -> None:
@@ -246,11 +254,10 @@ def test_rules_process_killed_mid_batch_delivers_each_alert_once(
     second = start()
     try:
         deadline = time.monotonic() + 90
-        while _rules_state(sync_redis, keys) != (0, 0):
+        while _rules_state(sync_redis, keys) != (0, 0) or not _history_caught_up(sync_redis, keys):
             assert second.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-        time.sleep(1.5)  # the history writer's last batch
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0, log.read_text()
     finally:

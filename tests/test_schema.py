@@ -102,3 +102,19 @@ def test_single_node_ddl_has_no_cluster_parts() -> None:
     text = "\n".join(schema.statements("checkin", 28))
     assert "ON CLUSTER" not in text and "Replicated" not in text and "Distributed" not in text
     assert "SETTINGS non_replicated_deduplication_window = 10000" in text
+
+
+def test_longest_stays_follow_inserts_and_are_filled_for_older_stays(store: Store) -> None:
+    cols = [c for c, _ in schema.STAY_COLUMNS]
+    at = dt.datetime(2026, 11, 28, 23, 0, tzinfo=dt.UTC)
+    row = ["c1", 5, 7, at, at + dt.timedelta(hours=1), 0, "620102", "620102001", "620102001001"]
+    row += ["green", "pass", "", "phone", 5, 0.0, 0.0, "1-0", at]
+    late = list(row)
+    late[0], late[3], late[4] = "c2", at + dt.timedelta(minutes=30), at + dt.timedelta(hours=9)
+    store.insert("scans", cols, [row, late], column_oriented=False)
+    sql = f"SELECT venue_id, day, max(longest_ms) FROM {store.table('longest_stays')} GROUP BY venue_id, day"
+    expected = [(7, dt.date(2026, 11, 28), 9 * 3_600_000 - 30 * 60_000)]
+    assert store.rows(sql) == expected
+    store.command(f"TRUNCATE TABLE {store.table('longest_stays')}")  # as if made before the view existed
+    store.apply_schema(28)
+    assert store.rows(sql) == expected

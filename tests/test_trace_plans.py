@@ -76,3 +76,32 @@ async def test_stays_across_midnight_and_long_checkouts_are_found_by_each_plan(
     assert got["contacts"] == first and got["second_degree"] == second
     assert [(c["person_id"], c["overlap_seconds"]) for c in first] == [(2, 1740.0), (4, 900.0)]
     assert [(c["person_id"], c["via"]) for c in second] == [(5, [2])]
+
+
+async def test_without_longest_stays_every_stay_reaches_back_12_hours(
+    plan: str, tracing: AsyncTestClient[Any], store: Store
+) -> None:
+    """Stays recorded where ``longest_stays`` has no row (an incomplete table) are still all found."""
+    rng = random.Random(2024)
+    world = random_world(rng, _midnight_ms(3) + 7 * HOUR_MS, n_venues=3, n_persons=15)
+    load(store, world)
+    store.command(f"TRUNCATE TABLE {store.table('longest_stays')}")
+    compared = await check_world(tracing, admin_headers(), world, rng, persons=4)
+    assert compared > 3
+
+
+async def test_reach_is_the_longest_stay_at_the_venue_on_the_candidate_days(store: Store) -> None:
+    midnight = _midnight_ms(2)
+    world = build_world(
+        midnight - 24 * HOUR_MS,
+        {7: (60, COMMUNITIES[0]), 8: (30, COMMUNITIES[1])},
+        [
+            (7, [1], midnight + 10 * HOUR_MS, None),
+            (7, [2], midnight - 2 * HOUR_MS, 5 * HOUR_MS),  # the day before: 5 h, checked out
+            (8, [3], midnight + 10 * HOUR_MS, None),
+        ],
+    )
+    load(store, world)
+    stays = trace._index_stays(store, [1, 3], midnight, midnight + 24 * HOUR_MS, "")
+    reach = {s.owner: s.reach_ms for s in trace._with_reach(store, stays, 12 * HOUR_MS)}
+    assert reach == {1: 5 * HOUR_MS, 3: 30 * MIN_MS}

@@ -129,6 +129,7 @@ def load(store: Store, world: World, duplicate: bool = True) -> None:
     """Insert the world: check-ins, then check-outs as newer versions, and a duplicated batch."""
     store.command(f"TRUNCATE TABLE {store.table('scans')}")
     store.command(f"TRUNCATE TABLE {store.table('scans_by_person')}")
+    store.command(f"TRUNCATE TABLE {store.table('longest_stays')}")
     if world.rows_v0:
         store.insert("scans", COLUMNS, world.rows_v0, column_oriented=False)
         if duplicate:

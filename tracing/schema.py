@@ -25,6 +25,8 @@ class Table:
     partition_by: str = ""
     ttl_column: str = ""
     """TTL on this DateTime64 column, retention days from settings; empty = kept."""
+    ttl_slack_days: int = 0
+    """Kept this many days beyond the retention."""
     sharding_key: str = "rand()"
     settings: dict[str, str] = field(default_factory=dict)
     """Table settings fixed at creation."""
@@ -85,6 +87,24 @@ TABLES: list[Table] = [
         sharding_key="cityHash64(person_id)",
         settings={"index_granularity": "256"},
         part_settings=SMALL_BLOCKS,
+    ),
+    Table(
+        # The longest stay that started at each venue on each day, kept by a materialized view of `scans`.
+        # A contact trace reads candidate stays from (index stay start - longest stay there) instead of
+        # from 12 h before: exact, since no stay there that day is longer, and most venues never see a
+        # 12 h check-out. Kept a day beyond the retention: a day's row must outlive that day's stays.
+        name="longest_stays",
+        columns=[
+            ("venue_id", "UInt32"),
+            ("day", "Date"),
+            ("longest_ms", "SimpleAggregateFunction(max, Int64)"),
+        ],
+        engine="AggregatingMergeTree",
+        partition_by="toYYYYMM(day)",
+        order_by="(venue_id, day)",
+        ttl_column="day",
+        ttl_slack_days=1,
+        sharding_key="cityHash64(venue_id)",
     ),
     Table(
         name="venues",
@@ -153,6 +173,13 @@ TABLES: list[Table] = [
 
 TABLE_NAMES = [t.name for t in TABLES]
 
+LONGEST_STAYS_SELECT = (
+    "SELECT venue_id, toDate(at) AS day, "
+    "max(toUnixTimestamp64Milli(end_at) - toUnixTimestamp64Milli(at)) AS longest_ms "
+    "FROM {source} GROUP BY venue_id, day"
+)
+"""Rows of ``longest_stays`` from stays in ``source`` (the view, and the one-off fill of older stays)."""
+
 
 def _engine(table: Table, cluster: str) -> str:
     if not cluster:
@@ -161,6 +188,11 @@ def _engine(table: Table, cluster: str) -> str:
     args = args.rstrip(")")
     path = f"'/clickhouse/tables/{{shard}}/{{database}}/{table.name}_local', '{{replica}}'"
     return f"Replicated{base}({path}{', ' + args if args else ''})"
+
+
+def _ttl(table: Table, retention_days: int) -> str:
+    days = int(retention_days) + table.ttl_slack_days
+    return f"toDateTime({table.ttl_column}) + INTERVAL {days} DAY"
 
 
 def _table_ddl(db: str, table: Table, retention_days: int, cluster: str) -> str:
@@ -175,7 +207,7 @@ def _table_ddl(db: str, table: Table, retention_days: int, cluster: str) -> str:
         parts.append(f"PARTITION BY {table.partition_by}")
     parts.append(f"ORDER BY {table.order_by}")
     if table.ttl_column:
-        parts.append(f"TTL toDateTime({table.ttl_column}) + INTERVAL {int(retention_days)} DAY")
+        parts.append(f"TTL {_ttl(table, retention_days)}")
     settings = {**table.settings, **table.part_settings}
     if cluster:
         settings.pop("non_replicated_deduplication_window", None)
@@ -203,12 +235,19 @@ def statements(db: str, retention_days: int, cluster: str = "") -> list[str]:
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.scans_by_person_mv{on_cluster} TO {db}.{target}\n"
         f"AS SELECT * FROM {db}.{source}"
     )
+    # Per shard: scans and longest_stays are both sharded by venue, so each shard's view sees every stay
+    # of its venues.
+    target = "longest_stays_local" if cluster else "longest_stays"
+    out.append(
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.longest_stays_mv{on_cluster} TO {db}.{target}\n"
+        f"AS {LONGEST_STAYS_SELECT.format(source=f'{db}.{source}')}"
+    )
     for table in TABLES:
         name = f"{table.name}_local" if cluster else table.name
         if table.ttl_column:
             out.append(
-                f"ALTER TABLE {db}.{name}{on_cluster} MODIFY TTL toDateTime({table.ttl_column}) "
-                f"+ INTERVAL {int(retention_days)} DAY SETTINGS materialize_ttl_after_modify = 0"
+                f"ALTER TABLE {db}.{name}{on_cluster} MODIFY TTL {_ttl(table, retention_days)} "
+                "SETTINGS materialize_ttl_after_modify = 0"
             )
         if table.part_settings:
             assignments = ", ".join(f"{k} = {v}" for k, v in table.part_settings.items())

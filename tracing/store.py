@@ -191,6 +191,14 @@ class Store:
         stmts = schema.statements(self.database, retention_days, self.cluster)
         for stmt in stmts:
             self.command(stmt)
+        if not self.scalar(f"SELECT count() FROM {self.table('longest_stays')}"):
+            # Stays recorded before the view existed: the view now sees every new insert, and a max
+            # taken twice is the same max, so filling after creating the view misses nothing.
+            fill = f"INSERT INTO {self.table('longest_stays')} " + schema.LONGEST_STAYS_SELECT.format(
+                source=self.table("scans")
+            )
+            self.command(fill)
+            stmts.append(fill)
         return stmts
 
     def existing_tables(self) -> set[str]:

@@ -18,10 +18,13 @@ How the queries stay fast at tens of millions of rows: the index stays come
 from ``scans_by_person`` (primary key on person); each round of contacts is one
 query on ``scans`` (primary key on venue, at) that reads the candidate stays
 around the index stays, joins them with the index stays (passed as array
-parameters) on venue and day, and sums the overlaps in the engine. Few index
-stays are looked up by exact ``venue = v AND at in (a - max_stay, end]`` key
-ranges; many (depth 2) by whole venue-days, one branch per day partition, since
-planning a query costs about a millisecond per OR'ed key range.
+parameters) on venue and day, and sums the overlaps in the engine per person. Few
+index stays are looked up by exact ``venue = v AND at in (a - reach, end]`` key
+ranges, where reach is the longest stay recorded at that venue on those days
+(``longest_stays``; 12 h only where someone checked out that late); many (depth 2)
+by whole venue-days, one branch per day partition, since planning a query costs
+about a millisecond per OR'ed key range. The engine sorts the contacts and returns
+one page of them with the total.
 
 Jurisdiction scope: a scoped key (``scope`` = district, street or community
 prefix) sees only stays recorded at venues whose community starts with the
@@ -34,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from checkin.errors import BadInput
@@ -123,6 +126,8 @@ class IndexStay:
     venue_id: int
     at_ms: int
     end_ms: int
+    reach_ms: int = MAX_CHECKOUT_MS
+    """How long before ``at_ms`` a stay overlapping this one may have started (see :func:`_with_reach`)."""
 
 
 # --- instants ------------------------------------------------------------------------------------
@@ -280,15 +285,47 @@ def _index_stays(
     return [IndexStay(int(p), int(v), int(a), int(e)) for p, v, a, e in rows]
 
 
-def _candidate_days(stays: Sequence[IndexStay], max_stay: int, need: int) -> dict[str, list[int]]:
+def _with_reach(store: Store, stays: Sequence[IndexStay], max_stay: int) -> list[IndexStay]:
+    """The index stays, each with the longest stay recorded at its venue on the days a candidate may start.
+
+    Exact: a stay overlapping ``s`` that started on day ``d`` at venue ``v`` started after
+    ``s.at - longest(v, d)``. Where the table has no row for the index stay's own venue-day (it
+    cannot be complete then), the stay keeps the upper bound ``max_stay``.
+    """
+    if not stays:
+        return []
+    rows = store.rows(
+        "SELECT venue_id, dateDiff('day', toDate('1970-01-01'), day), max(longest_ms) "
+        f"FROM {store.table('longest_stays')} WHERE venue_id IN {{vs:Array(UInt32)}} "
+        "AND day >= toDate(fromUnixTimestamp64Milli({lo:Int64}, 'UTC')) "
+        "AND day <= toDate(fromUnixTimestamp64Milli({hi:Int64}, 'UTC')) GROUP BY venue_id, day",
+        {
+            "vs": sorted({s.venue_id for s in stays}),
+            "lo": min(s.at_ms for s in stays) - max_stay,
+            "hi": max(s.end_ms for s in stays),
+        },
+    )
+    longest = {(int(v), int(d)): int(ms) for v, d, ms in rows}
+    out = []
+    for s in stays:
+        if (s.venue_id, s.at_ms // DAY_MS) not in longest:
+            out.append(replace(s, reach_ms=max_stay))
+            continue
+        days = range((s.at_ms - max_stay + 1) // DAY_MS, s.end_ms // DAY_MS + 1)
+        reach = max(longest.get((s.venue_id, d), 0) for d in days)
+        out.append(replace(s, reach_ms=reach))
+    return out
+
+
+def _candidate_days(stays: Sequence[IndexStay], need: int) -> dict[str, list[int]]:
     """Each index stay once per day a qualifying candidate stay may start on, as parallel columns.
 
-    A candidate ``c`` overlapping ``s`` by ``need`` starts in ``(s.at - max_stay, s.end - need]`` (no stay is
-    longer than ``max_stay``); columns ``o, v, d, a, e`` = owner, venue, day (unix ms // day), at, end.
+    A candidate ``c`` overlapping ``s`` by ``need`` starts in ``(s.at - s.reach, s.end - need]``; columns
+    ``o, v, d, a, e`` = owner, venue, day (unix ms // day), at, end.
     """
     cols: dict[str, list[int]] = {"o": [], "v": [], "d": [], "a": [], "e": []}
     for s in stays:
-        for day in range((s.at_ms - max_stay + 1) // DAY_MS, (s.end_ms - need) // DAY_MS + 1):
+        for day in range((s.at_ms - s.reach_ms + 1) // DAY_MS, (s.end_ms - need) // DAY_MS + 1):
             cols["o"].append(s.owner)
             cols["v"].append(s.venue_id)
             cols["d"].append(day)
@@ -297,11 +334,11 @@ def _candidate_days(stays: Sequence[IndexStay], max_stay: int, need: int) -> dic
     return cols
 
 
-def _merged_ranges(stays: Sequence[IndexStay], max_stay: int, need: int) -> list[tuple[int, int, int]]:
+def _merged_ranges(stays: Sequence[IndexStay], need: int) -> list[tuple[int, int, int]]:
     """Per venue, the merged ranges ``(lo, hi]`` of ``at`` a qualifying candidate stay may start in."""
     by_venue: dict[int, list[tuple[int, int]]] = {}
     for s in stays:
-        by_venue.setdefault(s.venue_id, []).append((s.at_ms - max_stay, s.end_ms - need))
+        by_venue.setdefault(s.venue_id, []).append((s.at_ms - s.reach_ms, s.end_ms - need))
     out: list[tuple[int, int, int]] = []
     for venue, spans in by_venue.items():
         spans.sort()
@@ -375,7 +412,6 @@ def _contacts_round(
     exclude: Iterable[int],
     min_ms: int,
     scope: str,
-    max_stay: int,
     page: Page = ALL,
 ) -> tuple[list[Contact], int, int]:
     """Contacts found from these index stays, in one query: ``(page, total, queries run)``.
@@ -392,7 +428,7 @@ def _contacts_round(
     """
     if not stays:
         return [], 0, 0
-    per_person, params = _per_person_sql(store, stays, exclude, min_ms, scope, max_stay)
+    per_person, params = _per_person_sql(store, stays, exclude, min_ms, scope)
     limit = ""
     if page.limit is not None:
         limit = " LIMIT {limit:UInt64} OFFSET {offset:UInt64}"
@@ -421,13 +457,12 @@ def _per_person_sql(
     exclude: Iterable[int],
     min_ms: int,
     scope: str,
-    max_stay: int,
 ) -> tuple[str, dict[str, Any]]:
     """The query summing qualifying overlaps per person (columns person, overlap, first, venues, via)."""
     need = max(min_ms, 1)
-    cols = _candidate_days(stays, max_stay, need)
+    cols = _candidate_days(stays, need)
     params: dict[str, Any] = {"excl": sorted(set(exclude)), "scope": scope, "need": need, **cols}
-    ranges = _merged_ranges(stays, max_stay, need)
+    ranges = _merged_ranges(stays, need)
     if len(ranges) <= KEY_RANGES_MAX:
         candidates = _by_key_ranges(store, ranges, params)
     else:
@@ -463,9 +498,9 @@ def contacts(
     ``page`` slices both lists; the totals are always of the whole lists.
     """
     max_stay = max_stay_ms(store)
-    index = _index_stays(store, [person_id], since_ms, until_ms, scope)
-    queries = 2
-    first, n_first, n = _contacts_round(store, index, [person_id], min_overlap_ms, scope, max_stay)
+    index = _with_reach(store, _index_stays(store, [person_id], since_ms, until_ms, scope), max_stay)
+    queries = 3
+    first, n_first, n = _contacts_round(store, index, [person_id], min_overlap_ms, scope)
     queries += n
     for c in first:
         c.via = []
@@ -478,14 +513,15 @@ def contacts(
             for s in _index_stays(store, sorted(first_at), min(first_at.values()), until_ms, scope)
             if s.at_ms >= first_at[s.owner]
         ]
-        queries += 1
+        queries += 2
         if len(stays) > MAX_INDEX_STAYS:
             raise TooBroad(
                 f"depth 2 would start from {len(stays)} stays of {len(first)} first-degree contacts "
                 f"(limit {MAX_INDEX_STAYS}); narrow the window or raise min_overlap_minutes"
             )
+        stays = _with_reach(store, stays, max_stay)
         exclude = [person_id, *first_at]
-        second, n_second, n = _contacts_round(store, stays, exclude, min_overlap_ms, scope, max_stay, page)
+        second, n_second, n = _contacts_round(store, stays, exclude, min_overlap_ms, scope, page)
         queries += n
     return ContactsResult(
         index_stays=len(index),
