@@ -102,6 +102,6 @@ async def test_reach_is_the_longest_stay_at_the_venue_on_the_candidate_days(stor
         ],
     )
     load(store, world)
-    stays = trace._index_stays(store, [1, 3], midnight, midnight + 24 * HOUR_MS, "")
+    stays = trace._index_stays(store, [1, 3], midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS)
     reach = {s.owner: s.reach_ms for s in trace._with_reach(store, stays, 12 * HOUR_MS)}
     assert reach == {1: 5 * HOUR_MS, 3: 30 * MIN_MS}

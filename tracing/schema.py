@@ -36,8 +36,7 @@ class Table:
 
 SMALL_BLOCKS = {"min_compress_block_size": "4096", "max_compress_block_size": "16384"}
 """Compressed blocks of 4-16 KiB instead of 64 KiB-1 MiB: a trace reads thousands of scattered 256-row
-granules, and each costs a whole compressed block decompressed per column. Measured on 51 M stays: the
-depth-2 index-stay lookup of 927 persons went from 620 to 142 ms, for 3 % more disk."""
+granules, and each would otherwise decompress a whole large block per column read."""
 
 
 STAY_COLUMNS: list[tuple[str, str]] = [
@@ -90,8 +89,8 @@ TABLES: list[Table] = [
     ),
     Table(
         # The longest stay that started at each venue on each day, kept by a materialized view of `scans`.
-        # A contact trace reads candidate stays from (index stay start - longest stay there) instead of
-        # from 12 h before: exact, since no stay there that day is longer, and most venues never see a
+        # Depth 2 pairs an index stay with candidate stays from (its start - longest stay there) instead
+        # of from 12 h before: exact, since no stay there that day is longer, and most venues never see a
         # 12 h check-out. Kept a day beyond the retention: a day's row must outlive that day's stays.
         name="longest_stays",
         columns=[

@@ -19,12 +19,13 @@ from ``scans_by_person`` (primary key on person); each round of contacts is one
 query on ``scans`` (primary key on venue, at) that reads the candidate stays
 around the index stays, joins them with the index stays (passed as array
 parameters) on venue and day, and sums the overlaps in the engine per person. Few
-index stays are looked up by exact ``venue = v AND at in (a - reach, end]`` key
-ranges, where reach is the longest stay recorded at that venue on those days
-(``longest_stays``; 12 h only where someone checked out that late); many (depth 2)
-by whole venue-days, one branch per day partition, since planning a query costs
-about a millisecond per OR'ed key range. The engine sorts the contacts and returns
-one page of them with the total.
+index stays are looked up by exact ``venue = v AND at in (a - 12 h, end]`` key
+ranges; many (depth 2) by whole venue-days, one branch per day partition, since
+planning a query costs about a millisecond per OR'ed key range. Depth 2 joins each
+index stay only with candidates that started after ``a - reach``, reach being the
+longest stay recorded at that venue on those days (``longest_stays``; 12 h only
+where someone checked out that late). The engine sorts the contacts and returns one
+page of them with the total.
 
 Jurisdiction scope: a scoped key (``scope`` = district, street or community
 prefix) sees only stays recorded at venues whose community starts with the
@@ -126,7 +127,7 @@ class IndexStay:
     venue_id: int
     at_ms: int
     end_ms: int
-    reach_ms: int = MAX_CHECKOUT_MS
+    reach_ms: int
     """How long before ``at_ms`` a stay overlapping this one may have started (see :func:`_with_reach`)."""
 
 
@@ -271,8 +272,9 @@ def visits(store: Store, person_id: int, since_ms: int, until_ms: int, scope: st
 
 
 def _index_stays(
-    store: Store, persons: Sequence[int], since_ms: int, until_ms: int, scope: str
+    store: Store, persons: Sequence[int], since_ms: int, until_ms: int, scope: str, max_stay: int
 ) -> list[IndexStay]:
+    """Stays of these persons starting in ``[since, until)``, each reaching back ``max_stay``."""
     sql = (
         "SELECT person_id, venue_id, toUnixTimestamp64Milli(at), toUnixTimestamp64Milli(end_at) "
         f"FROM {store.table('scans_by_person')} FINAL PREWHERE person_id IN {{ps:Array(UInt64)}} "
@@ -282,7 +284,7 @@ def _index_stays(
     rows = store.rows(
         sql, {"ps": list(persons), "since": since_ms, "until": until_ms, "scope": scope}, _FINAL_SETTINGS
     )
-    return [IndexStay(int(p), int(v), int(a), int(e)) for p, v, a, e in rows]
+    return [IndexStay(int(p), int(v), int(a), int(e), max_stay) for p, v, a, e in rows]
 
 
 def _with_reach(store: Store, stays: Sequence[IndexStay], max_stay: int) -> list[IndexStay]:
@@ -498,8 +500,10 @@ def contacts(
     ``page`` slices both lists; the totals are always of the whole lists.
     """
     max_stay = max_stay_ms(store)
-    index = _with_reach(store, _index_stays(store, [person_id], since_ms, until_ms, scope), max_stay)
-    queries = 3
+    # One person's few stays: the longest-stay lookup would cost more than the narrower read saves
+    # (measured), so they reach back the upper bound.
+    index = _index_stays(store, [person_id], since_ms, until_ms, scope, max_stay)
+    queries = 2
     first, n_first, n = _contacts_round(store, index, [person_id], min_overlap_ms, scope)
     queries += n
     for c in first:
@@ -510,7 +514,7 @@ def contacts(
         first_at = {c.person_id: c.first_contact_ms for c in first}
         stays = [
             s
-            for s in _index_stays(store, sorted(first_at), min(first_at.values()), until_ms, scope)
+            for s in _index_stays(store, sorted(first_at), min(first_at.values()), until_ms, scope, max_stay)
             if s.at_ms >= first_at[s.owner]
         ]
         queries += 2
