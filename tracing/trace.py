@@ -103,7 +103,6 @@ class ContactsResult:
     """The requested page of second-degree contacts, in the same order."""
     contacts_total: int = 0
     second_degree_total: int = 0
-    queries: int = 0
 
 
 @dataclass
@@ -415,8 +414,8 @@ def _contacts_round(
     min_ms: int,
     scope: str,
     page: Page = ALL,
-) -> tuple[list[Contact], int, int]:
-    """Contacts found from these index stays, in one query: ``(page, total, queries run)``.
+) -> tuple[list[Contact], int]:
+    """Contacts found from these index stays, in one query: ``(page, total)``.
 
     The candidate stays (``FINAL``: one row per stay) are joined on (venue, day) with the index stays,
     passed as array parameters; each pair's overlap is computed in exact integer milliseconds, pairs
@@ -429,7 +428,7 @@ def _contacts_round(
     at thousands of index stays, see loadtest/bench_trace.py).
     """
     if not stays:
-        return [], 0, 0
+        return [], 0
     per_person, params = _per_person_sql(store, stays, exclude, min_ms, scope)
     limit = ""
     if page.limit is not None:
@@ -445,12 +444,12 @@ def _contacts_round(
         for p, overlap, first, venues, via, _total in rows
     ]
     if rows:
-        return found, int(rows[0][5]), 1
+        return found, int(rows[0][5])
     if not page.offset:
-        return [], 0, 1
+        return [], 0
     # A page past the end has no row to carry the window count: count on its own.
     total = store.scalar(f"SELECT count() FROM ({per_person})", params, _FINAL_SETTINGS)
-    return [], int(total or 0), 2
+    return [], int(total or 0)
 
 
 def _per_person_sql(
@@ -503,9 +502,7 @@ def contacts(
     # One person's few stays: the longest-stay lookup would cost more than the narrower read saves
     # (measured), so they reach back the upper bound.
     index = _index_stays(store, [person_id], since_ms, until_ms, scope, max_stay)
-    queries = 2
-    first, n_first, n = _contacts_round(store, index, [person_id], min_overlap_ms, scope)
-    queries += n
+    first, n_first = _contacts_round(store, index, [person_id], min_overlap_ms, scope)
     for c in first:
         c.via = []
     second: list[Contact] = []
@@ -517,7 +514,6 @@ def contacts(
             for s in _index_stays(store, sorted(first_at), min(first_at.values()), until_ms, scope, max_stay)
             if s.at_ms >= first_at[s.owner]
         ]
-        queries += 2
         if len(stays) > MAX_INDEX_STAYS:
             raise TooBroad(
                 f"depth 2 would start from {len(stays)} stays of {len(first)} first-degree contacts "
@@ -525,15 +521,13 @@ def contacts(
             )
         stays = _with_reach(store, stays, max_stay)
         exclude = [person_id, *first_at]
-        second, n_second, n = _contacts_round(store, stays, exclude, min_overlap_ms, scope, page)
-        queries += n
+        second, n_second = _contacts_round(store, stays, exclude, min_overlap_ms, scope, page)
     return ContactsResult(
         index_stays=len(index),
         contacts=page.cut(first),
         second_degree=second,
         contacts_total=n_first,
         second_degree_total=n_second,
-        queries=queries,
     )
 
 
