@@ -105,3 +105,21 @@ async def test_reach_is_the_longest_stay_at_the_venue_on_the_candidate_days(stor
     stays = trace._index_stays(store, [1, 3], midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS)
     reach = {s.owner: s.reach_ms for s in trace._with_reach(store, stays, 12 * HOUR_MS)}
     assert reach == {1: 5 * HOUR_MS, 3: 30 * MIN_MS}
+
+
+async def test_index_stays_of_tens_of_thousands_of_persons_pass_in_one_query(store: Store) -> None:
+    """The persons travel as CSV text in the query: 80,000 ids are beyond the engine's default 256 KiB."""
+    midnight = _midnight_ms(2)
+    world = build_world(
+        midnight - 24 * HOUR_MS,
+        {7: (60, COMMUNITIES[0])},
+        [(7, [1], midnight + HOUR_MS, None), (7, [79_999], midnight + 2 * HOUR_MS, None)],
+    )
+    load(store, world)
+    persons = list(range(1, 80_001))
+    stays = trace._index_stays(store, persons, midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS)
+    assert sorted((s.owner, s.at_ms) for s in stays) == [
+        (1, midnight + HOUR_MS),
+        (79_999, midnight + 2 * HOUR_MS),
+    ]
+    assert trace._index_stays(store, [], midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS) == []

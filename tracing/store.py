@@ -35,6 +35,10 @@ def _error_code(text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+CLIENT_SETTINGS = {"max_query_size": 64 * 1024 * 1024}
+"""Contact rounds pass thousands of index stays as CSV text in the query (tracing.trace._int_table)."""
+
+
 class Store:
     def __init__(
         self, dsn: str, database: str = "checkin", timeout_s: float = 30.0, cluster: str = ""
@@ -49,10 +53,13 @@ class Store:
         self.calls = 0
         try:
             if self.embedded:
-                self.client: Client = clickhouse_connect.get_client(dsn=dsn)
+                self.client: Client = clickhouse_connect.get_client(dsn=dsn, settings=CLIENT_SETTINGS)
             else:
                 self.client = clickhouse_connect.get_client(
-                    dsn=dsn, connect_timeout=min(timeout_s, 10), send_receive_timeout=timeout_s
+                    dsn=dsn,
+                    connect_timeout=min(timeout_s, 10),
+                    send_receive_timeout=timeout_s,
+                    settings=CLIENT_SETTINGS,
                 )
         except Exception as exc:
             raise StoreError(
