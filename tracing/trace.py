@@ -299,25 +299,29 @@ def _with_reach(store: Store, stays: Sequence[IndexStay], max_stay: int) -> list
     params: dict[str, Any] = {
         "lo": min(s.at_ms for s in stays) - max_stay,
         "hi": max(s.end_ms for s in stays),
+        "max_stay": max_stay,
     }
     venues = _int_set(params, "vs", "UInt32", sorted({s.venue_id for s in stays}))
+    index = _int_table(
+        params,
+        "stays",
+        "n UInt32, venue_id UInt32, sa Int64, se Int64",
+        ((n, s.venue_id, s.at_ms, s.end_ms) for n, s in enumerate(stays)),
+    )
+    # Per index stay (n): the longest stay over the candidate days, and whether its own day has a row.
     rows = store.rows(
-        "SELECT venue_id, dateDiff('day', toDate('1970-01-01'), day), max(longest_ms) "
-        f"FROM {store.table('longest_stays')} WHERE venue_id IN {venues} "
+        f"SELECT i.n, max(l.longest), countIf(l.d = intDiv(i.sa, {DAY_MS})) "
+        f"FROM {index} AS i INNER JOIN (SELECT venue_id, dateDiff('day', toDate('1970-01-01'), day) AS d, "
+        f"max(longest_ms) AS longest FROM {store.table('longest_stays')} WHERE venue_id IN {venues} "
         "AND day >= toDate(fromUnixTimestamp64Milli({lo:Int64}, 'UTC')) "
-        "AND day <= toDate(fromUnixTimestamp64Milli({hi:Int64}, 'UTC')) GROUP BY venue_id, day",
+        "AND day <= toDate(fromUnixTimestamp64Milli({hi:Int64}, 'UTC')) GROUP BY venue_id, d) AS l "
+        "ON i.venue_id = l.venue_id "
+        f"WHERE l.d >= intDiv(i.sa - {{max_stay:Int64}} + 1, {DAY_MS}) AND l.d <= intDiv(i.se, {DAY_MS}) "
+        "GROUP BY i.n",
         params,
     )
-    longest = {(int(v), int(d)): int(ms) for v, d, ms in rows}
-    out = []
-    for s in stays:
-        if (s.venue_id, s.at_ms // DAY_MS) not in longest:
-            out.append(replace(s, reach_ms=max_stay))
-            continue
-        days = range((s.at_ms - max_stay + 1) // DAY_MS, s.end_ms // DAY_MS + 1)
-        reach = max(longest.get((s.venue_id, d), 0) for d in days)
-        out.append(replace(s, reach_ms=reach))
-    return out
+    reach = {int(n): int(longest) for n, longest, own_day in rows if own_day}
+    return [replace(s, reach_ms=reach.get(n, max_stay)) for n, s in enumerate(stays)]
 
 
 def _int_table(params: dict[str, Any], name: str, columns: str, rows: Iterable[Sequence[int]]) -> str:
@@ -447,7 +451,8 @@ def _contacts_round(
         limit = " LIMIT {limit:UInt64} OFFSET {offset:UInt64}"
         params.update({"limit": page.limit, "offset": page.offset})
     sql = (
-        f"SELECT person, overlap, first, venues, via, count() OVER () FROM ({per_person}) "
+        "SELECT person, overlap, first, arraySort(venues), arraySort(via), count() OVER () "
+        f"FROM ({per_person}) "
         f"ORDER BY overlap DESC, person{limit}"
     )
     rows = store.rows(sql, params, _FINAL_SETTINGS)
@@ -473,6 +478,8 @@ def _per_person_sql(
 ) -> tuple[str, dict[str, Any]]:
     """The query summing qualifying overlaps per person (columns person, overlap, first, venues, via).
 
+    ``venues`` and ``via`` come unsorted: only the rows of the requested page are worth sorting.
+
     Each index stay joins the candidates at its venue that started in an hour its qualifying
     candidates may start in (``(at - reach, end - need]``), so a candidate meets only the index
     stays around its own start, not every index stay of its venue that day.
@@ -493,8 +500,8 @@ def _per_person_sql(
     excluded = _int_set(params, "excl", "UInt64", sorted(set(exclude)))
     sql = (
         "SELECT c.person_id AS person, sum(least(c.ce, s.se) - greatest(c.ca, s.sa)) AS overlap, "
-        "min(greatest(c.ca, s.sa)) AS first, arraySort(groupUniqArray(c.venue_id)) AS venues, "
-        "arraySort(groupUniqArray(s.owner)) AS via "
+        "min(greatest(c.ca, s.sa)) AS first, groupUniqArray(c.venue_id) AS venues, "
+        "groupUniqArray(s.owner) AS via "
         f"FROM ({candidates}) AS c "
         "INNER JOIN (SELECT owner, venue_id, sa, se, "
         f"arrayJoin(range(intDiv(sa - reach + 1, {HOUR_MS}), intDiv(se - {{need:Int64}}, {HOUR_MS}) + 1)) "
