@@ -327,10 +327,9 @@ def _with_reach(store: Store, stays: Sequence[IndexStay], max_stay: int) -> list
 def _int_table(params: dict[str, Any], name: str, columns: str, rows: Iterable[Sequence[int]]) -> str:
     """A table function over integer rows passed to the engine as CSV text in a raw heredoc ``$name$``.
 
-    Thousands of index stays as array parameters cost more than the query itself (each element is
-    escaped by the client and parsed as a literal by the engine: about 0.2 s for 24,000 stays); CSV
-    text spliced verbatim into the query costs milliseconds. Only integers are written, so the text
-    can never close the heredoc.
+    Thousands of index stays as array parameters cost more than the rest of the query: the client
+    escapes each element and the engine parses each as a literal. CSV text spliced verbatim into the
+    query is parsed as one string. Only integers are written, so the text can never close the heredoc.
     """
     params[f"${name}$"] = "\n".join(",".join(str(int(x)) for x in row) for row in rows).encode()
     return f"format(CSV, '{columns}', ${name}$)"
