@@ -179,25 +179,27 @@ print(json.dumps({
 """
 
 
-def _rules_state(client: redis.Redis, keys: RedisKeys) -> tuple[int, int]:
-    """(pending, lag) of group rules over every shard."""
-    pending = lag = 0
-    for stream in keys.streams():
+def _group_state(client: redis.Redis, streams: list[str], group: str) -> tuple[int, int] | None:
+    """(pending, lag) of a consumer group summed over these streams; None when none has the group."""
+    state: tuple[int, int] | None = None
+    for stream in streams:
         if not client.exists(stream):
             continue
         for g in client.xinfo_groups(stream):
-            if g["name"] in (RULES_GROUP, RULES_GROUP.encode()):
-                pending += int(g["pending"])
-                lag += int(g.get("lag") or 0)
-    return pending, lag
+            if g["name"] in (group, group.encode()):
+                pending, lag = state or (0, 0)
+                state = (pending + int(g["pending"]), lag + int(g.get("lag") or 0))
+    return state
+
+
+def _rules_state(client: redis.Redis, keys: RedisKeys) -> tuple[int, int]:
+    """(pending, lag) of group rules over every shard."""
+    return _group_state(client, keys.streams(), RULES_GROUP) or (0, 0)
 
 
 def _history_caught_up(client: redis.Redis, keys: RedisKeys) -> bool:
     """Whether the alerts-history group has read and acknowledged (written) every alert entry."""
-    for g in client.xinfo_groups(keys.alerts_stream()):
-        if g["name"] in (ALERTS_HISTORY_GROUP, ALERTS_HISTORY_GROUP.encode()):
-            return int(g["pending"]) == 0 and int(g.get("lag") or 0) == 0
-    return False
+    return _group_state(client, [keys.alerts_stream()], ALERTS_HISTORY_GROUP) == (0, 0)
 
 
 def test_rules_process_killed_mid_batch_delivers_each_alert_once(
