@@ -130,6 +130,10 @@ class IndexStay:
     reach_ms: int
     """How long before ``at_ms`` a stay overlapping this one may have started (see :func:`_with_reach`)."""
 
+    def candidate_starts(self, need: int) -> tuple[int, int]:
+        """``(lo, hi]``: where a stay overlapping this one by at least ``need`` ms starts."""
+        return self.at_ms - self.reach_ms, self.end_ms - need
+
 
 # --- instants ------------------------------------------------------------------------------------
 
@@ -342,13 +346,11 @@ def _int_set(params: dict[str, Any], name: str, type_: str, values: Iterable[int
 
 
 def _venue_days(stays: Sequence[IndexStay], need: int) -> dict[int, set[int]]:
-    """Per day (unix ms // day), the venues where a qualifying candidate stay may start that day.
-
-    A candidate ``c`` overlapping ``s`` by ``need`` starts in ``(s.at - s.reach, s.end - need]``.
-    """
+    """Per day (unix ms // day), the venues where a qualifying candidate stay may start that day."""
     by_day: dict[int, set[int]] = {}
     for s in stays:
-        for day in range((s.at_ms - s.reach_ms + 1) // DAY_MS, (s.end_ms - need) // DAY_MS + 1):
+        lo, hi = s.candidate_starts(need)
+        for day in range((lo + 1) // DAY_MS, hi // DAY_MS + 1):
             by_day.setdefault(day, set()).add(s.venue_id)
     return by_day
 
@@ -357,7 +359,7 @@ def _merged_ranges(stays: Sequence[IndexStay], need: int) -> list[tuple[int, int
     """Per venue, the merged ranges ``(lo, hi]`` of ``at`` a qualifying candidate stay may start in."""
     by_venue: dict[int, list[tuple[int, int]]] = {}
     for s in stays:
-        by_venue.setdefault(s.venue_id, []).append((s.at_ms - s.reach_ms, s.end_ms - need))
+        by_venue.setdefault(s.venue_id, []).append(s.candidate_starts(need))
     out: list[tuple[int, int, int]] = []
     for venue, spans in by_venue.items():
         spans.sort()
@@ -480,7 +482,7 @@ def _per_person_sql(
     ``venues`` and ``via`` come unsorted: only the rows of the requested page are worth sorting.
 
     Each index stay joins the candidates at its venue that started in an hour its qualifying
-    candidates may start in (``(at - reach, end - need]``), so a candidate meets only the index
+    candidates may start in (:meth:`IndexStay.candidate_starts`), so a candidate meets only the index
     stays around its own start, not every index stay of its venue that day.
     """
     need = max(min_ms, 1)
@@ -493,8 +495,8 @@ def _per_person_sql(
     index = _int_table(
         params,
         "stays",
-        "owner UInt64, venue_id UInt32, sa Int64, se Int64, reach Int64",
-        ((s.owner, s.venue_id, s.at_ms, s.end_ms, s.reach_ms) for s in stays),
+        "owner UInt64, venue_id UInt32, sa Int64, se Int64, lo Int64, hi Int64",
+        ((s.owner, s.venue_id, s.at_ms, s.end_ms, *s.candidate_starts(need)) for s in stays),
     )
     excluded = _int_set(params, "excl", "UInt64", sorted(set(exclude)))
     sql = (
@@ -503,7 +505,7 @@ def _per_person_sql(
         "groupUniqArray(s.owner) AS via "
         f"FROM ({candidates}) AS c "
         "INNER JOIN (SELECT owner, venue_id, sa, se, "
-        f"arrayJoin(range(intDiv(sa - reach + 1, {HOUR_MS}), intDiv(se - {{need:Int64}}, {HOUR_MS}) + 1)) "
+        f"arrayJoin(range(intDiv(lo + 1, {HOUR_MS}), intDiv(hi, {HOUR_MS}) + 1)) "
         f"AS hour FROM {index}) AS s "
         f"ON c.venue_id = s.venue_id AND intDiv(c.ca, {HOUR_MS}) = s.hour "
         "WHERE least(c.ce, s.se) - greatest(c.ca, s.sa) >= {need:Int64} "
