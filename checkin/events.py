@@ -169,7 +169,7 @@ def decode_line(entry_id: str, line: bytes) -> ScanEvent:
             verdict=verdict,
             reason=v[12],
             source=source,
-            owner_id=int(v[14] or pid),
+            owner_id=int(v[14] or 0) or pid,
             watchlisted=v[15] == "1",
             lat=_opt_float(v[16]),
             lon=_opt_float(v[17]),

@@ -130,7 +130,7 @@ _PLAIN: dict[str, bytes] = {
     "verdict": rb"(?:pass|restricted|deny)",
     "reason": _TEXT + b"*",
     "source": rb"(?:phone|batch|sentinel)",
-    "owner_id": _ID,
+    "owner_id": rb"[1-9]\d{0,18}",
     "watchlisted": _TEXT + b"*",
     "lat": _LOCATION,
     "lon": _LOCATION,
