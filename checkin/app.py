@@ -9,16 +9,16 @@ from typing import Any
 
 from litestar import Litestar
 
-from checkin.service import build_app
-from checkin.settings import Settings
+from checkin.platform.service import build_app
+from checkin.platform.settings import Settings
 
 INGEST_MODULES = [
-    "checkin.keys_api",
-    "checkin.residents_api",
-    "checkin.health_api",
-    "checkin.checkins_api",
-    "checkin.sentinel_api",
-    "checkin.phone_page",
+    "checkin.api_keys",
+    "checkin.residents.routes",
+    "checkin.health.routes",
+    "checkin.checkins.routes",
+    "checkin.checkins.sentinel",
+    "checkin.pages.phone",
     "venues.routes",
     "venues.operator_page",
 ]

@@ -13,13 +13,13 @@ import os
 import sys
 from collections.abc import Callable
 
-from checkin.settings import Settings, SettingsError, get_settings
+from checkin.platform.settings import Settings, SettingsError, get_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 EXTENSION_MODULES = [
     "venues.cli",
-    "checkin.residents_cli",
+    "checkin.residents.cli",
     "tracing.cli",
     "tracing.report_cli",
     "loadtest.cli",

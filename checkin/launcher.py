@@ -21,8 +21,8 @@ from urllib.parse import urlparse
 
 import msgspec
 
-from checkin.redis_conn import reachable, wait_until_reachable
-from checkin.settings import Settings
+from checkin.platform.redis_conn import reachable, wait_until_reachable
+from checkin.platform.settings import Settings
 
 GRACE_S = 20.0
 

@@ -25,9 +25,9 @@ import logging
 import time
 from typing import Any
 
-from checkin.context import Context
-from checkin.errors import TooManyRequests, Unavailable
-from checkin.metrics import Metrics
+from checkin.platform.context import Context
+from checkin.platform.errors import TooManyRequests, Unavailable
+from checkin.platform.metrics import Metrics
 
 log = logging.getLogger("checkin.protection")
 

@@ -37,10 +37,10 @@ from typing import Any
 import httpx
 import redis
 
-from checkin.events import ScanEvent, encode_scan
-from checkin.keyring import Keyring
-from checkin.redis_keys import RedisKeys
-from checkin.settings import Settings, load_settings
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_keys import RedisKeys
+from checkin.platform.scan_stream import ScanEvent, encode_scan
+from checkin.platform.settings import Settings, load_settings
 from loadtest.results import Figure, record
 from venues.model import Venue
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from checkin.events import ScanEvent, encode_scan
+from checkin.platform.scan_stream import ScanEvent, encode_scan
 from loadtest.redis_proc import RedisProcess
 from loadtest.results import Figure, record
 

@@ -21,11 +21,11 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from checkin.events import decode_scan
-from checkin.keyring import Keyring
-from checkin.redis_conn import sync_client
-from checkin.redis_keys import RedisKeys
-from checkin.settings import Settings, load_settings
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_conn import sync_client
+from checkin.platform.redis_keys import RedisKeys
+from checkin.platform.scan_stream import decode_scan
+from checkin.platform.settings import Settings, load_settings
 from loadtest.results import Figure, record
 from tests.redis_cluster import LocalCluster
 

@@ -261,11 +261,11 @@ end
 
 async def seed(env: dict[str, str], venues: int, residents: int) -> tuple[list[str], list[str]]:
     """Write venues and residents straight into Redis; return (resident tokens, venue codes)."""
-    from checkin import resident_tokens
-    from checkin.context import Context
-    from checkin.redis_conn import connect
-    from checkin.residents import Identity, claim_persons, id_hash, mask_name, phone_cipher
-    from checkin.settings import load_settings
+    from checkin.platform import resident_tokens
+    from checkin.platform.context import Context
+    from checkin.platform.redis_conn import connect
+    from checkin.platform.settings import load_settings
+    from checkin.residents.service import Identity, claim_persons, id_hash, mask_name, phone_cipher
     from venues import codes
     from venues.model import Venue
 
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds, args.residents, args.venues, args.import_lines = 3, 2000, 200, 20_000
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     rproc = RedisProcess(free_port(), work / "redis").start()
-    from checkin.keyring import Keyring
+    from checkin.platform.keyring import Keyring
 
     env = {
         **os.environ,

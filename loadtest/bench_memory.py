@@ -20,8 +20,8 @@ from typing import Any
 import redis
 from litestar.testing import AsyncTestClient
 
-from checkin.keyring import Keyring
-from checkin.settings import load_settings
+from checkin.platform.keyring import Keyring
+from checkin.platform.settings import load_settings
 from loadtest.results import Figure, record
 
 ADMIN = "adm_bench_memory_admin_key_0000"

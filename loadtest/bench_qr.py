@@ -27,8 +27,8 @@ import qrcode
 import redis
 from PIL import Image
 
-from checkin.keyring import Keyring
-from checkin.redis_keys import RedisKeys
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_keys import RedisKeys
 from loadtest.bench_venue_import import drop_prefix, write_venues_csv
 from loadtest.results import Figure, record
 from venues import codes, export, importer, poster, qr

@@ -30,12 +30,12 @@ from typing import Any
 
 import redis
 
-from checkin.context import Context
-from checkin.events import ScanEvent, encode_scan
-from checkin.keyring import Keyring
-from checkin.redis_conn import async_client
-from checkin.redis_keys import RedisKeys
-from checkin.settings import Settings, load_settings
+from checkin.platform.context import Context
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_conn import async_client
+from checkin.platform.redis_keys import RedisKeys
+from checkin.platform.scan_stream import ScanEvent, encode_scan
+from checkin.platform.settings import Settings, load_settings
 from loadtest.results import Figure, record
 from tracing.sink import SinkConsumer, setup_metrics
 from tracing.store import Store

@@ -173,8 +173,8 @@ class Api:
     def __init__(self, store: Any, data_dir: Path, days: int) -> None:
         from litestar.testing import TestClient
 
-        from checkin.keyring import Keyring
-        from checkin.settings import load_settings
+        from checkin.platform.keyring import Keyring
+        from checkin.platform.settings import load_settings
         from tracing.app import create_app
 
         admin = "bench-admin-key-" + os.urandom(6).hex()

@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from checkin.redis_keys import RedisKeys
+from checkin.platform.redis_keys import RedisKeys
 from loadtest.city import PRESETS, VENUE_COLUMNS, City
 from loadtest.results import Figure, record
 from venues import importer

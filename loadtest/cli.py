@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from checkin.settings import Settings
+from checkin.platform.settings import Settings
 
 LOADTEST_DIR = Path(__file__).resolve().parent
 ROOT = LOADTEST_DIR.parent

@@ -15,8 +15,8 @@ import redis
 import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 
-from checkin.keyring import Keyring
-from checkin.settings import Settings, load_settings
+from checkin.platform.keyring import Keyring
+from checkin.platform.settings import Settings, load_settings
 from tracing.store import Store
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from checkin.keyring import Keyring
+from checkin.platform.keyring import Keyring
 from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
 
 

@@ -23,9 +23,9 @@ from litestar import Litestar
 from litestar.routes import ASGIRoute
 from litestar.testing import AsyncTestClient
 
-from checkin import resident_tokens
-from checkin.keyring import Keyring
-from checkin.settings import Settings
+from checkin.platform import resident_tokens
+from checkin.platform.keyring import Keyring
+from checkin.platform.settings import Settings
 from tests.conftest import admin_headers
 from tests.test_checkins_support import bearer, id_number
 from tests.test_sink import make_consumer, run_until

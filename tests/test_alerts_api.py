@@ -8,9 +8,9 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from checkin import auth
-from checkin.context import Context
-from checkin.settings import Settings
+from checkin.platform import auth
+from checkin.platform.context import Context
+from checkin.platform.settings import Settings
 from tests.conftest import admin_headers
 from tests.test_rules_support import BASE_MS, DISTRICT_A, DISTRICT_B, Harness, scan, venue
 from tracing import alerts as al

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from checkin.settings import Settings
+from checkin.platform.settings import Settings
 from tests.conftest import ADMIN_KEY, free_port
 from tests.test_alerts_api import key_for
 from tests.test_rules_support import DISTRICT_A, DISTRICT_B, Harness, scan, venue

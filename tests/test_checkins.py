@@ -9,9 +9,9 @@ import pytest
 import redis
 from litestar.testing import AsyncTestClient
 
-from checkin.events import entry_line, line_values
-from checkin.keyring import Keyring
-from checkin.settings import Settings
+from checkin.platform.keyring import Keyring
+from checkin.platform.scan_stream import entry_line, line_values
+from checkin.platform.settings import Settings
 from tests.test_checkins_support import (
     bearer,
     keys_of,
@@ -331,7 +331,7 @@ async def test_tokens_and_time_window(
     assert r.status_code == 401
     r = await ingest.post("/v1/checkins", json={"code": code}, headers=bearer(token[:-3] + "AAA"))
     assert r.status_code == 401
-    from checkin import resident_tokens
+    from checkin.platform import resident_tokens
 
     expired, _ = resident_tokens.issue(Keyring.parse(settings.keyring), pid, 10, now=1_000_000)
     r = await ingest.post("/v1/checkins", json={"code": code}, headers=bearer(expired))
@@ -478,7 +478,7 @@ def test_the_hot_connection_runs_on_uvloop(settings: Settings) -> None:
     """granian picks uvloop when it is installed; its transports do not subclass asyncio's."""
     import uvloop
 
-    from checkin.hotpath_redis import HotRedis
+    from checkin.platform.hot_redis import HotRedis
 
     async def run() -> list[Any]:
         hot = HotRedis(settings.redis_url, timeout_s=2)

@@ -8,8 +8,8 @@ from typing import Any
 import redis
 from litestar.testing import AsyncTestClient
 
-from checkin.keyring import Keyring
-from checkin.settings import Settings
+from checkin.platform.keyring import Keyring
+from checkin.platform.settings import Settings
 from tests.test_checkins_support import bearer, id_number, make_key, put_venue, register, stream_events
 from venues import codes
 

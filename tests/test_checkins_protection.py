@@ -11,8 +11,8 @@ import redis
 from litestar.testing import AsyncTestClient
 
 from checkin.app import create_app
+from checkin.platform.settings import Settings
 from checkin.protection import guard_of
-from checkin.settings import Settings
 from tests.test_checkins_support import bearer, keys_of, put_venue, register, stream_events
 
 
@@ -121,7 +121,7 @@ async def test_redis_down_is_a_clear_503(make_settings: Any, sync_redis: redis.R
     async with AsyncTestClient(app=create_app(settings)) as client:
         _pid, token = await register(client, 54)
         ctx = client.app.state["ctx"]
-        from checkin.checkins import scripts
+        from checkin.checkins.service import scripts
 
         hot = scripts(ctx).hot
         assert hot is not None

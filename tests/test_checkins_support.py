@@ -7,10 +7,10 @@ from typing import Any
 import redis
 from litestar.testing import AsyncTestClient
 
-from checkin.events import ScanEvent, decode_scan
-from checkin.keyring import Keyring
-from checkin.redis_keys import RedisKeys
-from checkin.settings import Settings
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_keys import RedisKeys
+from checkin.platform.scan_stream import ScanEvent, decode_scan
+from checkin.platform.settings import Settings
 from tests.conftest import admin_headers
 from venues import codes
 from venues.model import Venue

@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from checkin.settings import Settings
+from checkin.platform.settings import Settings
 from tests.test_trace import make_key
 
 

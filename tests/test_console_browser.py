@@ -25,9 +25,9 @@ import httpx
 import pytest
 import redis
 
-from checkin.auth import ApiKeyRecord, hash_key, new_key
-from checkin.keyring import Keyring
-from checkin.redis_keys import RedisKeys
+from checkin.platform.auth import ApiKeyRecord, hash_key, new_key
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_keys import RedisKeys
 from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
 from tests.test_trace_reference import COMMUNITIES, HOUR_MS, MIN_MS, iso
 

@@ -17,7 +17,7 @@ import pytest
 import redis
 from litestar.testing import AsyncTestClient
 
-from checkin.settings import Settings
+from checkin.platform.settings import Settings
 from loadtest.redis_proc import RedisProcess
 from tests.conftest import free_port
 from tests.test_checkins_support import bearer, put_venue, register, stream_events

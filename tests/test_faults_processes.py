@@ -18,9 +18,9 @@ import psutil
 import pytest
 import redis
 
-from checkin.events import encode_scan
-from checkin.redis_keys import ALERTS_HISTORY_GROUP, RULES_GROUP, RedisKeys
-from checkin.settings import Settings
+from checkin.platform.redis_keys import ALERTS_HISTORY_GROUP, RULES_GROUP, RedisKeys
+from checkin.platform.scan_stream import encode_scan
+from checkin.platform.settings import Settings
 from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
 from tests.test_checkins_support import bearer, id_number, put_venue, stream_events
 from tests.test_rules_support import BASE_MS, scan, venue

@@ -17,11 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from checkin import auth, resident_tokens, residents
-from checkin.context import Context
-from checkin.errors import Unauthenticated
-from checkin.keyring import Keyring, b64url_encode
-from checkin.settings import Settings
+from checkin.platform import auth, resident_tokens
+from checkin.platform.context import Context
+from checkin.platform.errors import Unauthenticated
+from checkin.platform.keyring import Keyring, b64url_encode
+from checkin.platform.settings import Settings
+from checkin.residents import service as residents
 from tests.conftest import REDIS_URL, admin_headers
 from tests.test_checkins_support import id_number
 from venues import codes, importer

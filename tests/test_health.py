@@ -8,7 +8,7 @@ from typing import Any
 import redis
 from litestar.testing import AsyncTestClient
 
-from checkin.settings import Settings
+from checkin.platform.settings import Settings
 from tests.conftest import admin_headers
 from tests.test_checkins_support import bearer, keys_of, make_key, register
 

@@ -235,7 +235,7 @@ def test_seeder_imports_venues_and_collects_codes(tmp_path: Path, settings: Any)
     from litestar.testing import TestClient
 
     from checkin.app import create_app
-    from checkin.keyring import Keyring
+    from checkin.platform.keyring import Keyring
     from loadtest.city import PRESETS, write_city
     from loadtest.seed import Seeder, SeedError
     from venues.codes import verify

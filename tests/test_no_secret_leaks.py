@@ -16,8 +16,8 @@ import redis
 import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 
-from checkin.context import Context
-from checkin.settings import Settings
+from checkin.platform.context import Context
+from checkin.platform.settings import Settings
 from tests.conftest import ADMIN_KEY, admin_headers
 from tests.test_access_matrix import _iso, build_world
 from tests.test_checkins_support import id_number

@@ -15,13 +15,13 @@ import pytest
 import redis
 from litestar.testing import AsyncTestClient
 
-from checkin.keyring import Keyring
-from checkin.redis_keys import RedisKeys
-from checkin.settings import Settings
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_keys import RedisKeys
+from checkin.platform.settings import Settings
 from venues import codes
 from venues.model import Venue
 
-STATIC = Path(__file__).resolve().parent.parent / "checkin" / "static"
+STATIC = Path(__file__).resolve().parent.parent / "checkin" / "pages" / "static"
 HOSTILE_NAME = '<script>alert("x")</script> 老王&小李\'s 面馆'
 
 

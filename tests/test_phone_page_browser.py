@@ -17,10 +17,10 @@ import httpx
 import pytest
 import redis
 
-from checkin import resident_tokens
-from checkin.events import decode_scan
-from checkin.keyring import Keyring
-from checkin.redis_keys import RedisKeys
+from checkin.platform import resident_tokens
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_keys import RedisKeys
+from checkin.platform.scan_stream import decode_scan
 from tests.conftest import ADMIN_KEY
 from tests.servers import ingest_server
 from venues import codes

@@ -15,9 +15,9 @@ import pytest
 import redis
 from litestar.testing import AsyncTestClient
 
-from checkin.context import Context
-from checkin.redis_conn import async_client, sync_client
-from checkin.settings import Settings
+from checkin.platform.context import Context
+from checkin.platform.redis_conn import async_client, sync_client
+from checkin.platform.settings import Settings
 from tests.conftest import admin_headers
 from tests.redis_cluster import LocalCluster
 from tests.test_checkins_support import bearer, id_number, keys_of, make_key, register

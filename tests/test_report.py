@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from checkin.cli import build_parser
-from checkin.settings import Settings
+from checkin.platform.settings import Settings
 from tests.test_rules_support import DISTRICT_A, DISTRICT_B
 from tracing import alerts as al
 from tracing.report import build_report, period_bounds

@@ -12,11 +12,11 @@ import pytest
 import redis
 from litestar.testing import AsyncTestClient
 
-from checkin import residents
-from checkin.context import Context
-from checkin.keyring import Keyring
-from checkin.redis_conn import connect
-from checkin.settings import Settings
+from checkin.platform.context import Context
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_conn import connect
+from checkin.platform.settings import Settings
+from checkin.residents import service as residents
 from tests.conftest import admin_headers
 from tests.test_checkins_support import bearer, id_number, keys_of
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
-from checkin.events import decode_scan
-from checkin.settings import Settings
+from checkin.platform.scan_stream import decode_scan
+from checkin.platform.settings import Settings
 from tests.test_rules_support import BASE_MS, Clock, Harness, scan, venue
 from tracing import rule_checks as rc
 from tracing.alerts import fmt_ms

@@ -6,10 +6,10 @@ import itertools
 import time
 from typing import Any
 
-from checkin.context import Context
-from checkin.events import ScanEvent, encode_scan
-from checkin.redis_keys import RULES_GROUP
-from checkin.settings import Settings
+from checkin.platform.context import Context
+from checkin.platform.redis_keys import RULES_GROUP
+from checkin.platform.scan_stream import ScanEvent, encode_scan
+from checkin.platform.settings import Settings
 from tracing.rules import RuleEngine, RulesConsumer
 from venues.model import Venue
 

@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from checkin.settings import Settings
+from checkin.platform.settings import Settings
 from tests.conftest import admin_headers
 from tracing.store import Store
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from checkin.settings import SettingsError, load_settings
+from checkin.platform.settings import SettingsError, load_settings
 
 
 def test_defaults_match_the_design() -> None:
@@ -83,7 +83,7 @@ def test_cli_prints_the_message_and_exits_2(tmp_path: Path) -> None:
 
 
 def test_secrets_are_generated_once_and_reused(tmp_path: Path) -> None:
-    from checkin.secrets import resolve_secrets
+    from checkin.platform.secrets import resolve_secrets
 
     first = resolve_secrets(load_settings({"CHECKIN_DATA_DIR": str(tmp_path)}))
     second = resolve_secrets(load_settings({"CHECKIN_DATA_DIR": str(tmp_path)}))

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import redis
 
-from checkin.context import Context
-from checkin.events import ScanEvent, encode_scan, pack, scan_values
-from checkin.redis_keys import RULES_GROUP, SINK_GROUP, RedisKeys
-from checkin.settings import Settings
+from checkin.platform.context import Context
+from checkin.platform.redis_keys import RULES_GROUP, SINK_GROUP, RedisKeys
+from checkin.platform.scan_stream import ScanEvent, encode_scan, pack, scan_values
+from checkin.platform.settings import Settings
 from tracing.sink import SinkConsumer, collect, setup_metrics, stream_stats
 from tracing.sink_retry import RetryPolicy
 from tracing.store import Store

@@ -9,7 +9,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from checkin.context import Context
+from checkin.platform.context import Context
 from tests.test_sink import count, scan, sink_pending, xadd
 from tracing.sink import SinkConsumer, setup_metrics
 from tracing.store import Store

@@ -13,9 +13,9 @@ from typing import Any
 
 import redis
 
-from checkin.events import encode_scan
-from checkin.keyring import Keyring
-from checkin.redis_keys import SINK_GROUP, RedisKeys
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_keys import SINK_GROUP, RedisKeys
+from checkin.platform.scan_stream import encode_scan
 from tests.conftest import ADMIN_KEY, REDIS_URL
 from tests.test_sink import checkout, scan
 

@@ -7,7 +7,15 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkin.events import LAYOUT, LEGACY_NAMES, ScanEvent, decode_line, encode_scan, pack, scan_values
+from checkin.platform.scan_stream import (
+    LAYOUT,
+    LEGACY_NAMES,
+    ScanEvent,
+    decode_line,
+    encode_scan,
+    pack,
+    scan_values,
+)
 from tracing.sink_rows import (
     HEADER,
     INSERT_COLUMNS,

@@ -15,9 +15,9 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 
-from checkin.auth import create_api_key
-from checkin.context import Context
-from checkin.settings import Settings
+from checkin.platform.auth import create_api_key
+from checkin.platform.context import Context
+from checkin.platform.settings import Settings
 from tests.conftest import REDIS_URL, admin_headers
 from tests.test_trace_reference import (
     COMMUNITIES,
@@ -426,7 +426,7 @@ async def test_csv_cell_rules() -> None:
 async def test_contact_details_are_decrypted_for_tracers_and_audited(
     tracing: AsyncTestClient[Any], store: Store, settings: Settings
 ) -> None:
-    from checkin import residents
+    from checkin.residents import service as residents
 
     client = aioredis.Redis.from_url(REDIS_URL)
     try:

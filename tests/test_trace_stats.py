@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from checkin.settings import Settings
+from checkin.platform.settings import Settings
 from tests.test_trace import _base_ms, make_key
 from tests.test_trace_reference import COMMUNITIES, HOUR_MS, MIN_MS, build_world, iso, load
 from tracing.store import Store

@@ -13,11 +13,11 @@ import zxingcpp
 from litestar.testing import AsyncTestClient
 from PIL import Image
 
-from checkin.context import Context
-from checkin.errors import Gone, NotFound
-from checkin.keyring import b64url_decode, b64url_encode
-from checkin.redis_keys import RedisKeys
-from checkin.settings import Settings
+from checkin.platform.context import Context
+from checkin.platform.errors import Gone, NotFound
+from checkin.platform.keyring import b64url_decode, b64url_encode
+from checkin.platform.redis_keys import RedisKeys
+from checkin.platform.settings import Settings
 from tests.conftest import admin_headers
 from venues import codes, importer, registry
 

@@ -20,8 +20,8 @@ import zxingcpp
 from PIL import Image
 from playwright.async_api import expect
 
-from checkin.keyring import Keyring
-from checkin.redis_keys import RedisKeys
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_keys import RedisKeys
 from tests.conftest import ADMIN_KEY
 from tests.servers import ingest_server
 from venues import codes, importer, registry

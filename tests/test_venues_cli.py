@@ -15,9 +15,9 @@ import redis
 import zxingcpp
 from PIL import Image
 
-from checkin.keyring import Keyring
-from checkin.redis_keys import RedisKeys
-from checkin.settings import Settings
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_keys import RedisKeys
+from checkin.platform.settings import Settings
 from tests.conftest import REDIS_URL
 from venues import codes, importer
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageFont
 from qrcode.util import MODE_8BIT_BYTE, QRData
 
-from checkin.keyring import Keyring, b64url_decode, b64url_encode
+from checkin.platform.keyring import Keyring, b64url_decode, b64url_encode
 from venues import codes, export, poster, qr
 
 KEYRING = Keyring.parse(Keyring.generate(1))

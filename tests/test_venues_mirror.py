@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from checkin.auth import Principal
-from checkin.context import Context
-from checkin.settings import Settings
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.settings import Settings
 from tracing import venue_mirror
 from tracing.app import BACKGROUND_WORKERS
 from tracing.store import Store, StoreError

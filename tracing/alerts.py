@@ -30,9 +30,9 @@ import msgspec
 from redis import exceptions as redis_errors
 from redis.crc import key_slot
 
-from checkin.context import Context
-from checkin.errors import BadInput
-from checkin.redis_keys import ALERTS_HISTORY_GROUP
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput
+from checkin.platform.redis_keys import ALERTS_HISTORY_GROUP
 from tracing.rule_checks import KIND_INDEX, Candidate, seconds_to_local_day_end
 from tracing.store import Store, StoreError
 

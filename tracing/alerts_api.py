@@ -34,11 +34,11 @@ from litestar import Request, get, post
 from litestar.params import Parameter
 from litestar.response import Stream
 
-from checkin import auth
-from checkin.auth import Principal
-from checkin.context import Context
-from checkin.errors import BadInput, NotFound
-from checkin.settings import RULE_KINDS
+from checkin.platform import auth
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, NotFound
+from checkin.platform.settings import RULE_KINDS
 from tracing import alerts as al
 from tracing.store import Store
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from litestar import Litestar
 
-from checkin.context import Context
-from checkin.service import build_app
-from checkin.settings import Settings, get_settings
+from checkin.platform.context import Context
+from checkin.platform.service import build_app
+from checkin.platform.settings import Settings, get_settings
 from tracing.store import Store
 
 log = logging.getLogger("tracing.app")

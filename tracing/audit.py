@@ -14,9 +14,9 @@ from typing import Any
 import msgspec
 from litestar import Request, get
 
-from checkin.auth import Principal
-from checkin.context import Context
-from checkin.errors import BadInput, Unavailable
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, Unavailable
 from tracing.store import Store, StoreError
 from tracing.trace import format_ms, parse_instant
 

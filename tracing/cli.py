@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from checkin.settings import Settings
+from checkin.platform.settings import Settings
 
 log = logging.getLogger("tracing.cli")
 
@@ -20,8 +20,8 @@ Worker = Callable[[Any, Any, asyncio.Event], Awaitable[None]]
 
 
 async def _run_worker(settings: Settings, module_name: str, func_name: str) -> int:
-    from checkin.context import Context
-    from checkin.redis_conn import connect
+    from checkin.platform.context import Context
+    from checkin.platform.redis_conn import connect
     from tracing.store import Store, StoreError
 
     module = importlib.import_module(module_name)
@@ -75,8 +75,8 @@ def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _status(settings: Settings) -> int:
-    from checkin.redis_conn import connect
-    from checkin.redis_keys import RedisKeys
+    from checkin.platform.redis_conn import connect
+    from checkin.platform.redis_keys import RedisKeys
     from tracing.sink import stream_stats
 
     try:

@@ -13,9 +13,9 @@ from pathlib import Path
 import msgspec
 from litestar import Response, get
 
-from checkin.auth import Principal
-from checkin.context import Context
-from checkin.errors import NotFound
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import NotFound
 
 STATIC = Path(__file__).resolve().parent / "static"
 FILES = {

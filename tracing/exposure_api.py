@@ -21,9 +21,9 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, delete, get, post
 
-from checkin.auth import Principal
-from checkin.context import Context
-from checkin.errors import BadInput, NotFound
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, NotFound
 from tracing import audit
 from tracing.alerts import fmt_ms, parse_instant
 from venues.model import Venue

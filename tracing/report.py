@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from checkin.settings import RULE_KINDS
+from checkin.platform.settings import RULE_KINDS
 from tracing.store import Store
 
 Period = Literal["day", "month"]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from checkin.settings import Settings
+from checkin.platform.settings import Settings
 
 
 def parse_date(text: str, period: str) -> dt.date:

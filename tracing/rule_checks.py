@@ -29,8 +29,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from checkin.events import ScanEvent
-from checkin.settings import RULE_KINDS, Settings
+from checkin.platform.scan_stream import ScanEvent
+from checkin.platform.settings import RULE_KINDS, Settings
 
 Severity = Literal["info", "warning", "critical"]
 Clock = Callable[[], float]

@@ -34,9 +34,9 @@ from collections.abc import Sequence
 import msgspec
 from redis import exceptions as redis_errors
 
-from checkin.context import Context
-from checkin.events import PoisonEntry, ScanEvent, decode_scan
-from checkin.redis_keys import RULES_GROUP
+from checkin.platform.context import Context
+from checkin.platform.redis_keys import RULES_GROUP
+from checkin.platform.scan_stream import PoisonEntry, ScanEvent, decode_scan
 from tracing import rule_checks as rc
 from tracing.alerts import (
     Alert,

@@ -53,10 +53,10 @@ from typing import Any
 import hiredis
 import redis.exceptions
 
-from checkin.context import Context
-from checkin.metrics import Metrics, Sample
-from checkin.redis_conn import async_client
-from checkin.redis_keys import RULES_GROUP, SINK_GROUP, RedisKeys
+from checkin.platform.context import Context
+from checkin.platform.metrics import Metrics, Sample
+from checkin.platform.redis_conn import async_client
+from checkin.platform.redis_keys import RULES_GROUP, SINK_GROUP, RedisKeys
 from tracing.sink_retry import Clock, RetryPolicy, SystemClock
 from tracing.sink_rows import INSERT_COLUMNS, INSERT_FORMAT, INSERT_SETTINGS, Rows, rows_for_read
 from tracing.store import Store, StoreError

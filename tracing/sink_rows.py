@@ -1,10 +1,10 @@
 """Stream entries -> rows of ``scans``, as the text lines ingest wrote.
 
-A scan entry's one value is a tab-separated line whose names (:data:`checkin.events.LAYOUT`)
+A scan entry's one value is a tab-separated line whose names (:data:`checkin.platform.scan_stream.LAYOUT`)
 are the table's column names, so a batch reaches ClickHouse as TabSeparatedWithNames: the
 stream id in front of each line, one header line, nothing converted in Python (the engine
 skips the names that are not columns). What the sink must still do is make sure every
-line it passes is one :func:`checkin.events.decode_line` accepts, with the values the
+line it passes is one :func:`checkin.platform.scan_stream.decode_line` accepts, with the values the
 engine will read: a batch is rejected whole when one row cannot be parsed.
 
 Two ways to the same rows:
@@ -15,7 +15,7 @@ Two ways to the same rows:
   compiled pattern per line and no Python object per value. It accepts only lines
   decode_line accepts, and only spellings the engine reads as decode_line does; anything
   else returns ``None``;
-* the entry path (:func:`rows_from_events`): :func:`checkin.events.decode_scan` per entry,
+* the entry path (:func:`rows_from_events`): :func:`checkin.platform.scan_stream.decode_scan` per entry,
   used for reads the line path declines (it also reads entries of the earlier
   field-per-value format, still in a stream after an upgrade). It isolates poison entries
   (returned with their reason), checks the few limits decode_line leaves to the store
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from itertools import starmap
 from typing import Any
 
-from checkin.events import (
+from checkin.platform.scan_stream import (
     FIELD,
     FIELD_BYTES,
     LAYOUT,

@@ -14,9 +14,9 @@ from typing import Any
 import msgspec
 from litestar import get
 
-from checkin.auth import Principal
-from checkin.context import Context
-from checkin.errors import BadInput, Unavailable
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, Unavailable
 from tracing import trace
 from tracing.store import Store, StoreError
 

@@ -42,7 +42,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from checkin.errors import BadInput
+from checkin.platform.errors import BadInput
 from tracing.store import Store
 
 HOUR_MS = 3_600_000

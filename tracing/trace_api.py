@@ -19,9 +19,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Request, Response, get, post
 
-from checkin.auth import Principal
-from checkin.context import Context
-from checkin.errors import BadInput, Forbidden, NotFound, Unavailable, Unprocessable
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, Forbidden, NotFound, Unavailable, Unprocessable
 from tracing import audit, trace
 from tracing.store import Store, StoreError
 
@@ -444,7 +444,7 @@ async def get_contact_details(
     if principal.scope:
         await _require_person(ctx, request, principal, "contact_details", why, params, pid)
     try:
-        from checkin.residents import contact_details
+        from checkin.residents.service import contact_details
     except ImportError as exc:
         raise Unavailable("contact details are not available: the resident registry is missing") from exc
     found = await contact_details(ctx, pid)

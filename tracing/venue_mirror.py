@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from checkin.context import Context
+from checkin.platform.context import Context
 from tracing.store import Store, StoreError
 from venues.model import RECORD_COLUMNS, Venue
 

@@ -14,10 +14,10 @@ from typing import Any, TextIO
 
 import msgspec
 
-from checkin.keyring import Keyring, KeyringError
-from checkin.redis_conn import sync_client
-from checkin.redis_keys import RedisKeys
-from checkin.settings import Settings
+from checkin.platform.keyring import Keyring, KeyringError
+from checkin.platform.redis_conn import sync_client
+from checkin.platform.redis_keys import RedisKeys
+from checkin.platform.settings import Settings
 from venues import export, importer, poster
 
 MAX_PRINTED_ERRORS = 20
@@ -143,7 +143,7 @@ def cmd_posters(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rotate_keyring(args: argparse.Namespace, settings: Settings) -> int:
-    from checkin.secrets import save_keyring
+    from checkin.platform.secrets import save_keyring
 
     if os.environ.get("CHECKIN_KEYRING"):
         return _error(

@@ -15,8 +15,8 @@ from hashlib import sha256
 
 import msgspec
 
-from checkin.errors import BadInput
-from checkin.keyring import Keyring, b64url_decode, b64url_encode
+from checkin.platform.errors import BadInput
+from checkin.platform.keyring import Keyring, b64url_decode, b64url_encode
 
 PURPOSE = "venue-code"
 _BODY = struct.Struct(">IHB")

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from checkin.keyring import Keyring
-from checkin.redis_keys import RedisKeys
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_keys import RedisKeys
 from venues import codes, poster, qr
 from venues.model import Venue
 

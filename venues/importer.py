@@ -22,8 +22,8 @@ from typing import IO, Any
 import msgspec
 import redis
 
-from checkin.errors import BadInput
-from checkin.redis_keys import RedisKeys
+from checkin.platform.errors import BadInput
+from checkin.platform.redis_keys import RedisKeys
 from venues import registry
 from venues.model import CSV_COLUMNS, VENUE_TYPES, Venue
 

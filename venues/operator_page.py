@@ -14,7 +14,7 @@ from typing import Any
 
 from litestar import Response, get
 
-from checkin.static_assets import Asset
+from checkin.platform.static_assets import Asset
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "

@@ -18,7 +18,7 @@ from xml.sax.saxutils import escape
 
 from PIL import Image, ImageDraw, ImageFont
 
-from checkin.errors import Unavailable
+from checkin.platform.errors import Unavailable
 from venues import qr
 
 FONT_CANDIDATES = (

@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from checkin.auth import Principal
-from checkin.context import Context
-from checkin.errors import BadInput, Conflict, Forbidden, Gone, NotFound
-from checkin.redis_keys import RedisKeys
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, Conflict, Forbidden, Gone, NotFound
+from checkin.platform.redis_keys import RedisKeys
 from venues import codes
 from venues.model import DATA_FIELDS, Community, District, Street, Venue, VenueId, VenueType
 

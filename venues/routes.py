@@ -16,11 +16,11 @@ from litestar import Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.params import Parameter
 
-from checkin.auth import Principal
-from checkin.context import Context
-from checkin.errors import BadInput, Forbidden, NotFound, PayloadTooLarge, Unprocessable
-from checkin.metrics import Metrics
-from checkin.redis_conn import sync_client
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, Forbidden, NotFound, PayloadTooLarge, Unprocessable
+from checkin.platform.metrics import Metrics
+from checkin.platform.redis_conn import sync_client
 from venues import importer, poster, registry
 from venues.model import Venue
 

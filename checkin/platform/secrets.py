@@ -14,8 +14,8 @@ from pathlib import Path
 
 import msgspec
 
-from checkin.keyring import Keyring
-from checkin.settings import Settings
+from checkin.platform.keyring import Keyring
+from checkin.platform.settings import Settings
 
 SECRETS_FILE = "secrets.json"
 

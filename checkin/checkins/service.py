@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo
 import msgspec
 from redis.exceptions import NoScriptError, RedisError
 
-from checkin.context import Context
-from checkin.errors import (
+from checkin.platform.context import Context
+from checkin.platform.errors import (
     BadInput,
     Conflict,
     DomainError,
@@ -39,9 +39,9 @@ from checkin.errors import (
     Unavailable,
     Unprocessable,
 )
-from checkin.hotpath_redis import hot_of
+from checkin.platform.hot_redis import hot_of
 from checkin.protection import REJECTIONS, WINDOW_MS, window_now
-from checkin.residents import iso_ms
+from checkin.residents.service import iso_ms
 
 RECORD_TTL_S = 13 * 3600
 MAX_STAY_MS = 12 * 3600 * 1000
@@ -152,7 +152,7 @@ def setup_metrics(metrics: Any) -> None:
 
 
 def _lua(name: str) -> str:
-    return (resources.files("checkin") / name).read_text(encoding="utf-8")
+    return (resources.files("checkin.checkins") / name).read_text(encoding="utf-8")
 
 
 CHECKIN_LUA = _lua("checkin.lua")

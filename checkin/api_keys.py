@@ -7,10 +7,10 @@ from typing import Annotated
 import msgspec
 from litestar import delete, get, post
 
-from checkin import auth
-from checkin.auth import ApiKeyRecord, Principal
-from checkin.context import Context
-from checkin.errors import BadInput
+from checkin.platform import auth
+from checkin.platform.auth import ApiKeyRecord, Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput
 
 ScopeCode = Annotated[
     str, msgspec.Meta(pattern=r"^(\d{6}|\d{9}|\d{12})?$", description="district, street or community code")

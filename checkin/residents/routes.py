@@ -12,12 +12,13 @@ from litestar import Request, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
-from checkin import protection, residents
-from checkin.auth import Principal
-from checkin.context import Context
-from checkin.errors import BadInput, PayloadTooLarge
-from checkin.metrics import Metrics
-from checkin.residents import now_ms
+from checkin import protection
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, PayloadTooLarge
+from checkin.platform.metrics import Metrics
+from checkin.residents import service as residents
+from checkin.residents.service import now_ms
 
 TAGS = ["residents"]
 REGISTRATIONS = "checkin_registrations_total"

@@ -1,6 +1,6 @@
 """Residents: registration, bulk import, companions, and contact details for tracers.
 
-Storage (keys from :class:`checkin.redis_keys.RedisKeys`):
+Storage (keys from :class:`checkin.platform.redis_keys.RedisKeys`):
 
 * ``person:{id}`` hash: ``name``, ``phone`` (AES-GCM ciphertext, see :func:`encrypt_phone`),
   ``idh`` (keyed hash of the id number), ``created_at`` (unix ms).
@@ -33,12 +33,12 @@ import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from checkin import resident_tokens
-from checkin.context import Context
-from checkin.errors import BadInput, Conflict, NotFound
-from checkin.hotpath_redis import run_commands
-from checkin.keyring import Keyring
-from checkin.redis_keys import RedisKeys
+from checkin.platform import resident_tokens
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, Conflict, NotFound
+from checkin.platform.hot_redis import run_commands
+from checkin.platform.keyring import Keyring
+from checkin.platform.redis_keys import RedisKeys
 
 ID_PURPOSE = "id-number"
 PHONE_PURPOSE = "phone"

@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 
 from litestar.datastructures import State
 
-from checkin.keyring import Keyring
-from checkin.metrics import Metrics
-from checkin.redis_keys import RedisKeys
-from checkin.settings import Settings
+from checkin.platform.keyring import Keyring
+from checkin.platform.metrics import Metrics
+from checkin.platform.redis_keys import RedisKeys
+from checkin.platform.settings import Settings
 
 T = TypeVar("T")
 

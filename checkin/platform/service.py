@@ -19,14 +19,14 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from checkin import auth
-from checkin.context import Context, get_ctx
-from checkin.http import EXCEPTION_HANDLERS
-from checkin.ops import HealthCheck, health_route, metrics_route, redis_check
-from checkin.redis_conn import connect
-from checkin.settings import Settings, get_settings
+from checkin.platform import auth
+from checkin.platform.context import Context, get_ctx
+from checkin.platform.ops import HealthCheck, health_route, metrics_route, redis_check
+from checkin.platform.problems import EXCEPTION_HANDLERS
+from checkin.platform.redis_conn import connect
+from checkin.platform.settings import Settings, get_settings
 
-log = logging.getLogger("checkin.service")
+log = logging.getLogger("checkin.platform.service")
 
 
 def load_modules(names: Sequence[str]) -> list[ModuleType]:

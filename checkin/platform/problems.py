@@ -11,10 +11,10 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from checkin.errors import DomainError
-from checkin.hotpath_redis import RedisReplyError
+from checkin.platform.errors import DomainError
+from checkin.platform.hot_redis import RedisReplyError
 
-log = logging.getLogger("checkin.http")
+log = logging.getLogger("checkin.platform.problems")
 
 PROBLEM_JSON = "application/problem+json"
 

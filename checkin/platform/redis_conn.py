@@ -10,7 +10,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
-from checkin.settings import Settings
+from checkin.platform.settings import Settings
 
 AsyncRedis = Any  # redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster: same command API
 

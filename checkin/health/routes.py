@@ -6,11 +6,11 @@ from typing import Any
 
 from litestar import delete, get, post, put
 
-from checkin import health
-from checkin.auth import Principal
-from checkin.context import Context
-from checkin.errors import NotFound
-from checkin.metrics import Metrics
+from checkin.health import service as health
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import NotFound
+from checkin.platform.metrics import Metrics
 
 TAGS = ["health"]
 HEALTH_UPDATES = "checkin_health_updates_total"

@@ -16,9 +16,9 @@ import msgspec
 from litestar import Request
 from litestar.datastructures import State
 
-from checkin import resident_tokens
-from checkin.context import Context
-from checkin.errors import Forbidden, NotFound, Unauthenticated
+from checkin.platform import resident_tokens
+from checkin.platform.context import Context
+from checkin.platform.errors import Forbidden, NotFound, Unauthenticated
 
 Role = Literal["admin", "operator", "device", "health", "tracer", "analyst"]
 ROLES: tuple[str, ...] = ("admin", "operator", "device", "health", "tracer", "analyst")

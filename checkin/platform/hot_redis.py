@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlparse
 import hiredis
 
 if TYPE_CHECKING:
-    from checkin.context import Context
+    from checkin.platform.context import Context
 
 
 class RedisReplyError(Exception):

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import MediaType, Response, get
 from litestar.datastructures import State
 
-from checkin.context import Context
+from checkin.platform.context import Context
 
 HealthCheck = Callable[[Context], Awaitable[tuple[bool, str]]]
 

@@ -11,8 +11,8 @@ import struct
 import time
 from hashlib import sha256
 
-from checkin.errors import Unauthenticated
-from checkin.keyring import Keyring, b64url_decode, b64url_encode
+from checkin.platform.errors import Unauthenticated
+from checkin.platform.keyring import Keyring, b64url_decode, b64url_encode
 
 PREFIX = "r1."
 _BODY = struct.Struct(">QIB")

@@ -16,13 +16,15 @@ from litestar import Response, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
-from checkin import checkins, resident_tokens, residents
-from checkin.auth import Principal
-from checkin.checkins_api import JSON, latency_of
-from checkin.context import Context
-from checkin.errors import BadInput, DomainError, Forbidden, NotFound, Unauthenticated
+from checkin.checkins import service as checkins
+from checkin.checkins.routes import JSON, latency_of
+from checkin.platform import resident_tokens
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, DomainError, Forbidden, NotFound, Unauthenticated
 from checkin.protection import guard_of
-from checkin.residents import now_ms
+from checkin.residents import service as residents
+from checkin.residents.service import now_ms
 
 MAX_SCANS = 500
 

@@ -20,12 +20,14 @@ from litestar.exceptions import ClientException, HTTPException, ValidationExcept
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp
 
-from checkin import auth, checkins, protection
-from checkin.auth import Principal
-from checkin.context import Context
-from checkin.metrics import DEFAULT_BUCKETS, Metrics
+from checkin import protection
+from checkin.checkins import service as checkins
+from checkin.platform import auth
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.metrics import DEFAULT_BUCKETS, Metrics
 from checkin.protection import REJECTIONS, guard_of
-from checkin.residents import now_ms
+from checkin.residents.service import now_ms
 from venues import codes
 
 TAGS = ["check-ins"]

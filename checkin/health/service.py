@@ -20,9 +20,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from checkin.context import Context
-from checkin.errors import BadInput, NotFound
-from checkin.residents import iso_ms, now_ms, person_exists
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, NotFound
+from checkin.residents.service import iso_ms, now_ms, person_exists
 
 Status = Literal["green", "yellow", "red"]
 TestResult = Literal["negative", "positive"]

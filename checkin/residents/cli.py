@@ -1,7 +1,7 @@
 """``checkin residents import FILE.ndjson``: bulk registration straight into Redis.
 
 Reads the file in chunks of lines, validates and protects each line (keyed id hash,
-AES-GCM phone) and writes with pipelined commands (:func:`checkin.residents.import_chunk`,
+AES-GCM phone) and writes with pipelined commands (:func:`checkin.residents.service.import_chunk`,
 three round trips a chunk). A progress line with rate and ETA goes to stderr; bad lines are
 reported with their line numbers (the first 20, then a count) and good lines are kept.
 Exit code 0 when every line was imported, 1 when some lines were refused, 2 on bad usage.
@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from checkin.context import Context
-from checkin.redis_conn import connect
-from checkin.residents import LineResult, import_chunk
-from checkin.settings import Settings
+from checkin.platform.context import Context
+from checkin.platform.redis_conn import connect
+from checkin.platform.settings import Settings
+from checkin.residents.service import LineResult, import_chunk
 
 SHOWN_ERRORS = 20
 

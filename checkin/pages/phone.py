@@ -20,13 +20,13 @@ from typing import Any
 from litestar import Response, get
 from redis.exceptions import RedisError
 
-from checkin.context import Context
-from checkin.metrics import Metrics
-from checkin.static_assets import Asset
+from checkin.platform.context import Context
+from checkin.platform.metrics import Metrics
+from checkin.platform.static_assets import Asset
 from venues import codes
 from venues.model import Venue
 
-log = logging.getLogger("checkin.phone_page")
+log = logging.getLogger("checkin.pages.phone")
 
 PAGE_VIEWS = "checkin_phone_page_views_total"
 
@@ -47,11 +47,11 @@ MAX_TOKEN_CHARS = 256
 
 
 def _read_static(name: str) -> str:
-    return (resources.files("checkin") / "static" / name).read_text(encoding="utf-8")
+    return (resources.files("checkin.pages") / "static" / name).read_text(encoding="utf-8")
 
 
-_JS = Asset("checkin", "phone.js")
-_CSS = Asset("checkin", "phone.css")
+_JS = Asset("checkin.pages", "phone.js")
+_CSS = Asset("checkin.pages", "phone.css")
 _PAGE = Template(_read_static("phone.html"))
 _ERROR_PAGE = Template(
     """<!doctype html>

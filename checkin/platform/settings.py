@@ -162,7 +162,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 f"known: {', '.join(RULE_KINDS)}"
             )
         if self.keyring:
-            from checkin.keyring import Keyring, KeyringError
+            from checkin.platform.keyring import Keyring, KeyringError
 
             try:
                 Keyring.parse(self.keyring)
@@ -279,6 +279,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process's settings, built once (secrets resolved from the data dir)."""
-    from checkin.secrets import resolve_secrets
+    from checkin.platform.secrets import resolve_secrets
 
     return resolve_secrets(load_settings())

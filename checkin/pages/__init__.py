@@ -1,0 +1,1 @@
+"""The phone check-in page a venue QR code opens, with its static script and style."""

@@ -1,0 +1,1 @@
+"""Residents: registration, bulk import (route and CLI), companions."""
