@@ -61,8 +61,8 @@ def cmd_serve_tracing(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
-    from tracing.schema import statements
-    from tracing.store import Store
+    from tracing.storage.schema import statements
+    from tracing.storage.store import Store
 
     if args.print:
         for stmt in statements(

@@ -37,8 +37,8 @@ from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.scan_stream import ScanEvent, encode_scan
 from checkin.platform.settings import Settings, load_settings
 from loadtest.results import Figure, record
-from tracing.sink import SinkConsumer, setup_metrics
-from tracing.store import Store
+from tracing.sink.consumer import SinkConsumer, setup_metrics
+from tracing.storage.store import Store
 
 
 def _event(i: int, now_ms: int, prefix: str = "bk", checkin_only: bool = False) -> ScanEvent:

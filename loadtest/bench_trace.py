@@ -156,7 +156,7 @@ def backfill_with_command(data_dir: Path, days: int, per_day: int, venues: int, 
 
 def default_generator() -> str:
     try:
-        import tracing.backfill  # noqa: F401
+        import tracing.storage.backfill  # noqa: F401
     except ModuleNotFoundError:
         return "sql"
     return "backfill"
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import logging
 
-    from tracing.store import Store
+    from tracing.storage.store import Store
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     data_dir = Path(args.data_dir).resolve()

@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings, load_settings
-from tracing.store import Store
+from tracing.storage.store import Store
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ADMIN_KEY = "adm_test_admin_key_for_the_suite"

@@ -29,7 +29,7 @@ from checkin.platform.settings import Settings
 from tests.conftest import admin_headers
 from tests.test_checkins_support import bearer, id_number
 from tests.test_sink import make_consumer, run_until
-from tracing.store import Store
+from tracing.storage.store import Store
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "SECURITY_MATRIX.md"
 

@@ -13,9 +13,9 @@ from checkin.platform.context import Context
 from checkin.platform.settings import Settings
 from tests.conftest import admin_headers
 from tests.test_rules_support import BASE_MS, DISTRICT_A, DISTRICT_B, Harness, scan, venue
-from tracing import alerts as al
-from tracing.alerts_api import AlertHub, FeedFilter, feed
-from tracing.store import Store
+from tracing.api.alerts import AlertHub, FeedFilter, feed
+from tracing.rules import alerts as al
+from tracing.storage.store import Store
 
 
 async def key_for(settings: Settings, redis: Any, role: str, scope: str = "") -> dict[str, str]:

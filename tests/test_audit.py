@@ -10,7 +10,7 @@ from checkin.platform.settings import Settings
 from tests.conftest import admin_headers
 from tests.test_trace import _base_ms, make_key
 from tests.test_trace_reference import COMMUNITIES, HOUR_MS, MIN_MS, build_world, iso, load
-from tracing.store import Store
+from tracing.storage.store import Store
 
 
 async def test_each_trace_call_is_audited_with_who_why_what_and_rows(

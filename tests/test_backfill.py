@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from checkin.cli import main
-from tracing.backfill import BackfillSpec, backfill
-from tracing.store import Store
+from tracing.storage.backfill import BackfillSpec, backfill
+from tracing.storage.store import Store
 from venues.model import RECORD_COLUMNS
 
 END = dt.date.today() - dt.timedelta(days=1)

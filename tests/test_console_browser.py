@@ -39,7 +39,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 SEED_SCRIPT = """
 import json, sys
 from tests.test_trace_reference import build_world, load
-from tracing.store import Store
+from tracing.storage.store import Store
 spec = json.load(sys.stdin)
 store = Store(spec["dsn"], "checkin")
 store.apply_schema(28)
@@ -248,7 +248,7 @@ def test_an_analyst_sees_scans_per_hour_by_district(page: Any, server: Server) -
     assert page.locator("#hour-chart-svg rect[data-district]").count() == 2
 
     # live alerts: one published on the alerts stream after the feed connected shows up at once
-    alerts = pytest.importorskip("tracing.alerts")
+    alerts = pytest.importorskip("tracing.rules.alerts")
     page.wait_for_selector("#alerts-status:has-text('Live.')")
     alert = alerts.Alert(
         alert_id="al-console-1",

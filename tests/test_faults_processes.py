@@ -24,7 +24,7 @@ from checkin.platform.settings import Settings
 from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
 from tests.test_checkins_support import bearer, id_number, put_venue, stream_events
 from tests.test_rules_support import BASE_MS, scan, venue
-from tracing.alerts import from_fields
+from tracing.rules.alerts import from_fields
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,7 +169,7 @@ def test_ingest_worker_killed_under_load_clients_only_retry(
 
 HISTORY_COUNT = """
 import json, sys
-from tracing.store import Store
+from tracing.storage.store import Store
 store = Store(sys.argv[1], "checkin")
 t = store.table("alerts")
 print(json.dumps({

@@ -22,8 +22,8 @@ from tests.conftest import ADMIN_KEY, admin_headers
 from tests.test_access_matrix import _iso, build_world
 from tests.test_checkins_support import id_number
 from tests.test_sink import make_consumer, run_until
-from tracing.rules import run_rules
-from tracing.store import Store
+from tracing.rules.engine import run_rules
+from tracing.storage.store import Store
 
 
 def _count(store: Store, table: str) -> int:

@@ -21,9 +21,9 @@ from checkin.platform.settings import Settings
 from tests.conftest import admin_headers
 from tests.redis_cluster import LocalCluster
 from tests.test_checkins_support import bearer, id_number, keys_of, make_key, register
-from tracing.rules import RuleEngine, RulesConsumer, declare_metrics
-from tracing.sink import SinkConsumer, setup_metrics
-from tracing.store import Store
+from tracing.rules.engine import RuleEngine, RulesConsumer, declare_metrics
+from tracing.sink.consumer import SinkConsumer, setup_metrics
+from tracing.storage.store import Store
 
 COMMUNITY = {"district": "110105", "street": "110105001", "community": "110105001001"}
 

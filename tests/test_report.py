@@ -14,10 +14,10 @@ import pytest
 from checkin.cli import build_parser
 from checkin.platform.settings import Settings
 from tests.test_rules_support import DISTRICT_A, DISTRICT_B
-from tracing import alerts as al
-from tracing.report import build_report, period_bounds
-from tracing.schema import STAY_COLUMNS
-from tracing.store import Store
+from tracing.queries.report import build_report, period_bounds
+from tracing.rules import alerts as al
+from tracing.storage.schema import STAY_COLUMNS
+from tracing.storage.store import Store
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = dt.date.today() - dt.timedelta(days=2)

@@ -10,8 +10,8 @@ import msgspec
 from checkin.platform.scan_stream import decode_scan
 from checkin.platform.settings import Settings
 from tests.test_rules_support import BASE_MS, Clock, Harness, scan, venue
-from tracing import rule_checks as rc
-from tracing.alerts import fmt_ms
+from tracing.rules import checks as rc
+from tracing.rules.alerts import fmt_ms
 
 HOUR = 3_600_000
 

@@ -10,7 +10,7 @@ from checkin.platform.context import Context
 from checkin.platform.redis_keys import RULES_GROUP
 from checkin.platform.scan_stream import ScanEvent, encode_scan
 from checkin.platform.settings import Settings
-from tracing.rules import RuleEngine, RulesConsumer
+from tracing.rules.engine import RuleEngine, RulesConsumer
 from venues.model import Venue
 
 DAY_MS = 86_400_000
@@ -111,7 +111,7 @@ class Harness:
         return total
 
     async def stream_alerts(self) -> list[tuple[str, Any]]:
-        from tracing.alerts import from_fields
+        from tracing.rules.alerts import from_fields
 
         entries = await self.ctx.redis.xrange(self.ctx.keys.alerts_stream())
         return [(eid.decode(), from_fields(f)) for eid, f in entries]

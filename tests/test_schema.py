@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tracing import schema
-from tracing.store import Store, StoreError
+from tracing.storage import schema
+from tracing.storage.store import Store, StoreError
 
 
 def test_schema_applies_twice_and_creates_every_table(store: Store) -> None:

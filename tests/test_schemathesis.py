@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from checkin.platform.settings import Settings
 from tests.conftest import admin_headers
-from tracing.store import Store
+from tracing.storage.store import Store
 
 MAX_EXAMPLES = 15
 SEED = 20261129

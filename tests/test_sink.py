@@ -15,9 +15,9 @@ from checkin.platform.context import Context
 from checkin.platform.redis_keys import RULES_GROUP, SINK_GROUP, RedisKeys
 from checkin.platform.scan_stream import ScanEvent, encode_scan, pack, scan_values
 from checkin.platform.settings import Settings
-from tracing.sink import SinkConsumer, collect, setup_metrics, stream_stats
-from tracing.sink_retry import RetryPolicy
-from tracing.store import Store
+from tracing.sink.consumer import SinkConsumer, collect, setup_metrics, stream_stats
+from tracing.storage.store import Store
+from tracing.streams.retry import RetryPolicy
 
 NOW_MS = int(time.time() * 1000)
 
@@ -343,7 +343,7 @@ async def test_sink_runs_inside_the_tracing_service_with_metrics(
 async def test_rows_the_engine_rejects_are_isolated_and_dead_lettered(
     make_settings: Any, store: Store, sync_redis: redis.Redis
 ) -> None:
-    from tracing.store import StoreError
+    from tracing.storage.store import StoreError
 
     settings = make_settings(sink_batch_rows=2, sink_batch_ms=60_000, stream_shards=1)
     xadd(sync_redis, settings, [scan(1, venue=5), scan(2, venue=5)])

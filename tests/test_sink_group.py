@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 
 from checkin.platform.context import Context
 from tests.test_sink import count, scan, sink_pending, xadd
-from tracing.sink import SinkConsumer, setup_metrics
-from tracing.store import Store
+from tracing.sink.consumer import SinkConsumer, setup_metrics
+from tracing.storage.store import Store
 
 
 async def test_three_consumers_in_one_group_land_each_entry_once(

@@ -21,7 +21,7 @@ from tests.test_sink import checkout, scan
 
 COUNT_SCRIPT = """
 import json, sys
-from tracing.store import Store
+from tracing.storage.store import Store
 store = Store(sys.argv[1], "checkin")
 t = store.table("scans")
 print(json.dumps({

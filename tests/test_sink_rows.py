@@ -16,7 +16,7 @@ from checkin.platform.scan_stream import (
     pack,
     scan_values,
 )
-from tracing.sink_rows import (
+from tracing.sink.rows import (
     HEADER,
     INSERT_COLUMNS,
     INSERT_FORMAT,
@@ -27,7 +27,7 @@ from tracing.sink_rows import (
     rows_for_read,
     rows_from_events,
 )
-from tracing.store import Store
+from tracing.storage.store import Store
 
 TRICKY = [
     "",

@@ -31,7 +31,7 @@ from tests.test_trace_reference import (
     reference_contacts,
     reference_exposures,
 )
-from tracing.store import Store
+from tracing.storage.store import Store
 
 
 def _base_ms() -> int:
@@ -416,7 +416,7 @@ async def test_csv_export_neutralises_spreadsheet_formulas(
 
 
 async def test_csv_cell_rules() -> None:
-    from tracing.trace_api import csv_cell
+    from tracing.api.trace import csv_cell
 
     for raw in ["=1+1", "+1", "-1", "@x", "\tx", "\rx"]:
         assert csv_cell(raw) == "'" + raw

@@ -20,8 +20,8 @@ from tests.test_trace_reference import (
     random_world,
     reference_contacts,
 )
-from tracing import trace
-from tracing.store import Store
+from tracing.queries import trace
+from tracing.storage.store import Store
 
 PLANS = {"key_ranges": 1_000_000, "venue_days": 0}
 """``trace.KEY_RANGES_MAX`` that forces each plan whatever the number of ranges."""

@@ -12,8 +12,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracing import schema
-from tracing.store import Store
+from tracing.storage import schema
+from tracing.storage.store import Store
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MIN_MS = 60_000

@@ -9,7 +9,7 @@ from litestar.testing import AsyncTestClient
 from checkin.platform.settings import Settings
 from tests.test_trace import _base_ms, make_key
 from tests.test_trace_reference import COMMUNITIES, HOUR_MS, MIN_MS, build_world, iso, load
-from tracing.store import Store
+from tracing.storage.store import Store
 
 
 async def test_stats_count_stays_once_per_hour_district_and_venue(

@@ -13,9 +13,9 @@ import pytest
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.settings import Settings
-from tracing import venue_mirror
 from tracing.app import BACKGROUND_WORKERS
-from tracing.store import Store, StoreError
+from tracing.sink import venue_mirror
+from tracing.storage.store import Store, StoreError
 from venues import importer, registry
 
 ADMIN = Principal(role="admin", key_id="admin")

@@ -19,24 +19,24 @@ from litestar import Litestar
 from checkin.platform.context import Context
 from checkin.platform.service import build_app
 from checkin.platform.settings import Settings, get_settings
-from tracing.store import Store
+from tracing.storage.store import Store
 
 log = logging.getLogger("tracing.app")
 
 TRACING_MODULES: list[str] = [
-    "tracing.alerts_api",
-    "tracing.exposure_api",
-    "tracing.trace_api",
-    "tracing.audit",
-    "tracing.stats_api",
-    "tracing.console",
-    "tracing.sink",
+    "tracing.api.alerts",
+    "tracing.api.exposure_sites",
+    "tracing.api.trace",
+    "tracing.api.audit",
+    "tracing.api.stats",
+    "tracing.api.console",
+    "tracing.sink.consumer",
 ]
 
 BACKGROUND_WORKERS = {
-    "sink": ("tracing.sink", "run_sink"),
-    "rules": ("tracing.rules", "run_rules"),
-    "mirror": ("tracing.venue_mirror", "run_venue_mirror"),
+    "sink": ("tracing.sink.consumer", "run_sink"),
+    "rules": ("tracing.rules.engine", "run_rules"),
+    "mirror": ("tracing.sink.venue_mirror", "run_venue_mirror"),
 }
 
 

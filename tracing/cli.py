@@ -22,7 +22,7 @@ Worker = Callable[[Any, Any, asyncio.Event], Awaitable[None]]
 async def _run_worker(settings: Settings, module_name: str, func_name: str) -> int:
     from checkin.platform.context import Context
     from checkin.platform.redis_conn import connect
-    from tracing.store import Store, StoreError
+    from tracing.storage.store import Store, StoreError
 
     module = importlib.import_module(module_name)
     worker: Worker = getattr(module, func_name)
@@ -67,17 +67,17 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
         log.info(
             "sink on the embedded engine: no other process may open %s", settings.effective_clickhouse_dsn
         )
-    return asyncio.run(_run_worker(settings, "tracing.sink", "run_sink"))
+    return asyncio.run(_run_worker(settings, "tracing.sink.consumer", "run_sink"))
 
 
 def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_run_worker(settings, "tracing.rules", "run_rules"))
+    return asyncio.run(_run_worker(settings, "tracing.rules.engine", "run_rules"))
 
 
 async def _status(settings: Settings) -> int:
     from checkin.platform.redis_conn import connect
     from checkin.platform.redis_keys import RedisKeys
-    from tracing.sink import stream_stats
+    from tracing.sink.consumer import stream_stats
 
     try:
         client = await connect(settings, attempts=2)
@@ -109,8 +109,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
-    from tracing.backfill import BackfillSpec, backfill, print_progress
-    from tracing.store import Store, StoreError
+    from tracing.storage.backfill import BackfillSpec, backfill, print_progress
+    from tracing.storage.store import Store, StoreError
 
     spec = BackfillSpec(
         days=args.days,

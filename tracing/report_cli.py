@@ -27,8 +27,8 @@ def parse_date(text: str, period: str) -> dt.date:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from tracing.report import build_report, write_report
-    from tracing.store import Store, StoreError
+    from tracing.queries.report import build_report, write_report
+    from tracing.storage.store import Store, StoreError
 
     try:
         day = parse_date(args.date, args.period)

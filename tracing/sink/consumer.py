@@ -11,7 +11,7 @@ bottom:
 3. **batch** until ``CHECKIN_SINK_BATCH_ROWS`` rows or ``CHECKIN_SINK_BATCH_MS`` of age;
 4. **write** the lines as one TabSeparatedWithNames insert with an insert deduplication token
    derived from the batch's entry ids, with a timeout; ClickHouse errors retry with backoff
-   (:class:`tracing.sink_retry.RetryPolicy`) while the entries stay pending in Redis, and
+   (:class:`tracing.streams.retry.RetryPolicy`) while the entries stay pending in Redis, and
    the loop stops reading meanwhile (back-pressure: at most one batch being written and
    one being filled);
 5. **ack** ``XACK`` only after the write succeeded; then **trim** what every group has
@@ -57,11 +57,11 @@ from checkin.platform.context import Context
 from checkin.platform.metrics import Metrics, Sample
 from checkin.platform.redis_conn import async_client
 from checkin.platform.redis_keys import RULES_GROUP, SINK_GROUP, RedisKeys
-from tracing.sink_retry import Clock, RetryPolicy, SystemClock
-from tracing.sink_rows import INSERT_COLUMNS, INSERT_FORMAT, INSERT_SETTINGS, Rows, rows_for_read
-from tracing.store import Store, StoreError
+from tracing.sink.rows import INSERT_COLUMNS, INSERT_FORMAT, INSERT_SETTINGS, Rows, rows_for_read
+from tracing.storage.store import Store, StoreError
+from tracing.streams.retry import Clock, RetryPolicy, SystemClock
 
-log = logging.getLogger("tracing.sink")
+log = logging.getLogger("tracing.sink.consumer")
 
 GROUPS = (SINK_GROUP, RULES_GROUP)
 DEAD_LETTER_MAXLEN = 100_000

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from checkin.platform.settings import RULE_KINDS
-from tracing.store import Store
+from tracing.storage.store import Store
 
 Period = Literal["day", "month"]
 KIND_COLOURS = {

@@ -19,7 +19,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from tracing import schema
+from tracing.storage import schema
 
 
 class StoreError(RuntimeError):
@@ -36,7 +36,7 @@ def _error_code(text: str) -> int | None:
 
 
 CLIENT_SETTINGS = {"max_query_size": 64 * 1024 * 1024}
-"""Contact rounds pass thousands of index stays as CSV text in the query (tracing.trace._int_table)."""
+"""Contact rounds pass thousands of index stays as CSV text in the query (``trace._int_table``)."""
 
 
 class Store:

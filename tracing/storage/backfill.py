@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from tracing.sink_rows import COLUMN_NAMES
-from tracing.store import Store
+from tracing.sink.rows import COLUMN_NAMES
+from tracing.storage.store import Store
 
 DISTRICTS = 8
 STREETS = 50

@@ -3,7 +3,7 @@
 One loop reads every shard (``XREADGROUP ... >``), decodes entries (an undecodable entry is acked and
 counted: the sink dead-letters it), updates and reads the state the rules need in one script call,
 evaluates the pure rules of :mod:`tracing.rule_checks`, dedupes and publishes the alerts to the alerts
-stream (:func:`tracing.alerts.publish`), and XACKs the scans last. A batch whose processing failed
+stream (:func:`tracing.rules.alerts.publish`), and XACKs the scans last. A batch whose processing failed
 (Redis away) is held and retried; entries left pending by a dead consumer are reclaimed with XAUTOCLAIM.
 ClickHouse is written by a separate task reading the alerts stream (``run_history_writer``), so a slow
 ClickHouse never delays an alert.
@@ -37,8 +37,8 @@ from redis import exceptions as redis_errors
 from checkin.platform.context import Context
 from checkin.platform.redis_keys import RULES_GROUP
 from checkin.platform.scan_stream import PoisonEntry, ScanEvent, decode_scan
-from tracing import rule_checks as rc
-from tracing.alerts import (
+from tracing.rules import checks as rc
+from tracing.rules.alerts import (
     Alert,
     Op,
     ensure_group,
@@ -48,9 +48,9 @@ from tracing.alerts import (
     run_ops,
     stream_id_key,
 )
-from tracing.store import Store
+from tracing.storage.store import Store
 
-log = logging.getLogger("tracing.rules")
+log = logging.getLogger("tracing.rules.engine")
 
 CAPACITY_CACHE_S = 10.0
 

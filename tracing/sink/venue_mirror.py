@@ -19,10 +19,10 @@ import logging
 from typing import Any
 
 from checkin.platform.context import Context
-from tracing.store import Store, StoreError
+from tracing.storage.store import Store, StoreError
 from venues.model import RECORD_COLUMNS, Venue
 
-log = logging.getLogger("tracing.venue_mirror")
+log = logging.getLogger("tracing.sink.venue_mirror")
 
 BATCH = 5000
 IDLE_S = 1.0

@@ -1,6 +1,6 @@
 """Contact-trace queries over the Store: timelines, contacts (depth 1 and 2), exposures.
 
-Pure functions of a :class:`~tracing.store.Store` and plain values; they know
+Pure functions of a :class:`~tracing.storage.store.Store` and plain values; they know
 nothing of HTTP. Instants are unix milliseconds (UTC) throughout; the API layer
 formats them. The semantics are DESIGN.md's "Stays and contacts", exactly:
 
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from checkin.platform.errors import BadInput
-from tracing.store import Store
+from tracing.storage.store import Store
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS

@@ -24,8 +24,8 @@ from litestar import Request, delete, get, post
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, NotFound
-from tracing import audit
-from tracing.alerts import fmt_ms, parse_instant
+from tracing.api import audit
+from tracing.rules.alerts import fmt_ms, parse_instant
 from venues.model import Venue
 
 SITE_ID_RE = r"^[0-9a-f]{18}$"

@@ -17,8 +17,8 @@ from litestar import get
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Unavailable
-from tracing import trace
-from tracing.store import Store, StoreError
+from tracing.queries import trace
+from tracing.storage.store import Store, StoreError
 
 MAX_WINDOW_DAYS = 60
 _SETTINGS: dict[str, Any] = {"do_not_merge_across_partitions_select_final": 1, "max_execution_time": 60}

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from tracing.store import StoreError
+from tracing.storage.store import StoreError
 
 PERMANENT_CODES = frozenset({6, 26, 27, 32, 33, 36, 38, 41, 53, 69, 70, 72, 117, 321, 691})
 """ClickHouse error codes that say "this data cannot be inserted": retrying the same rows cannot help."""

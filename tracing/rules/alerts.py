@@ -33,10 +33,10 @@ from redis.crc import key_slot
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput
 from checkin.platform.redis_keys import ALERTS_HISTORY_GROUP
-from tracing.rule_checks import KIND_INDEX, Candidate, seconds_to_local_day_end
-from tracing.store import Store, StoreError
+from tracing.rules.checks import KIND_INDEX, Candidate, seconds_to_local_day_end
+from tracing.storage.store import Store, StoreError
 
-log = logging.getLogger("tracing.alerts")
+log = logging.getLogger("tracing.rules.alerts")
 
 ALERT_ID_RE = re.compile(r"^[0-9a-f]{22}$")
 ALERT_COLUMNS = [

@@ -45,7 +45,7 @@ from checkin.platform.scan_stream import (
     decode_scan,
     encode_scan,
 )
-from tracing.schema import STAY_COLUMNS
+from tracing.storage.schema import STAY_COLUMNS
 
 COLUMN_NAMES = [name for name, _ in STAY_COLUMNS]
 INSERT_COLUMNS = ["stream_id", *(name for name in LAYOUT if name in COLUMN_NAMES)]

@@ -22,8 +22,9 @@ from litestar import Request, Response, get, post
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Forbidden, NotFound, Unavailable, Unprocessable
-from tracing import audit, trace
-from tracing.store import Store, StoreError
+from tracing.api import audit
+from tracing.queries import trace
+from tracing.storage.store import Store, StoreError
 
 MAX_WINDOW_DAYS = 60
 MAX_SITES = 100

@@ -39,10 +39,10 @@ from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, NotFound
 from checkin.platform.settings import RULE_KINDS
-from tracing import alerts as al
-from tracing.store import Store
+from tracing.rules import alerts as al
+from tracing.storage.store import Store
 
-log = logging.getLogger("tracing.alerts_api")
+log = logging.getLogger("tracing.api.alerts")
 
 HEARTBEAT_S = 15.0
 QUEUE_LIMIT = 10_000

@@ -17,8 +17,8 @@ from litestar import Request, get
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Unavailable
-from tracing.store import Store, StoreError
-from tracing.trace import format_ms, parse_instant
+from tracing.queries.trace import format_ms, parse_instant
+from tracing.storage.store import Store, StoreError
 
 COLUMNS = ["at", "actor", "role", "action", "reason", "params", "rows", "client_ip"]
 
