@@ -11,6 +11,7 @@ from checkin.platform import auth
 from checkin.platform.auth import ApiKeyRecord, Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput
+from checkin.platform.service import Part
 
 ScopeCode = Annotated[
     str, msgspec.Meta(pattern=r"^(\d{6}|\d{9}|\d{12})?$", description="district, street or community code")
@@ -52,4 +53,4 @@ async def revoke_key(key_id: str, ctx: Context, principal: Principal) -> None:
     await auth.revoke_api_key(ctx, key_id)
 
 
-route_handlers = [create_key, list_keys, revoke_key]
+PART = Part("api-keys", routes=[create_key, list_keys, revoke_key])

@@ -9,18 +9,26 @@ from typing import Any
 
 from litestar import Litestar
 
-from checkin.platform.service import build_app
+from checkin import api_keys
+from checkin.checkins import routes as checkin_routes
+from checkin.checkins import sentinel
+from checkin.health import routes as health_routes
+from checkin.pages import phone
+from checkin.platform.service import Part, build_app
 from checkin.platform.settings import Settings
+from checkin.residents import routes as resident_routes
+from venues import operator_page
+from venues import routes as venue_routes
 
-INGEST_MODULES = [
-    "checkin.api_keys",
-    "checkin.residents.routes",
-    "checkin.health.routes",
-    "checkin.checkins.routes",
-    "checkin.checkins.sentinel",
-    "checkin.pages.phone",
-    "venues.routes",
-    "venues.operator_page",
+INGEST_PARTS: list[Part] = [
+    api_keys.PART,
+    resident_routes.PART,
+    health_routes.PART,
+    checkin_routes.PART,
+    sentinel.PART,
+    phone.PART,
+    venue_routes.PART,
+    operator_page.PART,
 ]
 
 
@@ -28,7 +36,7 @@ def create_app(settings: Settings | None = None, redis: Any = None) -> Litestar:
     return build_app(
         service="ingest",
         title="venue-checkin ingest API",
-        modules=INGEST_MODULES,
+        parts=INGEST_PARTS,
         settings=settings,
         redis=redis,
     )

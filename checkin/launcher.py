@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import msgspec
 
 from checkin.platform.redis_conn import reachable, wait_until_reachable
-from checkin.platform.settings import Settings
+from checkin.platform.settings import TRACING_WORKERS, Settings
 
 GRACE_S = 20.0
 
@@ -163,7 +163,7 @@ class Launcher:
             print(f"venue-checkin: data in {s.data_path}", flush=True)
             self.ensure_redis()
             ingest = self.spawn("ingest", ["serve-ingest"])
-            tracing = self.spawn("tracing", ["serve-tracing", "--workers", "sink,rules,mirror"])
+            tracing = self.spawn("tracing", ["serve-tracing", "--workers", ",".join(TRACING_WORKERS)])
             host = "127.0.0.1" if s.bind in ("0.0.0.0", "::") else s.bind  # noqa: S104 - display only
             ingest_url = f"http://{host}:{s.ingest_port}"
             tracing_url = f"http://{host}:{s.tracing_port}"

@@ -10,12 +10,15 @@ from litestar.testing import AsyncTestClient
 
 from checkin.platform import auth
 from checkin.platform.context import Context
+from checkin.platform.instants import format_ms
 from checkin.platform.settings import Settings
 from tests.conftest import admin_headers
 from tests.test_rules_support import BASE_MS, DISTRICT_A, DISTRICT_B, Harness, scan, venue
 from tracing.api.alerts import AlertHub, FeedFilter, feed
 from tracing.rules import alerts as al
+from tracing.rules.history import run_history_writer
 from tracing.storage.store import Store
+from tracing.streams.retry import RetryPolicy
 
 
 async def key_for(settings: Settings, redis: Any, role: str, scope: str = "") -> dict[str, str]:
@@ -28,7 +31,7 @@ async def write_history(h: Harness, store: Store, expect: int, **kw: Any) -> Non
     """Run the history writer until ClickHouse holds ``expect`` alerts."""
     stop = asyncio.Event()
     task = asyncio.create_task(
-        al.run_history_writer(h.ctx, store, stop, batch_ms=20, retry=al.RetryPolicy(0.01, 0.05), **kw)
+        run_history_writer(h.ctx, store, stop, batch_ms=20, retry=RetryPolicy(0.01, 0.05), **kw)
     )
     try:
         for _ in range(500):
@@ -79,7 +82,7 @@ async def test_alerts_are_scoped_filtered_and_acked(
     await write_history(h, store, len(published))
     scoped = await key_for(settings, redis_client, "analyst", DISTRICT_A)
     other = await key_for(settings, redis_client, "analyst", DISTRICT_B)
-    since = {"since": al.fmt_ms(BASE_MS - 3_600_000)}
+    since = {"since": format_ms(BASE_MS - 3_600_000)}
 
     r = await tracing.get("/v1/alerts", params=since, headers=admin_headers())
     assert r.status_code == 200, r.text
@@ -153,12 +156,12 @@ async def test_exposure_sites_api_feeds_the_rule(
     tracer = await key_for(settings, redis_client, "tracer", DISTRICT_A)
     analyst = await key_for(settings, redis_client, "analyst")
     since, until = BASE_MS - 1_600_000, BASE_MS + 5_600_000  # 20:00 to 22:00 UTC
-    body = {"venue_id": 401, "since": al.fmt_ms(since), "until": al.fmt_ms(until), "reason": "case 17"}
+    body = {"venue_id": 401, "since": format_ms(since), "until": format_ms(until), "reason": "case 17"}
 
     r = await tracing.post("/v1/exposure-sites", json=body, headers=tracer)
     assert r.status_code == 201, r.text
     site = r.json()
-    assert site["community"] == v.community and site["since"] == al.fmt_ms(since)
+    assert site["community"] == v.community and site["since"] == format_ms(since)
     assert (await tracing.post("/v1/exposure-sites", json=body, headers=analyst)).status_code == 403
     assert (
         await tracing.post("/v1/exposure-sites", json={**body, "venue_id": 402}, headers=tracer)
@@ -166,7 +169,7 @@ async def test_exposure_sites_api_feeds_the_rule(
     assert (
         await tracing.post("/v1/exposure-sites", json={**body, "venue_id": 999}, headers=tracer)
     ).status_code == 404
-    bad = {**body, "until": al.fmt_ms(since - 1)}
+    bad = {**body, "until": format_ms(since - 1)}
     assert (await tracing.post("/v1/exposure-sites", json=bad, headers=tracer)).status_code == 400
     assert (
         await tracing.post("/v1/exposure-sites", json={**body, "since": "8pm"}, headers=tracer)

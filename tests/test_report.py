@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from checkin.cli import build_parser
+from checkin.platform.instants import format_ms, to_ms
 from checkin.platform.settings import Settings
 from tests.test_rules_support import DISTRICT_A, DISTRICT_B
 from tracing.queries.report import build_report, period_bounds
@@ -59,7 +60,7 @@ def alert(n: int, kind: str, district: str, venue: int, at: dt.datetime) -> al.A
         alert_id=f"{n:022x}",
         kind=kind,
         severity="critical",
-        at=al.fmt_ms(al.dt_ms(at)),
+        at=format_ms(to_ms(at)),
         person_id=n,
         venue_id=venue,
         district=district,
@@ -107,12 +108,12 @@ def seeded(store: Store) -> Store:
 def test_period_bounds_are_local() -> None:
     since, until, label = period_bounds("day", dt.date(2026, 11, 3), "Asia/Shanghai")
     assert (
-        al.fmt_ms(since) == "2026-11-02T16:00:00.000Z"
+        format_ms(since) == "2026-11-02T16:00:00.000Z"
         and until - since == 86_400_000
         and label == "2026-11-03"
     )
     since, until, label = period_bounds("month", dt.date(2026, 2, 17), "Asia/Shanghai")
-    assert al.fmt_ms(since) == "2026-01-31T16:00:00.000Z" and (until - since) == 28 * 86_400_000
+    assert format_ms(since) == "2026-01-31T16:00:00.000Z" and (until - since) == 28 * 86_400_000
     assert label == "2026-02"
 
 

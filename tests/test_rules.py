@@ -7,11 +7,12 @@ from typing import Any
 
 import msgspec
 
+from checkin.platform.instants import format_ms, local_day
 from checkin.platform.scan_stream import decode_scan
 from checkin.platform.settings import Settings
 from tests.test_rules_support import BASE_MS, Clock, Harness, scan, venue
 from tracing.rules import checks as rc
-from tracing.rules.alerts import fmt_ms
+from tracing.streams.group import fields_of
 
 HOUR = 3_600_000
 
@@ -62,8 +63,8 @@ def test_remote_scan_threshold_and_accuracy() -> None:
 def test_local_day_follows_the_configured_zone() -> None:
     utc_day = time.strftime("%Y%m%d", time.gmtime(BASE_MS / 1000))
     next_day = time.strftime("%Y%m%d", time.gmtime(BASE_MS / 1000 + 86_400))
-    assert rc.local_day(BASE_MS, "UTC") == utc_day
-    assert rc.local_day(BASE_MS, "Asia/Shanghai") == next_day  # 04:26 local
+    assert local_day(BASE_MS, "UTC") == utc_day
+    assert local_day(BASE_MS, "Asia/Shanghai") == next_day  # 04:26 local
 
 
 # --- through the streams -------------------------------------------------------------------------------
@@ -89,7 +90,7 @@ async def test_door_rules_fire_only_on_matching_check_ins(settings: Settings, re
     ]
     red = next(a for a in alerts if a.kind == "red_code_entry")
     assert red.severity == "critical" and red.venue_id == 11 and red.community == v.community
-    assert red.at == fmt_ms(BASE_MS) and red.at.endswith("T20:26:40.000Z") and red.district == v.district
+    assert red.at == format_ms(BASE_MS) and red.at.endswith("T20:26:40.000Z") and red.district == v.district
     assert await h.pending() == 0  # everything acked
     assert [a.alert_id for _, a in await h.stream_alerts()] == [a.alert_id for a in alerts]
 
@@ -228,7 +229,7 @@ async def test_crash_before_ack_republishes_the_same_alert_once(
     await h1.consumer.setup()
     await h1.xadd(scan(v, 1, status="red"), scan(v, 2, status="red"))
     entries = await h1.consumer._read()
-    published = await h1.engine.process([(s, decode_scan(e, f)) for s, e, f in entries])
+    published = await h1.engine.process([(s, decode_scan(e[0], fields_of(e[1]))) for s, e in entries])
     assert len(published) == 2  # ... and the process dies before XACK
     assert await h1.pending() == 2
     h2 = Harness(settings, redis_client, name="successor")
@@ -258,7 +259,7 @@ async def test_rule_state_keys_expire(settings: Settings, redis_client: Any) -> 
     for key in (
         keys.occupancy(91),
         keys.last_checkin(1),
-        keys.rule_dedupe("red_code_entry", 1, 91, rc.local_day(BASE_MS, settings.tz)),
+        keys.rule_dedupe("red_code_entry", 1, 91, local_day(BASE_MS, settings.tz)),
     ):
         ttl = await redis_client.pttl(key)
         assert ttl > 0, key

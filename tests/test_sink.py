@@ -15,8 +15,9 @@ from checkin.platform.context import Context
 from checkin.platform.redis_keys import RULES_GROUP, SINK_GROUP, RedisKeys
 from checkin.platform.scan_stream import ScanEvent, encode_scan, pack, scan_values
 from checkin.platform.settings import Settings
-from tracing.sink.consumer import SinkConsumer, collect, setup_metrics, stream_stats
+from tracing.sink.consumer import SinkConsumer, setup_metrics
 from tracing.storage.store import Store
+from tracing.streams.gauges import collect, stream_stats
 from tracing.streams.retry import RetryPolicy
 
 NOW_MS = int(time.time() * 1000)

@@ -15,6 +15,7 @@ from PIL import Image
 
 from checkin.platform.context import Context
 from checkin.platform.errors import Gone, NotFound
+from checkin.platform.instants import local_day, now_ms
 from checkin.platform.keyring import b64url_decode, b64url_encode
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.settings import Settings
@@ -268,7 +269,7 @@ async def test_entries_today_reads_the_checkin_counter(
     r = await ingest.get("/v1/venues/3001/entries", headers=admin_headers())
     assert r.status_code == 200 and r.json()["entries"] == 0
     keys = RedisKeys(settings.key_prefix, settings.stream_shards)
-    day = registry.local_day(settings.tz)
+    day = local_day(now_ms(), settings.tz)
     sync_redis.hincrby(keys.venue_entries(keys.shard_of(3001), day), "3001", 7)
     r = await ingest.get("/v1/venues/3001/entries", headers=admin_headers())
     assert r.json() == {"venue_id": 3001, "local_day": day, "entries": 7}

@@ -20,11 +20,12 @@ import zxingcpp
 from PIL import Image
 from playwright.async_api import expect
 
+from checkin.platform.instants import local_day, now_ms
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
 from tests.conftest import ADMIN_KEY
 from tests.servers import ingest_server
-from venues import codes, importer, registry
+from venues import codes, importer
 
 pytestmark = pytest.mark.browser
 
@@ -111,7 +112,7 @@ async def test_operator_page_shows_poster_entries_and_rotates(
         r = client.post("/v1/keys", json={"role": "operator", "venue_id": 501}, headers=ADMIN)
         key = r.json()["key"]
         old_token = client.get("/v1/venues/501/code", headers=ADMIN).json()["token"]
-    day = registry.local_day("Asia/Shanghai")
+    day = local_day(now_ms(), "Asia/Shanghai")
     sync_redis.hincrby(server.keys.venue_entries(server.keys.shard_of(501), day), "501", 42)
 
     page = await browser.new_page(viewport={"width": 1200, "height": 1000})

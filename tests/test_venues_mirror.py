@@ -4,7 +4,6 @@ Redis, real embedded ClickHouse), including after a failed insert."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import io
 from typing import Any
 
@@ -12,10 +11,11 @@ import pytest
 
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
+from checkin.platform.instants import now_us
 from checkin.platform.settings import Settings
-from tracing.app import BACKGROUND_WORKERS
 from tracing.sink import venue_mirror
 from tracing.storage.store import Store, StoreError
+from tracing.workers import WORKERS
 from venues import importer, registry
 
 ADMIN = Principal(role="admin", key_id="admin")
@@ -75,7 +75,7 @@ async def test_an_id_changed_during_the_insert_stays_queued(
         took = original(*args, **kwargs)
         # Another writer changes the venue while the batch is being inserted.
         asyncio.run_coroutine_threadsafe(
-            redis_client.zadd(ctx.keys.venue_mirror_queue(), {"5": registry.now_us() + 1}), loop
+            redis_client.zadd(ctx.keys.venue_mirror_queue(), {"5": now_us() + 1}), loop
         ).result()
         return took
 
@@ -92,8 +92,7 @@ async def test_an_id_changed_during_the_insert_stays_queued(
 async def test_csv_import_is_mirrored_by_the_background_worker(
     settings: Settings, store: Store, redis_client: Any, sync_redis: Any
 ) -> None:
-    module, func = BACKGROUND_WORKERS["mirror"]
-    run = getattr(importlib.import_module(module), func)
+    run = WORKERS["mirror"]
     ctx = Context.build(settings, redis_client, "tracing")
     rows = [",".join(importer.COLUMNS)]
     for i in range(1, 1201):

@@ -1,97 +1,90 @@
-"""The tracing service: owns ClickHouse; runs the sink, the rules and the analyst API.
+"""The tracing service: owns ClickHouse; runs the analyst API and, when asked, the background workers.
 
-With the embedded engine only this process may open the data path, so the
-sink and the rule engine run here as background tasks (``checkin up``); in a
-split deployment against a ClickHouse server they can run as their own
-processes (``checkin sink``, ``checkin rules``).
+With the embedded engine only this process may open the data path, so the sink, the rules and the
+venue mirror run here (``CHECKIN_TRACING_WORKERS=sink,rules,mirror``, what ``checkin up`` does); in a
+split deployment against a ClickHouse server they run as their own processes (``checkin sink``,
+``checkin rules``). Handlers receive the store as the ``store`` dependency.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import logging
+from collections.abc import Sequence
 from typing import Any
 
 from litestar import Litestar
+from litestar.di import Provide
 
 from checkin.platform.context import Context
-from checkin.platform.service import build_app
+from checkin.platform.service import Part, build_app
 from checkin.platform.settings import Settings, get_settings
+from tracing.api import alerts, audit, console, exposure_sites, stats, trace
 from tracing.storage.store import Store
+from tracing.streams import gauges
+from tracing.workers import WorkerSet
 
-log = logging.getLogger("tracing.app")
-
-TRACING_MODULES: list[str] = [
-    "tracing.api.alerts",
-    "tracing.api.exposure_sites",
-    "tracing.api.trace",
-    "tracing.api.audit",
-    "tracing.api.stats",
-    "tracing.api.console",
-    "tracing.sink.consumer",
+TRACING_PARTS: list[Part] = [
+    alerts.PART,
+    exposure_sites.PART,
+    trace.PART,
+    audit.PART,
+    stats.PART,
+    console.PART,
+    Part("stream-gauges", on_startup=gauges.register),
 ]
 
-BACKGROUND_WORKERS = {
-    "sink": ("tracing.sink.consumer", "run_sink"),
-    "rules": ("tracing.rules.engine", "run_rules"),
-    "mirror": ("tracing.sink.venue_mirror", "run_venue_mirror"),
-}
 
+class _Running:
+    """What the service holds while it runs: the store and its background workers."""
 
-async def store_check(ctx: Context) -> tuple[bool, str]:
-    store: Store = ctx.extras["store"]
-    ok = await asyncio.to_thread(store.ping)
-    return ok, "ok" if ok else "query failed"
+    store: Store | None = None
+    owns_store: bool = False
+    workers: WorkerSet | None = None
+
+    def the_store(self) -> Store:
+        if self.store is None:
+            raise RuntimeError("the tracing service has not started")
+        return self.store
 
 
 def create_app(
     settings: Settings | None = None,
     redis: Any = None,
     store: Store | None = None,
-    workers: tuple[str, ...] | None = None,
+    workers: Sequence[str] | None = None,
 ) -> Litestar:
-    """``workers`` names background loops to run here (default: from CHECKIN_TRACING_WORKERS)."""
-    import os
-
+    """``workers`` names background workers to run here (default: ``CHECKIN_TRACING_WORKERS``)."""
     cfg = settings or get_settings()
-    if workers is None:
-        env = os.environ.get("CHECKIN_TRACING_WORKERS", "")
-        workers = tuple(w for w in env.split(",") if w)
-    tasks: list[asyncio.Task[None]] = []
-    stop = asyncio.Event()
+    names = tuple(workers) if workers is not None else cfg.tracing_worker_names()
+    running = _Running()
 
-    async def before_startup(ctx: Context) -> None:
-        own: Store = store if store is not None else await asyncio.to_thread(Store.from_settings, cfg)
-        ctx.extras["store"] = own
-        ctx.extras["owns_store"] = store is None
+    async def store_check(ctx: Context) -> tuple[bool, str]:
+        ok = await asyncio.to_thread(running.the_store().ping)
+        return ok, "ok" if ok else "query failed"
+
+    async def before_startup(app: Litestar, ctx: Context) -> None:
+        own = store if store is not None else await asyncio.to_thread(Store.from_settings, cfg)
+        running.store, running.owns_store = own, store is None
+        app.state["store"] = own
         await asyncio.to_thread(own.apply_schema, cfg.retention_days)
-        ctx.extras["stop"] = stop
-        for name in workers or ():
-            module_name, func_name = BACKGROUND_WORKERS[name]
-            func = getattr(importlib.import_module(module_name), func_name)
-            tasks.append(asyncio.create_task(func(ctx, own, stop), name=name))
+        running.workers = WorkerSet(ctx, own, names)
+        running.workers.start()
 
-    async def after_shutdown(ctx: Context) -> None:
-        stop.set()
-        for task in tasks:
-            try:
-                await asyncio.wait_for(task, timeout=30)
-            except (TimeoutError, asyncio.CancelledError):
-                task.cancel()
-            except Exception:
-                log.exception("background worker %s failed", task.get_name())
-        if ctx.extras.get("owns_store"):
+    async def after_shutdown(app: Litestar, ctx: Context) -> None:
+        if running.workers is not None:
+            await running.workers.stop()
+        if running.owns_store and running.store is not None:
             with contextlib.suppress(Exception):
-                ctx.extras["store"].close()
+                running.store.close()
 
     return build_app(
         service="tracing",
         title="venue-checkin tracing API",
-        modules=TRACING_MODULES,
+        parts=TRACING_PARTS,
         settings=cfg,
         extra_checks={"clickhouse": store_check},
+        dependencies={"store": Provide(running.the_store, sync_to_thread=False)},
         before_startup=before_startup,
         after_shutdown=after_shutdown,
         redis=redis,

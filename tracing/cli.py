@@ -1,65 +1,39 @@
-"""``checkin sink | rules | status | backfill``: the tracing side's own processes and tools."""
+"""``checkin serve-tracing | sink | rules | schema | status | backfill | report``: the tracing side's
+processes and tools. Commands import what they run when they run, so ``checkin`` starts fast."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import importlib
+import datetime as dt
 import logging
-import signal
+import os
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from pathlib import Path
 from typing import Any
 
 from checkin.platform.settings import Settings
 
 log = logging.getLogger("tracing.cli")
 
-Worker = Callable[[Any, Any, asyncio.Event], Awaitable[None]]
+
+def cmd_serve_tracing(args: argparse.Namespace, settings: Settings) -> int:
+    from checkin.platform.serve import serve
+    from checkin.platform.settings import get_settings
+
+    if args.workers:
+        # the app reads its settings in granian's worker process: hand the choice over there
+        os.environ["CHECKIN_TRACING_WORKERS"] = args.workers
+        get_settings.cache_clear()
+        settings = get_settings()
+    return serve("tracing.app:create_app", settings, settings.tracing_port, 1)
 
 
-async def _run_worker(settings: Settings, module_name: str, func_name: str) -> int:
-    from checkin.platform.context import Context
-    from checkin.platform.redis_conn import connect
-    from tracing.storage.store import Store, StoreError
+def _run_workers(settings: Settings, names: list[str]) -> int:
+    from tracing.workers import run_standalone
 
-    module = importlib.import_module(module_name)
-    worker: Worker = getattr(module, func_name)
-    try:
-        store = await asyncio.to_thread(Store.from_settings, settings)
-        await asyncio.to_thread(store.apply_schema, settings.retention_days)
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    try:
-        client = await connect(settings)
-    except ConnectionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        store.close()
-        return 1
-    ctx = Context.build(settings, client, "tracing")
-    ctx.extras["store"] = store
-    setup = getattr(module, "setup_metrics", None)
-    if setup is not None:
-        setup(ctx.metrics)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    metrics_key = ctx.keys.metrics("tracing")
-    flusher = asyncio.create_task(ctx.metrics.run_flusher(client, metrics_key))
-    try:
-        await worker(ctx, store, stop)
-    finally:
-        flusher.cancel()
-        with contextlib.suppress(BaseException):
-            await flusher
-        with contextlib.suppress(Exception):
-            await ctx.metrics.flush(client, metrics_key)
-        await client.aclose()
-        store.close()
-    return 0
+    return asyncio.run(run_standalone(settings, names))
 
 
 def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
@@ -67,17 +41,17 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
         log.info(
             "sink on the embedded engine: no other process may open %s", settings.effective_clickhouse_dsn
         )
-    return asyncio.run(_run_worker(settings, "tracing.sink.consumer", "run_sink"))
+    return _run_workers(settings, ["sink"])
 
 
 def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_run_worker(settings, "tracing.rules.engine", "run_rules"))
+    return _run_workers(settings, ["rules"])
 
 
 async def _status(settings: Settings) -> int:
     from checkin.platform.redis_conn import connect
     from checkin.platform.redis_keys import RedisKeys
-    from tracing.sink.consumer import stream_stats
+    from tracing.streams.gauges import stream_stats
 
     try:
         client = await connect(settings, attempts=2)
@@ -141,27 +115,35 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     seconds = sum(r.seconds for r in results)
     total = int(store.scalar(f"SELECT count() FROM {store.table('scans')}") or 0)
     rate = rows / seconds if seconds else 0.0
-    print(f"backfill: {rows:,} check-ins over {spec.days} day(s) in {seconds:.1f} s ({rate:,.0f}/s)")
+    print(
+        f"backfill: {rows:,} check-ins over {spec.days} day(s) in {seconds:.1f} s ({rate:,.0f}/s); "
+        f"{total:,} rows in scans"
+    )
     store.close()
-    if args.record:
-        from loadtest.results import Figure, record
+    return 0
 
-        command = "checkin backfill " + " ".join(sys.argv[2:])
-        record(
-            "backfill",
-            command,
-            [
-                Figure(
-                    figure=f"backfill {spec.days} days x {spec.scans_per_day:,} check-ins (server-side)",
-                    value=seconds,
-                    unit="s",
-                    target="minutes",
-                    met=seconds < 600,
-                    note=f"{rate:,.0f} check-ins/s; {total:,} rows in scans with check-outs; "
-                    f"{settings.effective_clickhouse_dsn.split(':')[0]} engine",
-                )
-            ],
-        )
+
+def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from tracing.storage.schema import statements
+    from tracing.storage.store import Store, StoreError
+
+    if args.print:
+        for stmt in statements(
+            settings.clickhouse_database, settings.retention_days, settings.clickhouse_cluster
+        ):
+            print(stmt + ";\n")
+        return 0
+    try:
+        store = Store.from_settings(settings)
+        store.apply_schema(settings.retention_days)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"schema applied to {store.safe_dsn} database {settings.clickhouse_database}: "
+        f"{', '.join(sorted(store.existing_tables()))}"
+    )
+    store.close()
     return 0
 
 
@@ -176,6 +158,16 @@ def _positive(text: str) -> int:
 
 
 def register(sub: Any) -> None:
+    p = sub.add_parser("serve-tracing", help="run the tracing API (owns ClickHouse)")
+    p.add_argument(
+        "--workers",
+        default="",
+        help="background workers to run inside: sink,rules,mirror (default: settings)",
+    )
+    p.set_defaults(handler=cmd_serve_tracing)
+    p = sub.add_parser("schema", help="apply the ClickHouse schema (idempotent)")
+    p.add_argument("--print", action="store_true", help="print the DDL instead of applying it")
+    p.set_defaults(handler=cmd_schema)
     p = sub.add_parser(
         "sink", help="run the stream sink (Redis scan streams -> ClickHouse) as its own process"
     )
@@ -190,5 +182,77 @@ def register(sub: Any) -> None:
     p.add_argument("--venues", type=_positive, default=239_000, help="venue ids 1..N (when no venues table)")
     p.add_argument("--residents", type=_positive, default=3_850_000, help="person ids 1..N")
     p.add_argument("--seed", type=int, default=1, help="same seed, same rows")
-    p.add_argument("--record", action="store_true", help="record the timing in docs/bench/backfill.json")
     p.set_defaults(handler=cmd_backfill)
+    register_report(sub)
+
+
+def parse_date(text: str, period: str) -> dt.date:
+    """YYYY-MM-DD (any day of the month for a month report; YYYY-MM is accepted there too)."""
+    try:
+        if period == "month" and len(text) == 7:
+            return dt.date.fromisoformat(text + "-01")
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--date: expected YYYY-MM-DD, got {text!r}") from None
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from tracing.queries.report import build_report, write_report
+    from tracing.storage.store import Store, StoreError
+
+    try:
+        day = parse_date(args.date, args.period)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.top < 1 or args.top > 10_000:
+        print(f"error: --top: expected 1..10000, got {args.top}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"error: --out: {out} exists and is not a directory", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    try:
+        store = Store.from_settings(settings)
+    except StoreError as exc:
+        hint = (
+            " (the embedded engine's data path may be open in the running tracing service: stop it, "
+            "or point CHECKIN_CLICKHOUSE_DSN at a ClickHouse server)"
+            if settings.embedded_clickhouse
+            else ""
+        )
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        return 1
+    try:
+        if settings.clickhouse_database not in {
+            str(r[0]) for r in store.rows("SELECT name FROM system.databases")
+        }:
+            print(f"error: no database {settings.clickhouse_database} at {store.safe_dsn}", file=sys.stderr)
+            return 1
+        report = build_report(store, args.period, day, settings.tz, top=args.top)
+    except StoreError as exc:
+        print(f"error: reading ClickHouse failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    written = write_report(report, out)
+    print(
+        f"{args.period} report {report.label}: {report.total_scans:,} scans, {report.total_alerts:,} alerts, "
+        f"{len(report.districts)} districts -> {out} ({', '.join(p.name for p in written)}) "
+        f"in {time.monotonic() - started:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def register_report(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="command-centre report: per-district scans, alerts by kind, top venues (CSV + HTML)",
+    )
+    p.add_argument("--period", choices=["day", "month"], required=True, help="a local day or month")
+    p.add_argument("--date", required=True, help="YYYY-MM-DD (a month report takes the month of this date)")
+    p.add_argument("--out", required=True, help="directory to write the CSV files and report.html into")
+    p.add_argument("--top", type=int, default=20, help="how many top venues (default 20)")
+    p.set_defaults(handler=cmd_report)

@@ -23,6 +23,7 @@ import msgspec
 import redis
 
 from checkin.platform.errors import BadInput
+from checkin.platform.instants import now_rfc3339, now_us
 from checkin.platform.redis_keys import RedisKeys
 from venues import registry
 from venues.model import CSV_COLUMNS, VENUE_TYPES, Venue
@@ -249,13 +250,13 @@ class Writer:
             return
         if not self.sha:
             self._load()
-        stamp = registry.now_rfc3339()
+        stamp = now_rfc3339()
         try:
             results = self._upsert(venues, stamp)
         except redis.exceptions.NoScriptError:
             self._load()
             results = self._upsert(venues, stamp)
-        stamp_us = registry.now_us()
+        stamp_us = now_us()
         pipe = self.client.pipeline(transaction=False)
         changed_ids: list[int] = []
         for venue, (status, old) in zip(venues, results, strict=True):

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from importlib import resources
 from string import Template
-from typing import Any
 
 from litestar import Response, get
 
+from checkin.platform.service import Part
 from checkin.platform.static_assets import Asset
 
 CSP = (
@@ -56,4 +56,4 @@ async def operator_css(v: str | None = None) -> Response[bytes]:
     return _CSS.response(v)
 
 
-route_handlers: list[Any] = [operator_page, operator_js, operator_css]
+PART = Part("operator-page", routes=[operator_page, operator_js, operator_css])

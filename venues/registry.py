@@ -8,17 +8,15 @@ queue (see :mod:`tracing.venue_mirror`).
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import time
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import msgspec
 
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Conflict, Forbidden, Gone, NotFound
+from checkin.platform.instants import local_day, now_ms, now_rfc3339, now_us
 from checkin.platform.redis_keys import RedisKeys
 from venues import codes
 from venues.model import DATA_FIELDS, Community, District, Street, Venue, VenueId, VenueType
@@ -151,15 +149,6 @@ class EntriesToday(msgspec.Struct):
 # --- helpers ---------------------------------------------------------------------
 
 
-def now_rfc3339() -> str:
-    now = dt.datetime.now(dt.UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
 def validate(venue: Venue | VenueIn) -> None:
     """Rules msgspec constraints cannot express; raises BadInput."""
     name = venue.name.strip()
@@ -214,11 +203,6 @@ async def _run(ctx: Context, cmds: list[tuple[Any, ...]]) -> list[Any]:
         pipe.execute_command(*cmd)
     result: list[Any] = await pipe.execute()
     return result
-
-
-def local_day(tz: str, at: dt.datetime | None = None) -> str:
-    moment = at or dt.datetime.now(dt.UTC)
-    return moment.astimezone(ZoneInfo(tz)).strftime("%Y%m%d")
 
 
 def check_access(principal: Principal, venue: Venue) -> None:
@@ -343,7 +327,7 @@ def _matches(venue: Venue, q: str) -> bool:
 
 async def entries_today(ctx: Context, principal: Principal, venue_id: int) -> EntriesToday:
     await get_venue(ctx, principal, venue_id)
-    day = local_day(ctx.settings.tz)
+    day = local_day(now_ms(), ctx.settings.tz)
     shard = ctx.keys.shard_of(venue_id)
     raw = await ctx.redis.hget(ctx.keys.venue_entries(shard, day), str(venue_id))
     return EntriesToday(venue_id=venue_id, local_day=day, entries=int(raw or 0))

@@ -21,6 +21,7 @@ from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from checkin.platform.metrics import Metrics
 from checkin.platform.redis_conn import sync_client
+from checkin.platform.service import Part
 from venues import importer, poster, registry
 from venues.model import Venue
 
@@ -210,16 +211,20 @@ def _import_sync(ctx: Context, spool: Any, strict: bool, scope: str) -> importer
             client.close()
 
 
-route_handlers: list[Any] = [
-    create_venue,
-    list_venues,
-    import_venues,
-    get_venue,
-    patch_venue,
-    get_code,
-    rotate_code,
-    entries_today,
-    poster_png,
-    poster_svg,
-    poster_pdf,
-]
+PART = Part(
+    "venues",
+    routes=[
+        create_venue,
+        list_venues,
+        import_venues,
+        get_venue,
+        patch_venue,
+        get_code,
+        rotate_code,
+        entries_today,
+        poster_png,
+        poster_svg,
+        poster_pdf,
+    ],
+    metrics=setup_metrics,
+)

@@ -8,8 +8,7 @@ their resident token (the code on their phone) or their id number (ID card reade
 from __future__ import annotations
 
 import datetime as dt
-import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Response, post
@@ -17,14 +16,14 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from checkin.checkins import service as checkins
-from checkin.checkins.routes import JSON, latency_of
+from checkin.checkins.admission import admitted
 from checkin.platform import resident_tokens
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, DomainError, Forbidden, NotFound, Unauthenticated
-from checkin.protection import guard_of
+from checkin.platform.instants import now_ms
+from checkin.platform.service import Part
 from checkin.residents import service as residents
-from checkin.residents.service import now_ms
 
 MAX_SCANS = 500
 
@@ -55,7 +54,6 @@ async def post_scans(
     principal: Principal,
     venue_id: Annotated[int | None, Parameter(ge=1, le=2**32 - 1)] = None,
 ) -> Response[bytes]:
-    started = time.perf_counter()
     principal.require("device")
     if principal.role == "device":
         if principal.venue_id is None:
@@ -67,8 +65,14 @@ async def post_scans(
         raise BadInput("venue_id: an admin upload must name the venue (?venue_id=)")
     else:
         target = venue_id
-    guard = guard_of(ctx)
-    lite = guard.admit()
+    with admitted(ctx, "sentinel") as lite:
+        out = await _resolve_and_check_in(ctx, data, target, lite)
+    return Response(content=_encoder.encode(out), status_code=200, media_type="application/json")
+
+
+async def _resolve_and_check_in(
+    ctx: Context, data: SentinelIn, target: int, lite: bool
+) -> checkins.SentinelOut:
     now = now_ms()
     resolved: list[tuple[int, int] | DomainError] = []
     by_id_number: list[tuple[int, str]] = []
@@ -92,13 +96,7 @@ async def post_scans(
             resolved[index] = (
                 (pid, entry[1]) if pid is not None else NotFound("no resident with this id_number")
             )
-    guard.inflight += 1
-    try:
-        out = await checkins.check_in_sentinel(ctx, target, resolved, now, lite)
-    finally:
-        guard.inflight -= 1
-    latency_of(ctx).observe("sentinel", time.perf_counter() - started)
-    return Response(content=_encoder.encode(out), status_code=200, media_type=JSON)
+    return await checkins.check_in_sentinel(ctx, target, resolved, now, lite)
 
 
-route_handlers: list[Any] = [post_scans]
+PART = Part("sentinel", routes=[post_scans])

@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import msgspec
 from redis.exceptions import NoScriptError, RedisError
 
+from checkin.checkins.admission import LATENCY
 from checkin.platform.context import Context
 from checkin.platform.errors import (
     BadInput,
@@ -40,8 +40,8 @@ from checkin.platform.errors import (
     Unprocessable,
 )
 from checkin.platform.hot_redis import hot_of
+from checkin.platform.instants import format_ms, local_day, to_ms
 from checkin.protection import REJECTIONS, WINDOW_MS, window_now
-from checkin.residents.service import iso_ms
 
 RECORD_TTL_S = 13 * 3600
 MAX_STAY_MS = 12 * 3600 * 1000
@@ -52,7 +52,6 @@ ACCEPTED = "checkin_accepted_total"
 SCANS = "checkin_scan_entries_total"
 DEDUPES = "checkin_dedupes_total"
 CHECKOUTS = "checkin_checkouts_total"
-LATENCY = "checkin_request_seconds"
 
 ClientId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 PersonId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
@@ -225,34 +224,6 @@ async def load_scripts(ctx: Context) -> None:
 
 
 # --- time ----------------------------------------------------------------
-
-
-@dataclass
-class _Day:
-    start: int = 0
-    end: int = 0
-    text: str = ""
-
-
-_days: dict[str, _Day] = {}
-
-
-def local_day(at_ms: int, tz: str) -> str:
-    """YYYYMMDD of this instant in the local zone (cached for the current day)."""
-    day = _days.get(tz)
-    if day is not None and day.start <= at_ms < day.end:
-        return day.text
-    zone = ZoneInfo(tz)
-    local = dt.datetime.fromtimestamp(at_ms / 1000, zone)
-    start = dt.datetime(local.year, local.month, local.day, tzinfo=zone)
-    nxt = (start + dt.timedelta(days=1, hours=2)).replace(hour=0)
-    text = local.strftime("%Y%m%d")
-    _days[tz] = _Day(int(start.timestamp() * 1000), int(nxt.timestamp() * 1000), text)
-    return text
-
-
-def to_ms(value: dt.datetime) -> int:
-    return int(value.timestamp() * 1000)
 
 
 def scan_instant(ctx: Context, scanned_at: dt.datetime | None, now: int) -> int:
@@ -429,7 +400,7 @@ def response_of(record: Record, duplicate: bool, degraded: bool) -> CheckinOut:
             person_id=int(p[0]),
             name_masked=p[5],
             status=p[1],
-            last_negative_test_at=iso_ms(int(p[6])) if p[6] else None,
+            last_negative_test_at=format_ms(int(p[6])) if p[6] else None,
             verdict=p[2],
             reason=p[3] or None,
         )
@@ -437,8 +408,8 @@ def response_of(record: Record, duplicate: bool, degraded: bool) -> CheckinOut:
     ]
     return CheckinOut(
         checkin_id=record.cid,
-        at=iso_ms(int(record.at)),
-        ends_at=iso_ms(int(record.end)),
+        at=format_ms(int(record.at)),
+        ends_at=format_ms(int(record.end)),
         venue=VenueOut(venue_id=int(record.vid), name=record.vn),
         people=people,
         duplicate=duplicate,
@@ -547,7 +518,9 @@ async def check_in_batch(
             if code == "ok":
                 accepted += 1
                 entries += len(item.persons)
-                results[item.index] = ItemResult(item.index, 201, payload.decode(), iso_ms(item.at_ms), False)
+                results[item.index] = ItemResult(
+                    item.index, 201, payload.decode(), format_ms(item.at_ms), False
+                )
             elif code == "dup":
                 duplicates += 1
                 results[item.index] = ItemResult(item.index, 200, payload.decode(), None, True)
@@ -589,19 +562,21 @@ async def check_out(ctx: Context, owner: int, checkin_id: str, now: int) -> Chec
             f"no open check-in {checkin_id} of yours (unknown, someone else's, or older than 13 h)"
         )
     if code == "done":
-        raise Conflict(f"check-in {checkin_id} was already checked out at {iso_ms(int(reply[1]))}")
+        raise Conflict(f"check-in {checkin_id} was already checked out at {format_ms(int(reply[1]))}")
     if code == "early":
-        raise Conflict(f"check-in {checkin_id} starts at {iso_ms(int(reply[1]))}; it cannot end before that")
+        raise Conflict(
+            f"check-in {checkin_id} starts at {format_ms(int(reply[1]))}; it cannot end before that"
+        )
     if code == "late":
         raise Gone(
-            f"check-in {checkin_id} started at {iso_ms(int(reply[1]))}, more than 12 h ago; "
+            f"check-in {checkin_id} started at {format_ms(int(reply[1]))}, more than 12 h ago; "
             "the stay has already ended"
         )
     record = record_decoder.decode(reply[2])
     return CheckoutOut(
         checkin_id=checkin_id,
-        at=iso_ms(int(record.at)),
-        ended_at=iso_ms(int(reply[1])),
+        at=format_ms(int(record.at)),
+        ended_at=format_ms(int(reply[1])),
         people=[int(p[0]) for p in record.p],
     )
 
@@ -666,13 +641,13 @@ async def check_in_sentinel(
                 status=200 if dup else 201,
                 person_id=int(p[0]),
                 checkin_id=record.cid,
-                at=iso_ms(int(record.at)),
+                at=format_ms(int(record.at)),
                 duplicate=dup,
                 name_masked=p[5],
                 health_status=p[1],
                 verdict=p[2],
                 reason=p[3] or None,
-                last_negative_test_at=iso_ms(int(p[6])) if p[6] else None,
+                last_negative_test_at=format_ms(int(p[6])) if p[6] else None,
             )
     if accepted:
         ctx.metrics.inc(ACCEPTED, accepted, source="sentinel")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import delete, get, post, put
 
 from checkin.health import service as health
@@ -11,6 +9,7 @@ from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import NotFound
 from checkin.platform.metrics import Metrics
+from checkin.platform.service import Part
 
 TAGS = ["health"]
 HEALTH_UPDATES = "checkin_health_updates_total"
@@ -68,4 +67,6 @@ async def delete_watch(person_id: int, ctx: Context, principal: Principal) -> No
     ctx.metrics.inc(HEALTH_UPDATES, kind="watchlist")
 
 
-route_handlers: list[Any] = [put_status, get_status, post_tests, put_watch, delete_watch]
+PART = Part(
+    "health", routes=[put_status, get_status, post_tests, put_watch, delete_watch], metrics=setup_metrics
+)

@@ -22,7 +22,8 @@ import msgspec
 
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, NotFound
-from checkin.residents.service import iso_ms, now_ms, person_exists
+from checkin.platform.instants import format_ms, now_ms, to_ms
+from checkin.residents.service import person_exists
 
 Status = Literal["green", "yellow", "red"]
 TestResult = Literal["negative", "positive"]
@@ -82,10 +83,6 @@ class TestsReport(msgspec.Struct):
     accepted: int
     rejected: int
     results: list[TestOutcome]
-
-
-def to_ms(value: dt.datetime) -> int:
-    return int(value.timestamp() * 1000)
 
 
 async def _require_person(ctx: Context, person_id: int) -> None:
@@ -158,7 +155,7 @@ async def clear_watch(ctx: Context, person_id: int) -> None:
 def _opt_ms(raw: Any) -> str | None:
     if raw is None or raw == b"" or raw == b"0":
         return None
-    return iso_ms(int(raw))
+    return format_ms(int(raw))
 
 
 async def get_state(ctx: Context, person_id: int) -> HealthState:
@@ -167,7 +164,7 @@ async def get_state(ctx: Context, person_id: int) -> HealthState:
     st, sr, su, nt, pt, wl, wlr = await ctx.redis.hmget(key, "st", "sr", "su", "nt", "pt", "wl", "wlr")
     watch = None
     if wl is not None and int(wl) > now_ms():
-        watch = Watch(reason=(wlr or b"").decode(), until=iso_ms(int(wl)))
+        watch = Watch(reason=(wlr or b"").decode(), until=format_ms(int(wl)))
     return HealthState(
         person_id=person_id,
         status=st.decode() if st else ctx.settings.unknown_status,

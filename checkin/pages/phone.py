@@ -15,13 +15,13 @@ import html
 import logging
 from importlib import resources
 from string import Template
-from typing import Any
 
 from litestar import Response, get
 from redis.exceptions import RedisError
 
 from checkin.platform.context import Context
 from checkin.platform.metrics import Metrics
+from checkin.platform.service import Part
 from checkin.platform.static_assets import Asset
 from venues import codes
 from venues.model import Venue
@@ -190,4 +190,4 @@ async def phone_css(v: str | None = None) -> Response[bytes]:
     return _CSS.response(v)
 
 
-route_handlers: list[Any] = [checkin_page, phone_js, phone_css]
+PART = Part("phone-page", routes=[checkin_page, phone_js, phone_css], metrics=setup_metrics)

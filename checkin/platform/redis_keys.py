@@ -40,6 +40,10 @@ class RedisKeys:
     def alerts_stream(self) -> str:
         return f"{self.prefix}alerts"
 
+    def alerts_dead_letters(self) -> str:
+        """Alert entries the history writer could not decode."""
+        return f"{self.prefix}alerts:dead-letters"
+
     # --- venues ---------------------------------------------------------------
     def venue(self, venue_id: int) -> str:
         """Hash of one venue's registry fields, in its stream shard's slot."""

@@ -1,17 +1,16 @@
-"""Building a Litestar service from route modules that share one Context.
+"""Building a Litestar service from the parts of its rooms, sharing one :class:`Context`.
 
-A route module exports ``route_handlers`` and may define ``async def
-on_startup(ctx)`` / ``async def on_shutdown(ctx)`` and ``setup_metrics(metrics)``.
+Each room exposes one :class:`Part`: its routes, its metric declarations and its start and stop
+hooks. A service names the parts it serves by importing them (``checkin.app``, ``tracing.app``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from types import ModuleType
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Litestar
@@ -21,6 +20,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from checkin.platform import auth
 from checkin.platform.context import Context, get_ctx
+from checkin.platform.metrics import Metrics
 from checkin.platform.ops import HealthCheck, health_route, metrics_route, redis_check
 from checkin.platform.problems import EXCEPTION_HANDLERS
 from checkin.platform.redis_conn import connect
@@ -28,28 +28,37 @@ from checkin.platform.settings import Settings, get_settings
 
 log = logging.getLogger("checkin.platform.service")
 
+Hook = Callable[[Context], Awaitable[None]]
+AppHook = Callable[[Litestar, Context], Awaitable[None]]
 
-def load_modules(names: Sequence[str]) -> list[ModuleType]:
-    return [importlib.import_module(name) for name in names]
+
+@dataclass(frozen=True)
+class Part:
+    """What one room adds to a service."""
+
+    name: str
+    routes: Sequence[Any] = ()
+    metrics: Callable[[Metrics], None] | None = None
+    """Declares the room's counters and histograms (help text and type on /metrics)."""
+    on_startup: Hook | None = None
+    on_shutdown: Hook | None = None
 
 
 def build_app(
     *,
     service: str,
     title: str,
-    modules: Sequence[str],
+    parts: Sequence[Part],
     settings: Settings | None = None,
     extra_checks: dict[str, HealthCheck] | None = None,
-    before_startup: Callable[[Context], Awaitable[None]] | None = None,
-    after_shutdown: Callable[[Context], Awaitable[None]] | None = None,
+    dependencies: Mapping[str, Provide] | None = None,
+    before_startup: AppHook | None = None,
+    after_shutdown: AppHook | None = None,
     redis: Any = None,
 ) -> Litestar:
     """One service app. ``redis`` lets tests pass their own client."""
     cfg = settings or get_settings()
-    mods = load_modules(modules)
-    handlers: list[Any] = []
-    for mod in mods:
-        handlers.extend(getattr(mod, "route_handlers", []))
+    handlers: list[Any] = [h for part in parts for h in part.routes]
     checks: dict[str, HealthCheck] = {"redis": redis_check, **(extra_checks or {})}
 
     @contextlib.asynccontextmanager
@@ -57,16 +66,14 @@ def build_app(
         client = redis if redis is not None else await connect(cfg)
         ctx = Context.build(cfg, client, service)
         app.state["ctx"] = ctx
-        for mod in mods:
-            setup = getattr(mod, "setup_metrics", None)
-            if setup is not None:
-                setup(ctx.metrics)
+        for part in parts:
+            if part.metrics is not None:
+                part.metrics(ctx.metrics)
         if before_startup is not None:
-            await before_startup(ctx)
-        for mod in mods:
-            hook = getattr(mod, "on_startup", None)
-            if hook is not None:
-                await hook(ctx)
+            await before_startup(app, ctx)
+        for part in parts:
+            if part.on_startup is not None:
+                await part.on_startup(ctx)
         flusher = asyncio.create_task(ctx.metrics.run_flusher(client, ctx.keys.metrics(service)))
         try:
             yield
@@ -74,15 +81,14 @@ def build_app(
             flusher.cancel()
             with contextlib.suppress(BaseException):
                 await flusher
-            for mod in reversed(mods):
-                hook = getattr(mod, "on_shutdown", None)
-                if hook is not None:
+            for part in reversed(parts):
+                if part.on_shutdown is not None:
                     try:
-                        await hook(ctx)
+                        await part.on_shutdown(ctx)
                     except Exception:
-                        log.exception("shutdown hook of %s failed", mod.__name__)
+                        log.exception("shutdown hook of %s failed", part.name)
             if after_shutdown is not None:
-                await after_shutdown(ctx)
+                await after_shutdown(app, ctx)
             with contextlib.suppress(Exception):
                 await ctx.metrics.flush(client, ctx.keys.metrics(service))
             if redis is None:
@@ -94,6 +100,7 @@ def build_app(
         dependencies={
             "ctx": Provide(get_ctx, sync_to_thread=False),
             "principal": Provide(auth.provide_principal),
+            **(dependencies or {}),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(

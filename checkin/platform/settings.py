@@ -36,6 +36,10 @@ RULE_KINDS = (
 )
 
 
+TRACING_WORKERS = ("sink", "rules", "mirror")
+"""Background workers the tracing service can run inside its process."""
+
+
 class SettingsError(ValueError):
     """A setting has a bad value; the message is one line naming the variable."""
 
@@ -64,6 +68,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Interface both services listen on."""
     ingest_port: Port = 8000
     tracing_port: Port = 8001
+    tracing_workers: str = ""
+    """Background workers run inside the tracing service: comma-separated sink, rules, mirror
+    (`checkin up` runs all three there: the embedded engine is open in one process only)."""
     ingest_workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 2
     """Granian worker processes of the ingest API."""
     public_base_url: str = "http://127.0.0.1:8000"
@@ -161,6 +168,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 f"CHECKIN_RULES_ENABLED: unknown rule(s) {', '.join(sorted(unknown))}; "
                 f"known: {', '.join(RULE_KINDS)}"
             )
+        unknown_workers = set(self.tracing_worker_names()) - set(TRACING_WORKERS)
+        if unknown_workers:
+            raise SettingsError(
+                f"CHECKIN_TRACING_WORKERS: unknown worker(s) {', '.join(sorted(unknown_workers))}; "
+                f"known: {', '.join(TRACING_WORKERS)}"
+            )
         if self.keyring:
             from checkin.platform.keyring import Keyring, KeyringError
 
@@ -185,6 +198,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def is_redis_cluster(self) -> bool:
         return self.redis_cluster or self.redis_url.startswith(("redis+cluster://", "rediss+cluster://"))
+
+    def tracing_worker_names(self) -> tuple[str, ...]:
+        return tuple(w.strip() for w in self.tracing_workers.split(",") if w.strip())
 
     def enabled_rules(self) -> list[str]:
         return [r.strip() for r in self.rules_enabled.split(",") if r.strip()]

@@ -16,9 +16,10 @@ from checkin import protection
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, PayloadTooLarge
+from checkin.platform.instants import now_ms
 from checkin.platform.metrics import Metrics
+from checkin.platform.service import Part
 from checkin.residents import service as residents
-from checkin.residents.service import now_ms
 
 TAGS = ["residents"]
 REGISTRATIONS = "checkin_registrations_total"
@@ -195,4 +196,8 @@ async def remove_companion(person_id: int, ctx: Context, principal: Principal) -
     await residents.remove_companion(ctx, principal.person_id or 0, person_id)
 
 
-route_handlers: list[Any] = [register, import_residents, add_companion, list_companions, remove_companion]
+PART = Part(
+    "residents",
+    routes=[register, import_residents, add_companion, list_companions, remove_companion],
+    metrics=setup_metrics,
+)

@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import os
 import re
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -37,6 +36,7 @@ from checkin.platform import resident_tokens
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Conflict, NotFound
 from checkin.platform.hot_redis import run_commands
+from checkin.platform.instants import format_ms, now_ms
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
 
@@ -190,21 +190,6 @@ def phone_cipher(keyring: Keyring) -> PhoneCipher:
     return cipher
 
 
-_iso_second: list[Any] = [None, ""]
-
-
-def iso_ms(ms: int) -> str:
-    """RFC 3339 UTC with milliseconds (the formatted second is reused: answers cluster in time)."""
-    sec, milli = divmod(ms, 1000)
-    if _iso_second[0] != sec:
-        _iso_second[:] = [sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))]
-    return f"{_iso_second[1]}.{milli:03d}Z"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 # --- the identity of one registration ----------------------------------------------------------------
 
 
@@ -294,7 +279,7 @@ def issue_token(ctx: Context, person_id: int) -> tuple[str, str]:
     token, expires = resident_tokens.issue(
         ctx.keyring, person_id, ctx.settings.resident_token_ttl_hours * 3600
     )
-    return token, iso_ms(expires * 1000)
+    return token, format_ms(expires * 1000)
 
 
 async def register(ctx: Context, data: RegisterIn) -> Registered:

@@ -38,6 +38,8 @@ from checkin.platform import auth
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, NotFound
+from checkin.platform.instants import format_ms, parse_instant
+from checkin.platform.service import Part
 from checkin.platform.settings import RULE_KINDS
 from tracing.rules import alerts as al
 from tracing.storage.store import Store
@@ -114,6 +116,7 @@ def query_alerts(
 )
 async def list_alerts(
     ctx: Context,
+    store: Store,
     principal: Principal,
     since: str | None = None,
     until: str | None = None,
@@ -127,11 +130,10 @@ async def list_alerts(
     principal.require("analyst")
     _check_filters(kind, severity, scope_prefix)
     now_ms = int(time.time() * 1000)
-    until_ms = al.parse_instant(until, "until") if until else now_ms + 3_600_000
-    since_ms = al.parse_instant(since, "since") if since else until_ms - 7 * 86_400_000
+    until_ms = parse_instant("until", until) if until else now_ms + 3_600_000
+    since_ms = parse_instant("since", since) if since else until_ms - 7 * 86_400_000
     if since_ms >= until_ms:
         raise BadInput("since must be before until")
-    store: Store = ctx.extras["store"]
     found = await asyncio.to_thread(
         query_alerts,
         store,
@@ -183,11 +185,10 @@ async def _find_in_stream(ctx: Context, alert_id: str) -> al.Alert | None:
     tags=["alerts"],
     status_code=200,
 )
-async def ack_alert(alert_id: str, ctx: Context, principal: Principal) -> al.Alert:
+async def ack_alert(alert_id: str, ctx: Context, store: Store, principal: Principal) -> al.Alert:
     principal.require("analyst")
     if not al.ALERT_ID_RE.fullmatch(alert_id):
         raise BadInput(f"alert_id: expected 22 lowercase hex digits, got {alert_id!r}")
-    store: Store = ctx.extras["store"]
     alert = await asyncio.to_thread(find_alert, store, alert_id)
     if alert is None:
         alert = await _find_in_stream(ctx, alert_id)
@@ -196,7 +197,7 @@ async def ack_alert(alert_id: str, ctx: Context, principal: Principal) -> al.Ale
     if alert.acked:
         return alert
     now_ms = int(time.time() * 1000)
-    alert.acked, alert.acked_by, alert.acked_at = True, principal.key_id, al.fmt_ms(now_ms)
+    alert.acked, alert.acked_by, alert.acked_at = True, principal.key_id, format_ms(now_ms)
     row = al.to_row(alert, version=now_ms)
     await asyncio.to_thread(store.insert, "alerts", al.ALERT_COLUMNS, [[v] for v in row])
     return alert
@@ -420,4 +421,4 @@ async def on_shutdown(ctx: Context) -> None:
         await hub.close()
 
 
-route_handlers = [list_alerts, alerts_stream, ack_alert]
+PART = Part("alerts", routes=[list_alerts, alerts_stream, ack_alert], on_shutdown=on_shutdown)

@@ -17,7 +17,8 @@ from litestar import Request, get
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Unavailable
-from tracing.queries.trace import format_ms, parse_instant
+from checkin.platform.instants import format_ms, parse_instant
+from checkin.platform.service import Part
 from tracing.storage.store import Store, StoreError
 
 COLUMNS = ["at", "actor", "role", "action", "reason", "params", "rows", "client_ip"]
@@ -75,6 +76,7 @@ def write(
 
 async def record(
     ctx: Context,
+    store: Store,
     principal: Principal,
     action: str,
     reason: str,
@@ -83,7 +85,6 @@ async def record(
     ip: str = "",
 ) -> None:
     """Write the audit row of one trace call; a failure refuses the answer (503)."""
-    store: Store = ctx.extras["store"]
     try:
         await asyncio.to_thread(write, store, principal, action, reason, params, rows, ip)
     except StoreError as exc:
@@ -140,7 +141,7 @@ def read(
     tags=["tracing"],
 )
 async def get_audit(
-    ctx: Context,
+    store: Store,
     principal: Principal,
     since: str | None = None,
     until: str | None = None,
@@ -156,7 +157,6 @@ async def get_audit(
     since_ms = parse_instant("since", since) if since else until_ms - 30 * 86_400_000
     if since_ms >= until_ms:
         raise BadInput("since must be before until")
-    store: Store = ctx.extras["store"]
     entries = await asyncio.to_thread(read, store, since_ms, until_ms, actor, action, limit)
     return AuditPage(entries=entries, count=len(entries))
 
@@ -165,4 +165,4 @@ def setup_metrics(metrics: Any) -> None:
     metrics.counter("trace_audit_failures_total", "Trace calls refused because the audit row failed")
 
 
-route_handlers = [get_audit]
+PART = Part("audit", routes=[get_audit], metrics=setup_metrics)

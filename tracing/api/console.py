@@ -16,6 +16,7 @@ from litestar import Response, get
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import NotFound
+from checkin.platform.service import Part
 
 STATIC = Path(__file__).resolve().parent / "static"
 FILES = {
@@ -64,4 +65,4 @@ async def whoami(ctx: Context, principal: Principal) -> WhoAmI:
     return WhoAmI(key_id=principal.key_id, role=principal.role, scope=principal.scope, tz=ctx.settings.tz)
 
 
-route_handlers = [console_page, console_static, whoami]
+PART = Part("console", routes=[console_page, console_static, whoami])

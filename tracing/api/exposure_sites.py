@@ -24,8 +24,10 @@ from litestar import Request, delete, get, post
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, NotFound
+from checkin.platform.instants import format_ms, parse_instant
+from checkin.platform.service import Part
 from tracing.api import audit
-from tracing.rules.alerts import fmt_ms, parse_instant
+from tracing.storage.store import Store
 from venues.model import Venue
 
 SITE_ID_RE = r"^[0-9a-f]{18}$"
@@ -72,14 +74,14 @@ class ExposureSiteOut(msgspec.Struct):
         return cls(
             site_id=site.site_id,
             venue_id=site.venue_id,
-            since=fmt_ms(site.since_ms),
-            until=fmt_ms(site.until_ms),
+            since=format_ms(site.since_ms),
+            until=format_ms(site.until_ms),
             reason=site.reason,
             district=site.district,
             street=site.street,
             community=site.community,
             created_by=site.created_by,
-            created_at=fmt_ms(site.created_ms),
+            created_at=format_ms(site.created_ms),
             active=site.until_ms > now_ms,
         )
 
@@ -107,11 +109,11 @@ async def load_sites(ctx: Context) -> list[StoredSite]:
 
 @post("/v1/exposure-sites", summary="Flag a venue for a period (tracer)", tags=["alerts"])
 async def create_site(
-    data: ExposureSiteIn, request: Request[Any, Any, Any], ctx: Context, principal: Principal
+    data: ExposureSiteIn, request: Request[Any, Any, Any], ctx: Context, store: Store, principal: Principal
 ) -> ExposureSiteOut:
     principal.require("tracer")
-    since_ms = parse_instant(data.since, "since")
-    until_ms = parse_instant(data.until, "until")
+    since_ms = parse_instant("since", data.since)
+    until_ms = parse_instant("until", data.until)
     if since_ms >= until_ms:
         raise BadInput("since must be before until")
     if until_ms - since_ms > MAX_PERIOD_DAYS * 86_400_000:
@@ -137,6 +139,7 @@ async def create_site(
     )
     await audit.record(
         ctx,
+        store,
         principal,
         "exposure_site_create",
         data.reason,
@@ -178,7 +181,7 @@ async def list_sites(
 
 @delete("/v1/exposure-sites/{site_id:str}", summary="Remove an exposure site (tracer)", tags=["alerts"])
 async def delete_site(
-    site_id: str, request: Request[Any, Any, Any], ctx: Context, principal: Principal
+    site_id: str, request: Request[Any, Any, Any], ctx: Context, store: Store, principal: Principal
 ) -> None:
     principal.require("tracer")
     if not re.fullmatch(SITE_ID_RE, site_id):
@@ -189,6 +192,7 @@ async def delete_site(
         raise NotFound(f"no exposure site {site_id}")
     await audit.record(
         ctx,
+        store,
         principal,
         "exposure_site_delete",
         site.reason,
@@ -202,4 +206,4 @@ async def delete_site(
     await pipe.execute()
 
 
-route_handlers = [create_site, list_sites, delete_site]
+PART = Part("exposure-sites", routes=[create_site, list_sites, delete_site])

@@ -8,15 +8,15 @@ days). A scoped key counts only stays at venues in its jurisdiction.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Any
 
 import msgspec
 from litestar import get
 
 from checkin.platform.auth import Principal
-from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Unavailable
+from checkin.platform.instants import DAY_MS, format_ms, now_ms, parse_instant
+from checkin.platform.service import Part
 from tracing.queries import trace
 from tracing.storage.store import Store, StoreError
 
@@ -65,11 +65,11 @@ class VenueStats(msgspec.Struct):
 
 
 def _window(since: str | None, until: str | None) -> tuple[int, int]:
-    until_ms = trace.parse_instant("until", until) if until else trace.to_ms(dt.datetime.now(dt.UTC)) + 1
-    since_ms = trace.parse_instant("since", since) if since else until_ms - trace.DAY_MS
+    until_ms = parse_instant("until", until) if until else now_ms() + 1
+    since_ms = parse_instant("since", since) if since else until_ms - DAY_MS
     if since_ms >= until_ms:
         raise BadInput("since must be before until")
-    if until_ms - since_ms > MAX_WINDOW_DAYS * trace.DAY_MS:
+    if until_ms - since_ms > MAX_WINDOW_DAYS * DAY_MS:
         raise BadInput(f"the window may span at most {MAX_WINDOW_DAYS} days")
     return since_ms, until_ms
 
@@ -96,7 +96,7 @@ def scans_per_hour(
     )
     params = {"since": since_ms, "until": until_ms, "scope": scope, "district": district}
     return [
-        HourRow(hour=trace.format_ms(int(h)), district=str(d), scans=int(n))
+        HourRow(hour=format_ms(int(h)), district=str(d), scans=int(n))
         for h, d, n in store.rows(sql, params, _SETTINGS)
     ]
 
@@ -153,15 +153,14 @@ def _check_district(district: str) -> str:
 
 @get("/v1/stats/scans-per-hour", summary="Scans per hour by district (analyst)", tags=["stats"])
 async def get_scans_per_hour(
-    ctx: Context, principal: Principal, since: str | None = None, until: str | None = None, district: str = ""
+    store: Store, principal: Principal, since: str | None = None, until: str | None = None, district: str = ""
 ) -> ScansPerHour:
     principal.require("analyst")
     since_ms, until_ms = _window(since, until)
-    store: Store = ctx.extras["store"]
     rows = await _call(scans_per_hour, store, since_ms, until_ms, principal.scope, _check_district(district))
     return ScansPerHour(
-        since=trace.format_ms(since_ms),
-        until=trace.format_ms(until_ms),
+        since=format_ms(since_ms),
+        until=format_ms(until_ms),
         districts=sorted({r.district for r in rows}),
         rows=rows,
     )
@@ -169,18 +168,17 @@ async def get_scans_per_hour(
 
 @get("/v1/stats/districts", summary="Scans and distinct persons per district (analyst)", tags=["stats"])
 async def get_districts(
-    ctx: Context, principal: Principal, since: str | None = None, until: str | None = None
+    store: Store, principal: Principal, since: str | None = None, until: str | None = None
 ) -> DistrictStats:
     principal.require("analyst")
     since_ms, until_ms = _window(since, until)
-    store: Store = ctx.extras["store"]
     rows = await _call(per_district, store, since_ms, until_ms, principal.scope)
-    return DistrictStats(since=trace.format_ms(since_ms), until=trace.format_ms(until_ms), rows=rows)
+    return DistrictStats(since=format_ms(since_ms), until=format_ms(until_ms), rows=rows)
 
 
 @get("/v1/stats/venues", summary="Busiest venues (analyst)", tags=["stats"])
 async def get_venues(
-    ctx: Context,
+    store: Store,
     principal: Principal,
     since: str | None = None,
     until: str | None = None,
@@ -191,11 +189,10 @@ async def get_venues(
     if not 1 <= limit <= 1000:
         raise BadInput("limit must be 1..1000")
     since_ms, until_ms = _window(since, until)
-    store: Store = ctx.extras["store"]
     rows = await _call(
         top_venues, store, since_ms, until_ms, limit, principal.scope, _check_district(district)
     )
-    return VenueStats(since=trace.format_ms(since_ms), until=trace.format_ms(until_ms), rows=rows)
+    return VenueStats(since=format_ms(since_ms), until=format_ms(until_ms), rows=rows)
 
 
-route_handlers = [get_scans_per_hour, get_districts, get_venues]
+PART = Part("stats", routes=[get_scans_per_hour, get_districts, get_venues])

@@ -22,6 +22,8 @@ from litestar import Request, Response, get, post
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Forbidden, NotFound, Unavailable, Unprocessable
+from checkin.platform.instants import DAY_MS, format_ms, now_ms, parse_instant, to_ms
+from checkin.platform.service import Part
 from tracing.api import audit
 from tracing.queries import trace
 from tracing.storage.store import Store, StoreError
@@ -144,12 +146,10 @@ def check_reason(reason: str | None) -> str:
 
 def check_window(since_ms: int, until_ms: int, what: str = "window") -> None:
     if since_ms >= until_ms:
+        raise BadInput(f"{what}: since ({format_ms(since_ms)}) must be before until ({format_ms(until_ms)})")
+    if until_ms - since_ms > MAX_WINDOW_DAYS * DAY_MS:
         raise BadInput(
-            f"{what}: since ({trace.format_ms(since_ms)}) must be before until ({trace.format_ms(until_ms)})"
-        )
-    if until_ms - since_ms > MAX_WINDOW_DAYS * trace.DAY_MS:
-        raise BadInput(
-            f"{what}: at most {MAX_WINDOW_DAYS} days, got {(until_ms - since_ms) / trace.DAY_MS:.1f} days"
+            f"{what}: at most {MAX_WINDOW_DAYS} days, got {(until_ms - since_ms) / DAY_MS:.1f} days"
         )
 
 
@@ -157,10 +157,6 @@ def parse_person_id(raw: str) -> int:
     if not raw.isdigit() or int(raw) > U64_MAX:
         raise BadInput(f"person_id must be an unsigned 64-bit integer, got {raw!r}")
     return int(raw)
-
-
-def now_ms() -> int:
-    return trace.to_ms(dt.datetime.now(dt.UTC))
 
 
 CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
@@ -172,11 +168,6 @@ def csv_cell(value: Any) -> str:
     if text.startswith(CSV_DANGEROUS):
         return "'" + text
     return text
-
-
-def _store(ctx: Context) -> Store:
-    store: Store = ctx.extras["store"]
-    return store
 
 
 async def _run(ctx: Context, kind: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -191,6 +182,7 @@ async def _run(ctx: Context, kind: str, fn: Any, *args: Any, **kwargs: Any) -> A
 
 async def _require_person(
     ctx: Context,
+    store: Store,
     request: Request[Any, Any, Any],
     principal: Principal,
     action: str,
@@ -199,10 +191,17 @@ async def _require_person(
     person_id: int,
 ) -> None:
     """404 (audited) when no stay of the person is recorded within the key's jurisdiction."""
-    known = await _run(ctx, "person", trace.person_has_stays, _store(ctx), person_id, principal.scope)
+    known = await _run(ctx, "person", trace.person_has_stays, store, person_id, principal.scope)
     if not known:
         await audit.record(
-            ctx, principal, action, reason, {**params, "outcome": "not_found"}, 0, audit.client_ip(request)
+            ctx,
+            store,
+            principal,
+            action,
+            reason,
+            {**params, "outcome": "not_found"},
+            0,
+            audit.client_ip(request),
         )
         where = f" in jurisdiction {principal.scope}" if principal.scope else ""
         raise NotFound(f"no stays recorded for person {person_id}{where}")
@@ -215,6 +214,7 @@ async def _require_person(
 async def get_visits(
     request: Request[Any, Any, Any],
     ctx: Context,
+    store: Store,
     principal: Principal,
     person_id: str,
     reason: str | None = None,
@@ -224,22 +224,18 @@ async def get_visits(
     principal.require("tracer")
     pid = parse_person_id(person_id)
     why = check_reason(reason)
-    until_ms = trace.parse_instant("until", until) if until else now_ms() + 1
-    since_ms = (
-        trace.parse_instant("since", since)
-        if since
-        else until_ms - ctx.settings.retention_days * trace.DAY_MS
-    )
+    until_ms = parse_instant("until", until) if until else now_ms() + 1
+    since_ms = parse_instant("since", since) if since else until_ms - ctx.settings.retention_days * DAY_MS
     check_window(since_ms, until_ms)
     params: dict[str, Any] = {
         "person_id": pid,
-        "since": trace.format_ms(since_ms),
-        "until": trace.format_ms(until_ms),
+        "since": format_ms(since_ms),
+        "until": format_ms(until_ms),
     }
-    stays = await _run(ctx, "visits", trace.visits, _store(ctx), pid, since_ms, until_ms, principal.scope)
+    stays = await _run(ctx, "visits", trace.visits, store, pid, since_ms, until_ms, principal.scope)
     if not stays:
-        await _require_person(ctx, request, principal, "visits", why, params, pid)
-    await audit.record(ctx, principal, "visits", why, params, len(stays), audit.client_ip(request))
+        await _require_person(ctx, store, request, principal, "visits", why, params, pid)
+    await audit.record(ctx, store, principal, "visits", why, params, len(stays), audit.client_ip(request))
     return VisitsResponse(
         person_id=pid,
         since=params["since"],
@@ -250,8 +246,8 @@ async def get_visits(
                 checkin_id=v.checkin_id,
                 venue_id=v.venue_id,
                 venue_name=v.venue_name,
-                at=trace.format_ms(v.at_ms),
-                end_at=trace.format_ms(v.end_ms),
+                at=format_ms(v.at_ms),
+                end_at=format_ms(v.end_ms),
                 checked_out=v.checked_out,
                 district=v.district,
                 street=v.street,
@@ -269,7 +265,7 @@ def _contact_out(c: trace.Contact, second: bool) -> ContactOut:
     return ContactOut(
         person_id=c.person_id,
         overlap_seconds=c.overlap_ms / 1000,
-        first_contact_at=trace.format_ms(c.first_contact_ms),
+        first_contact_at=format_ms(c.first_contact_ms),
         venue_ids=c.venue_ids,
         via=c.via if second else None,
     )
@@ -277,18 +273,18 @@ def _contact_out(c: trace.Contact, second: bool) -> ContactOut:
 
 @post("/v1/trace/contacts", summary="Contacts of a person (depth 1 or 2)", tags=["tracing"], status_code=200)
 async def post_contacts(
-    request: Request[Any, Any, Any], data: ContactsRequest, ctx: Context, principal: Principal
+    request: Request[Any, Any, Any], data: ContactsRequest, ctx: Context, store: Store, principal: Principal
 ) -> ContactsResponse:
     principal.require("tracer")
     why = check_reason(data.reason)
     if data.person_id > U64_MAX:
         raise BadInput("person_id must be an unsigned 64-bit integer")
-    since_ms, until_ms = trace.to_ms(data.since), trace.to_ms(data.until)
+    since_ms, until_ms = to_ms(data.since), to_ms(data.until)
     check_window(since_ms, until_ms)
     params: dict[str, Any] = {
         "person_id": data.person_id,
-        "since": trace.format_ms(since_ms),
-        "until": trace.format_ms(until_ms),
+        "since": format_ms(since_ms),
+        "until": format_ms(until_ms),
         "depth": data.depth,
         "min_overlap_minutes": data.min_overlap_minutes,
         "limit": data.limit,
@@ -299,7 +295,7 @@ async def post_contacts(
             ctx,
             f"contacts_depth{data.depth}",
             trace.contacts,
-            _store(ctx),
+            store,
             data.person_id,
             since_ms,
             until_ms,
@@ -311,9 +307,9 @@ async def post_contacts(
     except trace.TooBroad as exc:
         raise Unprocessable(str(exc)) from None
     if result.index_stays == 0:
-        await _require_person(ctx, request, principal, "contacts", why, params, data.person_id)
+        await _require_person(ctx, store, request, principal, "contacts", why, params, data.person_id)
     rows = len(result.contacts) + len(result.second_degree)
-    await audit.record(ctx, principal, "contacts", why, params, rows, audit.client_ip(request))
+    await audit.record(ctx, store, principal, "contacts", why, params, rows, audit.client_ip(request))
     return ContactsResponse(
         person_id=data.person_id,
         since=params["since"],
@@ -340,6 +336,7 @@ async def post_exposures(
     request: Request[Any, Any, Any],
     data: ExposuresRequest,
     ctx: Context,
+    store: Store,
     principal: Principal,
     format: str = "json",
 ) -> Response[Any]:
@@ -353,27 +350,27 @@ async def post_exposures(
         raise BadInput(f"too many sites: {len(data.sites)} (at most {MAX_SITES} per request)")
     sites = []
     for n, s in enumerate(data.sites):
-        site = trace.Site(s.venue_id, trace.to_ms(s.since), trace.to_ms(s.until))
+        site = trace.Site(s.venue_id, to_ms(s.since), to_ms(s.until))
         check_window(site.since_ms, site.until_ms, f"sites[{n}]")
         sites.append(site)
     params: dict[str, Any] = {
         "sites": [
             {
                 "venue_id": s.venue_id,
-                "since": trace.format_ms(s.since_ms),
-                "until": trace.format_ms(s.until_ms),
+                "since": format_ms(s.since_ms),
+                "until": format_ms(s.until_ms),
             }
             for s in sites
         ],
         "format": format,
     }
-    store = _store(ctx)
     if principal.scope:
         communities = await _run(ctx, "venues", trace.venue_communities, store, [s.venue_id for s in sites])
         outside = sorted(v for v, c in communities.items() if not principal.in_scope(c))
         if outside:
             await audit.record(
                 ctx,
+                store,
                 principal,
                 "exposures",
                 why,
@@ -386,7 +383,7 @@ async def post_exposures(
                 f"({principal.scope})"
             )
     found: list[trace.Exposure] = await _run(ctx, "exposures", trace.exposures, store, sites, principal.scope)
-    await audit.record(ctx, principal, "exposures", why, params, len(found), audit.client_ip(request))
+    await audit.record(ctx, store, principal, "exposures", why, params, len(found), audit.client_ip(request))
     if format == "csv":
         names = await _run(ctx, "venues", trace.venue_names, store, {v for e in found for v in e.venues})
         return Response(
@@ -398,9 +395,7 @@ async def post_exposures(
         sites=len(sites),
         count=len(found),
         exposures=[
-            ExposureOut(
-                person_id=e.person_id, venue_ids=sorted(e.venues), first_at=trace.format_ms(e.first_ms)
-            )
+            ExposureOut(person_id=e.person_id, venue_ids=sorted(e.venues), first_at=format_ms(e.first_ms))
             for e in found
         ],
     )
@@ -419,8 +414,8 @@ def exposures_csv(found: list[trace.Exposure], names: dict[int, str]) -> str:
                     csv_cell(e.person_id),
                     csv_cell(venue),
                     csv_cell(names.get(venue, "")),
-                    csv_cell(trace.format_ms(e.venues[venue])),
-                    csv_cell(trace.format_ms(e.first_ms)),
+                    csv_cell(format_ms(e.venues[venue])),
+                    csv_cell(format_ms(e.first_ms)),
                 ]
             )
     return out.getvalue()
@@ -434,6 +429,7 @@ def exposures_csv(found: list[trace.Exposure], names: dict[int, str]) -> str:
 async def get_contact_details(
     request: Request[Any, Any, Any],
     ctx: Context,
+    store: Store,
     principal: Principal,
     person_id: str,
     reason: str | None = None,
@@ -443,7 +439,7 @@ async def get_contact_details(
     why = check_reason(reason)
     params: dict[str, Any] = {"person_id": pid}
     if principal.scope:
-        await _require_person(ctx, request, principal, "contact_details", why, params, pid)
+        await _require_person(ctx, store, request, principal, "contact_details", why, params, pid)
     try:
         from checkin.residents.service import contact_details
     except ImportError as exc:
@@ -452,6 +448,7 @@ async def get_contact_details(
     if found is None:
         await audit.record(
             ctx,
+            store,
             principal,
             "contact_details",
             why,
@@ -461,7 +458,7 @@ async def get_contact_details(
         )
         raise NotFound(f"person {pid} is not registered")
     name, phone = _name_phone(found)
-    await audit.record(ctx, principal, "contact_details", why, params, 1, audit.client_ip(request))
+    await audit.record(ctx, store, principal, "contact_details", why, params, 1, audit.client_ip(request))
     return ContactDetails(person_id=pid, name=name, phone=phone)
 
 
@@ -477,4 +474,6 @@ def setup_metrics(metrics: Any) -> None:
     metrics.histogram("trace_query_seconds", "Time of one trace query against the store, by kind")
 
 
-route_handlers = [get_visits, post_contacts, post_exposures, get_contact_details]
+PART = Part(
+    "trace", routes=[get_visits, post_contacts, post_exposures, get_contact_details], metrics=setup_metrics
+)

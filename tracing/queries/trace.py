@@ -36,17 +36,14 @@ with no stay in the scope is "unknown" to that key.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from checkin.platform.errors import BadInput
+from checkin.platform.instants import DAY_MS, HOUR_MS
 from tracing.storage.store import Store
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 MAX_CHECKOUT_MS = 12 * HOUR_MS
 """A check-out may end a stay at most 12 h after the check-in (DESIGN.md)."""
 KEY_RANGES_MAX = 16
@@ -136,35 +133,6 @@ class IndexStay:
 
 
 # --- instants ------------------------------------------------------------------------------------
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def format_ms(ms: int) -> str:
-    """RFC 3339 UTC with milliseconds: ``2026-11-29T08:15:00.123Z``."""
-    t = _EPOCH + dt.timedelta(milliseconds=ms)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def to_ms(value: dt.datetime) -> int:
-    if value.tzinfo is None:
-        raise BadInput("instants need a UTC offset (RFC 3339, e.g. 2026-11-29T08:15:00Z)")
-    return (value - _EPOCH) // dt.timedelta(milliseconds=1)
-
-
-def parse_instant(name: str, value: str) -> int:
-    """Unix ms of an RFC 3339 instant; a clear 400 naming the parameter otherwise."""
-    text = value.strip()
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise BadInput(
-            f"{name}: expected an RFC 3339 instant like 2026-11-29T08:15:00Z, got {value!r}"
-        ) from None
-    if parsed.tzinfo is None:
-        raise BadInput(f"{name}: the instant needs a UTC offset (Z or +08:00), got {value!r}")
-    return to_ms(parsed)
 
 
 # --- helpers ------------------------------------------------------------------------------------

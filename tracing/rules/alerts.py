@@ -10,7 +10,7 @@ of the day/hour); a redelivered scan finds its own id there and publishes again,
 duplicate. The state lives in Redis, so it survives restarts.
 
 Publishing goes to Redis first (``checkin:alerts``, capped with ``MAXLEN ~``: a live feed); a separate
-consumer group on that stream (:func:`run_history_writer`) batches the alerts into ClickHouse, retrying,
+consumer group on that stream (:mod:`tracing.rules.history`) batches the alerts into ClickHouse, retrying,
 so a slow ClickHouse never delays the live feed.
 """
 
@@ -19,22 +19,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
 import re
-import socket
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from redis import exceptions as redis_errors
 from redis.crc import key_slot
 
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput
-from checkin.platform.redis_keys import ALERTS_HISTORY_GROUP
-from tracing.rules.checks import KIND_INDEX, Candidate, seconds_to_local_day_end
-from tracing.storage.store import Store, StoreError
+from checkin.platform.instants import format_ms, seconds_to_local_day_end, to_ms
+from tracing.rules.checks import KIND_INDEX, Candidate
+from tracing.storage.store import Store
 
 log = logging.getLogger("tracing.rules.alerts")
 
@@ -77,31 +73,6 @@ class Alert(msgspec.Struct, kw_only=True):
 # --- time ------------------------------------------------------------------------------------------
 
 
-def fmt_ms(ms: int) -> str:
-    t = dt.datetime.fromtimestamp(ms // 1000, dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def dt_ms(value: dt.datetime) -> int:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return round(value.timestamp() * 1000)
-
-
-def parse_instant(value: str, name: str) -> int:
-    """RFC 3339 instant -> unix ms; BadInput naming the parameter otherwise."""
-    text = value.strip()
-    try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise BadInput(
-            f"{name}: expected an RFC 3339 instant like 2026-11-29T08:15:00Z, got {value!r}"
-        ) from None
-    if parsed.tzinfo is None:
-        raise BadInput(f"{name}: the instant needs a UTC offset (Z or +08:00), got {value!r}")
-    return dt_ms(parsed)
-
-
 # --- ids --------------------------------------------------------------------------------------------
 
 
@@ -125,7 +96,7 @@ def alert_from_candidate(cand: Candidate, shard: int) -> Alert:
         alert_id=make_alert_id(ev.entry_id, shard, cand.kind),
         kind=cand.kind,
         severity=cand.severity,
-        at=fmt_ms(ev.at_ms),
+        at=format_ms(ev.at_ms),
         person_id=cand.person_id,
         venue_id=ev.venue_id,
         district=ev.district,
@@ -172,7 +143,7 @@ def from_row(row: dict[str, Any]) -> Alert:
         alert_id=row["alert_id"],
         kind=row["kind"],
         severity=row["severity"],
-        at=fmt_ms(dt_ms(row["at"])),
+        at=format_ms(to_ms(row["at"])),
         person_id=row["person_id"],
         venue_id=row["venue_id"],
         district=row["district"],
@@ -181,7 +152,7 @@ def from_row(row: dict[str, Any]) -> Alert:
         details=msgspec.json.decode(row["details"]) if row["details"] else {},
         acked=bool(row["acked"]),
         acked_by=row["acked_by"],
-        acked_at=fmt_ms(dt_ms(acked_at)) if acked_at is not None else None,
+        acked_at=format_ms(to_ms(acked_at)) if acked_at is not None else None,
     )
 
 
@@ -331,117 +302,3 @@ async def publish(ctx: Context, candidates: Sequence[tuple[Candidate, int]], now
             publish_ops.append((stream, "xadd", fields["c"].decode(), fields["a"].decode(), cap))
         await run_ops(ctx, script, now_ms, publish_ops)
     return winners
-
-
-# --- history writer ----------------------------------------------------------------------------------------
-
-
-async def ensure_group(redis: Any, stream: str, group: str) -> None:
-    try:
-        await redis.xgroup_create(stream, group, id="0", mkstream=True)
-    except redis_errors.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-
-
-class RetryPolicy(msgspec.Struct, frozen=True):
-    first_delay_s: float = 0.2
-    max_delay_s: float = 5.0
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.max_delay_s, self.first_delay_s * (2.0 ** max(0, attempt - 1))))
-
-
-async def run_history_writer(
-    ctx: Context,
-    store: Store,
-    stop: asyncio.Event,
-    *,
-    batch_rows: int = 5000,
-    batch_ms: int = 1000,
-    retry: RetryPolicy | None = None,
-    consumer: str | None = None,
-) -> None:
-    """Copy the alerts stream into ClickHouse ``alerts`` in batches; XACK only after the insert."""
-    policy = retry or RetryPolicy()
-    stream = ctx.keys.alerts_stream()
-    group = ALERTS_HISTORY_GROUP
-    name = consumer or f"history-{socket.gethostname()}-{os.getpid()}"
-    await ensure_group(ctx.redis, stream, group)
-    pending_ids: list[bytes] = []
-    pending: list[Alert] = []
-    opened = time.monotonic()
-    last_claim = 0.0
-    failures = 0
-
-    async def flush() -> bool:
-        nonlocal failures
-        if not pending_ids:
-            return True
-        token = f"alerts:{pending_ids[0].decode()}:{pending_ids[-1].decode()}:{len(pending_ids)}"
-        try:
-            await asyncio.to_thread(insert_alerts, store, pending, token)
-        except StoreError as exc:
-            failures += 1
-            ctx.metrics.inc("alerts_history_failures_total")
-            log.warning("alerts history insert failed (%s), retry %d", exc, failures)
-            return False
-        failures = 0
-        await ctx.redis.xack(stream, group, *pending_ids)
-        ctx.metrics.inc("alerts_history_rows_total", float(len(pending)))
-        pending_ids.clear()
-        pending.clear()
-        return True
-
-    while not stop.is_set():
-        try:
-            if failures:
-                await _sleep_or_stop(stop, policy.delay(failures))
-                if not await flush():
-                    continue
-            now = time.monotonic()
-            entries: list[tuple[bytes, dict[bytes, bytes]]] = []
-            if now - last_claim > 5.0:
-                last_claim = now
-                claimed = await ctx.redis.xautoclaim(
-                    stream, group, name, ctx.settings.sink_claim_idle_ms, "0-0", count=batch_rows
-                )
-                entries.extend((eid, f) for eid, f in claimed[1] if f)
-            if not entries:
-                wait_ms = max(1, batch_ms - int((now - opened) * 1000)) if pending_ids else batch_ms
-                resp = await ctx.redis.xreadgroup(
-                    group,
-                    name,
-                    {stream: ">"},
-                    count=max(1, batch_rows - len(pending_ids)),
-                    block=min(wait_ms, 500),
-                )
-                for _stream, items in resp or []:
-                    entries.extend(items)
-            if entries and not pending_ids:
-                opened = time.monotonic()
-            for eid, fields in entries:
-                try:
-                    pending.append(from_fields(fields))
-                except (KeyError, msgspec.DecodeError, msgspec.ValidationError):
-                    log.error("undecodable alert entry %s dropped from history", eid)
-                    await ctx.redis.xack(stream, group, eid)
-                    continue
-                pending_ids.append(eid)
-            age_ms = (time.monotonic() - opened) * 1000
-            if pending_ids and (len(pending_ids) >= batch_rows or age_ms >= batch_ms):
-                await flush()
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            log.warning("alerts history: Redis unavailable (%s)", exc)
-            await _sleep_or_stop(stop, 1.0)
-    for _ in range(3):
-        if await flush():
-            break
-        await asyncio.sleep(policy.delay(failures))
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

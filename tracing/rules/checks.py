@@ -21,14 +21,13 @@ Only check-in events (not check-outs) raise alerts.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import msgspec
 
+from checkin.platform.instants import local_day
 from checkin.platform.scan_stream import ScanEvent
 from checkin.platform.settings import RULE_KINDS, Settings
 
@@ -114,19 +113,6 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dl = math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
-
-
-def local_day(at_ms: int, tz: str) -> str:
-    """YYYYMMDD of this instant in the local time zone (the dedupe day)."""
-    return dt.datetime.fromtimestamp(at_ms / 1000, ZoneInfo(tz)).strftime("%Y%m%d")
-
-
-def seconds_to_local_day_end(at_ms: int, tz: str) -> int:
-    zone = ZoneInfo(tz)
-    local = dt.datetime.fromtimestamp(at_ms / 1000, zone)
-    next_day = (local + dt.timedelta(days=1)).date()
-    end = dt.datetime(next_day.year, next_day.month, next_day.day, tzinfo=zone)
-    return max(1, math.ceil(end.timestamp() - at_ms / 1000))
 
 
 def _person_candidate(kind: str, event: ScanEvent, cfg: RuleConfig, details: dict[str, Any]) -> Candidate:

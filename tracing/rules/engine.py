@@ -5,7 +5,7 @@ counted: the sink dead-letters it), updates and reads the state the rules need i
 evaluates the pure rules of :mod:`tracing.rule_checks`, dedupes and publishes the alerts to the alerts
 stream (:func:`tracing.rules.alerts.publish`), and XACKs the scans last. A batch whose processing failed
 (Redis away) is held and retried; entries left pending by a dead consumer are reclaimed with XAUTOCLAIM.
-ClickHouse is written by a separate task reading the alerts stream (``run_history_writer``), so a slow
+ClickHouse is written by a separate task reading the alerts stream (:mod:`tracing.rules.history`), so a slow
 ClickHouse never delays an alert.
 
 State in Redis, every key with a TTL so memory follows activity, not history:
@@ -23,32 +23,26 @@ State in Redis, every key with a TTL so memory follows activity, not history:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import random
-import socket
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 from redis import exceptions as redis_errors
 
 from checkin.platform.context import Context
+from checkin.platform.redis_conn import async_client
 from checkin.platform.redis_keys import RULES_GROUP
 from checkin.platform.scan_stream import PoisonEntry, ScanEvent, decode_scan
 from tracing.rules import checks as rc
-from tracing.rules.alerts import (
-    Alert,
-    Op,
-    ensure_group,
-    publish,
-    rules_script,
-    run_history_writer,
-    run_ops,
-    stream_id_key,
-)
+from tracing.rules.alerts import Alert, Op, publish, rules_script, run_ops, stream_id_key
+from tracing.rules.history import run_history_writer
 from tracing.storage.store import Store
+from tracing.streams.dead_letters import DeadItem, DeadLetters
+from tracing.streams.group import Entry, GroupReader, consumer_name, fields_of
+from tracing.streams.retry import Backoff, Clock, RetryPolicy, SystemClock
 
 log = logging.getLogger("tracing.rules.engine")
 
@@ -186,12 +180,18 @@ def declare_metrics(ctx: Context) -> None:
     m.histogram("rules_delay_seconds", "From scan receipt to its evaluation by the rule engine")
 
 
-def consumer_name() -> str:
-    return f"rules-{socket.gethostname()}-{os.getpid()}"
+RULES_POLICY = RetryPolicy(first_delay_s=0.4)
+"""Backoff of the rule consumer after a Redis failure (0.4 s doubling to 5 s)."""
+CLAIM_EVERY_S = 5.0
 
 
 class RulesConsumer:
-    """Reads the scan streams for group ``rules`` and feeds :class:`RuleEngine`; acks after publishing."""
+    """Reads the scan streams for group ``rules`` and feeds :class:`RuleEngine`; acks after publishing.
+
+    Built from the stream core: a :class:`~tracing.streams.group.GroupReader` on its own
+    connection, the dead-letter policy in its acknowledge-only form (the sink keeps the dead
+    letters of these streams), and a :class:`~tracing.streams.retry.Backoff`.
+    """
 
     def __init__(
         self,
@@ -201,75 +201,62 @@ class RulesConsumer:
         name: str | None = None,
         count: int = 1000,
         block_ms: int = 200,
+        clock: Clock | None = None,
+        redis_client: Any = None,
     ) -> None:
         self.ctx = ctx
         self.engine = engine
-        self.name = name or consumer_name()
         self.count = count
         self.block_ms = block_ms
-        self.streams = ctx.keys.streams()
-        self._last_claim = 0.0
+        self.reader = GroupReader(
+            redis_client if redis_client is not None else async_client(ctx.settings),
+            ctx.keys.streams(),
+            RULES_GROUP,
+            name or consumer_name("rules"),
+            cluster=ctx.keys.cluster,
+        )
+        self.dead = DeadLetters(self.reader, None, ctx.metrics, "rules_poison_total")
+        self.backoff = Backoff(RULES_POLICY, clock or SystemClock())
+        self.streams = self.reader.streams
+        self._last_claim = -CLAIM_EVERY_S
+
+    @property
+    def name(self) -> str:
+        return self.reader.consumer
 
     async def setup(self) -> None:
-        for stream in self.streams:
-            await ensure_group(self.ctx.redis, stream, RULES_GROUP)
+        await self.reader.ensure()
 
-    async def _read(self) -> list[tuple[int, bytes, dict[bytes, bytes]]]:
+    async def close(self) -> None:
+        await self.reader.close()
+
+    async def _read(self) -> list[tuple[int, Entry]]:
         """Entries to process: reclaimed idle ones first (every few seconds), else new ones."""
-        redis = self.ctx.redis
-        out: list[tuple[int, bytes, dict[bytes, bytes]]] = []
-        now = time.monotonic()
-        if now - self._last_claim > 5.0:
+        now = self.backoff.clock.monotonic()
+        if now - self._last_claim > CLAIM_EVERY_S:
             self._last_claim = now
-            for shard, stream in enumerate(self.streams):
-                claimed = await redis.xautoclaim(
-                    stream,
-                    RULES_GROUP,
-                    self.name,
-                    self.ctx.settings.sink_claim_idle_ms,
-                    "0-0",
-                    count=self.count,
-                )
-                out.extend((shard, eid, f) for eid, f in claimed[1] if f)
-            if out:
-                return out
-        if self.ctx.keys.cluster:  # one slot per stream: one read per shard, no cross-slot command
-            for shard, stream in enumerate(self.streams):
-                got = await redis.xreadgroup(RULES_GROUP, self.name, {stream: ">"}, count=self.count)
-                out.extend((shard, eid, f) for _, items in got or [] for eid, f in items)
-            if not out:
-                await asyncio.sleep(min(self.block_ms, 50) / 1000)
-            return out
-        resp = await redis.xreadgroup(
-            RULES_GROUP, self.name, {s: ">" for s in self.streams}, count=self.count, block=self.block_ms
-        )
-        index = {s: i for i, s in enumerate(self.streams)}
-        for stream, items in resp or []:
-            shard = index[stream.decode() if isinstance(stream, bytes) else stream]
-            out.extend((shard, eid, f) for eid, f in items)
-        return out
+            claimed = await self.reader.claim_idle(self.ctx.settings.sink_claim_idle_ms, self.count)
+            if claimed:
+                return [(shard, e) for shard, entries in claimed for e in entries]
+        got = await self.reader.read(self.count, self.block_ms)
+        return [(shard, e) for shard, entries in got for e in entries]
 
-    async def handle(self, entries: Sequence[tuple[int, bytes, dict[bytes, bytes]]]) -> list[Alert]:
+    async def handle(self, entries: Sequence[tuple[int, Entry]]) -> list[Alert]:
         batch: list[tuple[int, ScanEvent]] = []
-        poison = 0
-        for shard, eid, fields in entries:
+        poison: list[DeadItem] = []
+        for shard, entry in entries:
             try:
-                batch.append((shard, decode_scan(eid, fields)))
+                batch.append((shard, decode_scan(bytes(entry[0]), fields_of(entry[1]))))
             except PoisonEntry as exc:
-                poison += 1
-                log.warning("rules: skipping undecodable scan entry: %s", exc)
+                poison.append(self.dead.item(shard, entry, exc.reason))
         alerts = await self.engine.process(batch)
-        pipe = self.ctx.redis.pipeline(transaction=False)
         by_shard: dict[int, list[bytes]] = {}
-        for shard, eid, _ in entries:
-            by_shard.setdefault(shard, []).append(eid)
-        for shard, ids in by_shard.items():
-            pipe.xack(self.streams[shard], RULES_GROUP, *ids)
-        await pipe.execute()
+        for shard, ev in batch:
+            by_shard.setdefault(shard, []).append(ev.entry_id.encode())
+        await self.reader.ack(by_shard)
+        await self.dead.send(poison)
         metrics = self.ctx.metrics
         metrics.inc("rules_scans_total", float(len(batch)))
-        if poison:
-            metrics.inc("rules_poison_total", float(poison))
         now_ms = time.time() * 1000
         for _, ev in batch[-1:]:
             metrics.observe("rules_delay_seconds", max(0.0, now_ms - stream_id_key(ev.entry_id)[0]) / 1000)
@@ -277,8 +264,7 @@ class RulesConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.setup()
-        held: list[tuple[int, bytes, dict[bytes, bytes]]] = []
-        failures = 0
+        held: list[tuple[int, Entry]] = []
         while not stop.is_set():
             try:
                 entries = held or await self._read()
@@ -286,25 +272,11 @@ class RulesConsumer:
                     held = entries
                     await self.handle(entries)
                     held = []
-                failures = 0
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-                failures += 1
+                self.backoff.succeeded()
+            except (redis_errors.RedisError, OSError) as exc:
                 self.ctx.metrics.inc("rules_errors_total")
                 log.warning("rules: Redis unavailable (%s); retrying", exc)
-                await _sleep_or_stop(stop, min(5.0, 0.2 * 2**failures))
-            except redis_errors.ResponseError as exc:
-                failures += 1
-                self.ctx.metrics.inc("rules_errors_total")
-                if "NOGROUP" in str(exc):
-                    with contextlib.suppress(redis_errors.RedisError):
-                        await self.setup()
-                log.warning("rules: %s; retrying", exc)
-                await _sleep_or_stop(stop, min(5.0, 0.2 * 2**failures))
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+                await self.backoff.failed(stop)
 
 
 async def run_rules(ctx: Context, store: Store, stop: asyncio.Event) -> None:
@@ -315,6 +287,7 @@ async def run_rules(ctx: Context, store: Store, stop: asyncio.Event) -> None:
     try:
         await consumer.run(stop)
     finally:
+        await consumer.close()
         try:
             await asyncio.wait_for(history, timeout=20)
         except (TimeoutError, asyncio.CancelledError):

@@ -1,13 +1,16 @@
 """The stream sink: scan streams -> ClickHouse ``scans``; nothing lost, nothing counted twice.
 
+Reading, reclaiming, acknowledging, trimming, retries and dead letters are the stream core's
+(:mod:`tracing.streams`); this module is the chain of steps that uses them.
+
 One consumer of group ``sink`` reads every shard and runs a chain of small steps, top to
 bottom:
 
 1. **read** ``XREADGROUP ... >`` (and, every few seconds, reclaim entries idle longer than
    ``CHECKIN_SINK_CLAIM_IDLE_MS`` on a dead consumer with ``XAUTOCLAIM``);
 2. **check** the reply's scan lines (:mod:`tracing.sink_rows`); an undecodable entry goes
-   to the dead-letter stream ``scans:dead`` (shard, id, reason, fields) and is acked there
-   and then, so its shard keeps moving;
+   to the dead-letter stream (:mod:`tracing.streams.dead_letters`) and is acked there and
+   then, so its shard keeps moving;
 3. **batch** until ``CHECKIN_SINK_BATCH_ROWS`` rows or ``CHECKIN_SINK_BATCH_MS`` of age;
 4. **write** the lines as one TabSeparatedWithNames insert with an insert deduplication token
    derived from the batch's entry ids, with a timeout; ClickHouse errors retry with backoff
@@ -40,66 +43,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
-import secrets
-import socket
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import hiredis
 import redis.exceptions
 
 from checkin.platform.context import Context
-from checkin.platform.metrics import Metrics, Sample
+from checkin.platform.metrics import Metrics
 from checkin.platform.redis_conn import async_client
-from checkin.platform.redis_keys import RULES_GROUP, SINK_GROUP, RedisKeys
+from checkin.platform.redis_keys import RULES_GROUP, SINK_GROUP
 from tracing.sink.rows import INSERT_COLUMNS, INSERT_FORMAT, INSERT_SETTINGS, Rows, rows_for_read
-from tracing.storage.store import Store, StoreError
+from tracing.storage.store import Store, StoreError, rejects_data
+from tracing.streams.dead_letters import DeadItem, DeadLetters
+from tracing.streams.group import ByStream, Entry, GroupReader, consumer_name
 from tracing.streams.retry import Clock, RetryPolicy, SystemClock
 
-log = logging.getLogger("tracing.sink.consumer")
+log = logging.getLogger("tracing.sink")
 
-GROUPS = (SINK_GROUP, RULES_GROUP)
-DEAD_LETTER_MAXLEN = 100_000
 READ_COUNT = 10_000
 """Entries asked per stream per read."""
 IDLE_BLOCK_MS = 250
 """Longest blocking read while nothing is batched (how fast a stop is noticed)."""
 TRIM_INTERVAL_S = 1.0
-ACK_CHUNK = 10_000
-
-Entry = Sequence[Any]
-"""``[entry_id, [field, value, ...] | None]`` as the Redis reply gives it."""
-
-
-def consumer_name() -> str:
-    return f"sink-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-def parse_id(entry_id: bytes | str) -> tuple[int, int]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _by_stream(reply: Any) -> list[tuple[Any, list[Entry]]]:
-    """An XREADGROUP reply (RESP2 list or RESP3 map) as [(stream, entries)]."""
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        return list(reply.items())
-    return [(item[0], item[1]) for item in reply]
-
-
-# --- metrics ---------------------------------------------------------------------------------
+SINK_POLICY = RetryPolicy(permanent=rejects_data)
 
 
 def setup_metrics(metrics: Metrics) -> None:
@@ -109,100 +76,6 @@ def setup_metrics(metrics: Metrics) -> None:
     metrics.counter("sink_dead_letters_total", "Scan entries moved to the dead-letter stream, by reason")
     metrics.counter("sink_reclaimed_total", "Entries reclaimed from idle consumers")
     metrics.histogram("sink_insert_seconds", "Time of one ClickHouse insert of the sink")
-
-
-@dataclass
-class GroupStats:
-    group: str
-    pending: int
-    lag: int | None
-    """Entries not yet delivered to the group (None when Redis cannot tell)."""
-    oldest_pending_s: float
-    last_delivered: str
-
-
-@dataclass
-class ShardStats:
-    shard: int
-    stream: str
-    length: int
-    groups: dict[str, GroupStats] = field(default_factory=dict)
-
-
-def _field(info: dict[Any, Any], name: str) -> Any:
-    return info.get(name, info.get(name.encode()))
-
-
-async def stream_stats(redis: Any, keys: RedisKeys, now_ms: int | None = None) -> list[ShardStats]:
-    """Length, and per group lag, pending and oldest pending age, of every shard."""
-    now = now_ms if now_ms is not None else int(time.time() * 1000)
-    out: list[ShardStats] = []
-    for shard, stream in enumerate(keys.streams()):
-        try:
-            length = int(await redis.xlen(stream))
-            infos = await redis.xinfo_groups(stream) if length or await redis.exists(stream) else []
-        except redis.exceptions.ResponseError:
-            infos = []
-            length = 0
-        stats = ShardStats(shard, stream, length)
-        for info in infos:
-            name = _text(_field(info, "name"))
-            pending = int(_field(info, "pending") or 0)
-            oldest = 0.0
-            if pending:
-                summary = await redis.xpending(stream, name)
-                first = summary.get("min") if isinstance(summary, dict) else None
-                if first:
-                    oldest = max(0.0, (now - parse_id(first)[0]) / 1000)
-            lag = _field(info, "lag")
-            stats.groups[name] = GroupStats(
-                group=name,
-                pending=pending,
-                lag=None if lag is None else int(lag),
-                oldest_pending_s=oldest,
-                last_delivered=_text(_field(info, "last-delivered-id") or b"0-0"),
-            )
-        out.append(stats)
-    return out
-
-
-async def collect(ctx: Context) -> list[tuple[str, str, str, list[Sample]]]:
-    stats = await stream_stats(ctx.redis, ctx.keys)
-    length: list[Sample] = []
-    pending: list[Sample] = []
-    lag: list[Sample] = []
-    oldest: list[Sample] = []
-    for s in stats:
-        length.append(("scan_stream_length", {"shard": str(s.shard)}, float(s.length)))
-        for g in s.groups.values():
-            labels = {"shard": str(s.shard), "group": g.group}
-            pending.append(("scan_stream_pending", labels, float(g.pending)))
-            if g.lag is not None:
-                lag.append(("scan_stream_lag", labels, float(g.lag)))
-            oldest.append(("scan_stream_oldest_pending_seconds", labels, g.oldest_pending_s))
-    dead = float(await ctx.redis.xlen(ctx.keys.dead_letters()))
-    return [
-        ("scan_stream_length", "gauge", "Entries in each scan stream shard", length),
-        ("scan_stream_pending", "gauge", "Entries delivered to a group and not yet acked", pending),
-        ("scan_stream_lag", "gauge", "Entries not yet delivered to a group", lag),
-        (
-            "scan_stream_oldest_pending_seconds",
-            "gauge",
-            "Age of the oldest pending entry of a group (0 when none)",
-            oldest,
-        ),
-        (
-            "scan_dead_letters",
-            "gauge",
-            "Entries in the dead-letter stream",
-            [("scan_dead_letters", {}, dead)],
-        ),
-    ]
-
-
-async def on_startup(ctx: Context) -> None:
-    """The tracing service shows the stream gauges whether the sink runs inside it or not."""
-    ctx.metrics.add_collector(lambda: collect(ctx))
 
 
 # --- the consumer ----------------------------------------------------------------------------
@@ -245,41 +118,43 @@ class SinkConsumer:
         self.keys = ctx.keys
         self.metrics = ctx.metrics
         self.store = store
-        self.name = name or consumer_name()
+        self.name = name or consumer_name("sink")
         self.clock: Clock = clock or SystemClock()
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or SINK_POLICY
         self.read_count = read_count
         self.streams = self.keys.streams()
-        self._shard_of = {s.encode(): n for n, s in enumerate(self.streams)}
+        self.reader = GroupReader(
+            redis_client if redis_client is not None else async_client(ctx.settings),
+            self.streams,
+            SINK_GROUP,
+            self.name,
+            cluster=self.keys.cluster,
+            also_create=(RULES_GROUP,),
+        )
         self._own_redis = redis_client is None
-        self.redis = redis_client if redis_client is not None else async_client(ctx.settings)
-        for command in ("XREADGROUP", "XAUTOCLAIM", "XCLAIM", "XPENDING", "XRANGE"):
-            self.redis.set_response_callback(command, lambda response, **_: response)
+        self.dead = DeadLetters(
+            self.reader,
+            self.keys.dead_letters(),
+            ctx.metrics,
+            "sink_dead_letters_total",
+            max_tries=self.settings.sink_max_tries,
+        )
         self.stats = SinkStats()
         self.claim_idle_ms = self.settings.sink_claim_idle_ms
         self.touch_after_s = self.claim_idle_ms / 3000
         self._next_claim = 0.0
         self._next_trim = 0.0
-        self._cursors = ["0-0"] * len(self.streams)
-        self._poison: list[tuple[int, bytes, Any, str]] = []
-        self._prefetch: asyncio.Task[list[tuple[int, list[Entry]]]] | None = None
+        self._poison: list[DeadItem] = []
+        self._prefetch: asyncio.Task[ByStream] | None = None
         self._last_count = 1
 
     async def close(self) -> None:
         if self._own_redis:
-            with contextlib.suppress(Exception):
-                await self.redis.aclose()
+            await self.reader.close()
 
-    # --- setup -------------------------------------------------------------------------
     async def setup(self) -> None:
-        """Both groups on every shard, from the start of the stream (idempotent)."""
-        for stream in self.streams:
-            for group in GROUPS:
-                try:
-                    await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
-                except redis.exceptions.ResponseError as exc:
-                    if "BUSYGROUP" not in str(exc):
-                        raise
+        """Both groups (sink and rules) on every shard, from the start of the stream (idempotent)."""
+        await self.reader.ensure()
 
     # --- the loop ------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -391,24 +266,9 @@ class SinkConsumer:
             log.warning("sink: read failed while stopping (%s)", exc)
 
     # --- read ----------------------------------------------------------------------------
-    async def read(self, count: int, block_ms: int) -> list[tuple[int, list[Entry]]]:
+    async def read(self, count: int, block_ms: int) -> ByStream:
         """New entries for this consumer, by shard."""
-        if self.keys.cluster:  # one slot per stream: one command per shard
-            out: list[tuple[int, list[Entry]]] = []
-            for shard, stream in enumerate(self.streams):
-                reply = await self.redis.execute_command(
-                    "XREADGROUP", "GROUP", SINK_GROUP, self.name, "COUNT", count, "STREAMS", stream, ">"
-                )
-                out += [(shard, entries) for _, entries in _by_stream(reply) if entries]
-            if not out and block_ms:
-                await asyncio.sleep(min(block_ms, 50) / 1000)
-            return out
-        args: list[Any] = ["XREADGROUP", "GROUP", SINK_GROUP, self.name, "COUNT", count]
-        if block_ms:
-            args += ["BLOCK", block_ms]
-        args += ["STREAMS", *self.streams, *([">"] * len(self.streams))]
-        reply = await self.redis.execute_command(*args)
-        return [(self._shard_of[bytes(stream)], entries) for stream, entries in _by_stream(reply) if entries]
+        return await self.reader.read(count, block_ms)
 
     def _add(self, batch: Batch, shard: int, entries: list[Entry]) -> None:
         rows, poison = rows_for_read(shard, entries)
@@ -416,7 +276,7 @@ class SinkConsumer:
             batch.opened = batch.touched = self.clock.monotonic()
         batch.rows.extend(rows)
         if poison:
-            self._poison.extend((shard, eid, flat, reason) for eid, flat, reason in poison)
+            self._poison.extend((shard, bytes(eid), flat, reason) for eid, flat, reason in poison)
 
     # --- write ---------------------------------------------------------------------------
     def _insert(self, rows: Rows, token: str) -> float:
@@ -469,8 +329,8 @@ class SinkConsumer:
         """The engine rejected the data: halve until the offending entry is alone, dead-letter it."""
         if len(rows) == 1:
             shard, entry_id = rows.shard[0], rows.stream_id[0]
-            found = await self.redis.execute_command("XRANGE", self.streams[shard], entry_id, entry_id)
-            flat = found[0][1] if found else None
+            found = await self.reader.fetch(shard, entry_id)
+            flat = found[1] if found else None
             await self.dead_letter([(shard, entry_id, flat, f"rejected by ClickHouse: {exc}")])
             return True
         half = len(rows) // 2
@@ -488,143 +348,38 @@ class SinkConsumer:
 
     # --- ack, dead letters, trim ------------------------------------------------------------
     async def ack(self, ids_by_shard: dict[int, list[bytes]]) -> None:
-        commands = [
-            [b"XACK", self.streams[shard].encode(), SINK_GROUP.encode(), *ids[i : i + ACK_CHUNK]]
-            for shard, ids in ids_by_shard.items()
-            for i in range(0, len(ids), ACK_CHUNK)
-        ]
         for attempt in range(1, 6):
             try:
-                await self._send_many(commands)
+                await self.reader.ack(ids_by_shard)
                 return
             except (redis.exceptions.RedisError, OSError) as exc:
                 # Unacked entries are reclaimed later and re-inserted: harmless under FINAL.
                 log.warning("sink: XACK failed (%s), attempt %d", exc, attempt)
                 await self.clock.sleep(self.policy.delay(attempt))
 
-    async def _send_many(self, commands: list[list[bytes]]) -> None:
-        """Pipelined commands with many arguments, packed by hiredis (the Python packer costs
-        microseconds per argument: more than the whole ack on the server)."""
-        if self.keys.cluster:
-            pipe = self.redis.pipeline(transaction=False)
-            for command in commands:
-                # the cluster client routes by a str command name
-                pipe.execute_command(command[0].decode(), *command[1:])
-            await pipe.execute()
-            return
-        pool = self.redis.connection_pool
-        conn = await pool.get_connection()
-        try:
-            packed: list[bytes] = [hiredis.pack_command(tuple(c)) for c in commands]  # type: ignore[arg-type]
-            await conn.send_packed_command(packed)
-            errors = []
-            for _ in commands:
-                try:
-                    await conn.read_response()
-                except redis.exceptions.ResponseError as exc:
-                    errors.append(exc)
-            if errors:
-                raise errors[0]
-        except BaseException:
-            await conn.disconnect()
-            raise
-        finally:
-            await pool.release(conn)
-
     async def flush_poison(self) -> None:
         if self._poison:
             items, self._poison = self._poison, []
             await self.dead_letter(items)
 
-    async def dead_letter(self, items: Sequence[tuple[int, bytes, Any, str]]) -> None:
-        """Move entries to the dead-letter stream (shard, id, reason, fields) and ack them."""
-        pipe = self.redis.pipeline(transaction=False)
-        now_ms = str(int(time.time() * 1000))
-        for shard, entry_id, flat, reason in items:
-            fields: dict[str, str] = {}
-            if flat is not None:
-                it = iter(flat)
-                fields = {
-                    bytes(k).decode("utf-8", "replace"): bytes(v).decode("utf-8", "replace")
-                    for k, v in zip(it, it, strict=False)
-                }
-            pipe.xadd(
-                self.keys.dead_letters(),
-                {
-                    "shard": str(shard),
-                    "id": entry_id,
-                    "reason": reason[:500],
-                    "fields": json.dumps(fields, ensure_ascii=False),
-                    "consumer": self.name,
-                    "at": now_ms,
-                },
-                maxlen=DEAD_LETTER_MAXLEN,
-                approximate=True,
-            )
-            pipe.xack(self.streams[shard], SINK_GROUP, entry_id)
-        await pipe.execute()
-        for _, entry_id, _, reason in items:
-            log.warning("sink: entry %s dead-lettered: %s", _text(entry_id), reason)
-            self.metrics.inc("sink_dead_letters_total", reason=reason.split(":")[0][:40])
+    async def dead_letter(self, items: list[DeadItem]) -> None:
+        await self.dead.send(items)
         self.stats.dead_letters += len(items)
 
     async def trim(self) -> None:
-        """XTRIM MINID to the lowest id some group still needs (first pending or next undelivered)."""
-        for stream in self.streams:
-            infos = await self.redis.xinfo_groups(stream)
-            floor: tuple[int, int] | None = None
-            for info in infos:
-                name = _field(info, "name")
-                summary = None
-                if int(_field(info, "pending") or 0):
-                    # Entries may be acked between XINFO and XPENDING: then nothing is pending.
-                    summary = await self.redis.execute_command("XPENDING", stream, name)
-                if summary and summary[1] is not None:
-                    need = parse_id(summary[1])
-                else:
-                    ms, seq = parse_id(_field(info, "last-delivered-id") or b"0-0")
-                    need = (ms, seq + 1)
-                floor = need if floor is None else min(floor, need)
-            if floor is not None and floor > (0, 1):
-                await self.redis.execute_command("XTRIM", stream, "MINID", f"{floor[0]}-{floor[1]}")
+        await self.reader.trim_acknowledged()
 
     # --- recovery ---------------------------------------------------------------------------
-    async def claim(self) -> list[tuple[int, list[Entry]]]:
-        """Dead-letter entries delivered too often, then XAUTOCLAIM idle ones from other consumers."""
-        idle = self.claim_idle_ms
-        out: list[tuple[int, list[Entry]]] = []
-        for shard, stream in enumerate(self.streams):
-            rows = await self.redis.execute_command(
-                "XPENDING", stream, SINK_GROUP, "IDLE", idle, "-", "+", 1000
-            )
-            tries = {bytes(r[0]): int(r[3]) for r in rows or () if int(r[3]) >= self.settings.sink_max_tries}
-            if tries:
-                claimed = await self.redis.execute_command(
-                    "XCLAIM", stream, SINK_GROUP, self.name, idle, *tries
-                )
-                await self.dead_letter(
-                    [
-                        (
-                            shard,
-                            bytes(e[0]),
-                            e[1],
-                            f"delivered {tries.get(bytes(e[0]), 0)} times without landing",
-                        )
-                        for e in claimed or ()
-                        if e is not None
-                    ]
-                )
-            reply = await self.redis.execute_command(
-                "XAUTOCLAIM", stream, SINK_GROUP, self.name, idle, self._cursors[shard], "COUNT", 1000
-            )
-            cursor, entries = reply[0], reply[1]
-            self._cursors[shard] = _text(cursor)
-            live = [e for e in entries or () if e is not None]
-            if live:
-                self.stats.reclaimed += len(live)
-                self.metrics.inc("sink_reclaimed_total", float(len(live)))
-                log.info("sink: reclaimed %d idle entries of shard %d", len(live), shard)
-                out.append((shard, live))
+    async def claim(self) -> ByStream:
+        """Dead-letter entries delivered too often, then take over idle ones from other consumers."""
+        before = self.dead.sent
+        await self.dead.sweep(self.claim_idle_ms)
+        self.stats.dead_letters += self.dead.sent - before
+        out = await self.reader.claim_idle(self.claim_idle_ms)
+        for shard, live in out:
+            self.stats.reclaimed += len(live)
+            self.metrics.inc("sink_reclaimed_total", float(len(live)))
+            log.info("sink: reclaimed %d idle entries of shard %d", len(live), shard)
         await self.flush_poison()
         return out
 
@@ -634,14 +389,7 @@ class SinkConsumer:
             await self._touch(batch.rows)
 
     async def _touch(self, rows: Rows) -> None:
-        """Reset the idle time of entries this consumer holds, so nobody reclaims them."""
-        pipe = self.redis.pipeline(transaction=False)
-        for shard, ids in rows.ids_by_shard().items():
-            for i in range(0, len(ids), ACK_CHUNK):
-                pipe.execute_command(
-                    "XCLAIM", self.streams[shard], SINK_GROUP, self.name, 0, *ids[i : i + ACK_CHUNK], "JUSTID"
-                )
-        await pipe.execute()
+        await self.reader.touch(rows.ids_by_shard())
 
 
 async def run_sink(ctx: Context, store: Store, stop: asyncio.Event) -> None:

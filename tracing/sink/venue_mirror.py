@@ -13,13 +13,15 @@ it was and is retried with back-off.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from checkin.platform.context import Context
 from tracing.storage.store import Store, StoreError
+from tracing.streams.retry import Backoff, Clock, RetryPolicy, SystemClock
 from venues.model import RECORD_COLUMNS, Venue
 
 log = logging.getLogger("tracing.sink.venue_mirror")
@@ -97,30 +99,26 @@ async def mirror_once(ctx: Context, store: Store, batch: int = BATCH) -> int:
     return int(removed)
 
 
-async def run_venue_mirror(ctx: Context, store: Store, stop: asyncio.Event) -> None:
+MIRROR_POLICY = RetryPolicy(first_delay_s=1.0, max_delay_s=MAX_BACKOFF_S)
+
+
+async def run_venue_mirror(
+    ctx: Context, store: Store, stop: asyncio.Event, clock: Clock | None = None
+) -> None:
     """Background loop of the tracing service (worker name ``mirror``)."""
     ctx.metrics.counter(MIRRORED, "Venue registry rows mirrored into ClickHouse")
-    backoff = 1.0
+    backoff = Backoff(MIRROR_POLICY, clock or SystemClock())
     while not stop.is_set():
         try:
             taken = await mirror_once(ctx, store)
-            backoff = 1.0
-        except (StoreError, OSError, ConnectionError) as exc:
-            log.warning("venue mirror failed, retrying in %.0f s: %s", backoff, exc)
-            taken = 0
-            await _wait(stop, backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        except (StoreError, OSError, ConnectionError, RedisError) as exc:
+            log.warning("venue mirror failed, retrying: %s", exc)
+            await backoff.failed(stop)
             continue
-        except Exception:
+        except Exception:  # an unexpected fault must not stop the mirror for good
             log.exception("venue mirror failed")
-            taken = 0
-            await _wait(stop, backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            await backoff.failed(stop)
             continue
+        backoff.succeeded()
         if taken == 0:
-            await _wait(stop, IDLE_S)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+            await backoff.clock.wait(stop, IDLE_S)

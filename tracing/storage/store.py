@@ -30,6 +30,15 @@ class StoreError(RuntimeError):
         self.code = code
 
 
+PERMANENT_CODES = frozenset({6, 26, 27, 32, 33, 36, 38, 41, 53, 69, 70, 72, 117, 321, 691})
+"""ClickHouse error codes that say "this data cannot be inserted": retrying the same rows cannot help."""
+
+
+def rejects_data(exc: BaseException) -> bool:
+    """True when the engine refused the rows themselves (retrying the same rows cannot help)."""
+    return isinstance(exc, StoreError) and exc.code in PERMANENT_CODES
+
+
 def _error_code(text: str) -> int | None:
     match = re.search(r"Code: (\d+)", text)
     return int(match.group(1)) if match else None

@@ -1,22 +1,27 @@
-"""Retry policy and clock of the sink: small objects, injectable so tests do not sleep."""
+"""One retry policy and one clock for every consumer: small objects, injectable so tests do not sleep.
+
+A consumer keeps a :class:`Backoff` (the policy, a clock, a failure count): after a failure it waits
+``policy.delay(failures)``, cut short when the consumer is asked to stop; after a success it resets.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
-
-from tracing.storage.store import StoreError
-
-PERMANENT_CODES = frozenset({6, 26, 27, 32, 33, 36, 38, 41, 53, 69, 70, 72, 117, 321, 691})
-"""ClickHouse error codes that say "this data cannot be inserted": retrying the same rows cannot help."""
 
 
 class Clock(Protocol):
     def monotonic(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+    async def wait(self, stop: asyncio.Event, seconds: float) -> None:
+        """Sleep ``seconds`` or until ``stop`` is set, whichever comes first."""
+        ...
 
 
 class SystemClock:
@@ -26,20 +31,46 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
+    async def wait(self, stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def never(exc: BaseException) -> bool:
+    return False
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff for ClickHouse writes; entries stay pending in Redis meanwhile."""
+    """Exponential backoff; what was being processed stays pending in Redis meanwhile."""
 
     first_delay_s: float = 0.1
     max_delay_s: float = 5.0
     multiplier: float = 2.0
     attempts_after_stop: int = 3
     """Once stopping, give up after this many failed attempts (the entries stay pending)."""
+    permanent: Callable[[BaseException], bool] = field(default=never)
+    """Errors that retrying the same input cannot cure (the caller isolates the bad input instead)."""
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         return float(min(self.max_delay_s, self.first_delay_s * self.multiplier ** max(0, attempt - 1)))
 
     def is_permanent(self, exc: BaseException) -> bool:
-        return isinstance(exc, StoreError) and exc.code in PERMANENT_CODES
+        return self.permanent(exc)
+
+
+@dataclass
+class Backoff:
+    """Failure count of one loop and the pause that follows each failure."""
+
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Clock = field(default_factory=SystemClock)
+    failures: int = 0
+
+    async def failed(self, stop: asyncio.Event) -> None:
+        self.failures += 1
+        await self.clock.wait(stop, self.policy.delay(self.failures))
+
+    def succeeded(self) -> None:
+        self.failures = 0
