@@ -48,6 +48,24 @@ def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_migrate_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from checkin.platform.key_migration import migrate
+    from checkin.platform.redis_conn import sync_client
+
+    client = sync_client(settings)
+    try:
+        report = migrate(client, settings.key_prefix, lambda old, n: print(f"  {old}*: {n:,} keys renamed"))
+    except (OSError, ConnectionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    for name in report.conflicts[:20]:
+        print(f"  left {name}: its new name exists already", file=sys.stderr)
+    print(f"{report.total:,} keys renamed to the current layout; {len(report.conflicts):,} left in place")
+    return 1 if report.conflicts else 0
+
+
 def plugin_commands() -> list[Register]:
     """``register(subparsers)`` of every installed ``checkin.commands`` entry point."""
     return [ep.load() for ep in entry_points(group=PLUGIN_GROUP)]
@@ -66,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_serve_ingest)
     p = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
     p.set_defaults(handler=cmd_settings)
+    p = sub.add_parser(
+        "migrate-keys", help="rename Redis keys of the earlier layout (once, after an upgrade)"
+    )
+    p.set_defaults(handler=cmd_migrate_keys)
 
     for register in (*PRODUCT_COMMANDS, *plugin_commands()):
         register(sub)

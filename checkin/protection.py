@@ -139,7 +139,7 @@ async def hit(ctx: Context, checks: list[tuple[str, str, int]], now_ms: int, sha
         if int(replies[2 * i]) > limit:
             ctx.metrics.inc(REJECTIONS, reason="rate_limited")
             raise TooManyRequests(
-                f"too many requests from this {'resident' if kind == 'res' else 'address'}; "
+                f"too many requests from this {'resident' if kind == 'resident' else 'address'}; "
                 f"at most {limit} a minute",
                 retry_after=retry,
             )

@@ -180,10 +180,10 @@ async def read_feed(
 def memory_sample(client: redis.Redis, prefix: str, per_type: int = 3000) -> dict[str, tuple[int, float]]:
     """{kind: (key count, mean bytes)} over the rule keys, MEMORY USAGE sampled per kind."""
     groups = {
-        "occupancy": "rules:occ:",
-        "last_checkin": "rules:last:",
-        "dedupe": "rules:dd:",
-        "capacity": "rules:cap:",
+        "occupancy": "rules:occupancy:",
+        "last_checkin": "rules:last-checkin:",
+        "dedupe": "rules:dedupe:",
+        "capacity": "rules:capacity:",
     }
     out: dict[str, tuple[int, float]] = {}
     for name, part in groups.items():

@@ -27,7 +27,7 @@ from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.scan_stream import decode_scan
 from checkin.platform.settings import Settings, load_settings
 from loadtest.results import Figure, record
-from tests.redis_cluster import LocalCluster
+from loadtest.redis_cluster import LocalCluster
 
 ADMIN = "adm_bench_failover_admin_key_000"
 VICTIM_SHARD = 2

@@ -263,9 +263,10 @@ async def seed(env: dict[str, str], venues: int, residents: int) -> tuple[list[s
     """Write venues and residents straight into Redis; return (resident tokens, venue codes)."""
     from checkin.platform import resident_tokens
     from checkin.platform.context import Context
+    from checkin.platform.persons import id_hash, mask_name, phone_cipher
     from checkin.platform.redis_conn import connect
     from checkin.platform.settings import load_settings
-    from checkin.residents.service import Identity, claim_persons, id_hash, mask_name, phone_cipher
+    from checkin.residents.service import Identity, claim_persons
     from venues import codes
     from venues.model import Venue
 

@@ -40,7 +40,7 @@ def _kind(key: str, prefix: str) -> str:
     rest = key[len(prefix) :]
     parts = []
     for part in rest.split(":"):
-        if part.isdigit() or part.startswith("{") or len(part) > 12:
+        if part.isdigit() or part.startswith("{") or len(part) > 20:
             break
         parts.append(part)
     return ":".join(parts) or rest
@@ -108,18 +108,18 @@ def run(residents: int, venues: int, checkins: int, redis_url: str) -> list[Figu
         client.close()
         shutil.rmtree(root, ignore_errors=True)
     print(dict(sorted(by_kind.items())))
-    resident = sum(v for k, v in by_kind.items() if k.startswith(("person", "pstate")))
+    resident = sum(v for k, v in by_kind.items() if k.startswith(("person", "person-state")))
     venue = sum(v for k, v in by_kind.items() if k.startswith(("venue", "venues")))
     stream = by_kind.get("scans", 0)
-    per_checkin = sum(v for k, v in by_kind.items() if k in ("ci", "dd", "dc", "vcount"))
-    pstate = by_kind.get("pstate", 0)
+    per_checkin = sum(v for k, v in by_kind.items() if k in ("checkin-record", "dedupe", "venue-entries"))
+    pstate = by_kind.get("person-state", 0)
     kinds = ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in sorted(by_kind.items()))
     return [
         Figure(
-            "Redis memory per resident (profile, id index, one pstate copy)",
+            "Redis memory per resident (profile, id index, one person-state copy)",
             resident / residents,
             "bytes",
-            note=f"{residents} residents; pstate alone {pstate / residents:.0f} B: "
+            note=f"{residents} residents; person-state alone {pstate / residents:.0f} B: "
             "a cluster keeps one per shard",
         ),
         Figure("Redis memory per venue (hash and indexes)", venue / venues, "bytes", note=f"{venues} venues"),

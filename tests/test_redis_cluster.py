@@ -18,8 +18,8 @@ from litestar.testing import AsyncTestClient
 from checkin.platform.context import Context
 from checkin.platform.redis_conn import async_client, sync_client
 from checkin.platform.settings import Settings
+from loadtest.redis_cluster import LocalCluster
 from tests.conftest import admin_headers
-from tests.redis_cluster import LocalCluster
 from tests.test_checkins_support import bearer, id_number, keys_of, make_key, register
 from tracing.rules.engine import RuleEngine, RulesConsumer, declare_metrics
 from tracing.sink.consumer import SinkConsumer, setup_metrics

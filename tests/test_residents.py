@@ -12,11 +12,11 @@ import pytest
 import redis
 from litestar.testing import AsyncTestClient
 
+from checkin.platform import persons
 from checkin.platform.context import Context
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_conn import connect
 from checkin.platform.settings import Settings
-from checkin.residents import service as residents
 from tests.conftest import admin_headers
 from tests.test_checkins_support import bearer, id_number, keys_of
 
@@ -46,29 +46,29 @@ async def test_register_protects_personal_data_and_is_idempotent(
         client = await connect(settings)
         try:
             ctx = Context.build(settings, client, "t")
-            found = await residents.contact_details(ctx, first["person_id"])
-            pid = await residents.lookup_by_id_number(ctx, " " + id_number(1))
-            missing = await residents.contact_details(ctx, 999_999)
-            none = await residents.lookup_by_id_number(ctx, id_number(2))
+            found = await persons.contact_details(ctx, first["person_id"])
+            pid = await persons.lookup_by_id_number(ctx, " " + id_number(1))
+            missing = await persons.contact_details(ctx, 999_999)
+            none = await persons.lookup_by_id_number(ctx, id_number(2))
             return found, pid, missing, none
         finally:
             await client.aclose()
 
     found, pid, missing, none = await details()
-    assert found == residents.ContactDetails(first["person_id"], "张三丰", "13800000000")
+    assert found == persons.ContactDetails(first["person_id"], "张三丰", "13800000000")
     assert pid == first["person_id"] and missing is None and none is None
 
 
 def test_phone_ciphertext_is_bound_to_the_person_and_survives_key_rotation() -> None:
     ring = Keyring.parse(Keyring.generate(1))
-    cipher = residents.PhoneCipher(ring)
+    cipher = persons.PhoneCipher(ring)
     blob = cipher.encrypt("13900000000", "aa")
     assert blob != cipher.encrypt("13900000000", "aa")  # fresh nonce each time
     with pytest.raises(ValueError):
         cipher.decrypt(blob, "bb")
     rotated = ring.rotated()
-    assert residents.PhoneCipher(rotated).decrypt(blob, "aa") == "13900000000"
-    assert residents.id_hash(rotated, "X") == residents.id_hash(ring, "X")  # id hashes stay stable
+    assert persons.PhoneCipher(rotated).decrypt(blob, "aa") == "13900000000"
+    assert persons.id_hash(rotated, "X") == persons.id_hash(ring, "X")  # id hashes stay stable
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def test_cli_import_reports_bad_lines_and_progress(
 
 
 def test_masking() -> None:
-    assert residents.mask_name("张") == "*"
-    assert residents.mask_name("张三") == "张*"
-    assert residents.mask_name("欧阳娜娜") == "欧**娜"
-    assert residents.mask_name("John Smith") == "J********h"
+    assert persons.mask_name("张") == "*"
+    assert persons.mask_name("张三") == "张*"
+    assert persons.mask_name("欧阳娜娜") == "欧**娜"
+    assert persons.mask_name("John Smith") == "J********h"

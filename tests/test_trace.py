@@ -426,6 +426,7 @@ async def test_csv_cell_rules() -> None:
 async def test_contact_details_are_decrypted_for_tracers_and_audited(
     tracing: AsyncTestClient[Any], store: Store, settings: Settings
 ) -> None:
+    from checkin.platform import persons
     from checkin.residents import service as residents
 
     client = aioredis.Redis.from_url(REDIS_URL)
@@ -434,7 +435,7 @@ async def test_contact_details_are_decrypted_for_tracers_and_audited(
         reg = await residents.register(
             ctx, residents.RegisterIn(name="Li Lei", phone="13800138000", id_number="11010519491231002X")
         )
-        details = await residents.contact_details(ctx, reg.person_id)
+        details = await persons.contact_details(ctx, reg.person_id)
     finally:
         await client.aclose()
     assert details is not None

@@ -1,7 +1,9 @@
 -- Check-ins at venues of ONE stream shard, in one call (driven by checkin/checkins.py).
 --
--- Every key arrives in KEYS (names are built by checkin/redis_keys.py) and shares the
--- shard's hash tag. The stream entry (one `scan` field, tab-separated values) is checkin/events.py's.
+-- Every key arrives in KEYS or, for records of earlier check-ins, is the record prefix in ARGV and a
+-- check-in id (names are built by checkin/platform/redis_keys.py) and shares the shard's hash tag.
+-- The stream entry (one `scan` field, tab-separated values in the order of
+-- checkin/platform/scan_stream.py's LAYOUT; tests/test_scan_line.py pins it) is written below.
 --
 -- KEYS  [1] stream, [2] resident rate counter, [3] client-address rate counter,
 --       then per item: venue hash, day-entries hash, new check-in record, the owner's dedupe
@@ -10,6 +12,8 @@
 -- ARGV  [1] now (unix ms), [2] resident limit (0 = no check), [3] address limit (0 = no check),
 --       [4] rate window (ms), [5] colour of unknown persons, [6] flags: "l" = lite (skip the
 --       test-result lookup), "b" = brief (answer ids only), [7] record TTL (s), [8] item count,
+--       [9] repeat window (ms: the same owner at the same venue within it is the same check-in),
+--       [10] lifetime of a day-entries hash (s), [11] record key prefix of this shard,
 --       then per item: venue id, code version ('' = any), scan instant (ms), new check-in id,
 --       client id ('' = none), source, lat, lon, accuracy, person count, person ids (owner first).
 --
@@ -43,10 +47,13 @@ local lite = string.find(ARGV[6], 'l', 1, true) ~= nil
 local brief = string.find(ARGV[6], 'b', 1, true) ~= nil
 local ttl = tonumber(ARGV[7])
 local nitems = tonumber(ARGV[8])
+local repeat_ms = tonumber(ARGV[9])
+local day_ttl = tonumber(ARGV[10])
+local records = ARGV[11]
 local stream = KEYS[1]
 
-local function earlier(base, cid)
-  local rec = redis.call('GET', base .. cid)
+local function earlier(cid)
+  local rec = redis.call('GET', records .. cid)
   if not rec then return nil end
   if brief then return cid end
   return rec
@@ -80,13 +87,11 @@ local function one(k, a)
   if v[1] ~= '1' then return 'inactive', vname end
   if cv ~= '' and v[2] ~= cv then return 'old_code', vname end
 
-  -- the record key of another check-in id of this shard: same prefix, other id
-  local base = string.sub(rkey, 1, #rkey - #cid)
   local cfield = 'c:' .. client
   local vfield = 'v:' .. vid
   local seen = redis.call('HMGET', okey, cfield, vfield)
   if client ~= '' and seen[1] then
-    local rec = earlier(base, seen[1])
+    local rec = earlier(seen[1])
     if rec then return 'dup', rec end
   end
   local recent = seen[2]
@@ -95,8 +100,8 @@ local function one(k, a)
     if sep then
       local pcid = string.sub(recent, 1, sep - 1)
       local pat = tonumber(string.sub(recent, sep + 1)) or 0
-      if math.abs(pat - at) < 60000 then
-        local rec = earlier(base, pcid)
+      if math.abs(pat - at) < repeat_ms then
+        local rec = earlier(pcid)
         if rec then
           if client ~= '' then redis.call('HSET', okey, cfield, pcid) end
           return 'dup', rec
@@ -160,13 +165,13 @@ local function one(k, a)
   end
   touched[okey] = true
   -- a new field may be the hash's first: give it its expiry then, not on every count
-  if redis.call('HINCRBY', dkey, vid, np) == np then redis.call('EXPIRE', dkey, 259200) end
+  if redis.call('HINCRBY', dkey, vid, np) == np then redis.call('EXPIRE', dkey, day_ttl) end
   if brief then return 'ok', cid end
   return 'ok', rec
 end
 
 local out = {'items'}
-local k, a = 4, 9
+local k, a = 4, 12
 for _ = 1, nitems do
   local np = tonumber(ARGV[a + 9])
   local code, payload = one(k, a)

@@ -111,8 +111,8 @@ async def post_batch(data: checkins.BatchIn, scope: Scope) -> Response[bytes]:
         await protection.hit(
             ctx,
             [
-                ("res", str(owner), s.rate_resident_per_min),
-                ("ip", protection.client_ip(scope), s.rate_ip_per_min),
+                ("resident", str(owner), s.rate_resident_per_min),
+                ("address", protection.client_ip(scope), s.rate_ip_per_min),
             ],
             now,
         )

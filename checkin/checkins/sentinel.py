@@ -17,13 +17,12 @@ from litestar.params import Parameter
 
 from checkin.checkins import service as checkins
 from checkin.checkins.admission import admitted
-from checkin.platform import resident_tokens
+from checkin.platform import persons, resident_tokens
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, DomainError, Forbidden, NotFound, Unauthenticated
 from checkin.platform.instants import now_ms
 from checkin.platform.service import Part
-from checkin.residents import service as residents
 
 MAX_SCANS = 500
 
@@ -89,7 +88,7 @@ async def _resolve_and_check_in(
         except (BadInput, Unauthenticated, DomainError) as exc:
             resolved.append(exc)
     if by_id_number:
-        found = await residents.lookup_many_by_id_number(ctx, [n for _, n in by_id_number])
+        found = await persons.lookup_many_by_id_number(ctx, [n for _, n in by_id_number])
         for (index, _), pid in zip(by_id_number, found, strict=True):
             entry = resolved[index]
             assert not isinstance(entry, DomainError)

@@ -44,7 +44,12 @@ from checkin.platform.instants import format_ms, local_day, to_ms
 from checkin.protection import REJECTIONS, WINDOW_MS, window_now
 
 RECORD_TTL_S = 13 * 3600
+"""Check-in records live past the longest stay, so a check-out and a repeat scan find them."""
 MAX_STAY_MS = 12 * 3600 * 1000
+REPEAT_WINDOW_MS = 60_000
+"""A scan by the same owner at the same venue within this window is the same check-in."""
+DAY_ENTRIES_TTL_S = 3 * 86_400
+"""Operators read today's entry count; a day's count is kept three days."""
 MAX_BATCH = 500
 CHECKIN_ID_RE = re.compile(r"^[0-9a-f]{23}$")
 
@@ -319,12 +324,24 @@ def start_call(
         rkey = ikey = keys.stream(shard)
         rlimit = ilimit = 0
     else:
-        rkey = keys.rate_tagged(shard, "res", str(rate[0]), window)
-        ikey = keys.rate_tagged(shard, "ip", rate[1], window)
+        rkey = keys.rate_tagged(shard, "resident", str(rate[0]), window)
+        ikey = keys.rate_tagged(shard, "address", rate[1], window)
         rlimit, ilimit = s.rate_resident_per_min, s.rate_ip_per_min
     call = Call(shard)
     call.keys = [keys.stream(shard), rkey, ikey]
-    call.args = [now, rlimit, ilimit, WINDOW_MS + 1000, s.unknown_status, flags, RECORD_TTL_S, 0]
+    call.args = [
+        now,
+        rlimit,
+        ilimit,
+        WINDOW_MS + 1000,
+        s.unknown_status,
+        flags,
+        RECORD_TTL_S,
+        0,
+        REPEAT_WINDOW_MS,
+        DAY_ENTRIES_TTL_S,
+        keys.checkin_record(shard, ""),
+    ]
     return call
 
 

@@ -23,7 +23,7 @@ import msgspec
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, NotFound
 from checkin.platform.instants import format_ms, now_ms, to_ms
-from checkin.residents.service import person_exists
+from checkin.platform.persons import person_exists
 
 Status = Literal["green", "yellow", "red"]
 TestResult = Literal["negative", "positive"]

@@ -1,6 +1,8 @@
 """Every Redis key, stream and consumer-group name, built from the prefix.
 
-Nothing else spells a key inline. Keys that the check-in script touches in one
+Nothing else spells a key inline. Key segments are whole words (docs/ARCHITECTURE.md has the
+table); :data:`RENAMED` lists the earlier, abbreviated names, which ``checkin migrate-keys``
+renames once after an upgrade. Keys that the check-in script touches in one
 call carry the stream shard's hash tag ``{n}`` (n = venue_id mod shards), so a
 Redis Cluster keeps them in one slot. Per-person state the script reads
 (``pstate``) is therefore kept once per shard in cluster mode, and once (tag 0)
@@ -15,6 +17,30 @@ SINK_GROUP = "sink"
 RULES_GROUP = "rules"
 ALERTS_HISTORY_GROUP = "alerts-history"
 """Consumer group on the alerts stream that copies alerts into ClickHouse."""
+
+
+RENAMED: tuple[tuple[str, str, bool], ...] = (
+    # (earlier name, name now, whole key (True) or leading segments (False)), after the prefix
+    ("scans:dead", "scans:dead-letters", True),
+    ("venues:seq", "venues:sequence", True),
+    ("venues:mirror", "venues:mirror-queue", True),
+    ("persons:seq", "persons:sequence", True),
+    ("person:idn:", "person:by-id-number:", False),
+    ("pstate:", "person-state:", False),
+    ("dd:", "dedupe:", False),
+    ("ci:", "checkin-record:", False),
+    ("vcount:", "venue-entries:", False),
+    ("apikey:", "api-key:", False),
+    ("apikeys", "api-keys", True),
+    ("rules:dd:", "rules:dedupe:", False),
+    ("rules:cap:", "rules:capacity:", False),
+    ("rules:occ:", "rules:occupancy:", False),
+    ("rules:last:", "rules:last-checkin:", False),
+    ("rules:exposure_sites", "rules:exposure-sites", True),
+    ("rules:exposure_sites:gen", "rules:exposure-sites:generation", True),
+)
+"""Keys of the earlier layout and their names now. Rate-limit counters are not listed: they live a
+minute."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +61,7 @@ class RedisKeys:
         return [self.stream(n) for n in range(self.shards)]
 
     def dead_letters(self) -> str:
-        return f"{self.prefix}scans:dead"
+        return f"{self.prefix}scans:dead-letters"
 
     def alerts_stream(self) -> str:
         return f"{self.prefix}alerts"
@@ -58,7 +84,7 @@ class RedisKeys:
         return f"{self.prefix}venues:community:{community}"
 
     def venue_seq(self) -> str:
-        return f"{self.prefix}venues:seq"
+        return f"{self.prefix}venues:sequence"
 
     def venue_communities(self) -> str:
         """Sorted set (all scores 0) of community codes that have venues: prefix scans by ZRANGEBYLEX."""
@@ -68,18 +94,18 @@ class RedisKeys:
         """Venue ids whose registry changed and must be mirrored to ClickHouse.
 
         A sorted set: member = venue id, score = time of the last change (microseconds)."""
-        return f"{self.prefix}venues:mirror"
+        return f"{self.prefix}venues:mirror-queue"
 
     # --- residents and health -----------------------------------------------
     def person_seq(self) -> str:
-        return f"{self.prefix}persons:seq"
+        return f"{self.prefix}persons:sequence"
 
     def person(self, person_id: int) -> str:
         """Profile hash: name, encrypted phone, id hash, created_at."""
         return f"{self.prefix}person:{person_id}"
 
     def person_by_id_hash(self, id_hash: str) -> str:
-        return f"{self.prefix}person:idn:{id_hash}"
+        return f"{self.prefix}person:by-id-number:{id_hash}"
 
     def companions(self, person_id: int) -> str:
         return f"{self.prefix}person:{person_id}:companions"
@@ -89,7 +115,7 @@ class RedisKeys:
 
     def pstate(self, person_id: int, shard: int = 0) -> str:
         """Hot per-person state the check-in script reads: colour, tests, watchlist, masked name."""
-        return f"{self.prefix}pstate:{{{self.pstate_tag(shard)}}}:{person_id}"
+        return f"{self.prefix}person-state:{{{self.pstate_tag(shard)}}}:{person_id}"
 
     def pstate_copies(self, person_id: int) -> list[str]:
         if not self.cluster:
@@ -100,14 +126,14 @@ class RedisKeys:
     def dedupe(self, shard: int, person_id: int) -> str:
         """Hash of one owner's recent check-ins at this shard: ``c:<client id>`` -> check-in id,
         ``v:<venue id>`` -> ``check-in id|scan instant`` (kept as long as the records)."""
-        return f"{self.prefix}dd:{{{shard}}}:{person_id}"
+        return f"{self.prefix}dedupe:{{{shard}}}:{person_id}"
 
     def checkin_record(self, shard: int, checkin_id: str) -> str:
-        return f"{self.prefix}ci:{{{shard}}}:{checkin_id}"
+        return f"{self.prefix}checkin-record:{{{shard}}}:{checkin_id}"
 
     def venue_entries(self, shard: int, local_day: str) -> str:
         """Hash venue_id -> check-ins counted on one local day (YYYYMMDD), for operators."""
-        return f"{self.prefix}vcount:{{{shard}}}:{local_day}"
+        return f"{self.prefix}venue-entries:{{{shard}}}:{local_day}"
 
     def rate_tagged(self, shard: int, kind: str, ident: str, window: int) -> str:
         """Fixed-window counter the check-in script bumps: tagged like ``pstate`` (one copy on a
@@ -116,35 +142,35 @@ class RedisKeys:
 
     # --- access ------------------------------------------------------------------
     def api_key(self, key_hash: str) -> str:
-        return f"{self.prefix}apikey:{key_hash}"
+        return f"{self.prefix}api-key:{key_hash}"
 
     def api_key_index(self) -> str:
-        return f"{self.prefix}apikeys"
+        return f"{self.prefix}api-keys"
 
     def rate(self, kind: str, ident: str, window: int) -> str:
         return f"{self.prefix}rate:{kind}:{ident}:{window}"
 
     # --- rules -------------------------------------------------------------------
     def rule_dedupe(self, kind: str, person_id: int, venue_id: int, day: str) -> str:
-        return f"{self.prefix}rules:dd:{kind}:{person_id}:{venue_id}:{day}"
+        return f"{self.prefix}rules:dedupe:{kind}:{person_id}:{venue_id}:{day}"
 
     def capacity_dedupe(self, venue_id: int, hour: int) -> str:
-        return f"{self.prefix}rules:cap:{venue_id}:{hour}"
+        return f"{self.prefix}rules:capacity:{venue_id}:{hour}"
 
     def occupancy(self, venue_id: int) -> str:
         """Sorted set of stays at a venue, score = stay end (ms)."""
-        return f"{self.prefix}rules:occ:{venue_id}"
+        return f"{self.prefix}rules:occupancy:{venue_id}"
 
     def last_checkin(self, person_id: int) -> str:
-        return f"{self.prefix}rules:last:{person_id}"
+        return f"{self.prefix}rules:last-checkin:{person_id}"
 
     def exposure_sites(self) -> str:
         """Hash site_id -> JSON of one flagged period at a venue."""
-        return f"{self.prefix}rules:exposure_sites"
+        return f"{self.prefix}rules:exposure-sites"
 
     def exposure_sites_gen(self) -> str:
         """Counter bumped on every exposure-site change (rule engines reload their copy)."""
-        return f"{self.prefix}rules:exposure_sites:gen"
+        return f"{self.prefix}rules:exposure-sites:generation"
 
     # --- service state -----------------------------------------------------------
     def metrics(self, service: str) -> str:

@@ -1,12 +1,13 @@
 """The scan stream entry: what ingest XADDs and the sink and rules read.
 
 Each entry in ``checkin:scans:{n}`` has ONE field, ``scan``, whose value is a line of
-tab-separated values in the fixed order of :data:`LAYOUT` (written by the check-in and
-check-out Lua scripts). One field instead of one per value makes every entry cheap to
-write, to serve (XREADGROUP replies carry 3 strings per entry, not 45) and to land: the
-names in :data:`LAYOUT` that are ``scans`` columns are the table's own column names, so
-the sink hands the lines to ClickHouse as they are (TabSeparatedWithNames; the other
-names are skipped).
+tab-separated values in the fixed order of :data:`LAYOUT`, the one table of the field
+positions: the check-in and check-out Lua scripts write in this order (a test pins both to
+it) and everything that reads a line decodes by it. One field instead of one per value
+makes every entry cheap to write, to serve (XREADGROUP replies carry 3 strings per entry,
+not 45) and to land: the names in :data:`LAYOUT` that are ``scans`` columns are the
+table's own column names, so the sink hands the lines to ClickHouse as they are
+(TabSeparatedWithNames; the other names are skipped).
 
 Kinds (``version``):
 
@@ -120,37 +121,38 @@ def line_values(line: bytes) -> dict[str, str]:
 
 
 def decode_line(entry_id: str, line: bytes) -> ScanEvent:
-    """Decode one ``scan`` line; raises PoisonEntry when it cannot be used."""
+    """Decode one ``scan`` line by :data:`LAYOUT`; raises PoisonEntry when it cannot be used."""
     try:
         if b"\\" in line or b"\n" in line or b"\r" in line:
             raise ValueError("escape or line break in a value")
-        v = line.decode("ascii").split("\t")
-        if len(v) != WIDTH:
-            raise ValueError(f"{len(v)} values, expected {WIDTH}")
-        version = v[0]
+        values = line.decode("ascii").split("\t")
+        if len(values) != WIDTH:
+            raise ValueError(f"{len(values)} values, expected {WIDTH}")
+        v = dict(zip(LAYOUT, values, strict=True))
+        version = v["version"]
         if version not in ("0", "1"):
             raise ValueError(f"unknown kind {version!r}")
-        cid = v[1]
+        cid = v["checkin_id"]
         if not cid:
             raise ValueError("missing checkin id")
-        at_ms = int(v[4])
+        at_ms = int(v["at"])
         if at_ms <= 0:
             raise ValueError("non-positive timestamp")
-        status = v[10] or "green"
-        verdict = v[11] or "pass"
-        source = v[13] or "phone"
+        status = v["status"] or "green"
+        verdict = v["verdict"] or "pass"
+        source = v["source"] or "phone"
         if status not in ("green", "yellow", "red"):
             raise ValueError(f"unknown status {status!r}")
         if verdict not in ("pass", "restricted", "deny"):
             raise ValueError(f"unknown verdict {verdict!r}")
         if source not in ("phone", "batch", "sentinel"):
             raise ValueError(f"unknown source {source!r}")
-        dwell_s = int(v[6] or 3600)
-        end_ms = int(v[5] or at_ms + dwell_s * 1000)
+        dwell_s = int(v["dwell_s"] or 3600)
+        end_ms = int(v["end_at"] or at_ms + dwell_s * 1000)
         if end_ms <= at_ms:
             raise ValueError("stay ends before it starts")
-        pid = int(v[2] or 0)
-        vid = int(v[3])
+        pid = int(v["person_id"] or 0)
+        vid = int(v["venue_id"])
         if not (0 <= vid < 2**32) or not (0 <= pid < 2**64):
             raise ValueError("id out of range")
         return ScanEvent(
@@ -162,21 +164,21 @@ def decode_line(entry_id: str, line: bytes) -> ScanEvent:
             at_ms=at_ms,
             end_ms=end_ms,
             dwell_s=dwell_s,
-            district=v[7],
-            street=v[8],
-            community=v[9],
+            district=v["district"],
+            street=v["street"],
+            community=v["community"],
             status=status,
             verdict=verdict,
-            reason=v[12],
+            reason=v["reason"],
             source=source,
-            owner_id=int(v[14] or 0) or pid,
-            watchlisted=v[15] == "1",
-            lat=_opt_float(v[16]),
-            lon=_opt_float(v[17]),
-            accuracy_m=_opt_float(v[18]),
-            venue_lat=_opt_float(v[19]),
-            venue_lon=_opt_float(v[20]),
-            received_ms=int(v[21] or 0),
+            owner_id=int(v["owner_id"] or 0) or pid,
+            watchlisted=v["watchlisted"] == "1",
+            lat=_opt_float(v["lat"]),
+            lon=_opt_float(v["lon"]),
+            accuracy_m=_opt_float(v["accuracy_m"]),
+            venue_lat=_opt_float(v["venue_lat"]),
+            venue_lon=_opt_float(v["venue_lon"]),
+            received_ms=int(v["received_at"] or 0),
         )
     except (ValueError, UnicodeDecodeError) as exc:
         raise PoisonEntry(entry_id, str(exc) or type(exc).__name__) from None

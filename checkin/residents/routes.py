@@ -49,7 +49,9 @@ async def register(
     data: residents.RegisterIn, ctx: Context, request: Request[Any, Any, Any]
 ) -> Response[bytes]:
     await protection.hit(
-        ctx, [("reg", protection.client_ip(request.scope), ctx.settings.rate_register_per_min)], now_ms()
+        ctx,
+        [("registration", protection.client_ip(request.scope), ctx.settings.rate_register_per_min)],
+        now_ms(),
     )
     out = await residents.register(ctx, data)
     ctx.metrics.inc(REGISTRATIONS, outcome="created" if out.created else "existing")

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Request, Response, get, post
 
+from checkin.platform import persons
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Forbidden, NotFound, Unavailable, Unprocessable
@@ -440,11 +441,7 @@ async def get_contact_details(
     params: dict[str, Any] = {"person_id": pid}
     if principal.scope:
         await _require_person(ctx, store, request, principal, "contact_details", why, params, pid)
-    try:
-        from checkin.residents.service import contact_details
-    except ImportError as exc:
-        raise Unavailable("contact details are not available: the resident registry is missing") from exc
-    found = await contact_details(ctx, pid)
+    found = await persons.contact_details(ctx, pid)
     if found is None:
         await audit.record(
             ctx,
@@ -457,17 +454,8 @@ async def get_contact_details(
             audit.client_ip(request),
         )
         raise NotFound(f"person {pid} is not registered")
-    name, phone = _name_phone(found)
     await audit.record(ctx, store, principal, "contact_details", why, params, 1, audit.client_ip(request))
-    return ContactDetails(person_id=pid, name=name, phone=phone)
-
-
-def _name_phone(found: Any) -> tuple[str, str]:
-    if isinstance(found, dict):
-        return str(found.get("name", "")), str(found.get("phone", ""))
-    if isinstance(found, tuple | list):
-        return str(found[0]), str(found[1])
-    return str(getattr(found, "name", "")), str(getattr(found, "phone", ""))
+    return ContactDetails(person_id=pid, name=found.name, phone=found.phone)
 
 
 def setup_metrics(metrics: Any) -> None:

@@ -10,13 +10,13 @@ ClickHouse never delays an alert.
 
 State in Redis, every key with a TTL so memory follows activity, not history:
 
-* ``rules:occ:{venue}``: sorted set of open stays (member ``checkin_id:person_id``, score = stay end ms);
+* ``rules:occupancy:{venue}``: sorted set of open stays (member ``checkin_id:person_id``, score = stay end ms);
   a check-out moves the end or removes the stay; expires after the last stay ends.
-* ``rules:last:{person}``: the person's latest check-in (time, venue location) and the one before it
+* ``rules:last-checkin:{person}``: the person's latest check-in (time, venue location) and the one before it
   (so a scan redelivered after a crash is compared with the right predecessor);
   kept ``impossible_travel_window_hours``.
-* ``rules:dd:...`` / ``rules:cap:...``: dedupe keys, until the end of the local day / the hour.
-* ``rules:exposure_sites``: the flagged periods (managed by the API), cached here and reloaded when
+* ``rules:dedupe:...`` / ``rules:capacity:...``: dedupe keys, until the end of the local day / the hour.
+* ``rules:exposure-sites``: the flagged periods (managed by the API), cached here and reloaded when
   their generation counter changes.
 """
 

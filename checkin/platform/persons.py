@@ -1,0 +1,190 @@
+"""The person record, as every service reads it (ingest writes it: :mod:`checkin.residents`).
+
+Storage (keys from :class:`checkin.platform.redis_keys.RedisKeys`):
+
+* ``person:{id}`` hash: ``name``, ``phone`` (AES-GCM ciphertext, :class:`PhoneCipher`),
+  ``idh`` (keyed hash of the id number), ``created_at`` (unix ms).
+* ``person:by-id-number:{idh}`` -> person id. The id number itself is never stored: only
+  HMAC-SHA256(subkey("id-number"), normalised id number), keyed with the keyring's *lowest*
+  key id so the hash stays stable when the keyring rotates.
+
+Tracers reach a person's name and phone through the tracing service, which audits every read.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Sequence
+
+import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput
+from checkin.platform.keyring import Keyring
+
+ID_PURPOSE = "id-number"
+PHONE_PURPOSE = "phone"
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+_ID_RE = re.compile(r"^\d{17}[\dX]$")
+_PHONE_RE = re.compile(r"^(1\d{10}|\+\d{7,15})$")
+_PHONE_STRIP = str.maketrans("", "", " -()")
+
+
+class ContactDetails(msgspec.Struct, frozen=True):
+    person_id: int
+    name: str
+    phone: str
+
+
+def normalise_id_number(value: str) -> str:
+    """Upper-cased, spaces removed; raises BadInput unless it is 17 digits and a check character.
+
+    The GB 11643 check digit is not enforced here (the phone page checks it while the
+    resident types; records from other registries carry ids whose digit was never checked):
+    see :func:`check_digit_ok`.
+    """
+    text = value.replace(" ", "").upper()
+    if not _ID_RE.match(text):
+        raise BadInput("id_number: expected 18 characters (17 digits and a check character 0-9 or X)")
+    return text
+
+
+def check_digit_ok(id_number: str) -> bool:
+    """True when the GB 11643 check digit of a normalised id number matches."""
+    total = sum((ord(c) - 48) * w for c, w in zip(id_number, _ID_WEIGHTS, strict=False))
+    return _ID_CHECK[total % 11] == id_number[17]
+
+
+def normalise_phone(value: str, required: bool = True) -> str:
+    text = value.translate(_PHONE_STRIP)
+    if not text and not required:
+        return ""
+    if not _PHONE_RE.match(text):
+        raise BadInput("phone: expected an 11-digit mobile number (1xxxxxxxxxx) or +country number")
+    return text
+
+
+def mask_name(name: str) -> str:
+    """张三 -> 张*, 张三丰 -> 张*丰, John Smith -> J********h."""
+    n = len(name)
+    if n <= 1:
+        return "*"
+    if n == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (n - 2) + name[-1]
+
+
+def id_hash_key_id(keyring: Keyring) -> int:
+    return min(keyring.keys)
+
+
+def id_hash(keyring: Keyring, id_number: str) -> str:
+    """Keyed hash of a normalised id number (32 hex characters)."""
+    key = keyring.subkey(ID_PURPOSE, id_hash_key_id(keyring))
+    return hmac.new(key, id_number.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class PhoneCipher:
+    """AES-GCM for phone numbers: ``b64url(key id u8 | nonce 12 | ciphertext+tag)``.
+
+    The associated data is the person's id hash, so a ciphertext copied onto another
+    person does not decrypt.
+    """
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+        self._ciphers: dict[int, AESGCM] = {}
+
+    def _cipher(self, kid: int) -> AESGCM:
+        cipher = self._ciphers.get(kid)
+        if cipher is None:
+            cipher = AESGCM(self.keyring.subkey(PHONE_PURPOSE, kid))
+            self._ciphers[kid] = cipher
+        return cipher
+
+    def encrypt(self, phone: str, idh: str) -> str:
+        kid = self.keyring.active_id
+        nonce = os.urandom(12)
+        ct = self._cipher(kid).encrypt(nonce, phone.encode(), idh.encode())
+        return base64.urlsafe_b64encode(bytes([kid]) + nonce + ct).decode()
+
+    def decrypt(self, blob: str, idh: str) -> str:
+        if not blob:
+            return ""
+        try:
+            raw = base64.urlsafe_b64decode(blob)
+            kid = raw[0]
+            return self._cipher(kid).decrypt(raw[1:13], raw[13:], idh.encode()).decode()
+        except (ValueError, IndexError, KeyError, InvalidTag) as exc:
+            raise ValueError(f"stored phone number cannot be decrypted: {type(exc).__name__}") from None
+
+
+_ciphers: dict[int, PhoneCipher] = {}
+
+
+def phone_cipher(keyring: Keyring) -> PhoneCipher:
+    cipher = _ciphers.get(id(keyring))
+    if cipher is None or cipher.keyring is not keyring:
+        cipher = PhoneCipher(keyring)
+        _ciphers[id(keyring)] = cipher
+    return cipher
+
+
+async def contact_details(ctx: Context, person_id: int) -> ContactDetails | None:
+    """Name and decrypted phone of one person, None when not registered (tracers reach this
+    through the tracing service, which audits both outcomes)."""
+    raw: dict[bytes, bytes] = await ctx.redis.hgetall(ctx.keys.person(person_id))
+    if not raw:
+        return None
+    idh = raw.get(b"idh", b"").decode()
+    phone = phone_cipher(ctx.keyring).decrypt(raw.get(b"phone", b"").decode(), idh)
+    return ContactDetails(person_id=person_id, name=raw.get(b"name", b"").decode(), phone=phone)
+
+
+async def lookup_by_id_number(ctx: Context, id_number: str) -> int | None:
+    """Person id registered with this id number, or None (also None for a malformed number)."""
+    try:
+        idn = normalise_id_number(id_number)
+    except BadInput:
+        return None
+    raw = await ctx.redis.get(ctx.keys.person_by_id_hash(id_hash(ctx.keyring, idn)))
+    return int(raw) if raw is not None else None
+
+
+async def lookup_many_by_id_number(ctx: Context, id_numbers: Sequence[str]) -> list[int | None]:
+    """Pipelined :func:`lookup_by_id_number` (sentinel uploads)."""
+    hashes: list[str | None] = []
+    for value in id_numbers:
+        try:
+            hashes.append(id_hash(ctx.keyring, normalise_id_number(value)))
+        except BadInput:
+            hashes.append(None)
+    wanted = [h for h in hashes if h is not None]
+    if not wanted:
+        return [None] * len(hashes)
+    pipe = ctx.redis.pipeline(transaction=False)
+    for digest in wanted:
+        pipe.get(ctx.keys.person_by_id_hash(digest))
+    found = iter(await pipe.execute())
+    out: list[int | None] = []
+    for maybe in hashes:
+        if maybe is None:
+            out.append(None)
+        else:
+            raw: bytes | None = next(found)
+            out.append(int(raw) if raw is not None else None)
+    return out
+
+
+async def person_exists(ctx: Context, person_ids: Sequence[int]) -> list[bool]:
+    pipe = ctx.redis.pipeline(transaction=False)
+    for pid in person_ids:
+        pipe.exists(ctx.keys.person(pid))
+    return [bool(x) for x in await pipe.execute()] if person_ids else []
