@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                 unit="s",
                 target="minutes",
                 met=seconds < 600,
-                note=f"{rows / seconds:,.0f} check-ins/s; {total:,} rows in scans with check-outs; chdb engine",
+                note=f"{rows / seconds:,.0f} check-ins/s; {total:,} rows in scans with check-outs; "
+                "chdb engine",
             )
         ],
     )

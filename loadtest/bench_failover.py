@@ -26,8 +26,8 @@ from checkin.platform.redis_conn import sync_client
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.scan_stream import decode_scan
 from checkin.platform.settings import Settings, load_settings
-from loadtest.results import Figure, record
 from loadtest.redis_cluster import LocalCluster
+from loadtest.results import Figure, record
 
 ADMIN = "adm_bench_failover_admin_key_000"
 VICTIM_SHARD = 2

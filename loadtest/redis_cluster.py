@@ -1,4 +1,4 @@
-"""A real Redis Cluster (3 masters + 3 replicas) on local ports, for the cluster tests and the failover benchmark."""
+"""A real Redis Cluster (3 masters + 3 replicas) on local ports: cluster tests, failover benchmark."""
 
 from __future__ import annotations
 

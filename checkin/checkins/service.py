@@ -2,7 +2,7 @@
 
 The venue code is verified in process (HMAC, :mod:`venues.codes`); the script then
 checks the code version and venue state, dedupes, reads the hot state of every person,
-decides the verdict (DESIGN.md "Verdict at the door"), XADDs one check-in entry per
+decides the verdict (docs/ARCHITECTURE.md "Verdict at the door"), XADDs one check-in entry per
 person to the venue's stream shard, counts the day's entries and keeps a check-in record
 for the check-out and for repeat scans. A batch (offline queue, sentinel upload) runs one
 script call per shard, all pipelined in one round trip.

@@ -19,6 +19,7 @@ from litestar.datastructures import State
 from checkin.platform import resident_tokens
 from checkin.platform.context import Context
 from checkin.platform.errors import Forbidden, NotFound, Unauthenticated
+from checkin.platform.instants import now_rfc3339
 
 Role = Literal["admin", "operator", "device", "health", "tracer", "analyst"]
 ROLES: tuple[str, ...] = ("admin", "operator", "device", "health", "tracer", "analyst")
@@ -86,7 +87,7 @@ async def create_api_key(
         name=name,
         scope=scope,
         venue_id=venue_id,
-        created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        created_at=now_rfc3339(),
         created_by=created_by,
     )
     pipe = ctx.redis.pipeline(transaction=False)

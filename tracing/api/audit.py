@@ -17,7 +17,7 @@ from litestar import Request, get
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Unavailable
-from checkin.platform.instants import format_ms, parse_instant
+from checkin.platform.instants import format_ms, now_ms, parse_instant
 from checkin.platform.service import Part
 from tracing.storage.store import Store, StoreError
 
@@ -152,8 +152,7 @@ async def get_audit(
     principal.require("admin")
     if not 1 <= limit <= 10_000:
         raise BadInput("limit must be 1..10000")
-    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-    until_ms = parse_instant("until", until) if until else now_ms + 1
+    until_ms = parse_instant("until", until) if until else now_ms() + 1
     since_ms = parse_instant("since", since) if since else until_ms - 30 * 86_400_000
     if since_ms >= until_ms:
         raise BadInput("since must be before until")

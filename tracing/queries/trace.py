@@ -2,7 +2,7 @@
 
 Pure functions of a :class:`~tracing.storage.store.Store` and plain values; they know
 nothing of HTTP. Instants are unix milliseconds (UTC) throughout; the API layer
-formats them. The semantics are DESIGN.md's "Stays and contacts", exactly:
+formats them. The semantics are docs/ARCHITECTURE.md's "Stays and contacts", exactly:
 
 * a stay is ``[at, end_at)``; ``scans`` and ``scans_by_person`` are read with
   ``FINAL`` so a check-in and its check-out count as one stay;
@@ -45,7 +45,7 @@ from checkin.platform.instants import DAY_MS, HOUR_MS
 from tracing.storage.store import Store
 
 MAX_CHECKOUT_MS = 12 * HOUR_MS
-"""A check-out may end a stay at most 12 h after the check-in (DESIGN.md)."""
+"""A check-out may end a stay at most 12 h after the check-in (docs/ARCHITECTURE.md)."""
 KEY_RANGES_MAX = 16
 """Rounds with at most this many merged (venue, time) ranges read candidates by exact key ranges."""
 MAX_INDEX_STAYS = 20_000
@@ -96,7 +96,7 @@ class Contact:
 class ContactsResult:
     index_stays: int
     contacts: list[Contact]
-    """The requested page of first-degree contacts, in DESIGN.md's order."""
+    """The requested page of first-degree contacts, in the contract's order (docs/ARCHITECTURE.md)."""
     second_degree: list[Contact]
     """The requested page of second-degree contacts, in the same order."""
     contacts_total: int = 0

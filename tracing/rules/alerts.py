@@ -4,10 +4,10 @@ An alert is raised by one scan entry. Its ``alert_id`` is derived from that entr
 shard, sequence, kind): sortable by time, and the same when the scan is delivered again after a crash,
 so a re-published alert replaces itself in ClickHouse instead of adding a row.
 
-Dedupe (DESIGN.md): at most one alert per (kind, person, venue, local day), capacity at most one per
-venue and hour. The dedupe key holds the scan entry id that won it (``SET NX GET`` with a TTL to the end
-of the day/hour); a redelivered scan finds its own id there and publishes again, anything else is a
-duplicate. The state lives in Redis, so it survives restarts.
+Dedupe (docs/ARCHITECTURE.md): at most one alert per (kind, person, venue, local day), capacity at
+most one per venue and hour. The dedupe key holds the scan entry id that won it (``SET NX GET`` with
+a TTL to the end of the day/hour); a redelivered scan finds its own id there and publishes again,
+anything else is a duplicate. The state lives in Redis, so it survives restarts.
 
 Publishing goes to Redis first (``checkin:alerts``, capped with ``MAXLEN ~``: a live feed); a separate
 consumer group on that stream (:mod:`tracing.rules.history`) batches the alerts into ClickHouse, retrying,
@@ -17,7 +17,6 @@ so a slow ClickHouse never delays the live feed.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import re
 import time
@@ -29,7 +28,7 @@ import msgspec
 from redis.crc import key_slot
 
 from checkin.platform.context import Context
-from checkin.platform.instants import format_ms, seconds_to_local_day_end, to_ms
+from checkin.platform.instants import format_ms, from_ms, parse_instant, seconds_to_local_day_end, to_ms
 from tracing.rules.checks import KIND_INDEX, Candidate
 from tracing.storage.store import Store
 
@@ -124,7 +123,7 @@ def to_row(alert: Alert, version: int = 0) -> list[Any]:
         alert.alert_id,
         alert.kind,
         alert.severity,
-        dt.datetime.fromisoformat(alert.at.replace("Z", "+00:00")),
+        from_ms(parse_instant("at", alert.at)),
         alert.person_id,
         alert.venue_id,
         alert.district,
@@ -133,7 +132,7 @@ def to_row(alert: Alert, version: int = 0) -> list[Any]:
         msgspec.json.encode(alert.details).decode(),
         1 if alert.acked else 0,
         alert.acked_by,
-        dt.datetime.fromisoformat(alert.acked_at.replace("Z", "+00:00")) if alert.acked_at else None,
+        from_ms(parse_instant("acked_at", alert.acked_at)) if alert.acked_at else None,
         version,
     ]
 

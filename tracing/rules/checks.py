@@ -2,7 +2,7 @@
 
 Nothing here touches Redis or reads the wall clock; ``tracing.rules`` looks the state up, calls these
 functions with the instant it considers "now", and deduplicates and publishes what they return. Kinds,
-fields and dedupe are fixed by DESIGN.md (Alerts):
+fields and dedupe are fixed by the contract (docs/ARCHITECTURE.md, "Alerts"):
 
 * ``red_code_entry`` / ``yellow_code_entry``: the health colour at the door was red / yellow.
 * ``test_expired_entry``: the verdict's reason was ``test_expired`` (required negative test missing or old).

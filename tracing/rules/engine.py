@@ -10,8 +10,8 @@ ClickHouse never delays an alert.
 
 State in Redis, every key with a TTL so memory follows activity, not history:
 
-* ``rules:occupancy:{venue}``: sorted set of open stays (member ``checkin_id:person_id``, score = stay end ms);
-  a check-out moves the end or removes the stay; expires after the last stay ends.
+* ``rules:occupancy:{venue}``: sorted set of open stays (member ``checkin_id:person_id``, score = stay
+  end ms); a check-out moves the end or removes the stay; expires after the last stay ends.
 * ``rules:last-checkin:{person}``: the person's latest check-in (time, venue location) and the one before it
   (so a scan redelivered after a crash is compared with the right predecessor);
   kept ``impossible_travel_window_hours``.

@@ -20,6 +20,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from checkin.platform.context import Context
+from checkin.platform.errors import BadInput
+from checkin.platform.instants import from_ms, now_ms, parse_instant
 from tracing.storage.store import Store, StoreError
 from tracing.streams.retry import Backoff, Clock, RetryPolicy, SystemClock
 from venues.model import RECORD_COLUMNS, Venue
@@ -48,12 +50,11 @@ return n
 
 
 def _parse_time(text: str) -> dt.datetime:
-    if text:
-        try:
-            return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
-        except ValueError:
-            pass
-    return dt.datetime.now(dt.UTC)
+    """A venue's ``updated_at``; now when it is missing or unreadable (the mirror never stops on one)."""
+    try:
+        return from_ms(parse_instant("updated_at", text)) if text else from_ms(now_ms())
+    except BadInput:
+        return from_ms(now_ms())
 
 
 def columns_of(venues: list[Venue]) -> list[list[Any]]:
