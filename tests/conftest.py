@@ -3,8 +3,6 @@ ClickHouse engine (one data path per test session, own database per test)."""
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,16 +15,9 @@ from litestar.testing import AsyncTestClient
 
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings, load_settings
+from tests.support.browser import async_chromium
+from tests.support.values import ADMIN_KEY, REDIS_URL
 from tracing.storage.store import Store
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-ADMIN_KEY = "adm_test_admin_key_for_the_suite"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -114,5 +105,8 @@ async def tracing(settings: Settings, store: Store) -> AsyncIterator[AsyncTestCl
         yield client
 
 
-def admin_headers() -> dict[str, str]:
-    return {"Authorization": f"Bearer {ADMIN_KEY}"}
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Debian chromium (async Playwright); skipped when missing, failed under CI=true."""
+    async with async_chromium() as b:
+        yield b

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,9 @@ from litestar.testing import AsyncTestClient
 from checkin.platform import resident_tokens
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings
-from tests.conftest import admin_headers
-from tests.test_checkins_support import bearer, id_number
-from tests.test_sink import make_consumer, run_until
+from tests.support.access_world import World, build_world, iso, venue_body
+from tests.support.ingest import bearer, id_number
+from tests.support.values import admin_headers
 from tracing.storage.store import Store
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "SECURITY_MATRIX.md"
@@ -330,114 +330,10 @@ def settings(make_settings: Any) -> Settings:
     return settings
 
 
-def _iso(at: dt.datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
-
-
-def _venue(name: str, district: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "address": "1 Test Road",
-        "district": district,
-        "street": district + "001",
-        "community": district + "001001",
-        "lat": 39.9,
-        "lon": 116.4,
-    }
-
-
-@dataclass
-class World:
-    headers: dict[str, dict[str, str]] = field(default_factory=dict)
-    venue_a: int = 0
-    venue_b: int = 0
-    code_a: str = ""
-    p: int = 0
-    q: int = 0
-    checkin_id: str = ""
-    companion: int = 0
-    spare_keys: list[str] = field(default_factory=list)
-    site_id: str = ""
-
-
-async def build_world(
-    settings: Settings, ingest: AsyncTestClient[Any], tracing: AsyncTestClient[Any], store: Store
-) -> World:
-    w = World()
-    adm = admin_headers()
-    a = await ingest.post("/v1/venues", json=_venue("Venue A", "110101"), headers=adm)
-    b = await ingest.post("/v1/venues", json=_venue("Venue B", "120101"), headers=adm)
-    assert a.status_code == 201 and b.status_code == 201, a.text + b.text
-    w.venue_a, w.venue_b = a.json()["venue_id"], b.json()["venue_id"]
-    w.code_a = (await ingest.get(f"/v1/venues/{w.venue_a}/code", headers=adm)).json()["token"]
-
-    async def key(role: str, **extra: Any) -> dict[str, str]:
-        r = await ingest.post("/v1/keys", json={"role": role, "name": role, **extra}, headers=adm)
-        assert r.status_code == 201, r.text
-        return bearer(r.json()["key"])
-
-    h = w.headers
-    h["anonymous"] = {}
-    h["forged"] = bearer("ck_" + "A" * 32)
-    h["admin"] = adm
-    for role in ("operator", "tracer", "analyst"):
-        h[role] = await key(role)
-        h[role + "_in"] = await key(role, scope="110101")
-        h[role + "_out"] = await key(role, scope="120101")
-    h["operator_other"] = await key("operator", venue_id=w.venue_b)
-    h["device"] = await key("device", venue_id=w.venue_a)
-    h["device_other"] = await key("device", venue_id=w.venue_b)
-    h["health"] = await key("health")
-    for seq, who in ((1, "resident"), (2, "resident_other")):
-        r = await ingest.post(
-            "/v1/residents", json={"name": who, "phone": f"139{seq:08d}", "id_number": id_number(seq)}
-        )
-        assert r.status_code == 201, r.text
-        h[who] = bearer(r.json()["token"])
-        if who == "resident":
-            w.p = r.json()["person_id"]
-        else:
-            w.q = r.json()["person_id"]
-    keyring = Keyring.parse(settings.keyring)
-    h["expired"] = bearer(resident_tokens.issue(keyring, w.p, ttl_s=-5)[0])
-    r = await ingest.post(
-        "/v1/residents/me/companions",
-        json={"name": "child", "id_number": id_number(3)},
-        headers=h["resident"],
-    )
-    assert r.status_code == 201, r.text
-    w.companion = r.json()["person_id"]
-    r = await ingest.post("/v1/checkins", json={"code": w.code_a}, headers=h["resident"])
-    assert r.status_code == 201, r.text
-    w.checkin_id = r.json()["checkin_id"]
-    consumer, ctx = await make_consumer(settings, store)
-    try:
-        await run_until(
-            consumer,
-            lambda: int(store.scalar(f"SELECT count() FROM {store.table('scans')}")) >= 1,
-        )
-    finally:
-        await ctx.redis.aclose()
-    now = dt.datetime.now(dt.UTC)
-    r = await tracing.post(
-        "/v1/exposure-sites",
-        json={
-            "venue_id": w.venue_a,
-            "since": _iso(now - dt.timedelta(hours=2)),
-            "until": _iso(now + dt.timedelta(hours=1)),
-            "reason": "matrix",
-        },
-        headers=adm,
-    )
-    assert r.status_code in (200, 201), r.text
-    w.site_id = r.json()["site_id"]
-    return w
-
-
 def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[str, Any]]:
     """The concrete request a caller sends for a route (path, httpx keyword arguments)."""
     now = dt.datetime.now(dt.UTC)
-    since, until = _iso(now - dt.timedelta(days=1)), _iso(now + dt.timedelta(hours=1))
+    since, until = iso(now - dt.timedelta(days=1)), iso(now + dt.timedelta(hours=1))
     concrete = (
         path.replace("{venue_id:int}", str(w.venue_a))
         .replace("{key_id:str}", "000000000000")
@@ -462,7 +358,7 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
         ("POST", "/v1/checkins"): {"code": w.code_a},
         ("POST", "/v1/checkins/batch"): {"items": [{"code": w.code_a}]},
         ("POST", "/v1/sentinel/scans"): {"scans": [{"id_number": id_number(1)}]},
-        ("POST", "/v1/venues"): _venue("Venue new", "110101"),
+        ("POST", "/v1/venues"): venue_body("Venue new", "110101"),
         ("PATCH", V): {"name": "Venue A"},
         ("POST", "/v1/exposure-sites"): {
             "venue_id": w.venue_a,
@@ -583,7 +479,7 @@ async def test_resident_tokens_expire_and_act_only_for_their_person(
     assert r.status_code == 200, r.text
 
 
-async def test_device_keys_are_bound_to_one_venue(
+async def test_device_keys_are_bound_to_onevenue_body(
     settings: Settings, ingest: AsyncTestClient[Any], tracing: AsyncTestClient[Any], store: Store
 ) -> None:
     w = await build_world(settings, ingest, tracing, store)
@@ -606,7 +502,7 @@ async def test_scoped_keys_see_only_their_district(
     w = await build_world(settings, ingest, tracing, store)
     h = w.headers
     now = dt.datetime.now(dt.UTC)
-    window = {"since": _iso(now - dt.timedelta(days=1)), "until": _iso(now + dt.timedelta(hours=1))}
+    window = {"since": iso(now - dt.timedelta(days=1)), "until": iso(now + dt.timedelta(hours=1))}
     for who, expect in (("analyst", 1), ("analyst_in", 1), ("analyst_out", 0)):
         rows = (await tracing.get("/v1/stats/districts", params=window, headers=h[who])).json()["rows"]
         total = sum(int(row.get("scans", 0)) for row in rows)

@@ -8,23 +8,15 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from checkin.platform import auth
-from checkin.platform.context import Context
 from checkin.platform.instants import format_ms
 from checkin.platform.settings import Settings
-from tests.conftest import admin_headers
-from tests.test_rules_support import BASE_MS, DISTRICT_A, DISTRICT_B, Harness, scan, venue
+from tests.support.rules import BASE_MS, DISTRICT_A, DISTRICT_B, Harness, key_for, scan, venue
+from tests.support.values import admin_headers
 from tracing.api.alerts import AlertHub, FeedFilter, feed
 from tracing.rules import alerts as al
 from tracing.rules.history import run_history_writer
 from tracing.storage.store import Store
 from tracing.streams.retry import RetryPolicy
-
-
-async def key_for(settings: Settings, redis: Any, role: str, scope: str = "") -> dict[str, str]:
-    ctx = Context.build(settings, redis, "test")
-    key, _ = await auth.create_api_key(ctx, role, f"{role}-{scope}", scope, None, "test")
-    return {"Authorization": f"Bearer {key}"}
 
 
 async def write_history(h: Harness, store: Store, expect: int, **kw: Any) -> None:

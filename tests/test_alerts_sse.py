@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,9 +20,9 @@ import httpx
 import pytest
 
 from checkin.platform.settings import Settings
-from tests.conftest import ADMIN_KEY, free_port
-from tests.test_alerts_api import key_for
-from tests.test_rules_support import DISTRICT_A, DISTRICT_B, Harness, scan, venue
+from tests.support.processes import stop_group
+from tests.support.rules import DISTRICT_A, DISTRICT_B, Harness, key_for, scan, venue
+from tests.support.values import ADMIN_KEY, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -54,12 +53,7 @@ def served(make_settings: Any, tmp_path: Path) -> Iterator[tuple[str, Settings]]
             time.sleep(0.2)
         yield base, settings
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        stop_group(proc, timeout=20)
         log.close()
 
 

@@ -7,16 +7,15 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 
 from checkin.platform.settings import Settings
-from tests.conftest import admin_headers
-from tests.test_trace import _base_ms, make_key
-from tests.test_trace_reference import COMMUNITIES, HOUR_MS, MIN_MS, build_world, iso, load
+from tests.support.trace_world import COMMUNITIES, HOUR_MS, MIN_MS, base_ms, build_world, iso, load, make_key
+from tests.support.values import admin_headers
 from tracing.storage.store import Store
 
 
 async def test_each_trace_call_is_audited_with_who_why_what_and_rows(
     tracing: AsyncTestClient[Any], store: Store, settings: Settings
 ) -> None:
-    base = _base_ms()
+    base = base_ms()
     load(
         store,
         build_world(
@@ -92,7 +91,7 @@ async def test_each_trace_call_is_audited_with_who_why_what_and_rows(
 async def test_no_audit_row_means_no_data(
     tracing: AsyncTestClient[Any], store: Store, settings: Settings
 ) -> None:
-    base = _base_ms()
+    base = base_ms()
     load(store, build_world(base, {7: (60, COMMUNITIES[0])}, [(7, [1, 2], base, None)]))
     tracer = await make_key(settings, "tracer")
     body = {"person_id": 1, "since": iso(base), "until": iso(base + HOUR_MS), "reason": "case 8"}

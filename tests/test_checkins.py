@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from checkin.platform.keyring import Keyring
 from checkin.platform.scan_stream import entry_line, line_values
 from checkin.platform.settings import Settings
-from tests.test_checkins_support import (
+from tests.support.ingest import (
     bearer,
     keys_of,
     make_key,

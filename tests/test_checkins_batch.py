@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings
-from tests.test_checkins_support import bearer, id_number, make_key, put_venue, register, stream_events
+from tests.support.ingest import bearer, id_number, make_key, put_venue, register, stream_events
 from venues import codes
 
 

@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from checkin.app import create_app
 from checkin.platform.settings import Settings
 from checkin.protection import guard_of
-from tests.test_checkins_support import bearer, keys_of, put_venue, register, stream_events
+from tests.support.ingest import bearer, keys_of, put_venue, register, stream_events
 
 
 async def wait_for_sample(guard: Any, expected: int) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 
 from checkin.platform.settings import Settings
-from tests.test_trace import make_key
+from tests.support.trace_world import make_key
 
 
 async def test_console_is_served_without_external_resources(tracing: AsyncTestClient[Any]) -> None:

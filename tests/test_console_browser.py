@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,17 +27,17 @@ import redis
 from checkin.platform.auth import ApiKeyRecord, hash_key, new_key
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
-from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
-from tests.test_trace_reference import COMMUNITIES, HOUR_MS, MIN_MS, iso
+from tests.support.browser import chromium
+from tests.support.processes import ROOT, stop_group
+from tests.support.trace_world import COMMUNITIES, HOUR_MS, MIN_MS, iso
+from tests.support.values import ADMIN_KEY, REDIS_URL, free_port
+from tracing.rules.alerts import Alert, to_fields
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
 SEED_SCRIPT = """
 import json, sys
-from tests.test_trace_reference import build_world, load
+from tests.support.trace_world import build_world, load
 from tracing.storage.store import Store
 spec = json.load(sys.stdin)
 store = Store(spec["dsn"], "checkin")
@@ -86,7 +85,7 @@ def server(tmp_path: Path, prefix: str) -> Iterator[Server]:
         input=json.dumps({"dsn": dsn, "base": base, "venues": venues, "checkins": checkins}),
         text=True,
         capture_output=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
         timeout=120,
     )
     assert seed.returncode == 0, seed.stderr
@@ -128,28 +127,18 @@ def server(tmp_path: Path, prefix: str) -> Iterator[Server]:
             time.sleep(0.3)
         yield Server(url, base, tracer, analyst, keys)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, timeout=20)
 
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with chromium() as browser:
         context = browser.new_context(accept_downloads=True)
         pg = context.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
         pg.errors = errors
         yield pg
-        browser.close()
 
 
 def _sign_in(page: Any, server: Server, key: str) -> None:
@@ -248,9 +237,8 @@ def test_an_analyst_sees_scans_per_hour_by_district(page: Any, server: Server) -
     assert page.locator("#hour-chart-svg rect[data-district]").count() == 2
 
     # live alerts: one published on the alerts stream after the feed connected shows up at once
-    alerts = pytest.importorskip("tracing.rules.alerts")
     page.wait_for_selector("#alerts-status:has-text('Live.')")
-    alert = alerts.Alert(
+    alert = Alert(
         alert_id="al-console-1",
         kind="red_code_entry",
         severity="critical",
@@ -263,7 +251,7 @@ def test_an_analyst_sees_scans_per_hour_by_district(page: Any, server: Server) -
         details={},
     )
     client = redis.Redis.from_url(REDIS_URL)
-    client.xadd(server.keys.alerts_stream(), alerts.to_fields(alert))
+    client.xadd(server.keys.alerts_stream(), to_fields(alert))
     client.close()
     page.wait_for_selector("#alerts-table tbody tr[data-alert-id='al-console-1']")
     assert "red_code_entry" in page.inner_text("#alerts-table tbody tr[data-alert-id='al-console-1']")

@@ -19,9 +19,9 @@ from litestar.testing import AsyncTestClient
 
 from checkin.platform.settings import Settings
 from loadtest.redis_proc import RedisProcess
-from tests.conftest import free_port
-from tests.test_checkins_support import bearer, put_venue, register, stream_events
-from tests.test_sink import count, make_consumer, run_until, sink_pending
+from tests.support.ingest import bearer, put_venue, register, stream_events
+from tests.support.sink import count, make_consumer, run_until, sink_pending
+from tests.support.values import free_port
 from tracing.storage.store import Store
 
 FAST = {"rate_resident_per_min": 1_000_000, "rate_ip_per_min": 1_000_000, "rate_register_per_min": 100_000}

@@ -21,13 +21,13 @@ import redis
 from checkin.platform.redis_keys import ALERTS_HISTORY_GROUP, RULES_GROUP, RedisKeys
 from checkin.platform.scan_stream import encode_scan
 from checkin.platform.settings import Settings
-from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
-from tests.test_checkins_support import bearer, id_number, put_venue, stream_events
-from tests.test_rules_support import BASE_MS, scan, venue
+from tests.support.ingest import bearer, id_number, put_venue, stream_events
+from tests.support.processes import ROOT, kill_9, reaped, start_cli, stop, terminate, wait_for
+from tests.support.rules import BASE_MS, scan, venue
+from tests.support.values import ADMIN_KEY, REDIS_URL, free_port
 from tracing.rules.alerts import from_fields
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _env(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -70,25 +70,17 @@ def test_ingest_worker_killed_under_load_clients_only_retry(
     )
     codes = [put_venue(sync_redis, settings, 1200 + v) for v in range(50)]
     log = tmp_path / "ingest.log"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "checkin.cli", "serve-ingest", "--workers", "2"],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
+    server = start_cli("serve-ingest", "--workers", "2", env=env, log=log)
     base = f"http://127.0.0.1:{port}"
+
+    def serving_with_two_workers() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200 and len(_workers(server)) == 2
+        except httpx.TransportError:
+            return False
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200 and len(_workers(server)) == 2:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_for(server, log, serving_with_two_workers, timeout=60, interval=0.1)
 
         tokens = []
         with httpx.Client(base_url=base, timeout=5) as client:
@@ -138,25 +130,17 @@ def test_ingest_worker_killed_under_load_clients_only_retry(
         while done[0] < len(jobs) // 4:
             time.sleep(0.01)
         victim = _workers(server)[0]
-        victim.send_signal(signal.SIGKILL)
+        victim.send_signal(signal.SIGKILL)  # kill -9 of one granian worker, not of the server
         victim.wait(10)
         for t in threads:
             t.join(120)
         assert server.poll() is None, log.read_text()
 
         # granian put a fresh worker in its place and it serves
-        deadline = time.monotonic() + 30
-        while len(_workers(server)) < 2:
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_for(server, log, lambda: len(_workers(server)) >= 2, timeout=30, interval=0.1)
         assert victim.pid not in [w.pid for w in _workers(server)]
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        terminate(server, timeout=30)
 
     print(f"worker kill: statuses {statuses}, transport errors {transport_errors[0]}")
     assert set(statuses) <= {200, 201, 503}, statuses  # never a 500, never a 4xx
@@ -224,47 +208,22 @@ def test_rules_process_killed_mid_batch_delivers_each_alert_once(
     env = _env(settings, tmp_path, CHECKIN_SINK_CLAIM_IDLE_MS="1000")
     log = tmp_path / "rules.log"
 
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "checkin.cli", "rules"],
-            env=env,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
+    def mid_batch() -> bool:
+        published = sync_redis.xlen(keys.alerts_stream()) if sync_redis.exists(keys.alerts_stream()) else 0
+        return published >= 500 and _rules_state(sync_redis, keys)[0] > 0
 
-    first = start()
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            published = (
-                sync_redis.xlen(keys.alerts_stream()) if sync_redis.exists(keys.alerts_stream()) else 0
-            )
-            if published >= 500 and _rules_state(sync_redis, keys)[0] > 0:
-                break
-            assert first.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.002)
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-    finally:
-        if first.poll() is None:
-            first.kill()
+    with reaped(start_cli("rules", env=env, log=log)) as first:
+        wait_for(first, log, mid_batch, timeout=60, interval=0.002)
+        kill_9(first)
     pending, lag = _rules_state(sync_redis, keys)
     assert pending > 0 or lag > 0, "the engine finished before it was killed"
 
-    second = start()
-    try:
-        deadline = time.monotonic() + 90
-        while _rules_state(sync_redis, keys) != (0, 0) or not _history_caught_up(sync_redis, keys):
-            assert second.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(30) == 0, log.read_text()
-    finally:
-        if second.poll() is None:
-            second.kill()
+    def drained() -> bool:
+        return _rules_state(sync_redis, keys) == (0, 0) and _history_caught_up(sync_redis, keys)
+
+    with reaped(start_cli("rules", env=env, log=log)) as second:
+        wait_for(second, log, drained, timeout=90, interval=0.1)
+        stop(second, log)
 
     entries: list[tuple[bytes, dict[bytes, bytes]]] = sync_redis.xrange(keys.alerts_stream())  # type: ignore[assignment]
     alerts = [from_fields(f) for _, f in entries]

@@ -23,9 +23,10 @@ from checkin.platform.errors import Unauthenticated
 from checkin.platform.keyring import Keyring, b64url_encode
 from checkin.platform.settings import Settings
 from checkin.residents import service as residents
-from tests.conftest import REDIS_URL, admin_headers
-from tests.test_checkins_support import id_number
+from tests.support.ingest import id_number
+from tests.support.values import REDIS_URL, admin_headers
 from venues import codes, importer
+from venues.model import VENUE_TYPES, Venue
 
 KEYRING = Keyring.parse(Keyring.generate(1))
 FUZZ = settings(
@@ -99,31 +100,148 @@ cell = st.one_of(
     st.integers(-(2**70), 2**70).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
 )
+Records = list[list[str]]
+cell_rows = st.lists(st.lists(cell, min_size=0, max_size=14), max_size=6)
 csv_body = st.one_of(
     st.binary(max_size=400),
     st.binary(max_size=300).map(lambda b: HEADER.encode() + b),
-    st.lists(st.lists(cell, min_size=0, max_size=14), max_size=6).map(
-        lambda rows: (HEADER + "".join(_csv_row(r) for r in rows)).encode()
-    ),
+    cell_rows.map(lambda rows: (HEADER + "".join(_csv_row(r) for r in rows)).encode()),
 )
+csv_cases = st.one_of(
+    st.binary(max_size=400).map(lambda b: (b, None)),
+    st.binary(max_size=300).map(lambda b: (HEADER.encode() + b, None)),
+    cell_rows.map(lambda rows: ((HEADER + "".join(_csv_row(r) for r in rows)).encode(), rows)),
+)
+"""``csv_body``'s three kinds of body, each with the records written after the header (when known)."""
 
 
-def _parse_all(body: bytes) -> tuple[int, int]:
-    good = bad = 0
-    for venues, errors, _ in importer.parse_batches(io.BytesIO(body), batch_rows=3):
-        good += len(venues)
-        bad += len(errors)
-    return good, bad
+def _parse_all(body: bytes) -> tuple[list[Venue], list[importer.RowError]]:
+    venues: list[Venue] = []
+    errors: list[importer.RowError] = []
+    for batch, batch_errors, _ in importer.parse_batches(io.BytesIO(body), batch_rows=3):
+        venues += batch
+        errors += batch_errors
+    return venues, errors
+
+
+def _blank(row: list[str]) -> bool:
+    """A record the importer skips: no field, or one blank field."""
+    return not row or (len(row) == 1 and not row[0].strip())
 
 
 @FUZZ
-@given(body=csv_body)
-def test_venue_csv_parser_reports_rows_or_refuses_the_header(body: bytes) -> None:
+@given(case=csv_cases)
+def test_venue_csv_parser_reports_rows_or_refuses_the_header(
+    case: tuple[bytes, list[list[str]] | None],
+) -> None:
+    body, rows = case
+    starts_with_header = body.startswith(HEADER.encode())
     try:
-        good, bad = _parse_all(body)
-    except importer.HeaderError:
+        text: str | None = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    try:
+        venues, errors = _parse_all(body)
+    except importer.HeaderError as exc:
+        # refused whole: a file whose first line is not the header, or one that is not UTF-8 text
+        assert not starts_with_header or text is None, f"refused a file with the right header: {exc}"
+        if starts_with_header:
+            assert "UTF-8" in str(exc)
         return
-    assert good >= 0 and bad >= 0
+    lowered = body.decode("utf-8", "replace").lower()
+    assert starts_with_header or all(c in lowered for c in importer.COLUMNS), "accepted a bad header"
+    # one report per record, in file order, never for the header
+    lines = [e.line for e in errors]
+    assert lines == sorted(set(lines)) and all(line > 1 for line in lines), lines
+    assert all(e.reason for e in errors)
+    ids = [v.venue_id for v in venues]
+    assert len(ids) == len(set(ids)), "a venue_id accepted twice"
+    if text is None:
+        assert errors and "UTF-8" in errors[-1].reason  # the read stops at the first bad byte
+    elif rows is not None:
+        assert len(venues) + len(errors) == sum(1 for r in rows if not _blank(r))
+    else:
+        assert len(venues) + len(errors) <= len(text.splitlines()) - 1
+
+
+BREAKS = [
+    ("venue_id", "0"),
+    ("venue_id", "4294967296"),
+    ("venue_id", "seven"),
+    ("name", "   "),
+    ("name", "x" * 201),
+    ("address", "tab\tin it"),
+    ("type", "spaceship"),
+    ("district", "11010"),
+    ("street", "120101001"),
+    ("community", "12345"),
+    ("lat", "90.5"),
+    ("lon", "nan"),
+    ("capacity", "-1"),
+    ("dwell_minutes", "0"),
+    ("requires_negative_test_hours", "8761"),
+    ("fields", ""),
+]
+"""One field made invalid (``fields``: the last field left out)."""
+
+
+@st.composite
+def venue_rows(draw: st.DrawFn) -> tuple[list[str], bool]:
+    """A CSV record of a valid venue, or of one with exactly one field made invalid; and which."""
+    district = draw(st.sampled_from(["110101", "620102", "310104"]))
+    street = district + draw(st.sampled_from(["001", "013", "999"]))
+    values = {
+        "venue_id": str(draw(st.integers(1, 12))),  # few ids: some rows repeat an earlier one
+        "name": draw(st.text(alphabet="ab店面 -1", max_size=20).map(lambda t: "店" + t)),
+        "address": draw(st.text(alphabet="ab路号 ,1", max_size=20)),
+        "type": draw(st.sampled_from(["", *VENUE_TYPES])),
+        "district": district,
+        "street": street,
+        "community": street + draw(st.sampled_from(["001", "101"])),
+        "lat": repr(draw(st.floats(-90, 90))),
+        "lon": repr(draw(st.floats(-180, 180))),
+        "capacity": draw(st.sampled_from(["", "0", "250", "10000000"])),
+        "dwell_minutes": draw(st.sampled_from(["", "1", "60", "1440"])),
+        "requires_negative_test_hours": draw(st.sampled_from(["", "1", "48", "8760"])),
+    }
+    broken = draw(st.none() | st.sampled_from(BREAKS))
+    row = [values[c] for c in importer.COLUMNS]
+    if broken == ("fields", ""):
+        return row[:-1], False
+    if broken is not None:
+        column, value = broken
+        row[importer.COLUMNS.index(column)] = value
+    return row, broken is None
+
+
+BLANK_RECORDS = [[], [""], ["   "]]
+
+
+@FUZZ
+@given(records=st.lists(venue_rows() | st.sampled_from(BLANK_RECORDS).map(lambda r: (r, True)), max_size=10))
+def test_venue_csv_parser_counts_good_and_bad_rows_exactly(records: list[tuple[list[str], bool]]) -> None:
+    body = (HEADER + "".join(_csv_row(row) for row, _ in records)).encode()
+    expected_ids: list[int] = []
+    expected_bad: list[int] = []
+    duplicates: list[int] = []
+    for line, (row, valid) in enumerate(records, start=2):  # line 1 is the header; one line per record
+        if _blank(row):
+            continue
+        if not valid:
+            expected_bad.append(line)
+        elif int(row[0]) in expected_ids:
+            expected_bad.append(line)
+            duplicates.append(line)
+        else:
+            expected_ids.append(int(row[0]))
+    venues, errors = _parse_all(body)
+    assert [v.venue_id for v in venues] == expected_ids
+    assert [e.line for e in errors] == expected_bad, [(e.line, e.reason) for e in errors]
+    assert [e.line for e in errors if e.reason.startswith("duplicate venue_id")] == duplicates
+    by_id = {int(row[0]): row for row, valid in reversed(records) if valid and not _blank(row)}
+    for v in venues:
+        row = dict(zip(importer.COLUMNS, by_id[v.venue_id], strict=True))
+        assert (v.name, v.community, v.lat) == (row["name"].strip(), row["community"], float(row["lat"]))
 
 
 ndjson_line = st.one_of(

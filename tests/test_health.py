@@ -9,8 +9,8 @@ import redis
 from litestar.testing import AsyncTestClient
 
 from checkin.platform.settings import Settings
-from tests.conftest import admin_headers
-from tests.test_checkins_support import bearer, keys_of, make_key, register
+from tests.support.ingest import bearer, keys_of, make_key, put_venue, register
+from tests.support.values import admin_headers
 
 
 def iso(moment: dt.datetime) -> str:
@@ -70,7 +70,6 @@ async def test_health_feed_roles_and_validation(
 
 async def test_unknown_colour_follows_the_setting(make_settings: Any, sync_redis: redis.Redis) -> None:
     from checkin.app import create_app
-    from tests.test_checkins_support import put_venue
 
     settings = make_settings(unknown_status="yellow")
     code = put_venue(sync_redis, settings, 95)

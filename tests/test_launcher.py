@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import free_port
+from tests.support.values import free_port
 
 pytestmark = pytest.mark.slow
 

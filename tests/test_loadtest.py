@@ -23,7 +23,7 @@ from checkin.cli import build_parser, main
 from loadtest import cli as lt_cli
 from loadtest.city import read_popularity
 from loadtest.seed import missing_routes, parse_import_results, sample_indices
-from tests.conftest import ADMIN_KEY, admin_headers
+from tests.support.values import ADMIN_KEY, admin_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 

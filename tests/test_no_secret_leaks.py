@@ -18,10 +18,10 @@ from litestar.testing import AsyncTestClient
 
 from checkin.platform.context import Context
 from checkin.platform.settings import Settings
-from tests.conftest import ADMIN_KEY, admin_headers
-from tests.test_access_matrix import _iso, build_world
-from tests.test_checkins_support import id_number
-from tests.test_sink import make_consumer, run_until
+from tests.support.access_world import build_world, iso
+from tests.support.ingest import id_number
+from tests.support.sink import make_consumer, run_until
+from tests.support.values import ADMIN_KEY, admin_headers
 from tracing.rules.engine import run_rules
 from tracing.storage.store import Store
 
@@ -105,7 +105,7 @@ async def test_no_secret_or_raw_identifier_leaks(
     h = w.headers
     adm = admin_headers()
     now = dt.datetime.now(dt.UTC)
-    since, until = _iso(now - dt.timedelta(days=1)), _iso(now + dt.timedelta(hours=1))
+    since, until = iso(now - dt.timedelta(days=1)), iso(now + dt.timedelta(hours=1))
     errors: list[str] = []
 
     async def call(client: AsyncTestClient[Any], method: str, url: str, **kw: Any) -> Any:

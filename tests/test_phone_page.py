@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.settings import Settings
+from tests.support.values import free_port
 from venues import codes
 from venues.model import Venue
 
@@ -205,7 +206,6 @@ async def test_static_assets_are_served_with_types_and_versions(
 async def test_redis_down_gives_a_503_page(make_settings: Any, tmp_path: Path) -> None:
     """Our own redis-server, stopped while the app runs: the page says busy, not 500."""
     from checkin.app import create_app
-    from tests.conftest import free_port
 
     port = free_port()
     proc = subprocess.Popen(

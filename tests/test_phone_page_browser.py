@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,15 +21,13 @@ from checkin.platform import resident_tokens
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.scan_stream import decode_scan
-from tests.conftest import ADMIN_KEY
-from tests.servers import ingest_server
+from tests.support.servers import ingest_server
+from tests.support.values import ADMIN_KEY
 from venues import codes
 from venues.model import Venue
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SHOTS = (
     Path(os.environ.get("CHECKIN_SCREENSHOT_DIR", "")) if os.environ.get("CHECKIN_SCREENSHOT_DIR") else None
 )
@@ -52,18 +50,6 @@ class Server:
 def server(tmp_path: Path, prefix: str) -> Iterator[Server]:
     with ingest_server(tmp_path, prefix, CHECKIN_TZ="Asia/Shanghai") as (base, keyring, log):
         yield Server(base=base, keyring=Keyring.parse(keyring), keys=RedisKeys(prefix), log=log)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 def id_number(seq: int) -> str:

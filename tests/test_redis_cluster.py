@@ -19,8 +19,8 @@ from checkin.platform.context import Context
 from checkin.platform.redis_conn import async_client, sync_client
 from checkin.platform.settings import Settings
 from loadtest.redis_cluster import LocalCluster
-from tests.conftest import admin_headers
-from tests.test_checkins_support import bearer, id_number, keys_of, make_key, register
+from tests.support.ingest import bearer, id_number, keys_of, make_key, register
+from tests.support.values import admin_headers
 from tracing.rules.engine import RuleEngine, RulesConsumer, declare_metrics
 from tracing.sink.consumer import SinkConsumer, setup_metrics
 from tracing.storage.store import Store

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.redis_proc import RedisProcess
-from tests.conftest import free_port
+from tests.support.values import free_port
 
 
 @pytest.mark.parametrize("appendfsync", ["everysec", "always"])

@@ -14,7 +14,7 @@ import pytest
 from checkin.cli import build_parser
 from checkin.platform.instants import format_ms, to_ms
 from checkin.platform.settings import Settings
-from tests.test_rules_support import DISTRICT_A, DISTRICT_B
+from tests.support.rules import DISTRICT_A, DISTRICT_B
 from tracing.queries.report import build_report, period_bounds
 from tracing.rules import alerts as al
 from tracing.storage.schema import STAY_COLUMNS

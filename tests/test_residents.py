@@ -17,8 +17,8 @@ from checkin.platform.context import Context
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_conn import connect
 from checkin.platform.settings import Settings
-from tests.conftest import admin_headers
-from tests.test_checkins_support import bearer, id_number, keys_of
+from tests.support.ingest import bearer, id_number, keys_of
+from tests.support.values import admin_headers
 
 
 async def test_register_protects_personal_data_and_is_idempotent(

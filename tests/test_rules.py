@@ -10,7 +10,7 @@ import msgspec
 from checkin.platform.instants import format_ms, local_day
 from checkin.platform.scan_stream import decode_scan
 from checkin.platform.settings import Settings
-from tests.test_rules_support import BASE_MS, Clock, Harness, scan, venue
+from tests.support.rules import BASE_MS, Clock, Harness, scan, venue
 from tracing.rules import checks as rc
 from tracing.streams.group import fields_of
 

@@ -17,7 +17,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from checkin.platform.settings import Settings
-from tests.conftest import admin_headers
+from tests.support.values import admin_headers
 from tracing.storage.store import Store
 
 MAX_EXAMPLES = 15

@@ -4,7 +4,7 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import admin_headers
+from tests.support.values import admin_headers
 
 
 async def test_ingest_healthz_metrics_schema(ingest: AsyncTestClient[Any]) -> None:

@@ -10,7 +10,7 @@ import redis
 import redis.asyncio as aioredis
 
 from checkin.platform.context import Context
-from tests.test_sink import count, scan, sink_pending, xadd
+from tests.support.sink import count, scan, sink_pending, xadd
 from tracing.sink.consumer import SinkConsumer, setup_metrics
 from tracing.storage.store import Store
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +14,9 @@ import redis
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import SINK_GROUP, RedisKeys
 from checkin.platform.scan_stream import encode_scan
-from tests.conftest import ADMIN_KEY, REDIS_URL
-from tests.test_sink import checkout, scan
+from tests.support.processes import kill_9, reaped, start_cli, stop, wait_for
+from tests.support.sink import checkout, scan
+from tests.support.values import ADMIN_KEY, REDIS_URL
 
 COUNT_SCRIPT = """
 import json, sys
@@ -43,16 +42,6 @@ def _group(client: redis.Redis, keys: RedisKeys) -> tuple[int, int, int]:
                 pending += int(g["pending"])
                 lag += int(g.get("lag") or 0)
     return read, pending, lag
-
-
-def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "checkin.cli", "sink"],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
 
 
 def test_kill_9_mid_batch_then_restart_lands_every_scan_once(
@@ -81,38 +70,22 @@ def test_kill_9_mid_batch_then_restart_lands_every_scan_once(
         "CHECKIN_SINK_CLAIM_IDLE_MS": "1500",
     }
     log = tmp_path / "sink.log"
-    first = _start(env, log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            read, pending, _ = _group(sync_redis, keys) if sync_redis.exists(keys.stream(0)) else (0, 0, 0)
-            if read - pending >= 1500:  # some batches landed and were acked
-                break
-            assert first.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.005)
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-    finally:
-        if first.poll() is None:
-            first.kill()
+
+    def some_batches_acked() -> bool:
+        read, pending, _ = _group(sync_redis, keys) if sync_redis.exists(keys.stream(0)) else (0, 0, 0)
+        return read - pending >= 1500  # some batches landed and were acked
+
+    with reaped(start_cli("sink", env=env, log=log)) as first:
+        wait_for(first, log, some_batches_acked, timeout=60, interval=0.005)
+        kill_9(first)
     read, pending, _ = _group(sync_redis, keys)
     acked = read - pending
     assert acked < total, "the sink finished before it was killed"
     assert pending > 0, "killed between batches, not inside one"
 
-    second = _start(env, log)
-    try:
-        deadline = time.monotonic() + 90
-        while _group(sync_redis, keys)[1:] != (0, 0):
-            assert second.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(30) == 0, log.read_text()
-    finally:
-        if second.poll() is None:
-            second.kill()
+    with reaped(start_cli("sink", env=env, log=log)) as second:
+        wait_for(second, log, lambda: _group(sync_redis, keys)[1:] == (0, 0), timeout=90, interval=0.1)
+        stop(second, log)
 
     out = subprocess.run(
         [sys.executable, "-c", COUNT_SCRIPT, dsn], capture_output=True, text=True, check=True, timeout=120

@@ -15,114 +15,25 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 
-from checkin.platform.auth import create_api_key
 from checkin.platform.context import Context
 from checkin.platform.settings import Settings
-from tests.conftest import REDIS_URL, admin_headers
-from tests.test_trace_reference import (
+from tests.support.trace_world import (
     COMMUNITIES,
     HOUR_MS,
     MIN_MS,
     World,
+    base_ms,
     build_world,
+    check_world,
+    contacts_api,
     iso,
     load,
+    make_key,
     random_world,
     reference_contacts,
-    reference_exposures,
 )
+from tests.support.values import REDIS_URL, admin_headers
 from tracing.storage.store import Store
-
-
-def _base_ms() -> int:
-    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(days=3)
-    return int(now.timestamp()) * 1000
-
-
-async def make_key(settings: Settings, role: str, scope: str = "") -> dict[str, str]:
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        ctx = Context.build(settings, client, "test")
-        key, _ = await create_api_key(ctx, role, f"{role} key", scope, None, "test")
-    finally:
-        await client.aclose()
-    return {"Authorization": f"Bearer {key}"}
-
-
-async def contacts_api(
-    client: AsyncTestClient[Any],
-    headers: dict[str, str],
-    person: int,
-    since: int,
-    until: int,
-    minutes: int,
-    depth: int,
-) -> dict[str, Any]:
-    r = await client.post(
-        "/v1/trace/contacts",
-        json={
-            "person_id": person,
-            "since": iso(since),
-            "until": iso(until),
-            "depth": depth,
-            "min_overlap_minutes": minutes,
-            "reason": "case 42 follow-up",
-        },
-        headers=headers,
-    )
-    if r.status_code == 404:
-        return {"contacts": [], "second_degree": [], "status": 404}
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
-
-async def exposures_api(
-    client: AsyncTestClient[Any], headers: dict[str, str], sites: list[tuple[int, int, int]]
-) -> list[dict[str, Any]]:
-    r = await client.post(
-        "/v1/trace/exposures",
-        json={
-            "sites": [{"venue_id": v, "since": iso(a), "until": iso(b)} for v, a, b in sites],
-            "reason": "exposure screening",
-        },
-        headers=headers,
-    )
-    assert r.status_code == 200, r.text
-    return list(r.json()["exposures"])
-
-
-async def check_world(
-    client: AsyncTestClient[Any],
-    headers: dict[str, str],
-    world: World,
-    rng: random.Random,
-    scope: str = "",
-    persons: int = 4,
-) -> int:
-    """Compare the API with the reference for a few index persons, windows and minimum overlaps."""
-    compared = 0
-    for person in rng.sample(world.persons, min(persons, len(world.persons))):
-        since = world.base_ms + rng.randrange(-2, 20) * HOUR_MS
-        until = since + rng.randrange(1, 40) * HOUR_MS
-        minutes = rng.choice([0, 1, 15, 15, 30])
-        got = await contacts_api(client, headers, person, since, until, minutes, 2)
-        first, second = reference_contacts(world, person, since, until, minutes, 2, scope)
-        assert got["contacts"] == first, (person, since, until, minutes)
-        assert got["second_degree"] == second, (person, since, until, minutes)
-        if got.get("status") == 404:
-            assert not any(s.person_id == person and s.community.startswith(scope) for s in world.stays)
-        got1 = await contacts_api(client, headers, person, since, until, minutes, 1)
-        assert got1["contacts"] == first and got1["second_degree"] == []
-        compared += len(first) + len(second)
-    venues = [v for v, (_dwell, community) in world.venues.items() if community.startswith(scope)]
-    if not venues:
-        return compared
-    sites = []
-    for _ in range(rng.randrange(1, 4)):
-        start = world.base_ms + rng.randrange(0, 36 * 60) * MIN_MS
-        sites.append((rng.choice(venues), start, start + rng.randrange(1, 300) * MIN_MS))
-    assert await exposures_api(client, headers, sites) == reference_exposures(world, sites, scope)
-    return compared
 
 
 async def test_contacts_and_exposures_match_the_reference_on_seeded_worlds(
@@ -132,7 +43,7 @@ async def test_contacts_and_exposures_match_the_reference_on_seeded_worlds(
     compared = 0
     for seed in range(6):
         rng = random.Random(seed)
-        world = random_world(rng, _base_ms(), n_venues=rng.randrange(2, 7), n_persons=rng.randrange(5, 30))
+        world = random_world(rng, base_ms(), n_venues=rng.randrange(2, 7), n_persons=rng.randrange(5, 30))
         load(store, world)
         compared += await check_world(tracing, headers, world, rng)
     assert compared > 20  # the worlds are dense enough that contacts are actually compared
@@ -145,7 +56,7 @@ async def test_a_scoped_tracer_sees_only_stays_in_its_jurisdiction(
     headers = await make_key(settings, "tracer", scope)
     for seed in range(3):
         rng = random.Random(100 + seed)
-        world = random_world(rng, _base_ms(), n_venues=6, n_persons=12, n_checkins=80)
+        world = random_world(rng, base_ms(), n_venues=6, n_persons=12, n_checkins=80)
         load(store, world)
         await check_world(tracing, headers, world, rng, scope=scope)
     # a site outside the jurisdiction is refused, not silently empty
@@ -165,7 +76,7 @@ async def test_a_scoped_tracer_sees_only_stays_in_its_jurisdiction(
 
 @st.composite
 def worlds(draw: st.DrawFn) -> World:
-    base = _base_ms()
+    base = base_ms()
     n_venues = draw(st.integers(1, 4))
     venues = {
         500 + v: (draw(st.sampled_from([15, 30, 60, 120, 720])), draw(st.sampled_from(COMMUNITIES)))
@@ -197,7 +108,7 @@ async def test_contact_lists_are_paged_in_order_with_totals(
 ) -> None:
     """Pages of ``limit`` rows from ``offset`` are slices of the reference lists; totals count all rows."""
     rng = random.Random(77)
-    world = random_world(rng, _base_ms(), n_venues=3, n_persons=30, n_checkins=120)
+    world = random_world(rng, base_ms(), n_venues=3, n_persons=30, n_checkins=120)
     load(store, world)
     since, until = world.base_ms - HOUR_MS, world.base_ms + 40 * HOUR_MS
     person = max(world.persons, key=lambda p: len(reference_contacts(world, p, since, until, 15, 2)[1]))
@@ -225,7 +136,7 @@ async def test_contact_lists_are_paged_in_order_with_totals(
 
 @pytest.fixture
 def small_world(store: Store) -> World:
-    base = _base_ms()
+    base = base_ms()
     world = build_world(
         base,
         {7: (60, COMMUNITIES[0]), 8: (60, COMMUNITIES[2])},
@@ -454,7 +365,7 @@ async def test_contact_details_are_decrypted_for_tracers_and_audited(
     )
     assert r.status_code == 404
     # a scoped tracer gets the details only of persons with a stay in its jurisdiction
-    base = _base_ms()
+    base = base_ms()
     load(store, build_world(base, {7: (60, COMMUNITIES[2])}, [(7, [person], base, None)]))
     scoped = await make_key(settings, "tracer", COMMUNITIES[0][:9])
     r = await tracing.get(

@@ -9,17 +9,18 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import admin_headers
-from tests.test_trace import check_world, contacts_api
-from tests.test_trace_reference import (
+from tests.support.trace_world import (
     COMMUNITIES,
     HOUR_MS,
     MIN_MS,
     build_world,
+    check_world,
+    contacts_api,
     load,
     random_world,
     reference_contacts,
 )
+from tests.support.values import admin_headers
 from tracing.queries import trace
 from tracing.storage.store import Store
 

@@ -7,15 +7,14 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 
 from checkin.platform.settings import Settings
-from tests.test_trace import _base_ms, make_key
-from tests.test_trace_reference import COMMUNITIES, HOUR_MS, MIN_MS, build_world, iso, load
+from tests.support.trace_world import COMMUNITIES, HOUR_MS, MIN_MS, base_ms, build_world, iso, load, make_key
 from tracing.storage.store import Store
 
 
 async def test_stats_count_stays_once_per_hour_district_and_venue(
     tracing: AsyncTestClient[Any], store: Store, settings: Settings
 ) -> None:
-    base = _base_ms()
+    base = base_ms()
     world = build_world(
         base,
         {7: (60, COMMUNITIES[0]), 8: (60, COMMUNITIES[1]), 9: (30, COMMUNITIES[2])},

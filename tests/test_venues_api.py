@@ -19,7 +19,7 @@ from checkin.platform.instants import local_day, now_ms
 from checkin.platform.keyring import b64url_decode, b64url_encode
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.settings import Settings
-from tests.conftest import admin_headers
+from tests.support.values import admin_headers
 from venues import codes, importer, registry
 
 HEADER = ",".join(importer.COLUMNS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,19 +18,16 @@ import pytest
 import redis
 import zxingcpp
 from PIL import Image
-from playwright.async_api import expect
 
 from checkin.platform.instants import local_day, now_ms
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
-from tests.conftest import ADMIN_KEY
-from tests.servers import ingest_server
+from tests.support.servers import ingest_server
+from tests.support.values import ADMIN_KEY
 from venues import codes, importer
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 NAME = "金城关夜市牛肉面"
 PREVIEW_LOADED = (
@@ -60,18 +57,6 @@ def server(tmp_path: Path, prefix: str) -> Iterator[Server]:
         yield Server(base=base, keyring=Keyring.parse(keyring), keys=RedisKeys(prefix))
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
 def test_streamed_import_over_the_limit_is_413(server: Server) -> None:
     header = ",".join(importer.COLUMNS)
     rows = "\n".join(f"{i},店,,other,620102,620102001,620102001001,36,103,0,60," for i in range(1, 80))
@@ -92,6 +77,8 @@ def test_streamed_import_over_the_limit_is_413(server: Server) -> None:
 async def test_operator_page_shows_poster_entries_and_rotates(
     server: Server, browser: Any, sync_redis: redis.Redis, tmp_path: Path
 ) -> None:
+    from playwright.async_api import expect
+
     with httpx.Client(base_url=server.base, timeout=10) as client:
         for vid, name in ((501, NAME), (502, "另一家店")):
             r = client.post(

@@ -18,7 +18,7 @@ from PIL import Image
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.settings import Settings
-from tests.conftest import REDIS_URL
+from tests.support.values import REDIS_URL
 from venues import codes, importer
 
 HEADER = ",".join(importer.COLUMNS)

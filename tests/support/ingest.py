@@ -1,4 +1,5 @@
-"""Helpers shared by the residents, health, check-in and sentinel tests (no tests here)."""
+"""Ingest-side helpers: Redis keys of a test's settings, resident ids, venues written straight into
+Redis, registration, API keys and the scan-stream entries the check-in path wrote."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.scan_stream import ScanEvent, decode_scan
 from checkin.platform.settings import Settings
-from tests.conftest import admin_headers
+from tests.support.values import admin_headers
 from venues import codes
 from venues.model import Venue
 

@@ -1,4 +1,4 @@
-"""Shared helpers of the rule and alert tests: scan events XADDed to real streams, a stepping clock."""
+"""Helpers of the rule and alert tests: scan events XADDed to real streams, a stepping clock, API keys."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import itertools
 import time
 from typing import Any
 
+from checkin.platform import auth
 from checkin.platform.context import Context
 from checkin.platform.redis_keys import RULES_GROUP
 from checkin.platform.scan_stream import ScanEvent, encode_scan
@@ -18,6 +19,13 @@ BASE_MS = (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS + 73_600_000
 """Yesterday 20:26:40 UTC (04:26:40 today in Asia/Shanghai): recent enough for the ClickHouse TTL."""
 DISTRICT_A, DISTRICT_B = "310101", "310104"
 _cids = itertools.count(1)
+
+
+async def key_for(settings: Settings, redis: Any, role: str, scope: str = "") -> dict[str, str]:
+    """Bearer headers of a new API key of ``role`` (and ``scope``), created straight in Redis."""
+    ctx = Context.build(settings, redis, "test")
+    key, _ = await auth.create_api_key(ctx, role, f"{role}-{scope}", scope, None, "test")
+    return {"Authorization": f"Bearer {key}"}
 
 
 class Clock:

@@ -1,9 +1,8 @@
-"""A real ingest server (granian subprocess) for browser tests."""
+"""A real ingest server (granian subprocess, own data dir and key prefix) for the browser tests."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,8 @@ from pathlib import Path
 import httpx
 
 from checkin.platform.keyring import Keyring
-from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
+from tests.support.processes import stop_group
+from tests.support.values import ADMIN_KEY, REDIS_URL, free_port
 
 
 @contextmanager
@@ -60,9 +60,4 @@ def ingest_server(tmp_path: Path, prefix: str, **extra_env: str) -> Iterator[tup
             time.sleep(0.1)
         yield base, keyring, log
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        stop_group(proc, timeout=15)
