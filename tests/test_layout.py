@@ -98,11 +98,7 @@ def test_the_ingest_rooms_never_reach_clickhouse() -> None:
 
 @pytest.mark.parametrize(
     "package",
-    sorted(
-        module_name(p)
-        for name in (*PRODUCT, "loadtest")
-        for p in (ROOT / name).rglob("__init__.py")
-    ),
+    sorted(module_name(p) for name in (*PRODUCT, "loadtest") for p in (ROOT / name).rglob("__init__.py")),
 )
 def test_every_package_says_what_it_owns(package: str) -> None:
     path = ROOT / Path(*package.split(".")) / "__init__.py"
