@@ -7,8 +7,6 @@ routes are declared with :func:`~checkin.checkins.hot_route.hot_post`.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 from litestar import Response, post
 from litestar.openapi.datastructures import ResponseSpec
@@ -17,7 +15,7 @@ from litestar.types import Scope
 from checkin import protection
 from checkin.checkins import service as checkins
 from checkin.checkins.admission import admitted, folder_of
-from checkin.checkins.hot_route import authorization, context_of, hot_post
+from checkin.checkins.hot_route import HotResponse, authorization, context_of, hot_post
 from checkin.platform import auth
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
@@ -28,7 +26,6 @@ from checkin.protection import REJECTIONS, guard_of
 from venues import codes
 
 TAGS = ["check-ins"]
-JSON = "application/json"
 _encoder = msgspec.json.Encoder()
 
 
@@ -92,7 +89,7 @@ async def post_checkin(data: checkins.CheckinIn, scope: Scope) -> Response[bytes
     with admitted(ctx, "checkin") as lite:
         claims = verify_code(ctx, data.code)
         out = await checkins.check_in(ctx, owner, data, claims, protection.client_ip(scope), now_ms(), lite)
-    return Response(content=_encoder.encode(out), status_code=200 if out.duplicate else 201, media_type=JSON)
+    return HotResponse(_encoder.encode(out), 200 if out.duplicate else 201)
 
 
 @hot_post(
@@ -117,7 +114,7 @@ async def post_batch(data: checkins.BatchIn, scope: Scope) -> Response[bytes]:
             now,
         )
         out = await checkins.check_in_batch(ctx, owner, data, lambda t: verify_code(ctx, t), now, lite)
-    return Response(content=_encoder.encode(out), status_code=200, media_type=JSON)
+    return HotResponse(_encoder.encode(out), 200)
 
 
 @post(
@@ -138,5 +135,3 @@ PART = Part(
     on_startup=on_startup,
     on_shutdown=on_shutdown,
 )
-
-__all__: list[Any] = ["PART", "verify_code"]
