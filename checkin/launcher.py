@@ -23,6 +23,7 @@ import msgspec
 
 from checkin.platform.redis_conn import reachable, wait_until_reachable
 from checkin.platform.settings import TRACING_WORKERS, Settings
+from checkin.platform.sms import outbox_path
 
 GRACE_S = 20.0
 
@@ -180,6 +181,10 @@ class Launcher:
             print(f"  ingest    {ingest_url}  (API, phone page /v/..., operator page /operator)", flush=True)
             print(f"  tracing   {tracing_url}  (API, console {tracing_url}/console)", flush=True)
             print(f"  admin key {s.admin_key}", flush=True)
+            if s.sms_gateway == "outbox":
+                print(f"  sms       {outbox_path(s)}  (codes and notices, a JSON line each)", flush=True)
+            else:
+                print(f"  sms       {s.sms_gateway}", flush=True)
             print("  logs      " + str(s.data_path / "logs"), flush=True)
             print("ready. Ctrl-C stops everything.", flush=True)
             while True:

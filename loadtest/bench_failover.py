@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import tempfile
 import time
@@ -95,13 +96,13 @@ async def _run(settings: Settings, cluster: LocalCluster, before: float, after: 
             )
             r.raise_for_status()
             codes.append((await client.get(f"/v1/venues/{venue_id}/code", headers=admin)).json()["token"])
-        tokens = []
-        for i in range(200):
-            r = await client.post(
-                "/v1/residents", json={"name": "张三", "phone": f"139{i:08d}", "id_number": _id_number(i)}
-            )
-            r.raise_for_status()
-            tokens.append(r.json()["token"])
+        lines = b"".join(
+            json.dumps({"name": "张三", "phone": f"139{i:08d}", "id_number": _id_number(i)}).encode() + b"\n"
+            for i in range(200)
+        )
+        r = await client.post("/v1/residents/import", content=lines, headers=admin)
+        r.raise_for_status()
+        tokens = [json.loads(line)["token"] for line in r.text.splitlines() if line.strip()]
         victim = cluster.master_of(keys.stream(VICTIM_SHARD))
         load = Load(client, codes, tokens)
         tasks = [asyncio.create_task(load.writer()) for _ in range(writers)]

@@ -263,7 +263,7 @@ async def seed(env: dict[str, str], venues: int, residents: int) -> tuple[list[s
     """Write venues and residents straight into Redis; return (resident tokens, venue codes)."""
     from checkin.platform import resident_tokens
     from checkin.platform.context import Context
-    from checkin.platform.persons import id_hash, mask_name, phone_cipher
+    from checkin.platform.persons import id_hash, mask_name, phone_cipher, phone_hash
     from checkin.platform.redis_conn import connect
     from checkin.platform.settings import load_settings
     from checkin.residents.service import Identity, claim_persons
@@ -292,14 +292,22 @@ async def seed(env: dict[str, str], venues: int, residents: int) -> tuple[list[s
     for i in range(residents):
         idn = f"110105{19700101 + i % 28:08d}{i:04d}"[:17] + "X"
         idh = id_hash(ctx.keyring, f"{idn}{i}")
-        idents.append(Identity(f"居民{i}", mask_name(f"居民{i}"), cipher.encrypt(f"139{i:08d}", idh), idh))
+        phone = f"139{i:08d}"
+        idents.append(
+            Identity(
+                f"居民{i}",
+                mask_name(f"居民{i}"),
+                cipher.encrypt(phone, idh),
+                idh,
+                phone_hash(ctx.keyring, phone),
+            )
+        )
     tokens: list[str] = []
     ttl = 86400
     for start in range(0, residents, 5000):
-        chunk = await claim_persons(ctx, idents[start : start + 5000], require_same_name=False)
-        for res in chunk:
-            assert not isinstance(res, str)
-            tokens.append(resident_tokens.issue(ctx.keyring, res[0], ttl)[0])
+        chunk = await claim_persons(ctx, idents[start : start + 5000], update_existing=True)
+        for pid, _created in chunk:
+            tokens.append(resident_tokens.issue(ctx.keyring, pid, ttl)[0])
     codes_ = [codes.sign(ctx.keyring, vid, 1) for vid in range(1, venues + 1)]
     await client.aclose()
     return tokens, codes_

@@ -213,13 +213,27 @@ class SentinelUser(FastHttpUser):
             raise RuntimeError("the seed file has no sentinel devices")
         self.device = random.choice(data.devices)
 
+    def door_pass(self, resident: SeedResident) -> str | None:
+        """The pass the resident's phone shows (fetched as the phone page does)."""
+        with self.client.get(
+            "/v1/residents/me/pass",
+            headers=bearer(resident.token),
+            name="/v1/residents/me/pass",
+            catch_response=True,
+        ) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"door pass answered {resp.status_code}: {(resp.text or '')[:200]}")
+                return None
+            return str(resp.json()["pass"])
+
     @task
     def upload(self) -> None:
         scans = []
         for k in range(random.randint(1, 10)):
             resident = any_resident()
-            if random.random() < 0.8:
-                scans.append({"person_token": resident.token, "scanned_at": now_iso(-k)})
+            door = self.door_pass(resident) if random.random() < 0.8 else None
+            if door is not None:
+                scans.append({"pass": door, "scanned_at": now_iso(-k)})
             else:
                 scans.append({"id_number": resident.id_number, "scanned_at": now_iso(-k)})
         with self.client.post(

@@ -30,7 +30,7 @@ from typing import IO, Any, TypeVar
 import httpx
 import msgspec
 
-from loadtest.city import Progress, read_manifest, read_popularity
+from loadtest.city import Progress, id_check_char, read_manifest, read_popularity
 
 # (method, a concrete path) of every route the seeding and the locustfile use, by service.
 REQUIRED_INGEST_ROUTES: tuple[tuple[str, str], ...] = (
@@ -95,6 +95,13 @@ class SeedFile(msgspec.Struct, kw_only=True):
     devices: list[SeedDevice]
     venues: list[SeedVenue]
     residents: list[SeedResident]
+
+
+def dependant_id_number(k: int) -> str:
+    """An id number of a child born in 2024 (area 620102), one per k: the synthetic city's residents
+    are born before 2024 (``loadtest.city.BIRTH_END``), so a dependant never collides with one."""
+    first17 = f"6201022024{1 + k // 28 % 12:02d}{1 + k % 28:02d}{k // 336 % 1000:03d}"
+    return first17 + id_check_char(first17)
 
 
 class SeedError(RuntimeError):
@@ -339,46 +346,50 @@ class Seeder:
         return found
 
     def resident_tokens(self, found: dict[int, tuple[int, str, dict[str, Any]]]) -> list[SeedResident]:
+        """Tokens of the sampled residents: the import gave them; a line without one is imported again
+        with tokens (the registry's path: registration by phone needs a one-time code)."""
         need = [i for i, (_pid, token, _ident) in found.items() if not token]
         out = {i: SeedResident(pid, token, ident["id_number"]) for i, (pid, token, ident) in found.items()}
         if need:
-            bar = Progress("resident tokens", len(need), "residents", self.stream)
-
-            def register(i: int) -> tuple[int, SeedResident]:
-                ident = found[i][2]
-                resp = _check(self.client.post("/v1/residents", json=ident), "resident registration")
-                body = resp.json()
-                return i, SeedResident(int(body["person_id"]), str(body["token"]), ident["id_number"])
-
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                for i, res in pool.map(register, need):
-                    if res.person_id != found[i][0]:
-                        raise SeedError(
-                            f"registering line {i + 1} again gave person {res.person_id}, "
-                            f"the import gave {found[i][0]}"
-                        )
-                    out[i] = res
-                    bar.advance(1)
-            bar.finish()
+            body = b"".join(msgspec.json.encode(found[i][2]) + b"\n" for i in need)
+            resp = _check(
+                self.client.post(
+                    "/v1/residents/import",
+                    params={"tokens": "true"},
+                    content=body,
+                    headers={**self.admin, "Content-Type": "application/x-ndjson"},
+                ),
+                "resident tokens",
+            )
+            results = parse_import_results(resp)
+            if len(results) != len(need):
+                raise SeedError(f"asked tokens for {len(need)} residents, got {len(results)} results")
+            for i, res in zip(need, results, strict=True):
+                if res.get("error") or not res.get("token"):
+                    raise SeedError(f"no token for line {i + 1}: {res}")
+                if int(res["person_id"]) != found[i][0]:
+                    raise SeedError(
+                        f"line {i + 1} is person {res['person_id']} now, the import gave {found[i][0]}"
+                    )
+                out[i] = SeedResident(int(res["person_id"]), str(res["token"]), found[i][2]["id_number"])
         return [out[i] for i in sorted(out)]
 
     def add_companions(self, residents: list[SeedResident]) -> int:
-        """Give the first residents of the sample a family member (another sampled resident)."""
-        count = min(self.companions, len(residents) // 2)
+        """Give the first residents of the sample a family member: a dependant not registered before
+        (a child), which needs no consent; a registered person would need the code of their phone."""
+        count = min(self.companions, len(residents))
         if count <= 0:
             return 0
-        identities = self.identities
         bar = Progress("companions", count, "residents", self.stream)
         for k in range(count):
-            head, member = residents[k], residents[len(residents) - 1 - k]
+            head = residents[k]
             resp = self.client.post(
                 "/v1/residents/me/companions",
-                json=identities[member.id_number],
+                json={"name": f"家属{k}", "id_number": dependant_id_number(k)},
                 headers={"Authorization": f"Bearer {head.token}"},
             )
             body = _check(resp, "adding a companion").json()
-            pid = int(body.get("person_id", member.person_id)) if isinstance(body, dict) else member.person_id
-            head.companions = [pid]
+            head.companions = [int(body["person_id"])]
             bar.advance(1)
         bar.finish()
         return count

@@ -128,7 +128,22 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("ingest", "GET", "/v1/keys"): rule({"admin"}, note="records only; secrets are never stored"),
     ("ingest", "POST", "/v1/keys"): rule({"admin"}),
     ("ingest", "DELETE", "/v1/keys/{key_id:str}"): rule({"admin"}),
-    ("ingest", "POST", "/v1/residents"): Rule(frozenset(EVERYONE), public=True, note="rate-limited"),
+    ("ingest", "POST", "/v1/residents/otp"): Rule(
+        frozenset(EVERYONE), public=True, note="limited per phone and per address"
+    ),
+    ("ingest", "POST", "/v1/residents"): Rule(
+        frozenset(EVERYONE), public=True, note="needs the code sent to the phone; rate-limited"
+    ),
+    ("ingest", "GET", "/v1/residents/me/guardians"): rule(RESIDENTS, note="own list only"),
+    ("ingest", "DELETE", "/v1/residents/me/guardians/{person_id:int}"): rule(
+        RESIDENTS, note="ends only a guardianship over the caller"
+    ),
+    ("ingest", "GET", "/v1/residents/me/pass"): rule(RESIDENTS, note="a 120 s pass of the caller"),
+    ("ingest", "POST", "/v1/residents/me/revoke"): rule(
+        RESIDENTS, note="ends the caller's own tokens (sent with two spare residents' tokens)"
+    ),
+    ("ingest", "PUT", "/v1/residents/{person_id:int}/phone"): rule({"admin", "health"}, note="audited"),
+    ("ingest", "POST", "/v1/residents/{person_id:int}/revoke"): rule({"admin", "health"}, note="audited"),
     ("ingest", "POST", "/v1/residents/import"): rule({"admin"}),
     ("ingest", "GET", "/v1/residents/me/companions"): rule(RESIDENTS, note="own list only"),
     ("ingest", "POST", "/v1/residents/me/companions"): rule(RESIDENTS, note="own list only"),
@@ -291,6 +306,35 @@ PROPERTIES = [
         "Redis holds SHA-256 digests of API keys, never the key; listings never show it",
     ),
     (
+        "test_identity.py::test_knowing_a_name_and_id_number_is_not_enough_to_act_as_them",
+        "registering a registered id number with another phone (its code proved) gets 409 "
+        "phone_mismatch, no token, and the phone on record stays",
+    ),
+    (
+        "test_identity.py::test_five_wrong_codes_lock_the_challenge",
+        "one-time codes: 5 wrong codes lock the challenge; a used or expired challenge is 410; codes "
+        "are limited per phone (1 a minute, 10 a day) and per address (test_codes_are_limited_*)",
+    ),
+    (
+        "test_identity.py::test_a_revoked_token_is_refused_everywhere",
+        "after a revoke, the older token gets 401 token_revoked at check-in, batch, companions, pass; "
+        "re-binding a phone (health, audited) ends the tokens too",
+    ),
+    (
+        "test_identity.py::test_a_door_pass_checks_in_for_two_minutes_and_a_bearer_token_is_not_a_pass",
+        "door scanners take a signed pass valid 120 s; an old, forged or cut pass, a bearer token, "
+        "or the pass of a revoked person is refused",
+    ),
+    (
+        "test_identity.py::test_a_registered_stranger_is_added_only_with_their_code",
+        "a registered person becomes a companion only with the code of the phone on their record "
+        "(403 consent_required otherwise); they see and end it in /v1/residents/me/guardians",
+    ),
+    (
+        "test_identity.py::test_tokens_have_one_spelling",
+        "a token with junk characters, padding or other padding bits is refused",
+    ),
+    (
         "test_no_secret_leaks.py::test_no_secret_or_raw_identifier_leaks",
         "after a full scenario no raw id number, phone number, API key, admin key or keyring secret "
         "is in any Redis value, ClickHouse row, log record or error body",
@@ -345,13 +389,25 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
         .replace("{path:str}", "openapi.yaml")
     )
     if "{person_id" in path:
-        pid = w.companion if "companions" in path else w.p
+        pid = w.companion if ("companions" in path or path.endswith(("/phone", "/revoke"))) else w.p
         concrete = concrete.replace("{person_id:int}", str(pid)).replace("{person_id:str}", str(pid))
     kw: dict[str, Any] = {}
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/v1/keys"): {"role": "analyst", "name": "matrix"},
-        ("POST", "/v1/residents"): {"name": "N", "phone": "13900000009", "id_number": id_number(9)},
-        ("POST", "/v1/residents/me/companions"): {"name": "kid", "id_number": id_number(4)},
+        ("POST", "/v1/residents/otp"): {"phone": "13900000009"},
+        ("POST", "/v1/residents"): {
+            "name": "N",
+            "phone": "13900000009",
+            "id_number": id_number(9),
+            "challenge_id": "no-such-challenge",
+            "otp": "000000",
+        },
+        ("PUT", "/v1/residents/{person_id:int}/phone"): {"phone": "13900000077", "reason": "matrix"},
+        # a new person per caller: a registered one would need their consent (test_identity.py)
+        ("POST", "/v1/residents/me/companions"): {
+            "name": "kid",
+            "id_number": id_number(100 + ROLES.index(role)),
+        },
         ("PUT", "/v1/health/{person_id:int}"): {"status": "green", "reason": "matrix"},
         ("POST", "/v1/health/tests"): [{"person_id": w.p, "sampled_at": since, "result": "negative"}],
         ("PUT", "/v1/watchlist/{person_id:int}"): {"reason": "matrix", "until": until},
@@ -422,7 +478,8 @@ async def test_access_matrix(
             if expected == "ok" and not r.send_allowed:
                 continue
             url, kw = request_for(w, method, path, role)
-            headers = {**w.headers[role], **kw.pop("headers", {})}
+            own = w.spare if path == "/v1/residents/me/revoke" and role in w.spare else w.headers
+            headers = {**own[role], **kw.pop("headers", {})}
             resp = await clients[service].request(method, url, headers=headers, **kw)
             sent += 1
             if not check(expected, resp.status_code):
@@ -449,7 +506,7 @@ async def test_resident_tokens_expire_and_act_only_for_their_person(
     # a token re-pointed at another person (body edited, MAC kept) is refused
     raw = bytearray(resident_tokens.b64url_decode(token[3:]))
     raw[7] ^= 1
-    forged = "r1." + resident_tokens.b64url_encode(bytes(raw))
+    forged = "r2." + resident_tokens.b64url_encode(bytes(raw))
     r = await ingest.get("/v1/residents/me/companions", headers=bearer(forged))
     assert r.status_code == 401
     r = await ingest.post("/v1/checkins", json={"code": w.code_a}, headers=w.headers["expired"])

@@ -104,3 +104,47 @@ async def test_no_audit_row_means_no_data(
     assert "audit" in r.json()["detail"] and "contacts" not in r.json()
     r = await tracing.post("/v1/trace/contacts", json=body, headers=tracer)
     assert r.status_code == 200 and [c["person_id"] for c in r.json()["contacts"]] == [2]
+
+
+async def test_audit_rows_of_the_ingest_api_reach_the_audit_log_once(
+    tracing: AsyncTestClient[Any], store: Store, settings: Settings, redis_client: Any
+) -> None:
+    """Phone re-binding and revocation (ingest, no ClickHouse) go through the audit stream; the
+    tracing service's ``audit`` worker lands them, and a batch inserted twice lands once."""
+    import asyncio
+
+    from checkin.platform import audit_trail
+    from checkin.platform.auth import Principal
+    from checkin.platform.context import Context
+    from tracing.sink.audit_trail import AUDIT_TABLE
+    from tracing.streams.table_writer import TableWriter
+
+    ctx = Context.build(settings, redis_client, "ingest")
+    health = Principal(role="health", key_id="cdc-key")
+    await audit_trail.record(ctx, health, "phone_rebind", "lost phone", {"person_id": 7}, 1, "10.0.0.9")
+    await audit_trail.record(ctx, health, "tokens_revoke", "stolen", {"person_id": 8}, 1, "10.0.0.9")
+    writer = TableWriter(ctx, store, AUDIT_TABLE, batch_ms=10)
+    stop = asyncio.Event()
+    task = asyncio.create_task(writer.run(stop))
+    try:
+        for _ in range(200):
+            r = await tracing.get("/v1/audit", params={"actor": "cdc-key"}, headers=admin_headers())
+            if r.json()["count"] >= 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+        await writer.close()
+    entries = r.json()["entries"]
+    assert sorted((e["action"], e["reason"], e["params"]["person_id"], e["client_ip"]) for e in entries) == [
+        ("phone_rebind", "lost phone", 7, "10.0.0.9"),
+        ("tokens_revoke", "stolen", 8, "10.0.0.9"),
+    ]
+    assert all(e["role"] == "health" for e in entries)
+    # the same batch again (a writer that died before acking): the deduplication token drops it
+    again = [audit_trail.decode(f) for _id, f in await redis_client.xrange(ctx.keys.audit_stream())]
+    first_ids = [eid for eid, _ in await redis_client.xrange(ctx.keys.audit_stream())]
+    token = f"audit_trail:{first_ids[0].decode()}:{first_ids[-1].decode()}:{len(first_ids)}"
+    AUDIT_TABLE.insert(store, again, token)
+    assert int(store.scalar(f"SELECT count() FROM {store.table('audit')} WHERE actor = 'cdc-key'")) == 2

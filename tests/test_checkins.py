@@ -14,6 +14,7 @@ from checkin.platform.scan_stream import entry_line, line_values
 from checkin.platform.settings import Settings
 from tests.support.ingest import (
     bearer,
+    id_number,
     keys_of,
     make_key,
     put_venue,
@@ -227,7 +228,7 @@ async def test_companions_check_in_together_and_must_belong_to_the_resident(
     stranger, _ = await register(ingest, 8, name="赵四")
     r = await ingest.post(
         "/v1/residents/me/companions",
-        json={"name": "王小红", "id_number": "110105197001030095"},
+        json={"name": "王小红", "id_number": id_number(70)},
         headers=bearer(token),
     )
     assert r.status_code == 201, r.text
@@ -259,7 +260,7 @@ async def test_companions_check_in_together_and_must_belong_to_the_resident(
     assert {e.checkin_id for e in events} == {r.json()["checkin_id"]}
     assert {e.at_ms for e in events} == {events[0].at_ms} and {e.owner_id for e in events} == {owner}
     r = await ingest.get("/v1/residents/me/companions", headers=bearer(token))
-    assert r.json() == [{"person_id": child, "name_masked": "王*红"}]
+    assert r.json() == [{"person_id": child, "name_masked": "王*红", "dependant": True}]
     r = await ingest.delete(f"/v1/residents/me/companions/{child}", headers=bearer(token))
     assert r.status_code == 204
     other = put_venue(sync_redis, settings, 15)
@@ -354,7 +355,7 @@ async def test_checkout_writes_an_out_entry_per_person(
     owner, token = await register(ingest, 12)
     r = await ingest.post(
         "/v1/residents/me/companions",
-        json={"name": "李雷", "id_number": "110105197001050016"},
+        json={"name": "李雷", "id_number": id_number(71)},
         headers=bearer(token),
     )
     child = r.json()["person_id"]

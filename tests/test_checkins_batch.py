@@ -96,13 +96,14 @@ async def test_sentinel_device_scans_at_its_venue(
         json=[{"person_id": a, "sampled_at": sampled, "result": "negative"}],
         headers=health,
     )
+    door = (await ingest.get("/v1/residents/me/pass", headers=bearer(token_a))).json()["pass"]
     scans = [
-        {"person_token": token_a},
+        {"pass": door},
         {"id_number": id_number(43)},
         {"id_number": id_number(44)},  # not registered
-        {"person_token": "r1.forged"},
-        {"person_token": token_a, "id_number": id_number(43)},
-        {"person_token": token_a},  # the same person again within 60 s
+        {"pass": "p1.forged"},
+        {"pass": door, "id_number": id_number(43)},
+        {"pass": door},  # the same person again within 60 s
     ]
     r = await ingest.post("/v1/sentinel/scans", json={"scans": scans}, headers=device)
     assert r.status_code == 200, r.text

@@ -24,7 +24,7 @@ from checkin.platform.settings import Settings
 from tests.support.ingest import bearer, id_number, put_venue, stream_events
 from tests.support.processes import ROOT, kill_9, reaped, start_cli, stop, terminate, wait_for
 from tests.support.rules import BASE_MS, scan, venue
-from tests.support.values import ADMIN_KEY, REDIS_URL, free_port
+from tests.support.values import ADMIN_KEY, REDIS_URL, admin_headers, free_port
 from tracing.rules.alerts import from_fields
 
 pytestmark = pytest.mark.slow
@@ -82,13 +82,15 @@ def test_ingest_worker_killed_under_load_clients_only_retry(
     try:
         wait_for(server, log, serving_with_two_workers, timeout=60, interval=0.1)
 
-        tokens = []
         with httpx.Client(base_url=base, timeout=5) as client:
-            for i in range(16):
-                body = {"name": "李四", "phone": f"137{i:08d}", "id_number": id_number(8000 + i)}
-                r = client.post("/v1/residents", json=body)
-                assert r.status_code in (200, 201), r.text
-                tokens.append(r.json()["token"])
+            lines = "\n".join(
+                json.dumps({"name": "李四", "phone": f"137{i:08d}", "id_number": id_number(8000 + i)})
+                for i in range(16)
+            )
+            r = client.post("/v1/residents/import", content=lines.encode(), headers=admin_headers())
+            assert r.status_code == 200, r.text
+            tokens = [json.loads(line)["token"] for line in r.text.splitlines() if line.strip()]
+            assert len(tokens) == 16
 
         # each (resident, venue) pair is one check-in with its own client_id
         jobs = [(t, c, f"w-{i}-{v}") for i, t in enumerate(tokens) for v, c in enumerate(codes)]

@@ -48,26 +48,32 @@ token_text = st.one_of(
 
 @FUZZ
 @given(text=token_text)
-def test_resident_token_verify_raises_only_unauthenticated(text: str) -> None:
-    for candidate in (text, resident_tokens.PREFIX + text):
-        try:
-            resident_tokens.verify(KEYRING, candidate)
-        except Unauthenticated:
-            continue
-        raise AssertionError(f"accepted a forged resident token {candidate!r}")
+def test_resident_token_and_pass_verify_raise_only_unauthenticated(text: str) -> None:
+    prefixes = ("", resident_tokens.PREFIX, resident_tokens.LEGACY_PREFIX, resident_tokens.PASS_PREFIX)
+    for candidate in (prefix + text for prefix in prefixes):
+        for verify in (resident_tokens.verify, resident_tokens.verify_pass):
+            try:
+                verify(KEYRING, candidate)
+            except Unauthenticated:
+                continue
+            raise AssertionError(f"accepted a forged credential {candidate!r}")
 
 
 @FUZZ
-@given(body=st.binary(min_size=29, max_size=29))
-def test_resident_token_of_random_bytes_of_the_right_size_is_refused(body: bytes) -> None:
+@given(body=st.binary(min_size=33, max_size=33), legacy=st.binary(min_size=29, max_size=29))
+def test_credentials_of_random_bytes_of_the_right_size_are_refused(body: bytes, legacy: bytes) -> None:
     with pytest.raises(Unauthenticated):
         resident_tokens.verify(KEYRING, resident_tokens.PREFIX + b64url_encode(body), now=0)
+    with pytest.raises(Unauthenticated):
+        resident_tokens.verify(KEYRING, resident_tokens.LEGACY_PREFIX + b64url_encode(legacy), now=0)
+    with pytest.raises(Unauthenticated):
+        resident_tokens.verify_pass(KEYRING, resident_tokens.PASS_PREFIX + b64url_encode(body[:29]), now=0)
 
 
 def test_verified_tokens_remember_claims_but_still_check_expiry() -> None:
     verified = resident_tokens.VerifiedTokens(KEYRING)
     token, expires = resident_tokens.issue(KEYRING, 42, ttl_s=60, now=1_000_000)
-    assert verified.verify(token, now=1_000_000) == 42
+    assert verified.verify(token, now=1_000_000).person_id == 42
     assert token in verified.claims
     with pytest.raises(Unauthenticated, match="expired"):
         verified.verify(token, now=expires + 1)  # remembered, and refused once expired

@@ -4,7 +4,9 @@ state set through the API -> check out."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +43,12 @@ class Server:
     keyring: Keyring
     keys: RedisKeys
     log: Path
+    outbox: Path
+
+    def last_code(self, phone: str) -> str:
+        """The last one-time code the outbox gateway texted to ``phone``."""
+        lines = [json.loads(x) for x in self.outbox.read_text().splitlines() if x.strip()]
+        return str([m for m in lines if m["phone"] == phone and m["kind"] == "otp"][-1]["otp"])
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.base, timeout=10)
@@ -49,7 +57,13 @@ class Server:
 @pytest.fixture
 def server(tmp_path: Path, prefix: str) -> Iterator[Server]:
     with ingest_server(tmp_path, prefix, CHECKIN_TZ="Asia/Shanghai") as (base, keyring, log):
-        yield Server(base=base, keyring=Keyring.parse(keyring), keys=RedisKeys(prefix), log=log)
+        yield Server(
+            base=base,
+            keyring=Keyring.parse(keyring),
+            keys=RedisKeys(prefix),
+            log=log,
+            outbox=tmp_path / "var" / "sms-outbox.ndjson",
+        )
 
 
 def id_number(seq: int) -> str:
@@ -88,8 +102,8 @@ def health_key(srv: Server) -> str:
 
 
 async def new_phone(browser: Any, **options: Any) -> Any:
+    options.setdefault("viewport", {"width": 375, "height": 740})
     return await browser.new_context(
-        viewport={"width": 375, "height": 740},
         device_scale_factor=2,
         is_mobile=True,
         has_touch=True,
@@ -113,15 +127,25 @@ async def shot(page: Any, folder: Path, name: str) -> None:
     assert path.stat().st_size > 1000
 
 
-async def register(page: Any, name: str, phone: str, idn: str) -> int:
+async def fill_in_with_code(page: Any, srv: Server, name: str, phone: str, idn: str) -> None:
+    """Fill the registration form, ask for the code and type it as the SMS brought it."""
+    from playwright.async_api import expect
+
     await page.wait_for_selector("#view-register:not([hidden])")
     await page.fill("#reg-name", name)
-    await page.fill("#reg-phone", phone)
     await page.fill("#reg-id", idn)
+    await page.fill("#reg-phone", phone)
+    await page.click("#otp-send")
+    await expect(page.locator("#otp-send")).to_have_text(re.compile(r"重新获取\(\d+s\)"))
+    await page.fill("#reg-otp", srv.last_code(phone.replace("-", "").replace(" ", "")))
+
+
+async def register(page: Any, srv: Server, name: str, phone: str, idn: str) -> int:
+    await fill_in_with_code(page, srv, name, phone, idn)
     await page.click("#register-submit")
     await page.wait_for_selector("#view-ready:not([hidden])", timeout=10_000)
     stored = await page.evaluate("JSON.parse(localStorage.getItem('venue-checkin.resident'))")
-    assert stored["token"].startswith("r1.")
+    assert stored["token"].startswith("r2.")
     return int(stored["person_id"])
 
 
@@ -171,7 +195,7 @@ async def test_scan_register_check_in_and_out(
     assert await page.text_content("#venue-name") == venue_name
 
     seq = venue_id
-    person_id = await register(page, "张三丰", f"139{seq:08d}", id_number(seq))
+    person_id = await register(page, server, "张三丰", f"139{seq:08d}", id_number(seq))
     set_status(server, key, person_id, status)
     negative_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=20)
     if status == "green":
@@ -308,13 +332,25 @@ async def test_api_errors_are_shown_in_chinese(
     await page.fill("#reg-name", "李四")
     await page.fill("#reg-phone", "12345")
     await page.fill("#reg-id", id_number(7))
-    await page.click("#register-submit")
+    await page.click("#otp-send")
     assert await page.text_content("#register-error") == "请填写 11 位手机号码。"
-    await page.fill("#reg-phone", "13700001111")
+    await page.fill("#reg-phone", "137-0000-1111")  # pasted with dashes
     await page.fill("#reg-id", id_number(7)[:-1] + ("0" if id_number(7)[-1] != "0" else "1"))
     await page.click("#register-submit")
     assert await page.text_content("#register-error") == "身份证号不正确，请核对后重新填写。"
     await page.fill("#reg-id", id_number(7))
+    await page.click("#register-submit")
+    assert await page.text_content("#register-error") == "请先点击“获取验证码”。"
+    await page.click("#otp-send")
+    from playwright.async_api import expect
+
+    await expect(page.locator("#otp-send")).to_have_text(re.compile(r"重新获取\(\d+s\)"))
+    await page.fill("#reg-otp", "000000" if server.last_code("13700001111") != "000000" else "111111")
+    await page.click("#register-submit")
+    await page.wait_for_selector("#register-error:not([hidden])")
+    assert await page.text_content("#register-error") == "验证码不正确，还可尝试 4 次。"
+    await shot(page, shots, "register-wrong-code")
+    await page.fill("#reg-otp", server.last_code("13700001111"))
     await page.click("#register-submit")
     await page.wait_for_selector("#view-ready:not([hidden])", timeout=10_000)
 
@@ -338,7 +374,7 @@ async def test_overload_and_network_failures_are_explained(
     ctx = await new_phone(browser)
     page = await ctx.new_page()
     await page.goto(f"{server.base}/v/{token}")
-    await register(page, "王五", "13600002222", id_number(11))
+    await register(page, server, "王五", "13600002222", id_number(11))
 
     async def shed(route: Any) -> None:
         await route.fulfill(
@@ -375,3 +411,74 @@ async def test_overload_and_network_failures_are_explained(
     events = stream_entries(sync_redis, server, 9501)
     assert len(events) == 1
     await ctx.close()
+
+
+async def test_door_pass_shows_a_qr_that_refreshes_and_companions_are_removed(
+    server: Server, browser: Any, sync_redis: redis.Redis, shots: Path
+) -> None:
+    import zxingcpp
+    from PIL import Image
+
+    token = put_venue(sync_redis, server, 9501, "幸福路社区卫生服务中心")
+    ctx = await new_phone(browser, viewport={"width": 390, "height": 844})
+    page = await ctx.new_page()
+    await page.clock.install()
+    page.on("dialog", lambda d: d.accept())
+    await page.goto(f"{server.base}/v/{token}")
+    await register(page, server, "赵六", "13600003333", id_number(21))
+    # a family member added and removed from the page
+    await page.click("#companion-toggle")
+    await page.fill("#cmp-name", "赵小宝")
+    await page.fill("#cmp-id", id_number(22))
+    await page.click("#companion-submit")
+    await page.locator("#companion-choices .remove").wait_for(timeout=10_000)
+    await shot(page, shots, "companion-added")
+    await page.click("#companion-choices .remove")
+    await page.wait_for_selector("#companion-removed:not([hidden])")
+    assert await page.locator("#companion-choices li").count() == 0
+    stored = await page.evaluate("JSON.parse(localStorage.getItem('venue-checkin.resident'))")
+    with server.api() as c:
+        listed = c.get("/v1/residents/me/companions", headers={"Authorization": f"Bearer {stored['token']}"})
+    assert listed.json() == []
+
+    # the pass: a QR a door scanner reads, replaced before it expires
+    await page.click("#pass-button")
+    qr = page.locator("#pass-qr")
+    await expect_attr(page, "#pass-qr", "data-pass")
+    first = await qr.get_attribute("data-pass")
+    path = shots / "pass.png"
+    await qr.screenshot(path=str(path))
+    decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(path))]
+    assert decoded == [first]
+    await shot(page, shots, "pass-view")
+    await page.clock.fast_forward("01:45")
+    second = await wait_for_new_pass(page, first)
+    assert second != first and second.startswith("p1.")
+    device = None
+    with server.api() as c:
+        r = c.post(
+            "/v1/keys",
+            json={"role": "device", "venue_id": 9501},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        )
+        device = r.json()["key"]
+        r = c.post(
+            "/v1/sentinel/scans",
+            json={"scans": [{"pass": second}]},
+            headers={"Authorization": f"Bearer {device}"},
+        )
+    assert r.json()["results"][0]["status"] == 201, r.text
+    await ctx.close()
+
+
+async def expect_attr(page: Any, selector: str, name: str) -> None:
+    from playwright.async_api import expect
+
+    await expect(page.locator(selector)).to_have_attribute(name, re.compile(r"^p1\."))
+
+
+async def wait_for_new_pass(page: Any, old: str) -> str:
+    from playwright.async_api import expect
+
+    await expect(page.locator("#pass-qr")).not_to_have_attribute("data-pass", old, timeout=10_000)
+    return str(await page.locator("#pass-qr").get_attribute("data-pass"))

@@ -131,7 +131,7 @@ async def test_check_in_to_trace_on_a_redis_cluster(
     index, index_token = await register(ingest, 1, name="王小明")
     r = await ingest.post(
         "/v1/residents/me/companions",
-        json={"name": "王小红", "id_number": "110105197001030095"},
+        json={"name": "王小红", "id_number": id_number(70)},
         headers=bearer(index_token),
     )
     assert r.status_code == 201, r.text

@@ -17,30 +17,37 @@ from checkin.platform.context import Context
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_conn import connect
 from checkin.platform.settings import Settings
-from tests.support.ingest import bearer, id_number, keys_of
+from tests.support.ingest import bearer, id_number, keys_of, register_with_otp, request_code
 from tests.support.values import admin_headers
 
 
 async def test_register_protects_personal_data_and_is_idempotent(
     ingest: AsyncTestClient[Any], sync_redis: redis.Redis, settings: Settings
 ) -> None:
-    body = {"name": "张三丰", "phone": "139 1234-5678", "id_number": id_number(1).lower()}
+    challenge, code = await request_code(ingest, settings, "13912345678")
+    body = {
+        "name": "张三丰",
+        "phone": "139 1234-5678",
+        "id_number": id_number(1).lower(),
+        "challenge_id": challenge,
+        "otp": code,
+    }
     r = await ingest.post("/v1/residents", json=body)
     assert r.status_code == 201, r.text
     first = r.json()
-    assert first["created"] is True and first["name_masked"] == "张*丰" and first["token"].startswith("r1.")
+    assert first["created"] is True and first["name_masked"] == "张*丰" and first["token"].startswith("r2.")
     keys = keys_of(settings)
     stored = sync_redis.hgetall(keys.person(first["person_id"]))
     flat = b" ".join(list(stored.keys()) + list(stored.values()))
     assert id_number(1).encode() not in flat and b"13912345678" not in flat
     assert stored[b"name"] == "张三丰".encode()
-    # the same id number is the same person (the phone may change)
-    again = await ingest.post("/v1/residents", json={**body, "phone": "13800000000"})
+    # the same id number is the same person, with the phone on record; the name is not compared
+    again = await register_with_otp(ingest, settings, 1, name="另一个", phone="13912345678")
     assert again.status_code == 200 and again.json()["person_id"] == first["person_id"]
-    assert again.json()["created"] is False
-    # ...but not under another name
-    r = await ingest.post("/v1/residents", json={**body, "name": "李四"})
-    assert r.status_code == 409 and "id_number" in r.json()["detail"]
+    assert again.json()["created"] is False and again.json()["name_masked"] == "张*丰"
+    # another phone: refused, and the phone on record stays
+    r = await register_with_otp(ingest, settings, 1, phone="13800000000")
+    assert r.status_code == 409 and r.json()["reason"] == "phone_mismatch"
 
     async def details() -> Any:
         client = await connect(settings)
@@ -55,7 +62,7 @@ async def test_register_protects_personal_data_and_is_idempotent(
             await client.aclose()
 
     found, pid, missing, none = await details()
-    assert found == persons.ContactDetails(first["person_id"], "张三丰", "13800000000")
+    assert found == persons.ContactDetails(first["person_id"], "张三丰", "13912345678")
     assert pid == first["person_id"] and missing is None and none is None
 
 
@@ -71,15 +78,19 @@ def test_phone_ciphertext_is_bound_to_the_person_and_survives_key_rotation() -> 
     assert persons.id_hash(rotated, "X") == persons.id_hash(ring, "X")  # id hashes stay stable
 
 
+OTP = {"challenge_id": "c", "otp": "123456"}
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"name": "", "phone": "13900000000", "id_number": id_number(3)}, "name"),
-        ({"name": "a", "phone": "12345", "id_number": id_number(3)}, "phone"),
-        ({"name": "a", "phone": "13900000000", "id_number": "12345"}, "id_number"),
-        ({"name": "a", "phone": "13900000000"}, "id_number"),
-        ({"name": "a", "phone": "13900000000", "id_number": id_number(3), "x": 1}, "x"),
-        ({"name": "a\x07b", "phone": "13900000000", "id_number": id_number(3)}, "name"),
+        ({**OTP, "name": "", "phone": "13900000000", "id_number": id_number(3)}, "name"),
+        ({**OTP, "name": "a", "phone": "12345", "id_number": id_number(3)}, "phone"),
+        ({**OTP, "name": "a", "phone": "13900000000", "id_number": "12345"}, "id_number"),
+        ({**OTP, "name": "a", "phone": "13900000000"}, "id_number"),
+        ({**OTP, "name": "a", "phone": "13900000000", "id_number": id_number(3), "x": 1}, "x"),
+        ({**OTP, "name": "a\x07b", "phone": "13900000000", "id_number": id_number(3)}, "name"),
+        ({"name": "a", "phone": "13900000000", "id_number": id_number(3)}, "challenge_id"),
     ],
 )
 async def test_bad_registrations_name_the_field(
@@ -98,11 +109,10 @@ async def test_registration_is_rate_limited_per_address(make_settings: Any) -> N
     async with AsyncTestClient(app=app) as client:
         codes = []
         for i in range(5):
-            r = await client.post(
-                "/v1/residents", json={"name": "王五", "phone": "13900000000", "id_number": id_number(10 + i)}
-            )
+            body = {**OTP, "name": "王五", "phone": "13900000000", "id_number": id_number(10 + i)}
+            r = await client.post("/v1/residents", json=body)
             codes.append(r.status_code)
-        assert codes == [201, 201, 201, 429, 429]
+        assert codes == [410, 410, 410, 429, 429]  # the address is limited before any code is checked
         assert 1 <= int(r.headers["retry-after"]) <= 60
         metrics = (await client.get("/metrics")).text
         assert 'checkin_rejections_total{reason="rate_limited"} 2' in metrics

@@ -20,6 +20,7 @@ from checkin.platform.context import Context
 from checkin.platform.redis_conn import connect
 from checkin.platform.settings import TRACING_WORKERS, Settings
 from tracing.rules.engine import run_rules
+from tracing.sink.audit_trail import run_audit_trail
 from tracing.sink.consumer import run_sink
 from tracing.sink.venue_mirror import run_venue_mirror
 from tracing.storage.store import Store, StoreError
@@ -32,6 +33,7 @@ WORKERS: dict[str, Worker] = {
     "sink": run_sink,
     "rules": run_rules,
     "mirror": run_venue_mirror,
+    "audit": run_audit_trail,
 }
 assert tuple(WORKERS) == TRACING_WORKERS
 STOP_TIMEOUT_S = 30.0

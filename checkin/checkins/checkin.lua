@@ -15,7 +15,8 @@
 --       [9] repeat window (ms: the same owner at the same venue within it is the same check-in),
 --       [10] lifetime of a day-entries hash (s), [11] record key prefix of this shard,
 --       then per item: venue id, code version ('' = any), scan instant (ms), new check-in id,
---       client id ('' = none), source, lat, lon, accuracy, person count, person ids (owner first).
+--       client id ('' = none), source, lat, lon, accuracy, the owner's token version ('' = not
+--       checked: an id card), person count, person ids (owner first).
 --
 -- Every redis.call costs more than its command here, so the script makes as few as it can:
 -- one HMGET for both dedupe checks, one HSET for both dedupe marks, each person's state read
@@ -27,6 +28,7 @@
 --   dup     the earlier check-in (same client id, or same owner and venue within 60 s)
 --   unknown / inactive / old_code   (payload = venue name)
 --   foreign (payload = the person id that is not a companion of the owner)
+--   revoked (the owner's credential carries a token version older than the person's: nothing written)
 
 local now = tonumber(ARGV[1])
 local now_s = ARGV[1]
@@ -65,7 +67,7 @@ local states = {}
 local function state(key)
   local s = states[key]
   if not s then
-    s = redis.call('HMGET', key, 'st', 'nt', 'pt', 'wl', 'nm', 'cmp')
+    s = redis.call('HMGET', key, 'st', 'nt', 'pt', 'wl', 'nm', 'cmp', 'tv')
     states[key] = s
   end
   return s
@@ -76,9 +78,13 @@ local function one(k, a)
   local vkey, dkey, rkey, okey = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local vid, cv, at_s, cid, client = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local src, lat, lon, acc = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
-  local np = tonumber(ARGV[a + 9])
-  local owner = ARGV[a + 10]
+  local tv = ARGV[a + 9]
+  local np = tonumber(ARGV[a + 10])
+  local owner = ARGV[a + 11]
   local at = tonumber(at_s)
+
+  local own_state = state(KEYS[k + 4])
+  if tv ~= '' and (tonumber(own_state[7] or '0') or 0) > tonumber(tv) then return 'revoked', '' end
 
   local v = redis.call('HMGET', vkey, 'active', 'code_version', 'district', 'street', 'community',
     'lat', 'lon', 'dwell_minutes', 'requires_negative_test_hours', 'name')
@@ -110,11 +116,10 @@ local function one(k, a)
     end
   end
 
-  local own_state = state(KEYS[k + 4])
   if np > 1 then
     local cmp = own_state[6] or ''
     for j = 2, np do
-      local pid = ARGV[a + 9 + j]
+      local pid = ARGV[a + 10 + j]
       if not string.find(cmp, ',' .. pid .. ',', 1, true) then return 'foreign', pid end
     end
   end
@@ -127,7 +132,7 @@ local function one(k, a)
   local vlat, vlon = v[6] or '', v[7] or ''
   local people = {}
   for j = 1, np do
-    local pid = ARGV[a + 9 + j]
+    local pid = ARGV[a + 10 + j]
     local ps = own_state
     if j > 1 then ps = state(KEYS[k + 3 + j]) end
     local st = ps[1] or unknown
@@ -173,12 +178,12 @@ end
 local out = {'items'}
 local k, a = 4, 12
 for _ = 1, nitems do
-  local np = tonumber(ARGV[a + 9])
+  local np = tonumber(ARGV[a + 10])
   local code, payload = one(k, a)
   out[#out + 1] = code
   out[#out + 1] = payload
   k = k + 4 + np
-  a = a + 10 + np
+  a = a + 11 + np
 end
 for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
 return out

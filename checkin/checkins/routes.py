@@ -67,10 +67,10 @@ def verify_code(ctx: Context, token: str) -> codes.CodeClaims:
     return claims
 
 
-async def resident_of(ctx: Context, scope: Scope) -> int:
-    principal = await auth.authenticate(ctx, authorization(scope))
-    principal.require("resident")
-    return principal.person_id or 0
+async def resident_of(ctx: Context, scope: Scope) -> Principal:
+    """The resident of the request; their token version is checked by the check-in script."""
+    principal = await auth.authenticate(ctx, authorization(scope), check_version=False)
+    return principal.require("resident")
 
 
 @hot_post(
@@ -88,7 +88,16 @@ async def post_checkin(data: checkins.CheckinIn, scope: Scope) -> Response[bytes
     owner = await resident_of(ctx, scope)
     with admitted(ctx, "checkin") as lite:
         claims = verify_code(ctx, data.code)
-        out = await checkins.check_in(ctx, owner, data, claims, protection.client_ip(scope), now_ms(), lite)
+        out = await checkins.check_in(
+            ctx,
+            owner.person_id or 0,
+            owner.token_version,
+            data,
+            claims,
+            protection.client_ip(scope),
+            now_ms(),
+            lite,
+        )
     return HotResponse(_encoder.encode(out), 200 if out.duplicate else 201)
 
 
@@ -108,12 +117,14 @@ async def post_batch(data: checkins.BatchIn, scope: Scope) -> Response[bytes]:
         await protection.hit(
             ctx,
             [
-                ("resident", str(owner), s.rate_resident_per_min),
+                ("resident", str(owner.person_id), s.rate_resident_per_min),
                 ("address", protection.client_ip(scope), s.rate_ip_per_min),
             ],
             now,
         )
-        out = await checkins.check_in_batch(ctx, owner, data, lambda t: verify_code(ctx, t), now, lite)
+        out = await checkins.check_in_batch(
+            ctx, owner.person_id or 0, owner.token_version, data, lambda t: verify_code(ctx, t), now, lite
+        )
     return HotResponse(_encoder.encode(out), 200)
 
 

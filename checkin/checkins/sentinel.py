@@ -2,7 +2,9 @@
 
 A device key is bound to one venue (``POST /v1/keys`` with role ``device`` and a
 ``venue_id``); an admin may upload for any venue with ``?venue_id=``. A person is named by
-their resident token (the code on their phone) or their id number (ID card reader).
+the door pass their phone shows (``pass``: signed, valid 120 s, carrying their token version, so
+a revoked person's pass is refused too) or their id number (ID card reader). A bearer token is
+never a pass.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ MAX_SCANS = 500
 
 
 class SentinelScan(msgspec.Struct, forbid_unknown_fields=True):
-    person_token: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    """One scan: the door pass the phone showed (``pass``), or an id card's number."""
+
+    door_pass: Annotated[str, msgspec.Meta(max_length=128)] | None = msgspec.field(default=None, name="pass")
     id_number: Annotated[str, msgspec.Meta(max_length=32)] | None = None
     scanned_at: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
 
@@ -73,17 +77,18 @@ async def _resolve_and_check_in(
     ctx: Context, data: SentinelIn, target: int, lite: bool
 ) -> checkins.SentinelOut:
     now = now_ms()
-    resolved: list[tuple[int, int] | DomainError] = []
+    resolved: list[tuple[int, int, str] | DomainError] = []
     by_id_number: list[tuple[int, str]] = []
     for index, scan in enumerate(data.scans):
         try:
-            if (scan.person_token is None) == (scan.id_number is None):
-                raise BadInput("give exactly one of person_token or id_number")
+            if (scan.door_pass is None) == (scan.id_number is None):
+                raise BadInput("give exactly one of pass or id_number")
             at = checkins.scan_instant(ctx, scan.scanned_at, now)
-            if scan.person_token is not None:
-                resolved.append((resident_tokens.verify(ctx.keyring, scan.person_token), at))
+            if scan.door_pass is not None:
+                claims = resident_tokens.verify_pass(ctx.keyring, scan.door_pass, now / 1000)
+                resolved.append((claims.person_id, at, str(claims.version)))
             else:
-                resolved.append((0, at))
+                resolved.append((0, at, ""))
                 by_id_number.append((index, scan.id_number or ""))
         except (BadInput, Unauthenticated, DomainError) as exc:
             resolved.append(exc)
@@ -93,7 +98,7 @@ async def _resolve_and_check_in(
             entry = resolved[index]
             assert not isinstance(entry, DomainError)
             resolved[index] = (
-                (pid, entry[1]) if pid is not None else NotFound("no resident with this id_number")
+                (pid, entry[1], "") if pid is not None else NotFound("no resident with this id_number")
             )
     return await checkins.check_in_sentinel(ctx, target, resolved, now, lite)
 

@@ -36,6 +36,7 @@ from checkin.platform.errors import (
     Gone,
     NotFound,
     TooManyRequests,
+    Unauthenticated,
     Unavailable,
     Unprocessable,
 )
@@ -299,6 +300,8 @@ class Item:
     lat: str = ""
     lon: str = ""
     acc: str = ""
+    token_version: str = ""
+    """The owner's credential's token version; "" = not checked (an id card at a door)."""
 
 
 @dataclass
@@ -368,6 +371,7 @@ def add_item(ctx: Context, call: Call, item: Item) -> None:
         item.lat,
         item.lon,
         item.acc,
+        item.token_version,
         len(item.persons),
         *item.persons,
     ]
@@ -392,6 +396,11 @@ _ERRORS: dict[str, tuple[type[DomainError], str, str]] = {
         "this poster of {name} has been replaced; ask the venue for the new poster",
     ),
     "foreign": (Forbidden, "foreign_companion", "person {name} is not one of your companions"),
+    "revoked": (
+        Unauthenticated,
+        "token_revoked",
+        "this credential was revoked; register again on the phone (a code is sent to your number)",
+    ),
 }
 
 
@@ -399,7 +408,7 @@ def item_error(ctx: Context, code: str, payload: bytes) -> DomainError:
     cls, reason, text = _ERRORS.get(code, (Unprocessable, "refused", f"check-in refused ({code})"))
     ctx.metrics.inc(REJECTIONS, reason=reason)
     name = payload.decode() if payload else ""
-    return cls(text.format(name=f"“{name}”" if code != "foreign" else name))
+    return cls(text.format(name=f"“{name}”" if code != "foreign" else name), reason=reason)
 
 
 def rate_error(ctx: Context, which: str, now: int) -> TooManyRequests:
@@ -454,9 +463,17 @@ def persons_of(owner: int, companions: Sequence[int]) -> list[int]:
 
 
 async def check_in(
-    ctx: Context, owner: int, data: CheckinIn, claims: Any, ip: str, now: int, lite: bool
+    ctx: Context,
+    owner: int,
+    token_version: int,
+    data: CheckinIn,
+    claims: Any,
+    ip: str,
+    now: int,
+    lite: bool,
 ) -> CheckinOut:
-    """One phone check-in (``claims`` = the verified venue code)."""
+    """One phone check-in (``claims`` = the verified venue code; the owner's token version is
+    checked by the script)."""
     persons = persons_of(owner, data.companions)
     at = scan_instant(ctx, data.scanned_at, now)
     shard = ctx.keys.shard_of(claims.venue_id)
@@ -466,7 +483,17 @@ async def check_in(
         ctx,
         call,
         Item(
-            0, claims.venue_id, str(claims.code_version), at, persons, "phone", data.client_id, lat, lon, acc
+            0,
+            claims.venue_id,
+            str(claims.code_version),
+            at,
+            persons,
+            "phone",
+            data.client_id,
+            lat,
+            lon,
+            acc,
+            str(token_version),
         ),
     )
     parsed = parse_reply(await scripts(ctx).run("checkin", call.keys, call.args))
@@ -490,7 +517,7 @@ async def run_calls(ctx: Context, calls: list[Call]) -> list[list[tuple[str, byt
 
 
 async def check_in_batch(
-    ctx: Context, owner: int, data: BatchIn, keyring_verify: Any, now: int, lite: bool
+    ctx: Context, owner: int, token_version: int, data: BatchIn, keyring_verify: Any, now: int, lite: bool
 ) -> BatchOut:
     """An offline queue of one resident: each item verified and answered on its own."""
     results: list[ItemResult | None] = [None] * len(data.items)
@@ -524,13 +551,19 @@ async def check_in_batch(
                 lat,
                 lon,
                 acc,
+                str(token_version),
             ),
         )
     ordered = list(calls.values())
     replies = await run_calls(ctx, ordered) if ordered else []
     accepted = duplicates = entries = 0
-    for call, parsed in zip(ordered, replies, strict=True):
+    for parsed in replies:
         assert not isinstance(parsed, str)  # batches are rate-limited before the script
+        if any(code == "revoked" for code, _ in parsed):
+            # one owner, one version: every item was refused before anything was written
+            raise item_error(ctx, "revoked", b"")
+    for call, parsed in zip(ordered, replies, strict=True):
+        assert not isinstance(parsed, str)
         for item, (code, payload) in zip(call.items, parsed, strict=True):
             if code == "ok":
                 accepted += 1
@@ -625,9 +658,10 @@ class SentinelOut(msgspec.Struct):
 
 
 async def check_in_sentinel(
-    ctx: Context, venue_id: int, scans: Sequence[tuple[int, int] | DomainError], now: int, lite: bool
+    ctx: Context, venue_id: int, scans: Sequence[tuple[int, int, str] | DomainError], now: int, lite: bool
 ) -> SentinelOut:
-    """Scans at one door: per scan (person id, scan instant) or the error found while resolving it."""
+    """Scans at one door: per scan (person id, scan instant, the pass's token version or "" for an
+    id card) or the error found while resolving it."""
     shard = ctx.keys.shard_of(venue_id)
     call = start_call(ctx, shard, now, "l" if lite else "")
     results: list[SentinelResult | None] = [None] * len(scans)
@@ -635,8 +669,8 @@ async def check_in_sentinel(
         if isinstance(scan, DomainError):
             results[index] = SentinelResult(index=index, status=scan.status, error=scan.detail)
             continue
-        pid, at = scan
-        add_item(ctx, call, Item(index, venue_id, "", at, [pid], "sentinel"))
+        pid, at, version = scan
+        add_item(ctx, call, Item(index, venue_id, "", at, [pid], "sentinel", token_version=version))
     accepted = duplicates = 0
     if call.items:
         parsed = (await run_calls(ctx, [call]))[0]

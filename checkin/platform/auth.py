@@ -37,6 +37,8 @@ class Principal(msgspec.Struct, frozen=True):
     venue_id: int | None = None
     """Devices and operators may be bound to one venue."""
     person_id: int | None = None
+    token_version: int = 0
+    """A resident token's version (every token older than the person's current one is refused)."""
 
     def require(self, *roles: str) -> Principal:
         """Allow these roles; the admin passes every non-resident check."""
@@ -120,16 +122,50 @@ def verified_tokens(ctx: Context) -> resident_tokens.VerifiedTokens:
     return ctx.shared("verified_tokens", lambda: resident_tokens.VerifiedTokens(ctx.keyring))
 
 
-async def authenticate(ctx: Context, authorization: str | None) -> Principal:
+TOKEN_VERSION_FIELD = "tv"  # noqa: S105 - a hash field name, not a secret
+"""Field of the person's hot state that holds their current token version."""
+
+
+async def current_token_version(ctx: Context, person_id: int) -> int:
+    raw = await ctx.redis.hget(ctx.keys.pstate_copies(person_id)[0], TOKEN_VERSION_FIELD)
+    return int(raw or 0)
+
+
+async def check_token_version(ctx: Context, principal: Principal) -> None:
+    """401 for a resident token older than the person's current version (revoked)."""
+    if principal.role != "resident" or principal.person_id is None:
+        return
+    if principal.token_version < await current_token_version(ctx, principal.person_id):
+        raise revoked()
+
+
+def revoked() -> Unauthenticated:
+    return Unauthenticated(
+        "this token was revoked; register again on this phone (a code is sent to your number)",
+        reason="token_revoked",
+    )
+
+
+async def authenticate(ctx: Context, authorization: str | None, *, check_version: bool = True) -> Principal:
+    """The caller of a request. A resident token's version is checked against Redis unless the
+    caller checks it itself (the check-in script does, in the call it makes anyway)."""
     if not authorization:
         raise Unauthenticated("missing Authorization: Bearer <token>")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("expected Authorization: Bearer <token>")
-    if token.startswith(resident_tokens.PREFIX):
-        person_id = verified_tokens(ctx).verify(token)
-        return Principal(role="resident", key_id=f"resident:{person_id}", person_id=person_id)
+    if token.startswith((resident_tokens.PREFIX, resident_tokens.LEGACY_PREFIX)):
+        claims = verified_tokens(ctx).verify(token)
+        resident = Principal(
+            role="resident",
+            key_id=f"resident:{claims.person_id}",
+            person_id=claims.person_id,
+            token_version=claims.version,
+        )
+        if check_version:
+            await check_token_version(ctx, resident)
+        return resident
     if hmac.compare_digest(token.encode(), ctx.settings.admin_key.encode()):
         return Principal(role="admin", key_id="admin")
     digest = hash_key(token)

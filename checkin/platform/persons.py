@@ -30,6 +30,7 @@ from checkin.platform.keyring import Keyring
 
 ID_PURPOSE = "id-number"
 PHONE_PURPOSE = "phone"
+PHONE_HASH_PURPOSE = "phone-hash"
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _ID_RE = re.compile(r"^\d{17}[\dX]$")
@@ -89,6 +90,13 @@ def id_hash(keyring: Keyring, id_number: str) -> str:
     """Keyed hash of a normalised id number (32 hex characters)."""
     key = keyring.subkey(ID_PURPOSE, id_hash_key_id(keyring))
     return hmac.new(key, id_number.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def phone_hash(keyring: Keyring, phone: str) -> str:
+    """Keyed hash of a normalised phone number (32 hex characters): OTP challenges and the
+    phone lookup refer to a phone by it, never by the number."""
+    key = keyring.subkey(PHONE_HASH_PURPOSE, id_hash_key_id(keyring))
+    return hmac.new(key, phone.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class PhoneCipher:

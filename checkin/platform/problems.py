@@ -47,7 +47,14 @@ def problem(
     )
 
 
+PROBLEMS = "http_problems_total"
+"""Every refusal a domain error answered, by status and reason (the ``reason`` member, else the slug)."""
+
+
 def _domain_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+    ctx = request.app.state.get("ctx")
+    if ctx is not None:
+        ctx.metrics.inc(PROBLEMS, status=str(exc.status), reason=str(exc.extra.get("reason") or exc.slug))
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     return problem(
         exc.status,

@@ -17,6 +17,8 @@ SINK_GROUP = "sink"
 RULES_GROUP = "rules"
 ALERTS_HISTORY_GROUP = "alerts-history"
 """Consumer group on the alerts stream that copies alerts into ClickHouse."""
+AUDIT_GROUP = "audit-history"
+"""Consumer group on the audit stream that copies audit rows into ClickHouse."""
 
 
 RENAMED: tuple[tuple[str, str, bool], ...] = (
@@ -66,6 +68,13 @@ class RedisKeys:
     def alerts_stream(self) -> str:
         return f"{self.prefix}alerts"
 
+    def audit_stream(self) -> str:
+        """Audit rows of services without ClickHouse, on their way to the ``audit`` table."""
+        return f"{self.prefix}audit"
+
+    def audit_dead_letters(self) -> str:
+        return f"{self.prefix}audit:dead-letters"
+
     def alerts_dead_letters(self) -> str:
         """Alert entries the history writer could not decode."""
         return f"{self.prefix}alerts:dead-letters"
@@ -109,6 +118,24 @@ class RedisKeys:
 
     def companions(self, person_id: int) -> str:
         return f"{self.prefix}person:{person_id}:companions"
+
+    def person_by_phone_hash(self, phone_hash: str) -> str:
+        """Set of the person ids whose phone on record has this keyed hash."""
+        return f"{self.prefix}person:by-phone:{phone_hash}"
+
+    def guardians(self, person_id: int) -> str:
+        """Set of the persons who may check this person in (the reverse of ``companions``)."""
+        return f"{self.prefix}person:{person_id}:guardians"
+
+    # --- one-time codes -------------------------------------------------------------
+    def otp_challenge(self, challenge_id: str) -> str:
+        return f"{self.prefix}otp:challenge:{challenge_id}"
+
+    def otp_phone_minute(self, phone_hash: str) -> str:
+        return f"{self.prefix}otp:phone-minute:{phone_hash}"
+
+    def otp_phone_day(self, phone_hash: str, day: str) -> str:
+        return f"{self.prefix}otp:phone-day:{phone_hash}:{day}"
 
     def pstate_tag(self, shard: int) -> int:
         return shard if self.cluster else 0

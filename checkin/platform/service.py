@@ -22,7 +22,7 @@ from checkin.platform import auth
 from checkin.platform.context import Context, get_ctx
 from checkin.platform.metrics import Metrics
 from checkin.platform.ops import HealthCheck, health_route, metrics_route, redis_check
-from checkin.platform.problems import EXCEPTION_HANDLERS
+from checkin.platform.problems import EXCEPTION_HANDLERS, PROBLEMS
 from checkin.platform.redis_conn import connect
 from checkin.platform.settings import Settings, get_settings
 
@@ -66,6 +66,7 @@ def build_app(
         client = redis if redis is not None else await connect(cfg)
         ctx = Context.build(cfg, client, service)
         app.state["ctx"] = ctx
+        ctx.metrics.counter(PROBLEMS, "Requests refused with a problem+json answer, by status and reason")
         for part in parts:
             if part.metrics is not None:
                 part.metrics(ctx.metrics)

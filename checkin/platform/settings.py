@@ -36,7 +36,7 @@ RULE_KINDS = (
 )
 
 
-TRACING_WORKERS = ("sink", "rules", "mirror")
+TRACING_WORKERS = ("sink", "rules", "mirror", "audit")
 """Background workers the tracing service can run inside its process."""
 
 
@@ -69,8 +69,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ingest_port: Port = 8000
     tracing_port: Port = 8001
     tracing_workers: str = ""
-    """Background workers run inside the tracing service: comma-separated sink, rules, mirror
-    (`checkin up` runs all three there: the embedded engine is open in one process only)."""
+    """Background workers run inside the tracing service: comma-separated sink, rules, mirror, audit
+    (`checkin up` runs all of them there: the embedded engine is open in one process only)."""
     ingest_workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 2
     """Granian worker processes of the ingest API."""
     public_base_url: str = "http://127.0.0.1:8000"
@@ -118,6 +118,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Registrations per IP per minute."""
     max_companions: Annotated[int, msgspec.Meta(ge=0, le=50)] = 10
     """Family members one resident may check in with."""
+    sms_gateway: str = "outbox"
+    """Where texts go: `outbox` (NDJSON lines in `<data dir>/sms-outbox.ndjson`) or an `http(s)://` URL
+    that receives `POST {"phone", "text"}`."""
     shed_inflight: PosInt = 512
     """Check-in requests in progress per worker above which new ones get a fast 503 + Retry-After."""
     degrade_inflight: PosInt = 192
@@ -143,6 +146,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             raise SettingsError(
                 f"CHECKIN_CLICKHOUSE_DSN: expected chdb:///abs/path or http(s)://host:port, "
                 f"got {self.clickhouse_dsn!r}"
+            )
+        if self.sms_gateway != "outbox" and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", self.sms_gateway):
+            raise SettingsError(
+                f"CHECKIN_SMS_GATEWAY: expected outbox or an http(s):// URL, got {self.sms_gateway!r}"
             )
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.clickhouse_database):
             raise SettingsError(

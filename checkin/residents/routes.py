@@ -1,5 +1,6 @@
-"""Resident routes: registration (rate-limited per address), NDJSON bulk import (admin),
-companions of the calling resident."""
+"""Resident routes: one-time codes and registration (rate-limited per address), NDJSON bulk import
+(admin), companions and guardians of the calling resident, revocation, the door pass, and the
+health authority's phone re-binding and revocation."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import IO, Any
 
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Request, Response, delete, get, post, put
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
@@ -19,11 +20,14 @@ from checkin.platform.errors import BadInput, PayloadTooLarge
 from checkin.platform.instants import now_ms
 from checkin.platform.metrics import Metrics
 from checkin.platform.service import Part
+from checkin.platform.sms import SmsGateway, gateway_for
+from checkin.residents import companions, credentials, otp
 from checkin.residents import service as residents
 
 TAGS = ["residents"]
 REGISTRATIONS = "checkin_registrations_total"
 IMPORT_LINES = "checkin_resident_import_lines_total"
+OTP_SENT = "checkin_otp_sent_total"
 IMPORT_CHUNK_LINES = 5_000
 MAX_LINE_BYTES = 4_096
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
@@ -33,12 +37,48 @@ _encoder = msgspec.json.Encoder()
 def setup_metrics(metrics: Metrics) -> None:
     metrics.counter(REGISTRATIONS, "Resident registrations, by outcome (created, existing)")
     metrics.counter(IMPORT_LINES, "Resident import lines, by outcome (created, updated, rejected)")
+    metrics.counter(OTP_SENT, "One-time codes sent by SMS")
+    metrics.counter(
+        otp.REFUSALS,
+        "Identity requests refused, by reason (otp_wrong, otp_expired, otp_locked, otp_too_soon, "
+        "otp_daily_limit, phone_mismatch, consent_required, companion_limit, id_check_digit, ...)",
+    )
+
+
+def gateway_of(ctx: Context) -> SmsGateway:
+    return ctx.shared("sms_gateway", lambda: gateway_for(ctx.settings))
+
+
+async def on_shutdown(ctx: Context) -> None:
+    await gateway_of(ctx).close()
+
+
+async def limit_address(ctx: Context, request: Request[Any, Any, Any]) -> None:
+    await protection.hit(
+        ctx,
+        [("registration", protection.client_ip(request.scope), ctx.settings.rate_register_per_min)],
+        now_ms(),
+    )
+
+
+@post(
+    "/v1/residents/otp",
+    status_code=202,
+    summary="Send a one-time code to a phone (anyone; limited per phone and per address)",
+    tags=TAGS,
+)
+async def request_code(data: otp.OtpRequest, ctx: Context, request: Request[Any, Any, Any]) -> otp.Challenge:
+    await limit_address(ctx, request)
+    challenge = await otp.send_code(ctx, gateway_of(ctx), data.phone)
+    ctx.metrics.inc(OTP_SENT)
+    return challenge
 
 
 @post(
     "/v1/residents",
     status_code=201,
-    summary="Register a resident (anyone; rate-limited per address); same id_number -> same person",
+    summary="Register with the one-time code of your phone; an id number registered before answers "
+    "200 only with the phone on its record (409 phone_mismatch otherwise)",
     tags=TAGS,
     responses={
         201: ResponseSpec(data_container=residents.Registered, description="Registered"),
@@ -48,11 +88,7 @@ def setup_metrics(metrics: Metrics) -> None:
 async def register(
     data: residents.RegisterIn, ctx: Context, request: Request[Any, Any, Any]
 ) -> Response[bytes]:
-    await protection.hit(
-        ctx,
-        [("registration", protection.client_ip(request.scope), ctx.settings.rate_register_per_min)],
-        now_ms(),
-    )
+    await limit_address(ctx, request)
     out = await residents.register(ctx, data)
     ctx.metrics.inc(REGISTRATIONS, outcome="created" if out.created else "existing")
     return Response(
@@ -176,30 +212,113 @@ async def import_residents(
 @post(
     "/v1/residents/me/companions",
     status_code=201,
-    summary="Add a family member you may check in with (resident)",
+    summary="Add a family member (resident): a new person becomes your dependant; a registered one "
+    "needs the code sent to their phone (403 consent_required)",
     tags=TAGS,
 )
 async def add_companion(
-    data: residents.CompanionIn, ctx: Context, principal: Principal
-) -> residents.Companion:
+    data: companions.CompanionIn, ctx: Context, principal: Principal
+) -> companions.Companion:
     principal.require("resident")
-    return await residents.add_companion(ctx, principal.person_id or 0, data)
+    return await companions.add_companion(ctx, principal.person_id or 0, data)
 
 
 @get("/v1/residents/me/companions", summary="Your companions (resident)", tags=TAGS)
-async def list_companions(ctx: Context, principal: Principal) -> list[residents.Companion]:
+async def list_companions(ctx: Context, principal: Principal) -> list[companions.Companion]:
     principal.require("resident")
-    return await residents.list_companions(ctx, principal.person_id or 0)
+    return await companions.list_companions(ctx, principal.person_id or 0)
 
 
 @delete("/v1/residents/me/companions/{person_id:int}", summary="Remove a companion (resident)", tags=TAGS)
 async def remove_companion(person_id: int, ctx: Context, principal: Principal) -> None:
     principal.require("resident")
-    await residents.remove_companion(ctx, principal.person_id or 0, person_id)
+    await companions.remove_companion(ctx, principal.person_id or 0, person_id)
+
+
+@get("/v1/residents/me/guardians", summary="Who may check you in (resident)", tags=TAGS)
+async def list_guardians(ctx: Context, principal: Principal) -> list[companions.Companion]:
+    principal.require("resident")
+    return await companions.list_guardians(ctx, principal.person_id or 0)
+
+
+@delete(
+    "/v1/residents/me/guardians/{person_id:int}",
+    summary="Stop a person from checking you in (resident)",
+    tags=TAGS,
+)
+async def end_guardian(person_id: int, ctx: Context, principal: Principal) -> None:
+    principal.require("resident")
+    await companions.end_guardian(ctx, principal.person_id or 0, person_id)
+
+
+@post(
+    "/v1/residents/me/revoke",
+    status_code=200,
+    summary="Revoke every token of yours, this one included (resident)",
+    tags=TAGS,
+)
+async def revoke_mine(ctx: Context, principal: Principal) -> credentials.Revoked:
+    principal.require("resident")
+    return await credentials.revoke(ctx, principal.person_id or 0)
+
+
+@get(
+    "/v1/residents/me/pass",
+    summary="A door pass valid 120 s, for a door scanner (resident)",
+    tags=TAGS,
+)
+async def door_pass(ctx: Context, principal: Principal) -> credentials.DoorPass:
+    principal.require("resident")
+    return credentials.door_pass(ctx, principal)
+
+
+@put(
+    "/v1/residents/{person_id:int}/phone",
+    summary="Re-bind a person's phone on record (health, admin; audited); every token of theirs ends",
+    tags=TAGS,
+)
+async def rebind_phone(
+    person_id: int,
+    data: credentials.RebindIn,
+    ctx: Context,
+    principal: Principal,
+    request: Request[Any, Any, Any],
+) -> credentials.Rebound:
+    principal.require("health")
+    return await credentials.rebind_phone(
+        ctx, principal, person_id, data, protection.client_ip(request.scope)
+    )
+
+
+@post(
+    "/v1/residents/{person_id:int}/revoke",
+    status_code=200,
+    summary="Revoke every token of a person (health, admin; audited)",
+    tags=TAGS,
+)
+async def revoke_person(
+    person_id: int, ctx: Context, principal: Principal, request: Request[Any, Any, Any]
+) -> credentials.Revoked:
+    principal.require("health")
+    return await credentials.revoke_and_record(ctx, principal, person_id, protection.client_ip(request.scope))
 
 
 PART = Part(
     "residents",
-    routes=[register, import_residents, add_companion, list_companions, remove_companion],
+    routes=[
+        request_code,
+        register,
+        import_residents,
+        add_companion,
+        list_companions,
+        remove_companion,
+        list_guardians,
+        end_guardian,
+        revoke_mine,
+        door_pass,
+        rebind_phone,
+        revoke_person,
+    ],
     metrics=setup_metrics,
+    on_shutdown=on_shutdown,
 )

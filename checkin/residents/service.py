@@ -1,19 +1,22 @@
-"""Residents: registration, bulk import, companions.
+"""Residents: the registry's writes (registration by OTP, bulk import) and resident tokens.
 
 Writes the person record of :mod:`checkin.platform.persons`, and beside it:
 
-* ``person-state`` copies (one per shard in cluster mode): ``nm`` (masked name) and ``cmp``
-  (``,id,id,`` companion list) for the check-in script, next to the health fields that
-  :mod:`checkin.health` writes.
-* ``person:{id}:companions`` set: the companion list the ``cmp`` copies mirror.
+* ``person-state`` copies (one per shard in cluster mode): ``nm`` (masked name), ``tv`` (token
+  version) and ``cmp`` (``,id,id,`` companion list) for the check-in script, next to the health
+  fields that :mod:`checkin.health` writes.
+* ``person:by-phone:<phone hash>``: the persons whose phone on record has that keyed hash.
 
-The same id number always maps to the same person: registration claims the id-hash key
-with ``SET NX`` and falls back to the existing owner. Re-registering needs the same name
-(the phone number may change: it is updated).
+The same id number always maps to the same person: creating claims the id-hash key with ``SET NX``
+and falls back to the existing person. Registration (docs/ARCHITECTURE.md, "Residents and
+identity") needs the one-time code of the phone; for an id number already registered it answers a
+token only when that phone is the one on record. Names are never compared and the stored phone is
+never replaced there: re-binding a phone is the health authority's (:mod:`checkin.residents.credentials`).
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -21,37 +24,37 @@ from typing import Annotated, Any
 import msgspec
 
 from checkin.platform import resident_tokens
+from checkin.platform.auth import TOKEN_VERSION_FIELD
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, Conflict, NotFound
+from checkin.platform.errors import BadInput, Conflict
 from checkin.platform.hot_redis import run_commands
 from checkin.platform.instants import format_ms, now_ms
 from checkin.platform.keyring import Keyring
 from checkin.platform.persons import (
+    check_digit_ok,
     id_hash,
     mask_name,
     normalise_id_number,
     normalise_phone,
     phone_cipher,
+    phone_hash,
 )
 from checkin.platform.redis_keys import RedisKeys
+from checkin.residents import otp
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
-Phone = Annotated[str, msgspec.Meta(max_length=32)]
+Phone = Annotated[str, msgspec.Meta(max_length=32, examples=["13800138000"])]
 IdNumber = Annotated[str, msgspec.Meta(max_length=32)]
+ChallengeId = Annotated[str, msgspec.Meta(max_length=64)]
+OtpCode = Annotated[str, msgspec.Meta(max_length=16)]
 
 
 class RegisterIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     phone: Phone
     id_number: IdNumber
-
-
-class CompanionIn(msgspec.Struct, forbid_unknown_fields=True):
-    """A family member: the phone is optional (children often have none)."""
-
-    name: Name
-    id_number: IdNumber
-    phone: Phone = ""
+    challenge_id: ChallengeId
+    otp: OtpCode
 
 
 class Registered(msgspec.Struct):
@@ -62,11 +65,6 @@ class Registered(msgspec.Struct):
     created: bool
 
 
-class Companion(msgspec.Struct):
-    person_id: int
-    name_masked: str
-
-
 def normalise_name(value: str) -> str:
     text = " ".join(value.split())
     if not text or any(ord(c) < 32 for c in text):
@@ -74,7 +72,7 @@ def normalise_name(value: str) -> str:
     return text
 
 
-# --- the identity of one registration ----------------------------------------------------------------
+# --- the identity of one person ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -83,43 +81,67 @@ class Identity:
     masked: str
     phone_ct: str
     idh: str
+    ph: str
+    """Keyed hash of the phone ("" without one)."""
 
 
 def identity(
     keyring: Keyring, name: str, phone: str, id_number: str, phone_required: bool = True
 ) -> Identity:
-    """Validate and protect one registration (raises BadInput naming the bad field)."""
+    """Validate and protect one person's identity (raises BadInput naming the bad field)."""
     clean_name = normalise_name(name)
     idn = normalise_id_number(id_number)
     clean_phone = normalise_phone(phone, phone_required)
     idh = id_hash(keyring, idn)
     ct = phone_cipher(keyring).encrypt(clean_phone, idh) if clean_phone else ""
-    return Identity(clean_name, mask_name(clean_name), ct, idh)
+    ph = phone_hash(keyring, clean_phone) if clean_phone else ""
+    return Identity(clean_name, mask_name(clean_name), ct, idh, ph)
+
+
+def require_check_digit(id_number: str) -> None:
+    """A new id number must carry a correct GB 11643 check digit (a typo must not make a person)."""
+    if not check_digit_ok(normalise_id_number(id_number)):
+        raise BadInput(
+            "id_number: the check digit (the 18th character) does not match the number; check it",
+            reason="id_check_digit",
+        )
 
 
 # --- writes ----------------------------------------------------------------
 
 
 def _profile_commands(
-    keys: RedisKeys, out: list[tuple[Any, ...]], person_id: int, ident: Identity, created_ms: int | None
+    keys: RedisKeys,
+    out: list[tuple[Any, ...]],
+    person_id: int,
+    ident: Identity,
+    created_ms: int | None,
+    old_ph: str = "",
 ) -> None:
     fields: list[str] = ["name", ident.name, "idh", ident.idh]
     if ident.phone_ct:
-        fields += ["phone", ident.phone_ct]
+        fields += ["phone", ident.phone_ct, "ph", ident.ph]
     if created_ms is not None:
         fields += ["created_at", str(created_ms)]
     out.append(("HSET", keys.person(person_id), *fields))
+    if ident.ph and ident.ph != old_ph:
+        out.append(("SADD", keys.person_by_phone_hash(ident.ph), person_id))
+        if old_ph:
+            out.append(("SREM", keys.person_by_phone_hash(old_ph), person_id))
     for key in keys.pstate_copies(person_id):
         out.append(("HSET", key, "nm", ident.masked))
+        if old_ph and ident.ph and ident.ph != old_ph:
+            # the registry moved the person to another phone: tokens of the old phone end
+            out.append(("HINCRBY", key, TOKEN_VERSION_FIELD, 1))
 
 
 async def claim_persons(
-    ctx: Context, idents: Sequence[Identity], *, require_same_name: bool
-) -> list[tuple[int, bool] | str]:
+    ctx: Context, idents: Sequence[Identity], *, update_existing: bool
+) -> list[tuple[int, bool]]:
     """Create or find the persons of these identities (pipelined, three or four round trips).
 
-    Returns per identity ``(person_id, created)`` or an error text (a name mismatch when
-    ``require_same_name``).
+    Returns per identity ``(person_id, created)``. ``update_existing`` (the registry's import)
+    writes name and phone of persons that exist; otherwise they are left as they are.
     """
     if not idents:
         return []
@@ -131,16 +153,15 @@ async def claim_persons(
     )
     existing = [i for i, ok in enumerate(claimed) if ok is None]
     owners: dict[int, int] = {}
-    names: dict[int, str] = {}
+    old_phones: dict[int, str] = {}
     if existing:
         found = await run_commands(ctx, [("GET", keys.person_by_id_hash(idents[i].idh)) for i in existing])
         for i, raw in zip(existing, found, strict=True):
             owners[i] = int(raw)
-        if require_same_name:
-            stored = await run_commands(ctx, [("HGET", keys.person(owners[i]), "name") for i in existing])
-            for i, raw in zip(existing, stored, strict=True):
-                names[i] = raw.decode() if raw is not None else ""
-    out: list[tuple[int, bool] | str] = []
+        if update_existing:
+            phones = await run_commands(ctx, [("HGET", keys.person(owners[i]), "ph") for i in existing])
+            old_phones = {i: raw.decode() if raw else "" for i, raw in zip(existing, phones, strict=True)}
+    out: list[tuple[int, bool]] = []
     created_ms = now_ms()
     writes: list[tuple[Any, ...]] = []
     for i, ident in enumerate(idents):
@@ -150,29 +171,52 @@ async def claim_persons(
             out.append((pid, True))
             continue
         pid = owners[i]
-        if require_same_name and names.get(i) and names[i] != ident.name:
-            out.append("this id_number is registered under another name")
-            continue
-        _profile_commands(keys, writes, pid, ident, None)
+        if update_existing:
+            _profile_commands(keys, writes, pid, ident, None, old_phones.get(i, ""))
         out.append((pid, False))
     await run_commands(ctx, writes)
     return out
 
 
-def issue_token(ctx: Context, person_id: int) -> tuple[str, str]:
+async def token_version(ctx: Context, person_id: int) -> int:
+    raw = await ctx.redis.hget(ctx.keys.pstate_copies(person_id)[0], TOKEN_VERSION_FIELD)
+    return int(raw or 0)
+
+
+async def issue_token(ctx: Context, person_id: int, version: int | None = None) -> tuple[str, str]:
+    if version is None:
+        version = await token_version(ctx, person_id)
     token, expires = resident_tokens.issue(
-        ctx.keyring, person_id, ctx.settings.resident_token_ttl_hours * 3600
+        ctx.keyring, person_id, ctx.settings.resident_token_ttl_hours * 3600, version
     )
     return token, format_ms(expires * 1000)
 
 
 async def register(ctx: Context, data: RegisterIn) -> Registered:
+    """A token for the holder of a phone (proved by its one-time code) and an id number."""
     ident = identity(ctx.keyring, data.name, data.phone, data.id_number)
-    result = (await claim_persons(ctx, [ident], require_same_name=True))[0]
-    if isinstance(result, str):
-        raise Conflict(f"id_number: {result}; use the name it was registered with")
-    pid, created = result
-    token, expires = issue_token(ctx, pid)
+    known = await ctx.redis.get(ctx.keys.person_by_id_hash(ident.idh))
+    if known is None:
+        require_check_digit(data.id_number)
+    proof = await otp.prove(ctx, data.phone, data.challenge_id, data.otp)
+    pid, created = (await claim_persons(ctx, [ident], update_existing=False))[0]
+    if not created:
+        raw: dict[bytes, bytes] = await ctx.redis.hgetall(ctx.keys.person(pid))
+        stored = phone_cipher(ctx.keyring).decrypt(raw.get(b"phone", b"").decode(), ident.idh)
+        if not stored or not hmac.compare_digest(stored, proof.phone):
+            raise otp.refused(
+                ctx,
+                "phone_mismatch",
+                Conflict(
+                    "this id number is registered with another phone number. If your number changed or "
+                    "your phone was lost, ask the health authority (or a community health office) to "
+                    "re-bind the new number; then register again with it",
+                ),
+            )
+        ident = Identity(
+            raw.get(b"name", b"").decode(), mask_name(raw.get(b"name", b"").decode()), "", "", ""
+        )
+    token, expires = await issue_token(ctx, pid)
     return Registered(
         person_id=pid, token=token, expires_at=expires, name_masked=ident.masked, created=created
     )
@@ -222,70 +266,15 @@ async def import_chunk(
 ) -> list[LineResult]:
     """Import one chunk of NDJSON lines; per-line results in line order (existing persons updated)."""
     good, bad = parse_lines(ctx.keyring, lines)
-    claimed = await claim_persons(ctx, [ident for _, ident in good], require_same_name=False)
+    claimed = await claim_persons(ctx, [ident for _, ident in good], update_existing=True)
     results = list(bad)
-    for (number, _ident), res in zip(good, claimed, strict=True):
-        if isinstance(res, str):  # pragma: no cover - only with require_same_name
-            results.append(LineResult(line=number, error=res))
-            continue
-        pid, created = res
-        token = issue_token(ctx, pid)[0] if with_tokens else None
+    versions: list[Any] = []
+    if with_tokens and claimed:
+        versions = await run_commands(
+            ctx, [("HGET", ctx.keys.pstate_copies(pid)[0], TOKEN_VERSION_FIELD) for pid, _ in claimed]
+        )
+    for k, ((number, _ident), (pid, created)) in enumerate(zip(good, claimed, strict=True)):
+        token = (await issue_token(ctx, pid, int(versions[k] or 0)))[0] if with_tokens else None
         results.append(LineResult(line=number, person_id=pid, created=created, token=token))
     results.sort(key=lambda r: r.line)
     return results
-
-
-# --- companions ----------------------------------------------------------------
-
-
-async def _write_companion_copies(ctx: Context, owner: int) -> list[int]:
-    members = sorted(int(m) for m in await ctx.redis.smembers(ctx.keys.companions(owner)))
-    text = "," + ",".join(str(m) for m in members) + "," if members else ""
-    pipe = ctx.redis.pipeline(transaction=False)
-    for key in ctx.keys.pstate_copies(owner):
-        if text:
-            pipe.hset(key, "cmp", text)
-        else:
-            pipe.hdel(key, "cmp")
-    await pipe.execute()
-    return members
-
-
-async def add_companion(ctx: Context, owner: int, data: CompanionIn) -> Companion:
-    if not await ctx.redis.exists(ctx.keys.person(owner)):
-        raise NotFound(f"resident {owner} is not registered")
-    ident = identity(ctx.keyring, data.name, data.phone, data.id_number, phone_required=False)
-    if not ident.phone_ct:
-        existing = await ctx.redis.get(ctx.keys.person_by_id_hash(ident.idh))
-        if existing is not None:  # do not wipe a known phone number
-            ident = Identity(ident.name, ident.masked, "", ident.idh)
-    result = (await claim_persons(ctx, [ident], require_same_name=True))[0]
-    if isinstance(result, str):
-        raise Conflict(f"id_number: {result}")
-    pid = result[0]
-    if pid == owner:
-        raise BadInput("a resident cannot be their own companion")
-    members = await ctx.redis.smembers(ctx.keys.companions(owner))
-    if str(pid).encode() not in members and len(members) >= ctx.settings.max_companions:
-        raise Conflict(f"at most {ctx.settings.max_companions} companions per resident")
-    await ctx.redis.sadd(ctx.keys.companions(owner), pid)
-    await _write_companion_copies(ctx, owner)
-    return Companion(person_id=pid, name_masked=ident.masked)
-
-
-async def list_companions(ctx: Context, owner: int) -> list[Companion]:
-    members = sorted(int(m) for m in await ctx.redis.smembers(ctx.keys.companions(owner)))
-    pipe = ctx.redis.pipeline(transaction=False)
-    for m in members:
-        pipe.hget(ctx.keys.person(m), "name")
-    names = await pipe.execute() if members else []
-    return [
-        Companion(person_id=m, name_masked=mask_name(n.decode()) if n else "*")
-        for m, n in zip(members, names, strict=True)
-    ]
-
-
-async def remove_companion(ctx: Context, owner: int, person_id: int) -> None:
-    if not await ctx.redis.srem(ctx.keys.companions(owner), person_id):
-        raise NotFound(f"person {person_id} is not one of your companions")
-    await _write_companion_copies(ctx, owner)

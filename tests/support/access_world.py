@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from checkin.platform import resident_tokens
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings
-from tests.support.ingest import bearer, id_number
+from tests.support.ingest import bearer, id_number, register
 from tests.support.sink import make_consumer, run_until
 from tests.support.values import admin_headers
 from tracing.storage.store import Store
@@ -48,6 +48,8 @@ class World:
     q: int = 0
     checkin_id: str = ""
     companion: int = 0
+    spare: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Tokens of two more residents, for routes that end the caller's own tokens."""
     spare_keys: list[str] = field(default_factory=list)
     site_id: str = ""
 
@@ -82,16 +84,12 @@ async def build_world(
     h["device"] = await key("device", venue_id=w.venue_a)
     h["device_other"] = await key("device", venue_id=w.venue_b)
     h["health"] = await key("health")
-    for seq, who in ((1, "resident"), (2, "resident_other")):
-        r = await ingest.post(
-            "/v1/residents", json={"name": who, "phone": f"139{seq:08d}", "id_number": id_number(seq)}
-        )
-        assert r.status_code == 201, r.text
-        h[who] = bearer(r.json()["token"])
-        if who == "resident":
-            w.p = r.json()["person_id"]
-        else:
-            w.q = r.json()["person_id"]
+    w.p, token = await register(ingest, 1, "resident")
+    h["resident"] = bearer(token)
+    w.q, token = await register(ingest, 2, "resident_other")
+    h["resident_other"] = bearer(token)
+    for seq, who in ((5, "resident"), (6, "resident_other")):
+        w.spare[who] = bearer((await register(ingest, seq, who))[1])
     keyring = Keyring.parse(settings.keyring)
     h["expired"] = bearer(resident_tokens.issue(keyring, w.p, ttl_s=-5)[0])
     r = await ingest.post(

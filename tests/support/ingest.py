@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import redis
 from litestar.testing import AsyncTestClient
 
 from checkin.platform.keyring import Keyring
+from checkin.platform.persons import normalise_phone, phone_hash
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.scan_stream import ScanEvent, decode_scan
 from checkin.platform.settings import Settings
-from tests.support.values import admin_headers
+from tests.support.values import REDIS_URL, admin_headers
 from venues import codes
 from venues.model import Venue
 
@@ -46,12 +48,62 @@ def put_venue(sync_redis: redis.Redis, settings: Settings, venue_id: int, **fiel
 
 
 async def register(client: AsyncTestClient[Any], seq: int, name: str = "张三丰") -> tuple[int, str]:
-    r = await client.post(
-        "/v1/residents", json={"name": name, "phone": f"139{seq:08d}", "id_number": id_number(seq)}
-    )
-    assert r.status_code in (200, 201), r.text
-    body = r.json()
+    """A resident (phone ``139`` + seq) and a token for them, through the registry's bulk import
+    (the admin path that needs no one-time code; tests of registration itself use the OTP flow)."""
+    line = msgspec.json.encode({"name": name, "phone": f"139{seq:08d}", "id_number": id_number(seq)})
+    r = await client.post("/v1/residents/import", content=line, headers=admin_headers())
+    assert r.status_code == 200, r.text
+    body = msgspec.json.decode(r.content.splitlines()[0])
+    assert "error" not in body, body
     return int(body["person_id"]), str(body["token"])
+
+
+def outbox(settings: Settings) -> list[dict[str, Any]]:
+    """Every text the outbox gateway wrote for this test's data dir."""
+    path = settings.data_path / "sms-outbox.ndjson"
+    if not path.exists():
+        return []
+    return [msgspec.json.decode(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def a_minute_passes(settings: Settings, phone: str) -> None:
+    """Forget that a code went to ``phone`` in the last minute (tests send several in a row)."""
+    keyring = Keyring.parse(settings.keyring)
+    ph = phone_hash(keyring, normalise_phone(phone))
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.delete(keys_of(settings).otp_phone_minute(ph))
+    finally:
+        client.close()
+
+
+async def request_code(client: AsyncTestClient[Any], settings: Settings, phone: str) -> tuple[str, str]:
+    """(challenge id, code) of a one-time code sent to ``phone``, read from the outbox (a minute
+    after any earlier code to it)."""
+    a_minute_passes(settings, phone)
+    r = await client.post("/v1/residents/otp", json={"phone": phone})
+    assert r.status_code == 202, r.text
+    sent = [m for m in outbox(settings) if m["phone"] == normalise_phone(phone) and m["kind"] == "otp"]
+    assert sent, "no code in the outbox"
+    return str(r.json()["challenge_id"]), str(sent[-1]["otp"])
+
+
+async def register_with_otp(
+    client: AsyncTestClient[Any], settings: Settings, seq: int, name: str = "张三丰", phone: str | None = None
+) -> Any:
+    """The whole registration of resident ``seq`` as the phone page does it; returns the response."""
+    phone = phone or f"139{seq:08d}"
+    challenge, code = await request_code(client, settings, phone)
+    return await client.post(
+        "/v1/residents",
+        json={
+            "name": name,
+            "phone": phone,
+            "id_number": id_number(seq),
+            "challenge_id": challenge,
+            "otp": code,
+        },
+    )
 
 
 def bearer(token: str) -> dict[str, str]:

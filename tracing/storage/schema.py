@@ -167,6 +167,7 @@ TABLES: list[Table] = [
         ],
         partition_by="toYYYYMM(at)",
         order_by="(at, actor)",
+        settings={"non_replicated_deduplication_window": "1000"},
     ),
 ]
 

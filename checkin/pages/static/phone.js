@@ -92,7 +92,7 @@
     if (readCookie(key) !== null) writeCookie(key, "", 0);
   }
 
-  /** Expiry (unix seconds) inside a resident token "r1.<b64url(pid u64|exp u32|kid u8|mac)>". */
+  /** Expiry (unix seconds) inside a resident token "r2.<b64url(pid u64|exp u32|...)>" (r1. too). */
   function tokenExpiry(token) {
     try {
       var b64 = token.slice(3).replace(/-/g, "+").replace(/_/g, "/");
@@ -106,7 +106,7 @@
   }
   function loadResident() {
     var r = storeGet(RESIDENT_KEY);
-    if (!r || typeof r.token !== "string" || r.token.indexOf("r1.") !== 0) return null;
+    if (!r || typeof r.token !== "string" || !/^r[12]\./.test(r.token)) return null;
     var exp = tokenExpiry(r.token);
     if (exp !== null && exp * 1000 <= Date.now()) {
       storeDel(RESIDENT_KEY);
@@ -185,12 +185,37 @@
   ];
 
   /** Plain zh-CN text for an API error; `what` names the action ("register", "checkin", "checkout"). */
+  var REASON_MESSAGES = {
+    otp_wrong: "验证码不正确",
+    otp_expired: "验证码已失效或已使用，请重新获取验证码。",
+    otp_locked: "验证码输错次数过多，请重新获取验证码。",
+    otp_too_soon: "验证码发送过于频繁，请稍后再获取。",
+    otp_daily_limit: "今天向该手机号发送的验证码已达上限，请明天再试。",
+    otp_missing: "请先获取并填写短信验证码。",
+    otp_malformed: "请填写短信中的 6 位数字验证码。",
+    phone_mismatch: "该身份证号登记时使用的是另一个手机号，只能用那个手机号接收验证码。",
+    consent_required: "这位家人已登记过，需要家人手机收到的验证码才能添加。",
+    companion_limit: "同行家人数量已达上限，请先移除一位。",
+    id_check_digit: "身份证号最后一位校验码不对，请核对后重新填写。",
+    token_revoked: "本机的登记已失效，请重新填写个人信息。",
+  };
+
   function describe(err, what) {
     if (!(err instanceof ApiError)) return "页面出错，请刷新后重试。";
     var s = err.status;
+    var reason = err.problem && err.problem.reason;
+    if (reason === "otp_wrong") {
+      var left = err.problem.attempts_left;
+      return left > 0 ? "验证码不正确，还可尝试 " + left + " 次。" : "验证码输错次数过多，请重新获取验证码。";
+    }
+    if (reason === "phone_mismatch") {
+      return REASON_MESSAGES.phone_mismatch + "如手机号已更换或手机丢失，请见下方“换了手机号”的说明。";
+    }
+    if (reason && REASON_MESSAGES[reason]) return REASON_MESSAGES[reason];
     var wait = err.retryAfter ? "请 " + err.retryAfter + " 秒后再试。" : "请稍后再试。";
     if (s === 0) return "网络连接失败，请检查网络后重试。";
     if (s === 429) return "操作过于频繁，" + wait;
+    if (s === 503 && /SMS/i.test(err.detail)) return "短信暂时发送失败，" + wait;
     if (s === 503) return "当前登记人数较多，系统繁忙，" + wait;
     if (s >= 500) return "服务器暂时出错，请稍后再试。";
     if (s === 401) return "登记信息已失效，请重新填写个人信息。";
@@ -235,7 +260,7 @@
   }
 
   // ---- views -------------------------------------------------------------------------------------
-  var VIEWS = ["view-register", "view-ready", "view-result"];
+  var VIEWS = ["view-register", "view-ready", "view-result", "view-pass"];
   function show(view) {
     VIEWS.forEach(function (id) { $(id).hidden = id !== view; });
     app.setAttribute("data-view", view);
@@ -293,6 +318,14 @@
       label.appendChild(box);
       label.appendChild(name);
       li.appendChild(label);
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove";
+      remove.textContent = "移除";
+      remove.setAttribute("aria-label", "移除 " + (c.name_masked || ""));
+      remove.setAttribute("data-person-id", String(c.person_id));
+      remove.addEventListener("click", function () { onRemoveCompanion(c); });
+      li.appendChild(remove);
       ul.appendChild(li);
     });
     $("companion-empty").hidden = list.length > 0;
@@ -308,6 +341,42 @@
         renderCompanions(list);
       })
       .catch(function () { /* offline or overloaded: the cached list stays */ });
+  }
+  function onRemoveCompanion(c) {
+    if (!resident) return showRegister();
+    if (!window.confirm("确定不再与“" + (c.name_masked || "") + "”同行登记吗？")) return;
+    api("DELETE", "/v1/residents/me/companions/" + encodeURIComponent(String(c.person_id)), undefined, resident.token)
+      .catch(function (err) {
+        if (err instanceof ApiError && err.status === 404) return null;  // already gone
+        throw err;
+      })
+      .then(function () {
+        var list = cachedCompanions().filter(function (x) { return String(x.person_id) !== String(c.person_id); });
+        saveCompanions(list);
+        renderCompanions(list);
+        var note = $("companion-removed");
+        note.textContent = "已移除 " + (c.name_masked || "");
+        note.hidden = false;
+      })
+      .catch(function (err) {
+        if (err instanceof ApiError && err.status === 401) {
+          storeDel(RESIDENT_KEY);
+          showRegister(describe(err, "companion"));
+          return;
+        }
+        showMessage(describe(err, "companion"), "error");
+      });
+  }
+  function onSendCompanionCode() {
+    var phone = cleanPhone($("cmp-phone").value);
+    if (!/^1\d{10}$/.test(phone)) return companionError($("cmp-phone"), "请填写家人的 11 位手机号码。");
+    companionError(null, "");
+    sendCode(phone, $("cmp-otp-send"), function (text) { companionError(null, text); }).then(function (ok) {
+      if (ok) {
+        $("cmp-otp-row").hidden = false;
+        $("cmp-otp").focus();
+      }
+    });
   }
   function toggleCompanionForm(open) {
     $("companion-form").hidden = !open;
@@ -330,15 +399,24 @@
     if (!resident) return showRegister();
     var name = $("cmp-name").value.trim();
     var idNumber = $("cmp-id").value.replace(/\s/g, "").toUpperCase();
-    var phone = $("cmp-phone").value.replace(/[\s-]/g, "");
+    var phone = cleanPhone($("cmp-phone").value);
+    var code = $("cmp-otp").value.replace(/\s/g, "");
     if (!name || name.length > 50) return companionError($("cmp-name"), "请填写家人姓名。");
     if (!idNumberValid(idNumber)) return companionError($("cmp-id"), "身份证号不正确，请核对后重新填写。");
     if (phone && !/^1\d{10}$/.test(phone)) return companionError($("cmp-phone"), "请填写 11 位手机号码，或留空。");
+    if (phone && !challenges[phone]) {
+      return companionError($("cmp-phone"), "填写家人手机号时，请点击“获取验证码”，并填写家人手机收到的验证码。");
+    }
+    if (phone && !/^\d{6}$/.test(code)) return companionError($("cmp-otp"), "请填写家人手机收到的 6 位验证码。");
     companionError(null, "");
     var btn = $("companion-submit");
     btn.disabled = true;
     var body = { name: name, id_number: idNumber };
-    if (phone) body.phone = phone;
+    if (phone) {
+      body.phone = phone;
+      body.challenge_id = challenges[phone];
+      body.otp = code;
+    }
     api("POST", "/v1/residents/me/companions", body, resident.token)
       .then(function (c) {
         var list = cachedCompanions().filter(function (x) { return String(x.person_id) !== String(c.person_id); });
@@ -346,6 +424,8 @@
         saveCompanions(list);
         renderCompanions(list, c.person_id);
         $("companion-form").reset();
+        $("cmp-otp-row").hidden = true;
+        $("companion-consent").hidden = true;
         toggleCompanionForm(false);
       })
       .catch(function (err) {
@@ -353,6 +433,10 @@
           storeDel(RESIDENT_KEY);
           showRegister(describe(err, "companion"));
           return;
+        }
+        if (err instanceof ApiError && err.problem && err.problem.reason === "consent_required") {
+          $("companion-consent").hidden = false;
+          $("cmp-phone").focus();
         }
         companionError(null, describe(err, "companion"));
       })
@@ -380,19 +464,80 @@
     el.hidden = !text;
   }
 
+  /** A phone number as typed or pasted: spaces, dashes, brackets and a +86 prefix are dropped. */
+  function cleanPhone(text) {
+    var t = String(text || "").replace(/[\s\-()（）]/g, "");
+    if (/^\+?86(1\d{10})$/.test(t)) t = t.replace(/^\+?86/, "");
+    return t;
+  }
+
+  // ---- one-time codes ----------------------------------------------------------------------------
+  var OTP_WAIT_S = 60;
+  var challenges = {};  // phone -> challenge id of the last code sent to it
+  function countdown(button, seconds, label) {
+    var left = seconds;
+    button.disabled = true;
+    button.textContent = "重新获取(" + left + "s)";
+    var timer = setInterval(function () {
+      left -= 1;
+      if (left <= 0) {
+        clearInterval(timer);
+        button.disabled = false;
+        button.textContent = label;
+        return;
+      }
+      button.textContent = "重新获取(" + left + "s)";
+    }, 1000);
+  }
+  function sendCode(phone, button, onError) {
+    var label = "获取验证码";
+    button.disabled = true;
+    return api("POST", "/v1/residents/otp", { phone: phone })
+      .then(function (data) {
+        challenges[phone] = data.challenge_id;
+        countdown(button, OTP_WAIT_S, label);
+        return true;
+      })
+      .catch(function (err) {
+        if (err instanceof ApiError && err.status === 429 && err.retryAfter) {
+          countdown(button, Math.min(err.retryAfter, 3600), label);
+        } else {
+          button.disabled = false;
+          button.textContent = label;
+        }
+        onError(describe(err, "otp"));
+        return false;
+      });
+  }
+  function onSendRegisterCode() {
+    var phone = cleanPhone($("reg-phone").value);
+    if (!/^1\d{10}$/.test(phone)) return fieldError($("reg-phone"), "请填写 11 位手机号码。");
+    fieldError(null, "");
+    sendCode(phone, $("otp-send"), function (text) { fieldError(null, text); }).then(function (ok) {
+      if (ok) {
+        showMessage("验证码已发送到 " + phone.slice(0, 3) + "****" + phone.slice(7) + "，5 分钟内有效。", "info");
+        $("reg-otp").focus();
+      }
+    });
+  }
+
   function onRegister(ev) {
     ev.preventDefault();
     var name = $("reg-name").value.trim();
-    var phone = $("reg-phone").value.replace(/[\s-]/g, "");
+    var phone = cleanPhone($("reg-phone").value);
     var idNumber = $("reg-id").value.replace(/\s/g, "").toUpperCase();
+    var code = $("reg-otp").value.replace(/\s/g, "");
     if (!name || name.length > 50) return fieldError($("reg-name"), "请填写姓名。");
-    if (!/^1\d{10}$/.test(phone)) return fieldError($("reg-phone"), "请填写 11 位手机号码。");
     if (!idNumberValid(idNumber)) return fieldError($("reg-id"), "身份证号不正确，请核对后重新填写。");
+    if (!/^1\d{10}$/.test(phone)) return fieldError($("reg-phone"), "请填写 11 位手机号码。");
+    if (!challenges[phone]) return fieldError($("reg-otp"), "请先点击“获取验证码”。");
+    if (!/^\d{6}$/.test(code)) return fieldError($("reg-otp"), "请填写短信中的 6 位数字验证码。");
     fieldError(null, "");
     var btn = $("register-submit");
     btn.disabled = true;
     btn.textContent = "提交中…";
-    api("POST", "/v1/residents", { name: name, phone: phone, id_number: idNumber })
+    var body = { name: name, phone: phone, id_number: idNumber, challenge_id: challenges[phone], otp: code };
+    api("POST", "/v1/residents", body)
       .then(function (data) {
         if (!data || typeof data.token !== "string") throw new ApiError(500, null, null);
         resident = { token: data.token, person_id: data.person_id };
@@ -400,9 +545,13 @@
         var maxAge = exp ? Math.max(60, exp - Math.floor(Date.now() / 1000)) : 30 * 86400;
         storeSet(RESIDENT_KEY, resident, maxAge);
         $("register-form").reset();
+        challenges = {};
         showReady("个人信息已保存，以后扫码无需重复填写。");
       })
       .catch(function (err) {
+        if (err instanceof ApiError && err.problem && err.problem.reason === "phone_mismatch") {
+          $("rebind-help").open = true;
+        }
         fieldError(null, describe(err, "register"));
       })
       .then(function () {
@@ -617,9 +766,71 @@
     return true;
   }
 
+  // ---- the door pass --------------------------------------------------------------------------------
+  var passTimer = null;
+  var PASS_REFRESH_BEFORE_MS = 20000;
+  function stopPass() {
+    if (passTimer !== null) clearTimeout(passTimer);
+    passTimer = null;
+  }
+  function loadPass() {
+    stopPass();
+    if (!resident) return showRegister();
+    api("GET", "/v1/residents/me/pass", undefined, resident.token)
+      .then(function (data) {
+        $("pass-qr").src = data.qr_svg;
+        $("pass-qr").setAttribute("data-pass", data["pass"]);
+        var expires = new Date(data.expires_at).getTime();
+        $("pass-expiry").textContent = "有效至 " + formatInstant(data.expires_at) + "，到期前自动更新";
+        var wait = Math.max(5000, expires - Date.now() - PASS_REFRESH_BEFORE_MS);
+        passTimer = setTimeout(function () {
+          if (!$("view-pass").hidden) loadPass();
+        }, wait);
+      })
+      .catch(function (err) {
+        if (err instanceof ApiError && err.status === 401) {
+          storeDel(RESIDENT_KEY);
+          showRegister(describe(err, "pass"));
+          return;
+        }
+        $("pass-expiry").textContent = describe(err, "pass");
+        passTimer = setTimeout(loadPass, 10000);
+      });
+  }
+  function showPass() {
+    show("view-pass");
+    clearMessage();
+    loadPass();
+  }
+  function onRevoke() {
+    if (!resident) return showRegister();
+    if (!window.confirm("确定让所有设备（包括本机）上的登记失效吗？之后需要重新用短信验证码登记。")) return;
+    api("POST", "/v1/residents/me/revoke", {}, resident.token)
+      .catch(function (err) {
+        if (err instanceof ApiError && err.status === 401) return null;  // already revoked
+        throw err;
+      })
+      .then(function () {
+        storeDel(RESIDENT_KEY);
+        storeDel(LAST_KEY);
+        storeDel(COMPANIONS_KEY);
+        showRegister();
+        showMessage("所有设备上的登记均已失效。", "info");
+      })
+      .catch(function (err) { showMessage(describe(err, "revoke"), "error"); });
+  }
+
   // ---- start --------------------------------------------------------------------------------------------
   function start() {
     $("register-form").addEventListener("submit", onRegister);
+    $("otp-send").addEventListener("click", onSendRegisterCode);
+    $("cmp-otp-send").addEventListener("click", onSendCompanionCode);
+    $("pass-button").addEventListener("click", showPass);
+    $("pass-back").addEventListener("click", function () {
+      stopPass();
+      showReady();
+    });
+    $("revoke-button").addEventListener("click", onRevoke);
     $("checkin-button").addEventListener("click", onCheckin);
     $("checkout-button").addEventListener("click", onCheckout);
     $("companion-form").addEventListener("submit", onAddCompanion);
