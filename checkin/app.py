@@ -13,7 +13,7 @@ from checkin import api_keys
 from checkin.checkins import routes as checkin_routes
 from checkin.checkins import sentinel
 from checkin.health import routes as health_routes
-from checkin.pages import phone
+from checkin.pages import display, phone
 from checkin.platform.service import Part, build_app
 from checkin.platform.settings import Settings
 from checkin.residents import routes as resident_routes
@@ -27,6 +27,7 @@ INGEST_PARTS: list[Part] = [
     checkin_routes.PART,
     sentinel.PART,
     phone.PART,
+    display.PART,
     venue_routes.PART,
     operator_page.PART,
 ]

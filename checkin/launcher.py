@@ -21,7 +21,8 @@ from urllib.parse import urlparse
 
 import msgspec
 
-from checkin.platform.redis_conn import reachable, wait_until_reachable
+from checkin.platform.redis_conn import has_password, reachable, redacted, wait_until_reachable, with_password
+from checkin.platform.secrets import SECRETS_FILE, make_data_dir, private_redis_password
 from checkin.platform.settings import TRACING_WORKERS, Settings
 from checkin.platform.sms import outbox_path
 
@@ -44,7 +45,8 @@ class Launcher:
 
     # --- Redis ----------------------------------------------------------------
     def ensure_redis(self) -> Settings:
-        """Use CHECKIN_REDIS_URL if it answers, else start a private redis-server."""
+        """Use CHECKIN_REDIS_URL if it answers, else start a private redis-server that requires a
+        password generated into the secrets file (the services get the URL with it)."""
         url = self.settings.redis_url
         if reachable(url):
             return self.settings
@@ -55,6 +57,12 @@ class Launcher:
             raise SystemExit(
                 f"Redis at {url} is unreachable and is not local; start it or fix CHECKIN_REDIS_URL"
             )
+        password = private_redis_password(self.settings.data_path)
+        private_url = url if has_password(url) else with_password(url, password)
+        self.settings = msgspec.structs.replace(self.settings, redis_url=private_url)
+        if reachable(private_url):  # ours, left running by an earlier start
+            print(f"  redis     private redis-server on 127.0.0.1:{port} (already running)", flush=True)
+            return self.settings
         redis_dir = self.settings.data_path / "redis"
         redis_dir.mkdir(parents=True, exist_ok=True)
         log = (self.settings.data_path / "logs").resolve()
@@ -75,6 +83,8 @@ class Launcher:
             "",
             "--daemonize",
             "no",
+            "--requirepass",
+            parsed.password or password,
             "--logfile",
             str(log / "redis.log"),
         ]
@@ -85,12 +95,12 @@ class Launcher:
                 "Redis is unreachable and redis-server is not on the PATH; install redis"
             ) from None
         self.private_redis = Child("redis", proc)
-        if not wait_until_reachable(url, 15):
+        if not wait_until_reachable(private_url, 15):
             self.stop()
             raise SystemExit(f"private redis-server on port {port} did not start; see {log / 'redis.log'}")
         print(
             f"  redis     private redis-server on 127.0.0.1:{port} (AOF {self.settings.redis_appendfsync}), "
-            f"data in {redis_dir}",
+            f"data in {redis_dir}, password in {self.settings.data_path / SECRETS_FILE}",
             flush=True,
         )
         return self.settings
@@ -161,6 +171,7 @@ class Launcher:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         try:
+            make_data_dir(s.data_path)
             print(f"venue-checkin: data in {s.data_path}", flush=True)
             self.ensure_redis()
             ingest = self.spawn("ingest", ["serve-ingest"])
@@ -214,4 +225,9 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
 
 
 def summary(settings: Settings) -> dict[str, object]:
-    return {k: v for k, v in msgspec.structs.asdict(settings).items() if k not in ("admin_key", "keyring")}
+    """The settings to show: secrets left out, passwords in URLs hidden."""
+    out = {k: v for k, v in msgspec.structs.asdict(settings).items() if k not in ("admin_key", "keyring")}
+    for name in ("redis_url", "clickhouse_dsn"):
+        if isinstance(out.get(name), str):
+            out[name] = redacted(str(out[name]))
+    return out

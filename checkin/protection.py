@@ -25,6 +25,7 @@ import logging
 import time
 from typing import Any
 
+from checkin.platform.client_address import client_address
 from checkin.platform.context import Context
 from checkin.platform.errors import TooManyRequests, Unavailable
 from checkin.platform.metrics import Metrics
@@ -145,6 +146,19 @@ async def hit(ctx: Context, checks: list[tuple[str, str, int]], now_ms: int, sha
             )
 
 
-def client_ip(scope: Any) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
+async def spend(
+    ctx: Context, kind: str, ident: str, cost: int, limit: int, now_ms: int, shard: int = 0
+) -> bool:
+    """Spend ``cost`` of a per-minute budget the check-in script also counts (the same key); False
+    when the budget is exceeded."""
+    key = ctx.keys.rate_tagged(shard, kind, ident, window_now(now_ms)[0])
+    pipe = ctx.redis.pipeline(transaction=False)
+    pipe.incrby(key, cost)
+    pipe.pexpire(key, WINDOW_MS + 1000)
+    used, _ = await pipe.execute()
+    return int(used) <= limit
+
+
+def client_ip(ctx: Context, scope: Any) -> str:
+    """The request's client address (the peer, or behind a trusted proxy the forwarded client)."""
+    return client_address(scope, ctx.settings.trusted_proxies)

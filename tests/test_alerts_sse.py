@@ -143,3 +143,8 @@ async def test_served_feed_is_scoped_and_resumes_once(
         assert sorted(x["person_id"] for x in r.json()["alerts"]) == [2, 3, 5, 6]
         r = await client.get("/v1/alerts/stream", params={"key": "ck_not_a_key"})
         assert r.status_code == 401
+        # opening the feed is audited like a trace query (the refused one is not a read)
+        r = await client.get("/v1/audit", params={"action": "alerts_stream"}, headers=admin)
+        opened = r.json()["entries"]
+        assert len(opened) == 2 and {e["role"] for e in opened} == {"analyst"}
+        assert opened[0]["params"]["resume"] == last_id and opened[1]["params"]["resume"] is None

@@ -109,15 +109,12 @@ async def test_sentinel_device_scans_at_its_venue(
     assert r.status_code == 200, r.text
     res = r.json()["results"]
     assert [x["status"] for x in res] == [201, 201, 404, 401, 400, 200]
-    assert (res[0]["person_id"], res[0]["health_status"], res[0]["verdict"]) == (a, "green", "pass")
-    assert res[0]["last_negative_test_at"] == sampled and res[0]["name_masked"] == "赵*"
-    assert (res[1]["person_id"], res[1]["health_status"], res[1]["verdict"], res[1]["reason"]) == (
-        b,
-        "red",
-        "deny",
-        "red_code",
-    )
-    assert res[5]["checkin_id"] == res[0]["checkin_id"]
+    assert (res[0]["name_masked"], res[0]["health_status"], res[0]["verdict"]) == ("赵*", "green", "pass")
+    assert (res[1]["health_status"], res[1]["verdict"], res[1]["reason"]) == ("red", "deny", "red_code")
+    # the door learns no one's id, check-in or test times: a device key is not a population lookup
+    for field in ("person_id", "checkin_id", "last_negative_test_at"):
+        assert all(field not in x for x in res), field
+    assert res[5]["duplicate"] is True and res[5]["at"] == res[0]["at"]
     events = stream_events(sync_redis, settings)
     assert sorted((e.person_id, e.venue_id, e.source) for e in events) == [
         (a, 70, "sentinel"),
@@ -131,6 +128,8 @@ async def test_sentinel_device_scans_at_its_venue(
     assert r.status_code == 403
     r = await ingest.post("/v1/sentinel/scans", json={"scans": scans[:1]}, headers=bearer(token_a))
     assert r.status_code == 403
-    # the resident checks out of a sentinel check-in with their own token
-    r = await ingest.post(f"/v1/checkins/{res[0]['checkin_id']}/checkout", headers=bearer(token_a))
+    # the resident checks out of a sentinel check-in with their own token (the id is theirs to
+    # see, not the door's)
+    own = next(e.checkin_id for e in stream_events(sync_redis, settings) if e.person_id == a)
+    r = await ingest.post(f"/v1/checkins/{own}/checkout", headers=bearer(token_a))
     assert r.status_code == 200, r.text

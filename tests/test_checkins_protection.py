@@ -45,17 +45,22 @@ async def test_per_resident_rate_limit(
         for c in codes
     ]
     assert statuses == [201, 201, 201, 429, 429]
-    r = await client.post("/v1/checkins", json={"code": codes[0]}, headers=bearer(token))
+    r = await client.post("/v1/checkins", json={"code": codes[3]}, headers=bearer(token))
     assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60
+    assert r.json()["reason"] == "rate_limited"
     assert r.headers["content-type"].startswith("application/problem+json")
+    # a repeat of an earlier check-in writes nothing and costs nothing
+    r = await client.post("/v1/checkins", json={"code": codes[0]}, headers=bearer(token))
+    assert r.status_code == 200 and r.json()["duplicate"] is True
     assert len(stream_events(sync_redis, settings)) == 3  # refused scans write nothing
     # another resident is not affected
     _other, token2 = await register(client, 51)
     r = await client.post("/v1/checkins", json={"code": codes[4]}, headers=bearer(token2))
     assert r.status_code == 201
     # batches count against the same budget
-    r = await client.post("/v1/checkins/batch", json={"items": [{"code": codes[1]}]}, headers=bearer(token))
-    assert r.status_code == 429
+    r = await client.post("/v1/checkins/batch", json={"items": [{"code": codes[4]}]}, headers=bearer(token))
+    assert r.status_code == 200 and r.json()["results"][0]["status"] == 429
+    assert r.json()["results"][0]["error_reason"] == "rate_limited" and "retry-after" in r.headers
 
 
 async def test_backlog_answers_503_until_the_sink_catches_up(

@@ -3,8 +3,10 @@ both services healthy, and nothing left running after SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import redis
 
 from tests.support.values import free_port
 
@@ -64,6 +67,32 @@ def test_up_starts_private_redis_and_stops_everything(tmp_path: Path) -> None:
         assert (tmp_path / "var" / "redis" / "appendonlydir").exists()
         descendants = psutil.Process(proc.pid).children(recursive=True)
         assert any("redis-server" in " ".join(p.cmdline()) for p in descendants)
+        # the private server wants the password generated into the secrets file; the data dir is ours only
+        data = tmp_path / "var"
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        password = json.loads((data / "secrets.json").read_text())["redis_password"]
+        assert len(password) >= 24 and password not in output
+        anonymous = redis.Redis(port=redis_port, socket_timeout=2)
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+        anonymous.close()
+        wrong = redis.Redis(port=redis_port, password="guess", socket_timeout=2)
+        with pytest.raises(redis.AuthenticationError):
+            wrong.ping()
+        wrong.close()
+        owner = redis.Redis(port=redis_port, password=password, socket_timeout=2)
+        assert owner.ping() is True
+        owner.close()
+        # a command run beside it finds the server through the secrets file, and shows no password
+        shown = subprocess.run(
+            [sys.executable, "-m", "checkin.cli", "settings"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert password not in shown.stdout and ":***@" in shown.stdout
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

@@ -351,32 +351,37 @@ async def test_contact_details_are_decrypted_for_tracers_and_audited(
         await client.aclose()
     assert details is not None
     person = reg.person_id
+    base = base_ms()
+    load(store, build_world(base, {7: (60, COMMUNITIES[2])}, [(7, [person], base, None)]))
     tracer = await make_key(settings, "tracer")
     r = await tracing.get(f"/v1/trace/persons/{person}/contact-details", headers=tracer)
     assert r.status_code == 400 and "reason" in r.json()["detail"]
+    # purpose binding: the person must be the subject of (or named in) an answer to this key first
+    r = await tracing.get(
+        f"/v1/trace/persons/{person}/contact-details", params={"reason": "no trace yet"}, headers=tracer
+    )
+    assert r.status_code == 403 and r.json()["reason"] == "not_traced"
+    r = await tracing.get(f"/v1/trace/persons/{person}/visits", params={"reason": "case 42"}, headers=tracer)
+    assert r.status_code == 200 and r.json()["count"] == 1
     r = await tracing.get(
         f"/v1/trace/persons/{person}/contact-details", params={"reason": "call case 42"}, headers=tracer
     )
     assert r.status_code == 200, r.text
     assert r.json() == {"person_id": person, "name": "Li Lei", "phone": details.phone}
     assert details.phone.endswith("13800138000")  # decrypted, not the stored ciphertext
-    r = await tracing.get(
-        f"/v1/trace/persons/{person + 10_000}/contact-details", params={"reason": "typo"}, headers=tracer
-    )
-    assert r.status_code == 404
     # a scoped tracer gets the details only of persons with a stay in its jurisdiction
-    base = base_ms()
-    load(store, build_world(base, {7: (60, COMMUNITIES[2])}, [(7, [person], base, None)]))
     scoped = await make_key(settings, "tracer", COMMUNITIES[0][:9])
+    r = await tracing.get(f"/v1/trace/persons/{person}/visits", params={"reason": "x"}, headers=scoped)
+    assert r.status_code == 404
     r = await tracing.get(
         f"/v1/trace/persons/{person}/contact-details", params={"reason": "x"}, headers=scoped
     )
-    assert r.status_code == 404 and "jurisdiction" in r.json()["detail"]
+    assert r.status_code == 403  # the 404 above named no one
     r = await tracing.get("/v1/audit", params={"action": "contact_details"}, headers=admin_headers())
     entries = r.json()["entries"]
-    assert [(e["reason"], e["rows"]) for e in entries] == [("x", 0), ("typo", 0), ("call case 42", 1)]
-    assert entries[2]["params"] == {"person_id": person}
-    assert entries[1]["params"]["outcome"] == "not_found"
+    assert [(e["reason"], e["rows"]) for e in entries] == [("x", 0), ("call case 42", 1), ("no trace yet", 0)]
+    assert entries[1]["params"] == {"person_id": person}
+    assert entries[2]["params"]["outcome"] == "not_traced"
 
 
 async def test_an_overlap_of_exactly_the_minimum_qualifies(

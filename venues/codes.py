@@ -1,28 +1,43 @@
 """Signed venue codes: the token a venue's QR code carries.
 
-Token = base64url (no padding) of ``venue_id u32 | code_version u16 | key_id u8 |
-MAC 12 bytes``, MAC = HMAC-SHA256(subkey("venue-code", key_id), first 7 bytes)
-truncated: 19 bytes, 26 characters, so the URL fits a version-4 QR code.
-Verification needs no Redis call; whether the version is current and the venue
-active is checked against the registry by the caller.
+* A printed poster's code: base64url (no padding) of ``venue_id u32 | code_version u16 | key_id u8
+  | MAC 12 bytes``, MAC = HMAC-SHA256(subkey("venue-code", key_id), the first 7 bytes) truncated:
+  19 bytes, 26 characters, so the URL fits a version-4 QR code.
+* A screen's rotating code (a venue whose ``code_mode`` is ``rotating``): ``venue_id u32 |
+  code_version u16 | key_id u8 | step u32 | MAC 12`` with subkey("venue-code-rotating"): 23 bytes,
+  31 characters. ``step`` = unix seconds // ``CHECKIN_ROTATING_STEP_S``: the code of the current step
+  and of the one before are accepted, an older one is refused with 410 ``code_expired`` (like a TOTP
+  with a window of one step back), so a photo of the screen is useless a minute later.
+
+Verification needs no Redis call; whether the version is current, the venue active and its code
+mode the code's kind is checked against the registry by the check-in script.
 """
 
 from __future__ import annotations
 
 import hmac
 import struct
+import time
 from hashlib import sha256
+from typing import Literal
 
 import msgspec
 
-from checkin.platform.errors import BadInput
+from checkin.platform.errors import BadInput, Gone
 from checkin.platform.keyring import Keyring, b64url_decode, b64url_encode
 
 PURPOSE = "venue-code"
+ROTATING_PURPOSE = "venue-code-rotating"
 _BODY = struct.Struct(">IHB")
+_ROTATING_BODY = struct.Struct(">IHBI")
 _MAC_LEN = 12
 TOKEN_BYTES = _BODY.size + _MAC_LEN
 TOKEN_CHARS = 26
+ROTATING_TOKEN_BYTES = _ROTATING_BODY.size + _MAC_LEN
+ROTATING_TOKEN_CHARS = 31
+
+Kind = Literal["s", "r"]
+"""``s`` a printed poster's code, ``r`` a screen's rotating code."""
 
 
 class InvalidCode(BadInput):
@@ -33,6 +48,9 @@ class CodeClaims(msgspec.Struct, frozen=True):
     venue_id: int
     code_version: int
     key_id: int
+    kind: Kind = "s"
+    step: int = 0
+    """The time step of a rotating code (0 for a poster's)."""
 
 
 def sign(keyring: Keyring, venue_id: int, code_version: int, key_id: int | None = None) -> str:
@@ -42,26 +60,64 @@ def sign(keyring: Keyring, venue_id: int, code_version: int, key_id: int | None 
     return b64url_encode(body + mac)
 
 
+def current_step(step_s: int, now_s: float | None = None) -> int:
+    return int((time.time() if now_s is None else now_s) // step_s)
+
+
+def sign_rotating(keyring: Keyring, venue_id: int, code_version: int, step: int) -> str:
+    kid = keyring.active_id
+    body = _ROTATING_BODY.pack(venue_id, code_version, kid, step)
+    mac = hmac.new(keyring.subkey(ROTATING_PURPOSE, kid), body, sha256).digest()[:_MAC_LEN]
+    return b64url_encode(body + mac)
+
+
 def verify(keyring: Keyring, token: str) -> CodeClaims:
-    """Claims of an authentic token; raises InvalidCode (400) otherwise."""
-    if len(token) != TOKEN_CHARS:
+    """Claims of an authentic token, either kind; raises InvalidCode (400) otherwise. A rotating
+    code's step is not judged here: see :func:`check_step`."""
+    if len(token) not in (TOKEN_CHARS, ROTATING_TOKEN_CHARS):
         raise InvalidCode("this is not a venue code (wrong length)")
     try:
         raw = b64url_decode(token)
     except (ValueError, TypeError):
         raise InvalidCode("this is not a venue code (bad encoding)") from None
     # base64 decoding ignores the low bits of the last character: re-encode to be strict.
-    if len(raw) != TOKEN_BYTES or b64url_encode(raw) != token:
+    if b64url_encode(raw) != token:
         raise InvalidCode("this is not a venue code (bad encoding)")
-    body, mac = raw[: _BODY.size], raw[_BODY.size :]
-    venue_id, version, kid = _BODY.unpack(body)
+    if len(raw) == TOKEN_BYTES:
+        body, mac = raw[: _BODY.size], raw[_BODY.size :]
+        venue_id, version, kid = _BODY.unpack(body)
+        purpose, step = PURPOSE, 0
+        kind: Kind = "s"
+    elif len(raw) == ROTATING_TOKEN_BYTES:
+        body, mac = raw[: _ROTATING_BODY.size], raw[_ROTATING_BODY.size :]
+        venue_id, version, kid, step = _ROTATING_BODY.unpack(body)
+        purpose, kind = ROTATING_PURPOSE, "r"
+    else:
+        raise InvalidCode("this is not a venue code (bad encoding)")
     try:
-        key = keyring.subkey(PURPOSE, kid)
+        key = keyring.subkey(purpose, kid)
     except KeyError:
         raise InvalidCode("venue code signed with an unknown key") from None
     if not hmac.compare_digest(hmac.new(key, body, sha256).digest()[:_MAC_LEN], mac):
         raise InvalidCode("venue code signature is invalid (forged or damaged code)")
-    return CodeClaims(venue_id=venue_id, code_version=version, key_id=kid)
+    return CodeClaims(venue_id=venue_id, code_version=version, key_id=kid, kind=kind, step=step)
+
+
+class CodeExpired(Gone):
+    """A screen's code from more than one step ago (a photo of the screen, or a stale page)."""
+
+
+def check_step(claims: CodeClaims, step_s: int, now_s: float | None = None) -> None:
+    """Refuse a rotating code older than the step before the current one (410 ``code_expired``)."""
+    if claims.kind != "r":
+        return
+    now_step = current_step(step_s, now_s)
+    if not now_step - 1 <= claims.step <= now_step:
+        raise CodeExpired(
+            "this code from the venue's screen has expired: scan the code on the screen again "
+            "(请重新扫描屏幕上的场所码)",
+            reason="code_expired",
+        )
 
 
 def checkin_url(public_base_url: str, token: str) -> str:

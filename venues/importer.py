@@ -25,8 +25,8 @@ import redis
 from checkin.platform.errors import BadInput
 from checkin.platform.instants import now_rfc3339, now_us
 from checkin.platform.redis_keys import RedisKeys
-from venues import registry
-from venues.model import CSV_COLUMNS, VENUE_TYPES, Venue
+from venues import history, registry
+from venues.model import CSV_COLUMNS, MAX_DWELL_MINUTES, MIN_DWELL_MINUTES, PLACE_FIELDS, VENUE_TYPES, Venue
 
 COLUMNS = CSV_COLUMNS
 BATCH_ROWS = 2000
@@ -126,7 +126,9 @@ def parse_row(values: list[str], index: dict[str, int]) -> Venue:
         lat=_float(get["lat"], "lat", -90.0, 90.0),
         lon=_float(get["lon"], "lon", -180.0, 180.0),
         capacity=_int(get["capacity"] or "0", "capacity", 0, 10_000_000),
-        dwell_minutes=_int(get["dwell_minutes"] or "60", "dwell_minutes", 1, 1440),
+        dwell_minutes=_int(
+            get["dwell_minutes"] or "60", "dwell_minutes", MIN_DWELL_MINUTES, MAX_DWELL_MINUTES
+        ),
         requires_negative_test_hours=_int(rnt, "requires_negative_test_hours", 1, 8760) if rnt else None,
     )
     try:
@@ -233,14 +235,20 @@ def parse_batches(
     yield venues, errors, counter.bytes_read
 
 
-class Writer:
-    """Writes batches of venues with a synchronous Redis client (CLI and the import route's thread)."""
+Actor = tuple[str, str]
+"""(key id, role) of whoever imports: the venues' history names them."""
+CLI_ACTOR: Actor = ("cli", "admin")
 
-    def __init__(self, client: Any, keys: RedisKeys) -> None:
+
+class Writer:
+    """Writes batches of venues with a synchronous Redis client (CLI and the import route's thread);
+    each change goes into the venue's history."""
+
+    def __init__(self, client: Any, keys: RedisKeys, actor: Actor = CLI_ACTOR) -> None:
         self.client = client
         self.keys = keys
+        self.actor = actor
         self.sha = ""
-        self.max_id = 0
 
     def _load(self) -> None:
         self.sha = self.client.script_load(registry.UPSERT_LUA)
@@ -259,17 +267,24 @@ class Writer:
         stamp_us = now_us()
         pipe = self.client.pipeline(transaction=False)
         changed_ids: list[int] = []
-        for venue, (status, old) in zip(venues, results, strict=True):
-            code = int(status)
+        for venue, result in zip(venues, results, strict=True):
+            code, old = int(result[0]), result[1]
             if code == 0:
                 report.unchanged += 1
                 continue
             if code == 2:
                 report.created += 1
+                change = history.entry(self.actor, "create", {}, {})
             else:
                 report.updated += 1
+                now_hash = venue.to_hash()
+                it = iter(_text(x) for x in result[2:])
+                before = dict(zip(it, it, strict=True))
+                change = history.entry(self.actor, "import", before, {k: now_hash[k] for k in before})
+            for cmd in history.commands(self.keys, venue.venue_id, change):
+                pipe.execute_command(*cmd)
             changed_ids.append(venue.venue_id)
-            old_community = old.decode() if isinstance(old, bytes) else str(old)
+            old_community = _text(old)
             if old_community and old_community != venue.community:
                 pipe.srem(self.keys.venue_scope_index(old_community), venue.venue_id)
         if changed_ids:
@@ -283,7 +298,6 @@ class Writer:
             pipe.zadd(self.keys.venue_communities(), dict.fromkeys(communities, 0))
             pipe.zadd(self.keys.venue_mirror_queue(), {str(i): stamp_us for i in changed_ids})
             pipe.execute()
-        self.max_id = max(self.max_id, max(v.venue_id for v in venues))
 
     def _upsert(self, venues: list[Venue], stamp: str) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
@@ -294,25 +308,36 @@ class Writer:
         results: list[Any] = pipe.execute()
         return results
 
-    def finish(self) -> None:
-        """Keep the id sequence above every imported id, so created venues never collide."""
-        if self.max_id:
-            self.client.eval(
-                "local c = tonumber(redis.call('GET', KEYS[1]) or '0') "
-                "if c < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 1",
-                1,
-                self.keys.venue_seq(),
-                self.max_id,
-            )
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def screen(
-    client: Any, keys: RedisKeys, venues: list[Venue], scope: str, lines: dict[int, int]
+    client: Any,
+    keys: RedisKeys,
+    venues: list[Venue],
+    scope: str,
+    lines: dict[int, int],
+    places_locked: bool = False,
 ) -> tuple[list[Venue], list[RowError]]:
-    """Keep rows a scoped caller may write: inside its jurisdiction, not moving someone else's venue."""
-    if not scope or not venues:
-        return venues, []
+    """Keep rows the caller may write: inside its jurisdiction, not moving someone else's venue, and
+    (unless an admin imports: ``places_locked``) not moving any existing venue to another place."""
     errors: list[RowError] = []
+    kept = _in_scope(client, keys, venues, scope, lines, errors) if scope and venues else venues
+    if places_locked and kept:
+        kept = _unmoved(client, keys, kept, lines, errors)
+    return kept, errors
+
+
+def _in_scope(
+    client: Any,
+    keys: RedisKeys,
+    venues: list[Venue],
+    scope: str,
+    lines: dict[int, int],
+    errors: list[RowError],
+) -> list[Venue]:
     inside: list[Venue] = []
     for venue in venues:
         if venue.community.startswith(scope):
@@ -340,7 +365,31 @@ def screen(
             )
         else:
             kept.append(venue)
-    return kept, errors
+    return kept
+
+
+def _unmoved(
+    client: Any, keys: RedisKeys, venues: list[Venue], lines: dict[int, int], errors: list[RowError]
+) -> list[Venue]:
+    pipe = client.pipeline(transaction=False)
+    for venue in venues:
+        pipe.hmget(keys.venue(venue.venue_id), *PLACE_FIELDS)
+    kept: list[Venue] = []
+    for venue, current in zip(venues, pipe.execute(), strict=True):
+        if current[0] is not None and [_text(c) for c in current] != [
+            getattr(venue, f) for f in PLACE_FIELDS
+        ]:
+            errors.append(
+                RowError(
+                    line=lines.get(venue.venue_id, 0),
+                    reason=f"venue {venue.venue_id} would move to another district, street or community: "
+                    "only an admin changes where a venue is",
+                    venue_id=str(venue.venue_id),
+                )
+            )
+        else:
+            kept.append(venue)
+    return kept
 
 
 def import_stream(
@@ -352,6 +401,7 @@ def import_stream(
     scope: str = "",
     progress: Progress | None = None,
     batch_rows: int = BATCH_ROWS,
+    actor: Actor = CLI_ACTOR,
 ) -> ImportReport:
     """Import a CSV byte stream; raises HeaderError (nothing written) for a bad header.
 
@@ -360,13 +410,13 @@ def import_stream(
     """
     started = time.perf_counter()
     report = ImportReport()
-    writer = Writer(client, keys)
+    writer = Writer(client, keys, actor)
     lines: dict[int, int] = {}
     batches: Iterable[tuple[list[Venue], list[RowError], int]] = parse_batches(raw, batch_rows, lines)
     held: list[list[Venue]] = []
     for parsed, errors, nbytes in batches:
         report.rows += len(parsed) + len(errors)
-        venues, refused = screen(client, keys, parsed, scope, lines)
+        venues, refused = screen(client, keys, parsed, scope, lines, places_locked=actor[1] != "admin")
         errors.extend(refused)
         for error in errors:
             report.add_error(error)
@@ -382,7 +432,6 @@ def import_stream(
         else:
             for venues in held:
                 writer.write(venues, report)
-    writer.finish()
     report.errors.sort(key=lambda e: e.line)
     report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -2,7 +2,8 @@
 
 Hash fields at ``RedisKeys.venue(id)``: name, address, type, district, street,
 community, lat, lon, capacity, dwell_minutes, requires_negative_test_hours
-("" = no policy), active ("1"/"0"), code_version, updated_at (RFC 3339).
+("" = no policy), active ("1"/"0"), code_version, code_mode (static, rotating),
+updated_at (RFC 3339).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ VenueType = Literal[
     "other",
 ]
 VENUE_TYPES: tuple[str, ...] = VenueType.__args__  # type: ignore[attr-defined]
+CodeMode = Literal["static", "rotating"]
+MIN_DWELL_MINUTES, MAX_DWELL_MINUTES = 5, 720
+"""A stay shorter than 5 minutes could never overlap another by the 15 minutes contact tracing asks
+for: a venue set to 1 minute would be blind to tracing."""
+PLACE_FIELDS = ("district", "street", "community")
+"""Where the venue is: what jurisdiction scoping and tracing depend on; changed by admins only."""
 
 DATA_FIELDS: tuple[str, ...] = (
     "name",
@@ -66,6 +73,9 @@ class Venue(msgspec.Struct, kw_only=True):
     requires_negative_test_hours: int | None = None
     active: bool = True
     code_version: int = 1
+    code_mode: CodeMode = "static"
+    """``static``: the printed poster's code; ``rotating``: a screen at the door shows a code that
+    changes every ``CHECKIN_ROTATING_STEP_S`` (the poster's code is then refused)."""
     updated_at: str = ""
 
     def to_hash(self) -> dict[str, str]:
@@ -85,6 +95,7 @@ class Venue(msgspec.Struct, kw_only=True):
             else str(self.requires_negative_test_hours),
             "active": "1" if self.active else "0",
             "code_version": str(self.code_version),
+            "code_mode": self.code_mode,
             "updated_at": self.updated_at,
         }
 
@@ -107,5 +118,6 @@ class Venue(msgspec.Struct, kw_only=True):
             requires_negative_test_hours=int(rnt) if rnt else None,
             active=h.get("active", "1") == "1",
             code_version=int(h.get("code_version", "1")),
+            code_mode="rotating" if h.get("code_mode") == "rotating" else "static",
             updated_at=h.get("updated_at", ""),
         )

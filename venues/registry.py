@@ -16,10 +16,22 @@ import msgspec
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Conflict, Forbidden, Gone, NotFound
-from checkin.platform.instants import local_day, now_ms, now_rfc3339, now_us
+from checkin.platform.instants import format_ms, local_day, now_ms, now_rfc3339, now_us
 from checkin.platform.redis_keys import RedisKeys
-from venues import codes
-from venues.model import DATA_FIELDS, Community, District, Street, Venue, VenueId, VenueType
+from venues import codes, history
+from venues.model import (
+    DATA_FIELDS,
+    MAX_DWELL_MINUTES,
+    MIN_DWELL_MINUTES,
+    PLACE_FIELDS,
+    CodeMode,
+    Community,
+    District,
+    Street,
+    Venue,
+    VenueId,
+    VenueType,
+)
 
 MAX_CODE_VERSION = 2**16 - 1
 CODE_CHECKS = "checkin_venue_code_checks_total"
@@ -32,7 +44,7 @@ Address = Annotated[str, msgspec.Meta(max_length=500)]
 Lat = Annotated[float, msgspec.Meta(ge=-90, le=90)]
 Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 Capacity = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
-Dwell = Annotated[int, msgspec.Meta(ge=1, le=1440)]
+Dwell = Annotated[int, msgspec.Meta(ge=MIN_DWELL_MINUTES, le=MAX_DWELL_MINUTES)]
 TestHours = Annotated[int, msgspec.Meta(ge=1, le=8760)]
 
 OLD_POSTER_MESSAGE = (
@@ -40,6 +52,10 @@ OLD_POSTER_MESSAGE = (
     "for the new poster. 该场所已更换场所码，此码已失效，请向场所工作人员索取新的场所码海报。"
 )
 INACTIVE_MESSAGE = "This venue's code has been withdrawn. 该场所码已停用。"
+STATIC_CODE_MESSAGE = (
+    "This venue shows its code on a screen at the entrance: scan the code on the screen. "
+    "请重新扫描屏幕上的场所码。"
+)
 
 
 # KEYS[1] venue hash; ARGV field/value pairs. Refuses to overwrite an existing venue.
@@ -50,7 +66,8 @@ return 1
 """
 
 # KEYS[1] venue hash; ARGV = data field/value pairs, then updated_at.
-# Returns {2, ''} created, {1, old community} updated, {0, ''} unchanged.
+# Returns {2, ''} created, {1, old community, field, old value, ...} updated (the fields that changed,
+# for the venue's history), {0, ''} unchanged.
 UPSERT_LUA = """
 local key = KEYS[1]
 local n = #ARGV - 1
@@ -68,10 +85,16 @@ for j = 1, #fields - 1 do
   if cur[j] ~= ARGV[2 * j] then changed = true break end
 end
 if not changed then return {0, ''} end
-local old = cur[#fields] or ''
+local out = {1, cur[#fields] or ''}
+for j = 1, #fields - 1 do
+  if cur[j] ~= ARGV[2 * j] then
+    out[#out + 1] = fields[j]
+    out[#out + 1] = cur[j] or ''
+  end
+end
 redis.call('HSET', key, unpack(ARGV, 1, n))
 redis.call('HSET', key, 'updated_at', ARGV[#ARGV])
-return {1, old}
+return out
 """
 
 # KEYS[1] venue hash; ARGV[1] updated_at. Returns the new version, 0 if the venue is unknown,
@@ -82,6 +105,25 @@ local v = tonumber(redis.call('HGET', KEYS[1], 'code_version') or '1')
 if v >= tonumber(ARGV[2]) then return -1 end
 redis.call('HSET', KEYS[1], 'code_version', tostring(v + 1), 'updated_at', ARGV[1])
 return v + 1
+"""
+
+# KEYS[1] id sequence, KEYS[2] id index (sorted set, score = id); ARGV[1] largest id. The next id
+# the registry assigns: one past the sequence, or past the ids taken from there on (an import may hold
+# any id; the sequence skips the ones taken and never jumps to the top of the range). -1 when none
+# is left. The first free id at or after `lo` is found by halving on ZCOUNT, a few dozen calls.
+NEXT_ID_LUA = """
+local lo = redis.call('INCR', KEYS[1])
+local top = tonumber(ARGV[1])
+if lo > top then return -1 end
+if redis.call('ZCOUNT', KEYS[2], lo, lo) == 0 then return lo end
+local hi = top
+if redis.call('ZCOUNT', KEYS[2], lo, hi) >= hi - lo + 1 then return -1 end
+while lo < hi do
+  local mid = math.floor((lo + hi) / 2)
+  if redis.call('ZCOUNT', KEYS[2], lo, mid) < mid - lo + 1 then hi = mid else lo = mid + 1 end
+end
+redis.call('SET', KEYS[1], lo)
+return lo
 """
 
 # KEYS[1] patched venue hash; ARGV field/value pairs. Only if the venue still exists.
@@ -124,13 +166,17 @@ class VenuePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     dwell_minutes: Dwell | msgspec.UnsetType = msgspec.UNSET
     requires_negative_test_hours: TestHours | msgspec.UnsetType | None = msgspec.UNSET
     active: bool | msgspec.UnsetType = msgspec.UNSET
+    code_mode: CodeMode | msgspec.UnsetType = msgspec.UNSET
 
 
-class VenueCode(msgspec.Struct):
+class VenueCode(msgspec.Struct, omit_defaults=True):
     venue_id: int
     token: str
     url: str
     version: int
+    code_mode: CodeMode = "static"
+    expires_at: str | None = None
+    """A screen's code: when it stops being current (the one before is accepted one step longer)."""
 
 
 class VenuePage(msgspec.Struct):
@@ -337,8 +383,8 @@ async def entries_today(ctx: Context, principal: Principal, venue_id: int) -> En
 
 
 async def allocate_id(ctx: Context) -> int:
-    value = int(await ctx.redis.incr(ctx.keys.venue_seq()))
-    if value > 2**32 - 1:
+    value = int(await ctx.redis.eval(NEXT_ID_LUA, 2, ctx.keys.venue_seq(), ctx.keys.venue_index(), 2**32 - 1))
+    if value < 0:
         raise Conflict("venue ids are exhausted")
     return value
 
@@ -359,7 +405,9 @@ async def create_venue(ctx: Context, principal: Principal, data: VenueIn) -> Ven
         venue = Venue(venue_id=venue_id, updated_at=now_rfc3339(), **fields)
         created = await ctx.redis.eval(CREATE_LUA, 1, ctx.keys.venue(venue_id), *flat_fields(venue))
         if created:
-            await _run(ctx, index_commands(ctx.keys, venue_id, venue.community, None, now_us()))
+            cmds = index_commands(ctx.keys, venue_id, venue.community, None, now_us())
+            cmds += history.commands(ctx.keys, venue_id, history.entry(principal, "create", {}, {}))
+            await _run(ctx, cmds)
             return venue
         if explicit:
             raise Conflict(f"venue {venue_id} already exists")
@@ -367,32 +415,61 @@ async def create_venue(ctx: Context, principal: Principal, data: VenueIn) -> Ven
 
 
 async def patch_venue(ctx: Context, principal: Principal, venue_id: int, patch: VenuePatch) -> Venue:
+    """Change a venue. Its place (district, street, community) is the admin's to change: tracing
+    and jurisdictions depend on it. Every change is kept in the venue's history."""
     current = await get_venue(ctx, principal, venue_id)
     changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
     if "name" in changes:
         changes["name"] = changes["name"].strip()
+    moved = [f for f in PLACE_FIELDS if f in changes and changes[f] != getattr(current, f)]
+    if moved and principal.role != "admin":
+        raise Forbidden(
+            f"{', '.join(moved)}: only an admin changes where a venue is "
+            "(tracing and jurisdictions depend on it)",
+            reason="place_change",
+        )
     updated = msgspec.structs.replace(current, **changes)
     validate(updated)
     if updated.community != current.community and not principal.in_scope(updated.community):
         raise Forbidden(
             f"community {updated.community} is outside this key's jurisdiction ({principal.scope})"
         )
-    old_hash, new_hash = current.to_hash(), updated.to_hash()
-    diff = {k: v for k, v in new_hash.items() if old_hash.get(k) != v and k != "updated_at"}
-    if not diff:
+    before, after = history.diff(current.to_hash(), updated.to_hash())
+    if not after:
         return current
     stamp = now_rfc3339()
-    diff["updated_at"] = stamp
     args: list[str] = []
-    for field, value in diff.items():
+    for field, value in {**after, "updated_at": stamp}.items():
         args.extend((field, value))
     if not await ctx.redis.eval(PATCH_LUA, 1, ctx.keys.venue(venue_id), *args):
         raise NotFound(f"no venue {venue_id}")
-    await _run(ctx, index_commands(ctx.keys, venue_id, updated.community, current.community, now_us()))
+    cmds = index_commands(ctx.keys, venue_id, updated.community, current.community, now_us())
+    cmds += history.commands(ctx.keys, venue_id, history.entry(principal, "update", before, after))
+    await _run(ctx, cmds)
     return msgspec.structs.replace(updated, updated_at=stamp)
 
 
-def code_for(ctx: Context, venue: Venue) -> VenueCode:
+def code_for(ctx: Context, venue: Venue, now_s: float | None = None) -> VenueCode:
+    """The code to show now: the poster's, or for a venue with a screen the current step's."""
+    if venue.code_mode == "rotating":
+        step_s = ctx.settings.rotating_step_s
+        step = codes.current_step(step_s, now_s)
+        token = codes.sign_rotating(ctx.keyring, venue.venue_id, venue.code_version, step)
+        expires: str | None = format_ms((step + 1) * step_s * 1000)
+    else:
+        token, expires = codes.sign(ctx.keyring, venue.venue_id, venue.code_version), None
+    return VenueCode(
+        venue_id=venue.venue_id,
+        token=token,
+        url=codes.checkin_url(ctx.settings.public_base_url, token),
+        version=venue.code_version,
+        code_mode=venue.code_mode,
+        expires_at=expires,
+    )
+
+
+def poster_code(ctx: Context, venue: Venue) -> VenueCode:
+    """The code a printed poster carries (for a venue with a screen it is refused at check-in)."""
     token = codes.sign(ctx.keyring, venue.venue_id, venue.code_version)
     return VenueCode(
         venue_id=venue.venue_id,
@@ -403,7 +480,19 @@ def code_for(ctx: Context, venue: Venue) -> VenueCode:
 
 
 async def get_code(ctx: Context, principal: Principal, venue_id: int) -> VenueCode:
+    """The venue's code now. A door device bound to the venue may read it too (its screen shows it)."""
+    if principal.role == "device":
+        if principal.venue_id != venue_id:
+            raise Forbidden(
+                "a device key reads only the code of the venue it is bound to"
+                + ("" if principal.venue_id is None else f" ({principal.venue_id})")
+            )
+        return code_for(ctx, await load(ctx, venue_id))
     return code_for(ctx, await get_venue(ctx, principal, venue_id))
+
+
+async def get_history(ctx: Context, principal: Principal, venue_id: int) -> history.History:
+    return await history.read(ctx, principal, await load(ctx, venue_id))
 
 
 async def rotate_code(ctx: Context, principal: Principal, venue_id: int) -> VenueCode:
@@ -415,7 +504,16 @@ async def rotate_code(ctx: Context, principal: Principal, venue_id: int) -> Venu
         raise NotFound(f"no venue {venue_id}")
     if version < 0:
         raise Conflict(f"venue {venue_id} has used every code version; register it under a new id")
-    await _run(ctx, [("ZADD", ctx.keys.venue_mirror_queue(), now_us(), venue_id)])
+    change = history.entry(
+        principal, "rotate_code", {"code_version": str(venue.code_version)}, {"code_version": str(version)}
+    )
+    await _run(
+        ctx,
+        [
+            ("ZADD", ctx.keys.venue_mirror_queue(), now_us(), venue_id),
+            *history.commands(ctx.keys, venue_id, change),
+        ],
+    )
     return code_for(ctx, msgspec.structs.replace(venue, code_version=version))
 
 
@@ -423,16 +521,22 @@ async def rotate_code(ctx: Context, principal: Principal, venue_id: int) -> Venu
 
 
 async def check_code(ctx: Context, token: str) -> Venue:
-    """The venue of a scanned code, or the reason it is refused.
+    """The venue of a scanned code, or the reason it is refused (what the phone page shows).
 
-    Tampered or foreign token: 400 (``codes.InvalidCode``); unknown venue: 404;
-    deactivated venue: 410; superseded code version (an old poster): 410 with a
-    message asking the resident to get the new poster from the venue.
+    Tampered or foreign token: 400 (``codes.InvalidCode``); unknown venue: 404; deactivated venue:
+    410 ``inactive``; superseded code version (an old poster): 410 ``old_version``; a screen's code
+    older than the step before: 410 ``code_expired``; the poster code of a venue with a screen: 410
+    ``static_code``. The check-in script judges the same fields again when the scan is written.
     """
     try:
         claims = codes.verify(ctx.keyring, token)
     except codes.InvalidCode:
         ctx.metrics.inc(CODE_CHECKS, result="tampered")
+        raise
+    try:
+        codes.check_step(claims, ctx.settings.rotating_step_s)
+    except codes.CodeExpired:
+        ctx.metrics.inc(CODE_CHECKS, result="code_expired")
         raise
     raw: dict[bytes, bytes] = await ctx.redis.hgetall(ctx.keys.venue(claims.venue_id))
     if not raw:
@@ -441,14 +545,12 @@ async def check_code(ctx: Context, token: str) -> Venue:
     venue = Venue.from_hash(claims.venue_id, raw)
     if not venue.active:
         ctx.metrics.inc(CODE_CHECKS, result="inactive")
-        raise Gone(INACTIVE_MESSAGE, reason="inactive", venue_id=venue.venue_id)
+        raise Gone(INACTIVE_MESSAGE, reason="inactive", venue_id=venue.venue_id, venue_name=venue.name)
     if claims.code_version != venue.code_version:
         ctx.metrics.inc(CODE_CHECKS, result="old_version")
-        raise Gone(
-            OLD_POSTER_MESSAGE,
-            reason="old_version",
-            venue_id=venue.venue_id,
-            venue_name=venue.name,
-        )
+        raise Gone(OLD_POSTER_MESSAGE, reason="old_version", venue_id=venue.venue_id, venue_name=venue.name)
+    if venue.code_mode == "rotating" and claims.kind == "s":
+        ctx.metrics.inc(CODE_CHECKS, result="static_code")
+        raise Gone(STATIC_CODE_MESSAGE, reason="static_code", venue_id=venue.venue_id, venue_name=venue.name)
     ctx.metrics.inc(CODE_CHECKS, result="ok")
     return venue

@@ -22,7 +22,7 @@ from checkin.platform.errors import BadInput, Forbidden, NotFound, PayloadTooLar
 from checkin.platform.metrics import Metrics
 from checkin.platform.redis_conn import sync_client
 from checkin.platform.service import Part
-from venues import importer, poster, registry
+from venues import history, importer, poster, registry
 from venues.model import Venue
 
 IMPORT_ROWS = "checkin_venue_import_rows_total"
@@ -33,7 +33,9 @@ TAGS = ["venues"]
 
 def setup_metrics(metrics: Metrics) -> None:
     metrics.counter(
-        registry.CODE_CHECKS, "Venue codes checked, by result (ok, tampered, unknown, inactive, old_version)"
+        registry.CODE_CHECKS,
+        "Venue codes checked for the phone page, by result "
+        "(ok, tampered, unknown, inactive, old_version, code_expired, static_code)",
     )
     metrics.counter(
         IMPORT_ROWS, "Venue CSV rows imported, by outcome (created, updated, unchanged, rejected)"
@@ -77,7 +79,24 @@ async def patch_venue(venue_id: int, data: registry.VenuePatch, ctx: Context, pr
     return await registry.patch_venue(ctx, principal, _venue_id(venue_id), data)
 
 
-@get("/v1/venues/{venue_id:int}/code", summary="The venue's current signed code", tags=TAGS)
+@get(
+    "/v1/venues/{venue_id:int}/history",
+    summary="Every change of the venue: who, when, before, after (admin, analyst in scope)",
+    tags=TAGS,
+)
+async def venue_history(venue_id: int, ctx: Context, principal: Principal) -> history.History:
+    return await registry.get_history(ctx, principal, _venue_id(venue_id))
+
+
+@get(
+    "/v1/venues/{venue_id:int}/code",
+    summary="The venue's current signed code (operator; the venue's device for its screen)",
+    description=(
+        "For a venue whose code_mode is rotating this is the current step's code, with expires_at; "
+        "the code before it is accepted one step longer."
+    ),
+    tags=TAGS,
+)
 async def get_code(venue_id: int, ctx: Context, principal: Principal) -> registry.VenueCode:
     return await registry.get_code(ctx, principal, _venue_id(venue_id))
 
@@ -101,7 +120,7 @@ async def _poster(
     fmt: str, venue_id: int, ctx: Context, principal: Principal, download: bool
 ) -> Response[bytes]:
     venue = await registry.get_venue(ctx, principal, _venue_id(venue_id))
-    code = registry.code_for(ctx, venue)
+    code = registry.poster_code(ctx, venue)
     data = poster.PosterData(venue_id=venue.venue_id, name=venue.name, address=venue.address, url=code.url)
     body = await asyncio.to_thread(poster.render, fmt, data)
     disposition = "attachment" if download else "inline"
@@ -187,7 +206,7 @@ async def import_venues(
         if size == 0:
             raise BadInput("the request body is empty; send the CSV file as the body")
         spool.seek(0)
-        report = await asyncio.to_thread(_import_sync, ctx, spool, strict, principal.scope)
+        report = await asyncio.to_thread(_import_sync, ctx, spool, strict, principal)
     finally:
         spool.close()
     for outcome in ("created", "updated", "unchanged", "rejected"):
@@ -202,10 +221,17 @@ async def import_venues(
     return report
 
 
-def _import_sync(ctx: Context, spool: Any, strict: bool, scope: str) -> importer.ImportReport:
+def _import_sync(ctx: Context, spool: Any, strict: bool, principal: Principal) -> importer.ImportReport:
     client = sync_client(ctx.settings)
     try:
-        return importer.import_stream(client, ctx.keys, spool, strict=strict, scope=scope)
+        return importer.import_stream(
+            client,
+            ctx.keys,
+            spool,
+            strict=strict,
+            scope=principal.scope,
+            actor=(principal.key_id, principal.role),
+        )
     finally:
         with contextlib.suppress(Exception):
             client.close()
@@ -219,6 +245,7 @@ PART = Part(
         import_venues,
         get_venue,
         patch_venue,
+        venue_history,
         get_code,
         rotate_code,
         entries_today,

@@ -35,11 +35,14 @@ class HotResponse(Response[bytes]):
     Litestar ``Response`` (the route's declared type), made without the header, cookie and encoder
     bookkeeping the front does not use (it costs more than a microsecond a request)."""
 
-    __slots__ = ()
+    __slots__ = ("extra_headers",)
 
-    def __init__(self, content: bytes, status_code: int) -> None:
+    def __init__(
+        self, content: bytes, status_code: int, extra_headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         self.content = content
         self.status_code = status_code
+        self.extra_headers = extra_headers
 
 
 def context_of(scope: Scope) -> Context:
@@ -108,13 +111,14 @@ def _front(answer: Answer, decoder: msgspec.json.Decoder[Any]) -> Callable[[ASGI
             data = decode_body(decoder, await read_body(scope, receive, limit))
             response = await answer(data=data, scope=scope)
             body: bytes = response.content
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            extra = getattr(response, "extra_headers", None)
+            if extra:
+                headers += extra
             start: HTTPResponseStartEvent = {
                 "type": "http.response.start",
                 "status": response.status_code or 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
+                "headers": headers,
             }
             await send(start)
             done: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}

@@ -51,19 +51,29 @@ VERIFIED_CODES_MAX = 65_536
 a worker never changes; the code version and venue state are checked by the script every time)."""
 
 
-def verify_code(ctx: Context, token: str) -> codes.CodeClaims:
+def verify_code(ctx: Context, token: str, counted: bool = True) -> codes.CodeClaims:
+    """The claims of a venue code (HMAC, remembered per worker); a screen's code must also be of the
+    current time step or the one before. ``counted``: a refusal counts in the rejection metric (a
+    batch counts its items' refusals itself)."""
     verified: dict[str, codes.CodeClaims] = ctx.shared("verified_codes", dict)
     claims = verified.get(token)
-    if claims is not None:
-        return claims
-    try:
-        claims = codes.verify(ctx.keyring, token)
-    except codes.InvalidCode:
-        ctx.metrics.inc(REJECTIONS, reason="bad_code")
-        raise
-    if len(verified) >= VERIFIED_CODES_MAX:
-        verified.clear()
-    verified[token] = claims
+    if claims is None:
+        try:
+            claims = codes.verify(ctx.keyring, token)
+        except codes.InvalidCode:
+            if counted:
+                ctx.metrics.inc(REJECTIONS, reason="bad_code")
+            raise
+        if len(verified) >= VERIFIED_CODES_MAX:
+            verified.clear()
+        verified[token] = claims
+    if claims.kind == "r":
+        try:
+            codes.check_step(claims, ctx.settings.rotating_step_s)
+        except codes.CodeExpired:
+            if counted:
+                ctx.metrics.inc(REJECTIONS, reason="code_expired")
+            raise
     return claims
 
 
@@ -94,7 +104,7 @@ async def post_checkin(data: checkins.CheckinIn, scope: Scope) -> Response[bytes
             owner.token_version,
             data,
             claims,
-            protection.client_ip(scope),
+            protection.client_ip(ctx, scope),
             now_ms(),
             lite,
         )
@@ -112,20 +122,18 @@ async def post_batch(data: checkins.BatchIn, scope: Scope) -> Response[bytes]:
     ctx = context_of(scope)
     owner = await resident_of(ctx, scope)
     with admitted(ctx, "batch") as lite:
-        now = now_ms()
-        s = ctx.settings
-        await protection.hit(
+        out, retry_after = await checkins.check_in_batch(
             ctx,
-            [
-                ("resident", str(owner.person_id), s.rate_resident_per_min),
-                ("address", protection.client_ip(scope), s.rate_ip_per_min),
-            ],
-            now,
+            owner.person_id or 0,
+            owner.token_version,
+            data,
+            lambda t: verify_code(ctx, t, counted=False),
+            protection.client_ip(ctx, scope),
+            now_ms(),
+            lite,
         )
-        out = await checkins.check_in_batch(
-            ctx, owner.person_id or 0, owner.token_version, data, lambda t: verify_code(ctx, t), now, lite
-        )
-    return HotResponse(_encoder.encode(out), 200)
+    headers = None if retry_after is None else [(b"retry-after", str(retry_after).encode())]
+    return HotResponse(_encoder.encode(out), 200, headers)
 
 
 @post(

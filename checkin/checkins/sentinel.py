@@ -1,5 +1,9 @@
 """Sentinel devices: the door scanner of one venue uploads the codes it read.
 
+Scans are counted against the device's own budget (``CHECKIN_RATE_DEVICE_PER_MIN``; the excess
+is refused per scan with 429 and a Retry-After) and may be at most ``CHECKIN_DEVICE_BACKLOG_HOURS``
+old. The answer names a person only as the door needs: masked name, colour, verdict, reason.
+
 A device key is bound to one venue (``POST /v1/keys`` with role ``device`` and a
 ``venue_id``); an admin may upload for any venue with ``?venue_id=``. A person is named by
 the door pass their phone shows (``pass``: signed, valid 120 s, carrying their token version, so
@@ -17,12 +21,20 @@ from litestar import Response, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
+from checkin import protection
 from checkin.checkins import service as checkins
 from checkin.checkins.admission import admitted
 from checkin.platform import persons, resident_tokens
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, DomainError, Forbidden, NotFound, Unauthenticated
+from checkin.platform.errors import (
+    BadInput,
+    DomainError,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+)
 from checkin.platform.instants import now_ms
 from checkin.platform.service import Part
 
@@ -69,13 +81,16 @@ async def post_scans(
     else:
         target = venue_id
     with admitted(ctx, "sentinel") as lite:
-        out = await _resolve_and_check_in(ctx, data, target, lite)
-    return Response(content=_encoder.encode(out), status_code=200, media_type="application/json")
+        out, retry_after = await _resolve_and_check_in(ctx, data, target, principal.key_id, lite)
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    return Response(
+        content=_encoder.encode(out), status_code=200, media_type="application/json", headers=headers
+    )
 
 
 async def _resolve_and_check_in(
-    ctx: Context, data: SentinelIn, target: int, lite: bool
-) -> checkins.SentinelOut:
+    ctx: Context, data: SentinelIn, target: int, device: str, lite: bool
+) -> tuple[checkins.SentinelOut, int | None]:
     now = now_ms()
     resolved: list[tuple[int, int, str] | DomainError] = []
     by_id_number: list[tuple[int, str]] = []
@@ -83,7 +98,7 @@ async def _resolve_and_check_in(
         try:
             if (scan.door_pass is None) == (scan.id_number is None):
                 raise BadInput("give exactly one of pass or id_number")
-            at = checkins.scan_instant(ctx, scan.scanned_at, now)
+            at = checkins.scan_instant(ctx, scan.scanned_at, now, ctx.settings.device_backlog_hours)
             if scan.door_pass is not None:
                 claims = resident_tokens.verify_pass(ctx.keyring, scan.door_pass, now / 1000)
                 resolved.append((claims.person_id, at, str(claims.version)))
@@ -94,13 +109,32 @@ async def _resolve_and_check_in(
             resolved.append(exc)
     if by_id_number:
         found = await persons.lookup_many_by_id_number(ctx, [n for _, n in by_id_number])
+        unknown = [index for (index, _), pid in zip(by_id_number, found, strict=True) if pid is None]
+        # an unknown number spends the device's scan budget too, so a door device cannot test the
+        # registry for numbers faster than it could scan people
+        within = not unknown or await protection.spend(
+            ctx,
+            "device",
+            device,
+            len(unknown),
+            ctx.settings.rate_device_per_min,
+            now,
+            ctx.keys.shard_of(target),
+        )
         for (index, _), pid in zip(by_id_number, found, strict=True):
             entry = resolved[index]
             assert not isinstance(entry, DomainError)
-            resolved[index] = (
-                (pid, entry[1], "") if pid is not None else NotFound("no resident with this id_number")
-            )
-    return await checkins.check_in_sentinel(ctx, target, resolved, now, lite)
+            if pid is not None:
+                resolved[index] = (pid, entry[1], "")
+            elif within:
+                resolved[index] = NotFound("no resident with this id_number", reason="unknown_person")
+            else:
+                resolved[index] = TooManyRequests(
+                    f"too many scans from this device; at most {ctx.settings.rate_device_per_min} a minute",
+                    retry_after=protection.window_now(now)[1],
+                    reason="rate_limited",
+                )
+    return await checkins.check_in_sentinel(ctx, target, device, resolved, now, lite)
 
 
 PART = Part("sentinel", routes=[post_scans])

@@ -48,7 +48,10 @@ RECORD_TTL_S = 13 * 3600
 """Check-in records live past the longest stay, so a check-out and a repeat scan find them."""
 MAX_STAY_MS = 12 * 3600 * 1000
 REPEAT_WINDOW_MS = 60_000
-"""A scan by the same owner at the same venue within this window is the same check-in."""
+"""A scan by the same owner at the same venue within this window of any of their recent scans there
+is that check-in."""
+REMEMBERED_SCANS = 32
+"""Recent scans kept per owner and venue for the repeat rule (a day's visits to one venue)."""
 DAY_ENTRIES_TTL_S = 3 * 86_400
 """Operators read today's entry count; a day's count is kept three days."""
 MAX_BATCH = 500
@@ -113,6 +116,8 @@ class ItemResult(msgspec.Struct, omit_defaults=True):
     at: str | None = None
     duplicate: bool | None = None
     error: str | None = None
+    error_reason: str | None = None
+    """Why the item was refused, as the problem's ``reason`` of a single check-in (``rate_limited``…)."""
 
 
 class BatchOut(msgspec.Struct):
@@ -232,18 +237,25 @@ async def load_scripts(ctx: Context) -> None:
 # --- time ----------------------------------------------------------------
 
 
-def scan_instant(ctx: Context, scanned_at: dt.datetime | None, now: int) -> int:
-    """The scan instant: now, or an offline scan time inside the accepted window (else 422)."""
+def scan_instant(
+    ctx: Context, scanned_at: dt.datetime | None, now: int, past_hours: int | None = None
+) -> int:
+    """The scan instant: now, or an offline scan time inside the accepted window (else 422). Phones
+    may send scans ``CHECKIN_CHECKIN_WINDOW_PAST_HOURS`` old; door devices ``past_hours``
+    (``CHECKIN_DEVICE_BACKLOG_HOURS``)."""
     if scanned_at is None:
         return now
     at = to_ms(scanned_at)
     s = ctx.settings
-    if at < now - s.checkin_window_past_hours * 3_600_000:
+    hours = s.checkin_window_past_hours if past_hours is None else past_hours
+    if at < now - hours * 3_600_000:
         raise Unprocessable(
-            f"scanned_at is more than {s.checkin_window_past_hours} h in the past; the scan is too old"
+            f"scanned_at is more than {hours} h in the past; the scan is too old", reason="too_old"
         )
     if at > now + s.checkin_window_future_s * 1000:
-        raise Unprocessable(f"scanned_at is more than {s.checkin_window_future_s} s in the future")
+        raise Unprocessable(
+            f"scanned_at is more than {s.checkin_window_future_s} s in the future", reason="in_future"
+        )
     return at
 
 
@@ -302,6 +314,21 @@ class Item:
     acc: str = ""
     token_version: str = ""
     """The owner's credential's token version; "" = not checked (an id card at a door)."""
+    code_kind: str = ""
+    """'s' a printed poster's code, 'r' a screen's rotating code, '' none (a door device)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Who a call's scans are counted against: the caller (a resident or a door device) and, for
+    phones, their client address; limits are scans a minute."""
+
+    kind: str
+    """``resident`` or ``device``."""
+    who: str
+    limit: int
+    address: str = ""
+    address_limit: int = 0
 
 
 @dataclass
@@ -312,30 +339,23 @@ class Call:
     items: list[Item] = field(default_factory=list)
 
 
-def start_call(
-    ctx: Context,
-    shard: int,
-    now: int,
-    flags: str,
-    rate: tuple[int, str] | None = None,
-) -> Call:
-    """A script call for one shard; ``rate`` = (resident id, client address) to count, or None."""
+def start_call(ctx: Context, shard: int, now: int, flags: str, budget: Budget | None = None) -> Call:
+    """A script call for one shard; its scans are counted against ``budget`` (None: not counted)."""
     keys = ctx.keys
     s = ctx.settings
     window = now // WINDOW_MS
-    if rate is None:
-        rkey = ikey = keys.stream(shard)
-        rlimit = ilimit = 0
-    else:
-        rkey = keys.rate_tagged(shard, "resident", str(rate[0]), window)
-        ikey = keys.rate_tagged(shard, "address", rate[1], window)
-        rlimit, ilimit = s.rate_resident_per_min, s.rate_ip_per_min
+    ckey = akey = keys.stream(shard)
+    climit = alimit = 0
+    if budget is not None:
+        ckey, climit = keys.rate_tagged(shard, budget.kind, budget.who, window), budget.limit
+        if budget.address_limit:
+            akey, alimit = keys.rate_tagged(shard, "address", budget.address, window), budget.address_limit
     call = Call(shard)
-    call.keys = [keys.stream(shard), rkey, ikey]
+    call.keys = [keys.stream(shard), ckey, akey]
     call.args = [
         now,
-        rlimit,
-        ilimit,
+        climit,
+        alimit,
         WINDOW_MS + 1000,
         s.unknown_status,
         flags,
@@ -344,6 +364,8 @@ def start_call(
         REPEAT_WINDOW_MS,
         DAY_ENTRIES_TTL_S,
         keys.checkin_record(shard, ""),
+        keys.pstate_prefix(shard),
+        REMEMBERED_SCANS,
     ]
     return call
 
@@ -364,6 +386,7 @@ def add_item(ctx: Context, call: Call, item: Item) -> None:
     call.args += [
         item.venue_id,
         item.code_version,
+        item.code_kind,
         item.at_ms,
         cid,
         item.client_id or "",
@@ -379,11 +402,8 @@ def add_item(ctx: Context, call: Call, item: Item) -> None:
     call.items.append(item)
 
 
-def parse_reply(reply: list[Any]) -> list[tuple[str, bytes]] | str:
-    """Per item (code, payload), or the rate limit that was hit."""
-    head = reply[0]
-    if head == b"rate":
-        return reply[1].decode()  # type: ignore[no-any-return]
+def parse_reply(reply: list[Any]) -> list[tuple[str, bytes]]:
+    """Per item (code, payload)."""
     return [(reply[i].decode(), reply[i + 1]) for i in range(1, len(reply), 2)]
 
 
@@ -394,6 +414,12 @@ _ERRORS: dict[str, tuple[type[DomainError], str, str]] = {
         Gone,
         "old_code",
         "this poster of {name} has been replaced; ask the venue for the new poster",
+    ),
+    "static_code": (
+        Gone,
+        "static_code",
+        "the venue {name} shows its code on a screen: scan the code on the screen at the entrance "
+        "(请重新扫描屏幕上的场所码)",
     ),
     "foreign": (Forbidden, "foreign_companion", "person {name} is not one of your companions"),
     "revoked": (
@@ -411,13 +437,24 @@ def item_error(ctx: Context, code: str, payload: bytes) -> DomainError:
     return cls(text.format(name=f"“{name}”" if code != "foreign" else name), reason=reason)
 
 
-def rate_error(ctx: Context, which: str, now: int) -> TooManyRequests:
+def rate_error(ctx: Context, budget: Budget, which: bytes, now: int) -> TooManyRequests:
+    """The refusal of an item a budget had no room for (``which``: the script's ``caller`` or
+    ``address``)."""
     ctx.metrics.inc(REJECTIONS, reason="rate_limited")
-    limit = ctx.settings.rate_resident_per_min if which == "resident" else ctx.settings.rate_ip_per_min
-    who = "resident" if which == "resident" else "address"
+    if which == b"address":
+        who, limit = "address", budget.address_limit
+    else:
+        who, limit = budget.kind, budget.limit
     return TooManyRequests(
-        f"too many check-ins from this {who}; at most {limit} a minute", retry_after=window_now(now)[1]
+        f"too many scans from this {who}; at most {limit} a minute (a companion counts as a scan)",
+        retry_after=window_now(now)[1],
+        reason="rate_limited",
     )
+
+
+def refusal(ctx: Context, budget: Budget, code: str, payload: bytes, now: int) -> DomainError:
+    """The error of an item the script refused (a budget's, or another reason's)."""
+    return rate_error(ctx, budget, payload, now) if code == "rate" else item_error(ctx, code, payload)
 
 
 def response_of(record: Record, duplicate: bool, degraded: bool) -> CheckinOut:
@@ -472,12 +509,13 @@ async def check_in(
     now: int,
     lite: bool,
 ) -> CheckinOut:
-    """One phone check-in (``claims`` = the verified venue code; the owner's token version is
-    checked by the script)."""
+    """One phone check-in (``claims`` = the verified venue code; the owner's token version and the
+    resident's and address's scan budgets are checked by the script)."""
     persons = persons_of(owner, data.companions)
     at = scan_instant(ctx, data.scanned_at, now)
     shard = ctx.keys.shard_of(claims.venue_id)
-    call = start_call(ctx, shard, now, "l" if lite else "", (owner, ip))
+    budget = resident_budget(ctx, owner, ip)
+    call = start_call(ctx, shard, now, "l" if lite else "", budget)
     lat, lon, acc = location_args(data.location)
     add_item(
         ctx,
@@ -494,12 +532,10 @@ async def check_in(
             lon,
             acc,
             str(token_version),
+            claims.kind,
         ),
     )
-    parsed = parse_reply(await scripts(ctx).run("checkin", call.keys, call.args))
-    if isinstance(parsed, str):
-        raise rate_error(ctx, parsed, now)
-    code, payload = parsed[0]
+    code, payload = parse_reply(await scripts(ctx).run("checkin", call.keys, call.args))[0]
     if code == "ok":
         record = record_decoder.decode(payload)
         ctx.metrics.inc(ACCEPTED, source="phone")
@@ -507,35 +543,53 @@ async def check_in(
         return response_of(record, False, lite)
     if code == "dup":
         ctx.metrics.inc(DEDUPES, source="phone")
-        return response_of(record_decoder.decode(payload), True, False)
+        return response_of(record_decoder.decode(payload), True, lite)
+    if code == "rate":
+        raise rate_error(ctx, budget, payload, now)
     raise item_error(ctx, code, payload)
 
 
-async def run_calls(ctx: Context, calls: list[Call]) -> list[list[tuple[str, bytes]] | str]:
+def resident_budget(ctx: Context, owner: int, ip: str) -> Budget:
+    s = ctx.settings
+    return Budget("resident", str(owner), s.rate_resident_per_min, ip, s.rate_ip_per_min)
+
+
+async def run_calls(ctx: Context, calls: list[Call]) -> list[list[tuple[str, bytes]]]:
     replies = await scripts(ctx).run_many("checkin", [(c.keys, c.args) for c in calls])
     return [parse_reply(r) for r in replies]
 
 
 async def check_in_batch(
-    ctx: Context, owner: int, token_version: int, data: BatchIn, keyring_verify: Any, now: int, lite: bool
-) -> BatchOut:
-    """An offline queue of one resident: each item verified and answered on its own."""
+    ctx: Context,
+    owner: int,
+    token_version: int,
+    data: BatchIn,
+    keyring_verify: Any,
+    ip: str,
+    now: int,
+    lite: bool,
+) -> tuple[BatchOut, int | None]:
+    """An offline queue of one resident: each item verified and answered on its own, each counted
+    against the scan budgets like a single check-in. Returns the answer and, when items were
+    refused for the budget, the seconds until it has room again (Retry-After)."""
     results: list[ItemResult | None] = [None] * len(data.items)
     calls: dict[int, Call] = {}
     flags = "b" + ("l" if lite else "")
+    budget = resident_budget(ctx, owner, ip)
     for index, entry in enumerate(data.items):
         try:
             claims = keyring_verify(entry.code)
             persons = persons_of(owner, entry.companions)
             at = scan_instant(ctx, entry.scanned_at, now)
         except DomainError as exc:
-            ctx.metrics.inc(REJECTIONS, reason=_reason_of(exc))
-            results[index] = ItemResult(index=index, status=exc.status, error=exc.detail)
+            reason = _reason_of(exc)
+            ctx.metrics.inc(REJECTIONS, reason=reason)
+            results[index] = ItemResult(index=index, status=exc.status, error=exc.detail, error_reason=reason)
             continue
         shard = ctx.keys.shard_of(claims.venue_id)
         call = calls.get(shard)
         if call is None:
-            call = calls[shard] = start_call(ctx, shard, now, flags)
+            call = calls[shard] = start_call(ctx, shard, now, flags, budget)
         lat, lon, acc = location_args(entry.location)
         add_item(
             ctx,
@@ -552,18 +606,18 @@ async def check_in_batch(
                 lon,
                 acc,
                 str(token_version),
+                claims.kind,
             ),
         )
     ordered = list(calls.values())
     replies = await run_calls(ctx, ordered) if ordered else []
-    accepted = duplicates = entries = 0
     for parsed in replies:
-        assert not isinstance(parsed, str)  # batches are rate-limited before the script
         if any(code == "revoked" for code, _ in parsed):
             # one owner, one version: every item was refused before anything was written
             raise item_error(ctx, "revoked", b"")
+    accepted = duplicates = entries = 0
+    retry_after: int | None = None
     for call, parsed in zip(ordered, replies, strict=True):
-        assert not isinstance(parsed, str)
         for item, (code, payload) in zip(call.items, parsed, strict=True):
             if code == "ok":
                 accepted += 1
@@ -575,22 +629,33 @@ async def check_in_batch(
                 duplicates += 1
                 results[item.index] = ItemResult(item.index, 200, payload.decode(), None, True)
             else:
-                err = item_error(ctx, code, payload)
-                results[item.index] = ItemResult(item.index, err.status, error=err.detail)
+                err = (
+                    rate_error(ctx, budget, payload, now)
+                    if code == "rate"
+                    else item_error(ctx, code, payload)
+                )
+                if code == "rate":
+                    retry_after = err.retry_after
+                results[item.index] = ItemResult(
+                    item.index, err.status, error=err.detail, error_reason=err.extra.get("reason")
+                )
     if accepted:
         ctx.metrics.inc(ACCEPTED, accepted, source="batch")
         ctx.metrics.inc(SCANS, entries, source="batch")
     if duplicates:
         ctx.metrics.inc(DEDUPES, duplicates, source="batch")
     final = [r for r in results if r is not None]
-    return BatchOut(
+    out = BatchOut(
         accepted=accepted, duplicates=duplicates, rejected=len(final) - accepted - duplicates, results=final
     )
+    return out, retry_after
 
 
 def _reason_of(exc: DomainError) -> str:
     from venues.codes import InvalidCode
 
+    if exc.extra.get("reason"):
+        return str(exc.extra["reason"])
     if isinstance(exc, InvalidCode):
         return "bad_code"
     if isinstance(exc, Unprocessable):
@@ -635,18 +700,22 @@ async def check_out(ctx: Context, owner: int, checkin_id: str, now: int) -> Chec
 
 
 class SentinelResult(msgspec.Struct, omit_defaults=True):
+    """What the door needs of one scan, and nothing more: who (masked), their colour, the verdict
+    and its reason. Never a person id or anything else that would make a device key a lookup of
+    the population (docs/ARCHITECTURE.md, "Integrity of the record")."""
+
     index: int
     status: int
-    person_id: int | None = None
-    checkin_id: str | None = None
     at: str | None = None
     duplicate: bool | None = None
     name_masked: str | None = None
     health_status: str | None = None
     verdict: str | None = None
     reason: str | None = None
-    last_negative_test_at: str | None = None
+    """The verdict's reason (``red_code``…)."""
     error: str | None = None
+    error_reason: str | None = None
+    """Why the scan was refused (``rate_limited``, ``too_old``…)."""
 
 
 class SentinelOut(msgspec.Struct):
@@ -658,28 +727,47 @@ class SentinelOut(msgspec.Struct):
 
 
 async def check_in_sentinel(
-    ctx: Context, venue_id: int, scans: Sequence[tuple[int, int, str] | DomainError], now: int, lite: bool
-) -> SentinelOut:
+    ctx: Context,
+    venue_id: int,
+    device: str,
+    scans: Sequence[tuple[int, int, str] | DomainError],
+    now: int,
+    lite: bool,
+) -> tuple[SentinelOut, int | None]:
     """Scans at one door: per scan (person id, scan instant, the pass's token version or "" for an
-    id card) or the error found while resolving it."""
+    id card) or the error found while resolving it; counted against the device's scan budget.
+    Returns the answer and the Retry-After of scans refused for the budget (else None)."""
     shard = ctx.keys.shard_of(venue_id)
-    call = start_call(ctx, shard, now, "l" if lite else "")
+    budget = Budget("device", device, ctx.settings.rate_device_per_min)
+    call = start_call(ctx, shard, now, "l" if lite else "", budget)
     results: list[SentinelResult | None] = [None] * len(scans)
+    retry_after: int | None = None
     for index, scan in enumerate(scans):
         if isinstance(scan, DomainError):
-            results[index] = SentinelResult(index=index, status=scan.status, error=scan.detail)
+            retry_after = scan.retry_after or retry_after
+            results[index] = SentinelResult(
+                index=index, status=scan.status, error=scan.detail, error_reason=scan.extra.get("reason")
+            )
             continue
         pid, at, version = scan
         add_item(ctx, call, Item(index, venue_id, "", at, [pid], "sentinel", token_version=version))
     accepted = duplicates = 0
     if call.items:
         parsed = (await run_calls(ctx, [call]))[0]
-        assert not isinstance(parsed, str)
         for item, (code, payload) in zip(call.items, parsed, strict=True):
             if code not in ("ok", "dup"):
-                exc = item_error(ctx, code, payload)
+                exc = (
+                    rate_error(ctx, budget, payload, now)
+                    if code == "rate"
+                    else item_error(ctx, code, payload)
+                )
+                if code == "rate":
+                    retry_after = exc.retry_after
                 results[item.index] = SentinelResult(
-                    index=item.index, status=exc.status, person_id=item.persons[0], error=exc.detail
+                    index=item.index,
+                    status=exc.status,
+                    error=exc.detail,
+                    error_reason=exc.extra.get("reason"),
                 )
                 continue
             record = record_decoder.decode(payload)
@@ -690,15 +778,12 @@ async def check_in_sentinel(
             results[item.index] = SentinelResult(
                 index=item.index,
                 status=200 if dup else 201,
-                person_id=int(p[0]),
-                checkin_id=record.cid,
                 at=format_ms(int(record.at)),
                 duplicate=dup,
                 name_masked=p[5],
                 health_status=p[1],
                 verdict=p[2],
                 reason=p[3] or None,
-                last_negative_test_at=format_ms(int(p[6])) if p[6] else None,
             )
     if accepted:
         ctx.metrics.inc(ACCEPTED, accepted, source="sentinel")
@@ -706,10 +791,11 @@ async def check_in_sentinel(
     if duplicates:
         ctx.metrics.inc(DEDUPES, duplicates, source="sentinel")
     final = [r for r in results if r is not None]
-    return SentinelOut(
+    out = SentinelOut(
         venue_id=venue_id,
         accepted=accepted,
         duplicates=duplicates,
         rejected=len(final) - accepted - duplicates,
         results=final,
     )
+    return out, retry_after

@@ -1,9 +1,10 @@
 """The phone check-in page: what a resident's camera opens from a venue QR code.
 
-``GET /v/{token}`` verifies the venue code on the server (HMAC, then the venue
-record in Redis) and renders either the check-in page with the venue name or a
-zh-CN error page with the matching status (tampered 400, unknown 404, inactive
-venue or superseded poster 410). The page itself is static HTML; registration,
+``GET /v/{token}`` verifies the venue code on the server (:func:`venues.registry.check_code`: HMAC,
+a screen code's time step, then the venue record in Redis) and renders either the check-in page
+with the venue name or a zh-CN error page with the matching status (tampered 400, unknown 404;
+410 for an inactive venue, a superseded poster, an expired screen code, or the poster of a venue
+that shows its code on a screen). The page itself is static HTML; registration,
 check-in and check-out run in ``/static/phone.js`` against the JSON API. Values
 the script needs (code, venue, time zone) travel in escaped ``data-`` attributes,
 so the Content-Security-Policy allows no inline script or style at all.
@@ -20,10 +21,11 @@ from litestar import Response, get
 from redis.exceptions import RedisError
 
 from checkin.platform.context import Context
+from checkin.platform.errors import Gone, NotFound
 from checkin.platform.metrics import Metrics
 from checkin.platform.service import Part
 from checkin.platform.static_assets import Asset
-from venues import codes
+from venues import codes, registry
 from venues.model import Venue
 
 log = logging.getLogger("checkin.pages.phone")
@@ -121,6 +123,21 @@ def render_checkin_page(venue: Venue, token: str, tz: str) -> str:
 
 
 _SCAN_AGAIN = "请重新扫描场所张贴的场所码；如仍无法登记，请联系场所工作人员。"
+SCAN_SCREEN_AGAIN = "请重新扫描屏幕上的场所码"
+
+
+def _gone_page(reason: str, venue_name: str) -> Response[bytes]:
+    """The 410 page of a refused code, by the registry's reason."""
+    at = f"场所“{venue_name}”" if venue_name else "该场所"
+    if reason == "code_expired":
+        return error_page(410, "场所码已过期", "您扫描的是屏幕上已过期的场所码。", SCAN_SCREEN_AGAIN + "。")
+    if reason == "static_code":
+        return error_page(
+            410, "请扫描屏幕上的场所码", f"{at}使用入口屏幕上的动态场所码登记。", SCAN_SCREEN_AGAIN + "。"
+        )
+    if reason == "old_version":
+        return error_page(410, "场所码已更换", f"{at}已更换场所码，此码已失效。", "请向场所索取新的场所码。")
+    return error_page(410, "场所码已停用", f"{at}的场所码已停用。", "请向场所索取新的场所码。")
 
 
 def setup_metrics(metrics: Metrics) -> None:
@@ -135,12 +152,16 @@ async def checkin_page(token: str, ctx: Context) -> Response[bytes]:
         ctx.metrics.inc(PAGE_VIEWS, result="tampered")
         return error_page(400, "场所码无效", "这不是有效的场所码。", _SCAN_AGAIN)
     try:
-        claims = codes.verify(ctx.keyring, token)
+        venue = await registry.check_code(ctx, token)
     except codes.InvalidCode:
         ctx.metrics.inc(PAGE_VIEWS, result="tampered")
         return error_page(400, "场所码无效", "该场所码无法通过校验，可能已被篡改或损坏。", _SCAN_AGAIN)
-    try:
-        raw: dict[bytes, bytes] = await ctx.redis.hgetall(ctx.keys.venue(claims.venue_id))
+    except NotFound:
+        ctx.metrics.inc(PAGE_VIEWS, result="unknown")
+        return error_page(404, "场所不存在", "未找到该场所码对应的场所。", _SCAN_AGAIN)
+    except Gone as gone:
+        ctx.metrics.inc(PAGE_VIEWS, result="gone")
+        return _gone_page(str(gone.extra.get("reason", "")), str(gone.extra.get("venue_name", "")))
     except (RedisError, OSError) as exc:
         log.warning("venue lookup for the phone page failed: %s", exc)
         ctx.metrics.inc(PAGE_VIEWS, result="unavailable")
@@ -150,26 +171,6 @@ async def checkin_page(token: str, ctx: Context) -> Response[bytes]:
             "登记服务暂时不可用。",
             "请稍后刷新本页重试。",
             headers={"Retry-After": "5"},
-        )
-    if not raw:
-        ctx.metrics.inc(PAGE_VIEWS, result="unknown")
-        return error_page(404, "场所不存在", "未找到该场所码对应的场所。", _SCAN_AGAIN)
-    venue = Venue.from_hash(claims.venue_id, raw)
-    if not venue.active:
-        ctx.metrics.inc(PAGE_VIEWS, result="gone")
-        return error_page(
-            410,
-            "场所码已停用",
-            f"场所“{venue.name}”的场所码已停用。",
-            "请向场所索取新的场所码。",
-        )
-    if claims.code_version != venue.code_version:
-        ctx.metrics.inc(PAGE_VIEWS, result="gone")
-        return error_page(
-            410,
-            "场所码已更换",
-            f"场所“{venue.name}”已更换场所码，此码已失效。",
-            "请向场所索取新的场所码。",
         )
     ctx.metrics.inc(PAGE_VIEWS, result="ok")
     return _html(render_checkin_page(venue, token, ctx.settings.tz), 200)

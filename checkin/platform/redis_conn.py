@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio as aioredis
@@ -17,6 +18,30 @@ AsyncRedis = Any  # redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster: s
 
 def _plain_url(url: str) -> str:
     return url.replace("redis+cluster://", "redis://").replace("rediss+cluster://", "rediss://")
+
+
+def has_password(url: str) -> bool:
+    return urlsplit(url).password is not None
+
+
+def with_password(url: str, password: str) -> str:
+    """The URL with this password (and no user name): what the private redis-server requires."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f":{quote(password, safe='')}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redacted(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def async_client(settings: Settings, url: str | None = None) -> AsyncRedis:
@@ -45,7 +70,7 @@ async def connect(settings: Settings, attempts: int = 5, delay_s: float = 0.5) -
             last = exc
             await client.aclose()
             await asyncio.sleep(delay_s * (attempt + 1))
-    raise ConnectionError(f"Redis at {settings.redis_url} did not answer: {last}")
+    raise ConnectionError(f"Redis at {redacted(settings.redis_url)} did not answer: {last}")
 
 
 def reachable(url: str, timeout_s: float = 1.0) -> bool:

@@ -84,6 +84,10 @@ class RedisKeys:
         """Hash of one venue's registry fields, in its stream shard's slot."""
         return f"{self.prefix}venue:{{{self.shard_of(venue_id)}}}:{venue_id}"
 
+    def venue_history(self, venue_id: int) -> str:
+        """List of the venue's changes (JSON, newest first), in the venue's slot."""
+        return f"{self.prefix}venue-history:{{{self.shard_of(venue_id)}}}:{venue_id}"
+
     def venue_index(self) -> str:
         """Sorted set of every venue id (score = id)."""
         return f"{self.prefix}venues:ids"
@@ -128,6 +132,11 @@ class RedisKeys:
         return f"{self.prefix}person:{person_id}:guardians"
 
     # --- one-time codes -------------------------------------------------------------
+    def answered_persons(self, key_id: str) -> str:
+        """Sorted set of the persons trace and exposure answers named to one key (score = until ms):
+        the purpose binding of ``contact-details``."""
+        return f"{self.prefix}answered:{key_id}"
+
     def otp_challenge(self, challenge_id: str) -> str:
         return f"{self.prefix}otp:challenge:{challenge_id}"
 
@@ -143,6 +152,11 @@ class RedisKeys:
     def pstate(self, person_id: int, shard: int = 0) -> str:
         """Hot per-person state the check-in script reads: colour, tests, watchlist, masked name."""
         return f"{self.prefix}person-state:{{{self.pstate_tag(shard)}}}:{person_id}"
+
+    def pstate_prefix(self, shard: int) -> str:
+        """``pstate(person_id, shard)`` without the id: the check-in script reads the hot state of
+        persons an earlier check-in names (a repeat scan answers their state now)."""
+        return f"{self.prefix}person-state:{{{self.pstate_tag(shard)}}}:"
 
     def pstate_copies(self, person_id: int) -> list[str]:
         if not self.cluster:

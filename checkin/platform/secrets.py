@@ -1,8 +1,10 @@
-"""Admin key and keyring generated on first start and kept in the data dir.
+"""Admin key, keyring and the private Redis password, generated on first use and kept in the data dir.
 
 When ``CHECKIN_ADMIN_KEY`` / ``CHECKIN_KEYRING`` are empty they are read from
-``<data_dir>/secrets.json`` (mode 0600), which is created atomically the first
-time so that several workers starting together agree on one set of secrets.
+``<data_dir>/secrets.json`` (mode 0600, in a data dir created 0700), which is created atomically the
+first time so that several workers starting together agree on one set of secrets. The password of
+the private ``redis-server`` that ``checkin up`` starts is added the first time it starts one; commands
+run later against the same data dir find that server through it.
 """
 
 from __future__ import annotations
@@ -15,17 +17,26 @@ from pathlib import Path
 import msgspec
 
 from checkin.platform.keyring import Keyring
+from checkin.platform.redis_conn import has_password, reachable, with_password
 from checkin.platform.settings import Settings
 
 SECRETS_FILE = "secrets.json"
+REDIS_PASSWORD = "redis_password"  # noqa: S105 - the name of the field, not a password
 
 
 def _generate() -> dict[str, str]:
     return {"admin_key": "adm_" + pysecrets.token_urlsafe(24), "keyring": Keyring.generate(1)}
 
 
+def make_data_dir(data_dir: Path) -> None:
+    """Create the data dir readable by its owner only (it holds secrets, the database and logs)."""
+    if not data_dir.exists():
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, exist_ok=True)
+
+
 def load_or_create(data_dir: Path) -> dict[str, str]:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(data_dir)
     path = data_dir / SECRETS_FILE
     if not path.exists():
         tmp = data_dir / f".{SECRETS_FILE}.{os.getpid()}"
@@ -42,23 +53,44 @@ def load_or_create(data_dir: Path) -> dict[str, str]:
     return loaded
 
 
-def save_keyring(data_dir: Path, keyring: Keyring) -> None:
-    """Persist a rotated keyring (used by `checkin keys rotate`)."""
-    current = load_or_create(data_dir)
-    current["keyring"] = keyring.serialize()
-    tmp = data_dir / f".{SECRETS_FILE}.rotate"
+def _rewrite(data_dir: Path, current: dict[str, str]) -> None:
+    tmp = data_dir / f".{SECRETS_FILE}.{os.getpid()}.new"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(current, fh)
     os.replace(tmp, data_dir / SECRETS_FILE)
 
 
+def save_keyring(data_dir: Path, keyring: Keyring) -> None:
+    """Persist a rotated keyring (used by `checkin keys rotate`)."""
+    current = load_or_create(data_dir)
+    current["keyring"] = keyring.serialize()
+    _rewrite(data_dir, current)
+
+
+def private_redis_password(data_dir: Path) -> str:
+    """The password of this data dir's private redis-server, generated the first time."""
+    current = load_or_create(data_dir)
+    if not current.get(REDIS_PASSWORD):
+        current[REDIS_PASSWORD] = pysecrets.token_urlsafe(24)
+        _rewrite(data_dir, current)
+    return current[REDIS_PASSWORD]
+
+
 def resolve_secrets(settings: Settings) -> Settings:
-    if settings.admin_key and settings.keyring:
+    """Settings with the stored secrets filled in; a Redis URL without a password that does not answer
+    becomes the URL of this data dir's private redis-server when one was started here."""
+    stored: dict[str, str] | None = None
+    if not (settings.admin_key and settings.keyring):
+        stored = load_or_create(settings.data_path)
+        settings = msgspec.structs.replace(
+            settings,
+            admin_key=settings.admin_key or stored["admin_key"],
+            keyring=settings.keyring or stored["keyring"],
+        )
+    if has_password(settings.redis_url) or not (settings.data_path / SECRETS_FILE).exists():
         return settings
-    stored = load_or_create(settings.data_path)
-    return msgspec.structs.replace(
-        settings,
-        admin_key=settings.admin_key or stored["admin_key"],
-        keyring=settings.keyring or stored["keyring"],
-    )
+    password = (stored or load_or_create(settings.data_path)).get(REDIS_PASSWORD)
+    if password and not reachable(settings.redis_url):
+        settings = msgspec.structs.replace(settings, redis_url=with_password(settings.redis_url, password))
+    return settings

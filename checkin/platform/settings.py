@@ -112,10 +112,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     checkin_window_past_hours: PosInt = 72
     """Offline check-ins may be this old."""
     checkin_window_future_s: PosInt = 300
+    device_backlog_hours: PosInt = 24
+    """A door device may upload scans this old at most."""
+    rotating_step_s: PosInt = 30
+    """Seconds one code of a venue's screen (code_mode rotating) is current; the one before it is still
+    accepted, older ones are refused with 410."""
     rate_resident_per_min: PosInt = 120
+    """Scans a resident may write a minute (a check-in with two companions is three; a batch item
+    counts the same as a single check-in)."""
     rate_ip_per_min: PosInt = 6000
+    """Scans one client address may write a minute."""
+    rate_device_per_min: PosInt = 600
+    """Scans one door device may upload a minute."""
     rate_register_per_min: PosInt = 60
-    """Registrations per IP per minute."""
+    """One-time codes and registrations per client address per minute."""
+    trusted_proxies: str = ""
+    """Comma-separated CIDRs of proxies whose `X-Forwarded-For` is believed (empty: none)."""
     max_companions: Annotated[int, msgspec.Meta(ge=0, le=50)] = 10
     """Family members one resident may check in with."""
     sms_gateway: str = "outbox"
@@ -175,6 +187,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 f"CHECKIN_RULES_ENABLED: unknown rule(s) {', '.join(sorted(unknown))}; "
                 f"known: {', '.join(RULE_KINDS)}"
             )
+        if self.trusted_proxies:
+            from checkin.platform.client_address import parse_networks
+
+            try:
+                parse_networks(self.trusted_proxies)
+            except ValueError as exc:
+                raise SettingsError(f"CHECKIN_TRUSTED_PROXIES: {exc}") from None
         unknown_workers = set(self.tracing_worker_names()) - set(TRACING_WORKERS)
         if unknown_workers:
             raise SettingsError(

@@ -56,7 +56,7 @@ async def on_shutdown(ctx: Context) -> None:
 async def limit_address(ctx: Context, request: Request[Any, Any, Any]) -> None:
     await protection.hit(
         ctx,
-        [("registration", protection.client_ip(request.scope), ctx.settings.rate_register_per_min)],
+        [("registration", protection.client_ip(ctx, request.scope), ctx.settings.rate_register_per_min)],
         now_ms(),
     )
 
@@ -286,7 +286,7 @@ async def rebind_phone(
 ) -> credentials.Rebound:
     principal.require("health")
     return await credentials.rebind_phone(
-        ctx, principal, person_id, data, protection.client_ip(request.scope)
+        ctx, principal, person_id, data, protection.client_ip(ctx, request.scope)
     )
 
 
@@ -300,7 +300,9 @@ async def revoke_person(
     person_id: int, ctx: Context, principal: Principal, request: Request[Any, Any, Any]
 ) -> credentials.Revoked:
     principal.require("health")
-    return await credentials.revoke_and_record(ctx, principal, person_id, protection.client_ip(request.scope))
+    return await credentials.revoke_and_record(
+        ctx, principal, person_id, protection.client_ip(ctx, request.scope)
+    )
 
 
 PART = Part(

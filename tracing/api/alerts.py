@@ -15,6 +15,9 @@
 * ``POST /v1/alerts/{alert_id}/ack``: marks the alert acknowledged, keeping who and when (a newer
   version of the ClickHouse row); acking again returns the first ack unchanged.
 
+Reading alerts (the list, opening the stream) writes an audit row like a trace query: alerts name
+venues and times of cases.
+
 One reader task per process follows the alerts stream and fans out to the connected feeds; a feed that
 cannot keep up is closed (the client resumes with Last-Event-ID, nothing is lost).
 """
@@ -41,6 +44,7 @@ from checkin.platform.errors import BadInput, NotFound
 from checkin.platform.instants import format_ms, parse_instant
 from checkin.platform.service import Part
 from checkin.platform.settings import RULE_KINDS
+from tracing.api import audit
 from tracing.rules import alerts as al
 from tracing.storage.store import Store
 
@@ -115,6 +119,7 @@ def query_alerts(
     tags=["alerts"],
 )
 async def list_alerts(
+    request: Request[Any, Any, Any],
     ctx: Context,
     store: Store,
     principal: Principal,
@@ -147,6 +152,17 @@ async def list_alerts(
         venue_id=venue_id,
         limit=limit,
     )
+    params: dict[str, Any] = {
+        "since": format_ms(since_ms),
+        "until": format_ms(until_ms),
+        "kind": kind,
+        "severity": severity,
+        "scope": scope_prefix,
+        "acked": acked,
+        "venue_id": venue_id,
+        "limit": limit,
+    }
+    await audit.record(ctx, store, principal, "alerts", "", params, len(found), audit.client_ip(request))
     return AlertList(alerts=found, count=len(found))
 
 
@@ -392,6 +408,7 @@ async def feed(
 async def alerts_stream(
     request: Request[Any, Any, Any],
     ctx: Context,
+    store: Store,
     key: str | None = None,
     last_event_id: str | None = None,
     scope_prefix: Annotated[str, Parameter(query="scope")] = "",
@@ -408,6 +425,8 @@ async def alerts_stream(
         if not STREAM_ID_RE.fullmatch(resume):
             raise BadInput(f"Last-Event-ID: expected a stream entry id like 1712345678901-0, got {resume!r}")
     flt = FeedFilter(key_scope=principal.scope, scope=scope_prefix, kind=kind, severity=severity)
+    params = {"scope": scope_prefix, "kind": kind, "severity": severity, "resume": resume}
+    await audit.record(ctx, store, principal, "alerts_stream", "", params, 0, audit.client_ip(request))
     return Stream(
         feed(ctx, hub_of(ctx), flt, resume),
         media_type="text/event-stream",

@@ -15,6 +15,7 @@ import msgspec
 from litestar import Request, get
 
 from checkin.platform.auth import Principal
+from checkin.platform.client_address import client_address
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Unavailable
 from checkin.platform.instants import format_ms, now_ms, parse_instant
@@ -41,7 +42,9 @@ class AuditPage(msgspec.Struct):
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else ""
+    """The client address of the request (behind a trusted proxy, the forwarded client's)."""
+    ctx: Context = request.app.state["ctx"]
+    return client_address(request.scope, ctx.settings.trusted_proxies)
 
 
 def write(

@@ -4,7 +4,9 @@ Every call needs a ``reason`` (a query parameter for GETs, a body field for
 POSTs) and writes an audit row (who, when, reason, parameters, rows returned)
 before the answer is sent. Windows are ``[since, until)`` in RFC 3339, at most
 60 days long. A scoped key (jurisdiction prefix) sees only stays at venues in
-its jurisdiction; see :mod:`tracing.trace`.
+its jurisdiction; see :mod:`tracing.queries.trace`. Contact details answer only for a
+person a trace or exposure answer named to the same key in the last 24 h
+(:mod:`tracing.api.purpose`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Forbidden, NotFound, Unavailable, Unprocessable
 from checkin.platform.instants import DAY_MS, format_ms, now_ms, parse_instant, to_ms
 from checkin.platform.service import Part
-from tracing.api import audit
+from tracing.api import audit, purpose
 from tracing.queries import trace
 from tracing.storage.store import Store, StoreError
 
@@ -237,6 +239,7 @@ async def get_visits(
     if not stays:
         await _require_person(ctx, store, request, principal, "visits", why, params, pid)
     await audit.record(ctx, store, principal, "visits", why, params, len(stays), audit.client_ip(request))
+    await purpose.remember(ctx, principal, [pid], now_ms())
     return VisitsResponse(
         person_id=pid,
         since=params["since"],
@@ -311,6 +314,12 @@ async def post_contacts(
         await _require_person(ctx, store, request, principal, "contacts", why, params, data.person_id)
     rows = len(result.contacts) + len(result.second_degree)
     await audit.record(ctx, store, principal, "contacts", why, params, rows, audit.client_ip(request))
+    named = [
+        data.person_id,
+        *(c.person_id for c in result.contacts),
+        *(c.person_id for c in result.second_degree),
+    ]
+    await purpose.remember(ctx, principal, named, now_ms())
     return ContactsResponse(
         person_id=data.person_id,
         since=params["since"],
@@ -385,6 +394,7 @@ async def post_exposures(
             )
     found: list[trace.Exposure] = await _run(ctx, "exposures", trace.exposures, store, sites, principal.scope)
     await audit.record(ctx, store, principal, "exposures", why, params, len(found), audit.client_ip(request))
+    await purpose.remember(ctx, principal, (e.person_id for e in found), now_ms())
     if format == "csv":
         names = await _run(ctx, "venues", trace.venue_names, store, {v for e in found for v in e.venues})
         return Response(
@@ -439,6 +449,20 @@ async def get_contact_details(
     pid = parse_person_id(person_id)
     why = check_reason(reason)
     params: dict[str, Any] = {"person_id": pid}
+    try:
+        await purpose.check(ctx, principal, pid, now_ms())
+    except Forbidden:
+        await audit.record(
+            ctx,
+            store,
+            principal,
+            "contact_details",
+            why,
+            {**params, "outcome": "not_traced"},
+            0,
+            audit.client_ip(request),
+        )
+        raise
     if principal.scope:
         await _require_person(ctx, store, request, principal, "contact_details", why, params, pid)
     found = await persons.contact_details(ctx, pid)

@@ -198,6 +198,9 @@
     companion_limit: "同行家人数量已达上限，请先移除一位。",
     id_check_digit: "身份证号最后一位校验码不对，请核对后重新填写。",
     token_revoked: "本机的登记已失效，请重新填写个人信息。",
+    code_expired: "请重新扫描屏幕上的场所码（屏幕上的场所码每隔一段时间更新，此码已过期）。",
+    static_code: "请重新扫描屏幕上的场所码（该场所使用入口屏幕上的动态场所码）。",
+    old_code: "场所码已更换，请向场所索取新的场所码。",
   };
 
   function describe(err, what) {
