@@ -188,6 +188,19 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("ingest", "DELETE", "/v1/watchlist/{person_id:int}"): rule({"admin", "health"}),
     ("ingest", "POST", "/v1/checkins"): rule(RESIDENTS),
     ("ingest", "POST", "/v1/checkins/batch"): rule(RESIDENTS),
+    ("ingest", "GET", "/v1/checkins/{checkin_id:str}"): rule(
+        {"resident"}, hidden={"resident_other"}, note="only the owner, judged now (404 for others)"
+    ),
+    ("ingest", "GET", "/v1/residents/me/notices"): rule(RESIDENTS, note="own notices only"),
+    ("ingest", "POST", "/v1/residents/me/notices/{notice_id:str}/ack"): rule(
+        RESIDENTS, ok={404}, note="own notices only (no such notice: 404)"
+    ),
+    ("ingest", "GET", "/v1/residents/me/visits"): rule(
+        RESIDENTS,
+        ok={503},
+        note="relayed to the tracing service, not served in this test: 503 after the access check "
+        "(test_resident_record.py serves it)",
+    ),
     ("ingest", "POST", "/v1/checkins/{checkin_id:str}/checkout"): rule(
         {"resident"}, hidden={"resident_other"}, note="only the owner of the check-in (404 for others)"
     ),
@@ -264,6 +277,7 @@ RULES: dict[tuple[str, str, str], Rule] = {
         note="sent after the visits rows: only persons a trace named to the key (403 not_traced)",
     ),
     ("tracing", "GET", "/v1/audit"): rule({"admin"}),
+    ("tracing", "GET", "/v1/residents/me/visits"): rule(RESIDENTS, note="the caller's own stays only"),
     ("tracing", "GET", "/v1/stats/scans-per-hour"): rule(ANALYSTS, note="counts only the key's scope"),
     ("tracing", "GET", "/v1/stats/districts"): rule(ANALYSTS, note="counts only the key's scope"),
     ("tracing", "GET", "/v1/stats/venues"): rule(ANALYSTS, note="counts only the key's scope"),
@@ -466,6 +480,7 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
         .replace("{token:str}", w.code_a)
         .replace("{alert_id:str}", "0" * 22)
         .replace("{site_id:str}", w.site_id)
+        .replace("{notice_id:str}", "0" * 18)
         .replace("{name:str}", "app.js")
         .replace("{path:str}", "openapi.yaml")
     )

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +17,8 @@ import httpx
 import pytest
 
 from checkin.platform.settings import Settings
-from tests.support.processes import stop_group
 from tests.support.rules import DISTRICT_A, DISTRICT_B, Harness, key_for, scan, venue
+from tests.support.servers import tracing_server
 from tests.support.values import ADMIN_KEY, free_port
 
 pytestmark = pytest.mark.slow
@@ -30,31 +27,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def served(make_settings: Any, tmp_path: Path) -> Iterator[tuple[str, Settings]]:
     settings: Settings = make_settings(clickhouse_dsn=f"chdb://{tmp_path / 'ch'}", tracing_port=free_port())
-    env = {**os.environ, **settings.to_env(), "CHECKIN_TRACING_WORKERS": "rules"}
-    base = f"http://127.0.0.1:{settings.tracing_port}"
-    log = (tmp_path / "tracing.log").open("wb")
-    granian = str(Path(sys.executable).with_name("granian"))
-    args = ["--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(settings.tracing_port)]
-    proc = subprocess.Popen(
-        [granian, *args, "tracing.app:create_app"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "tracing.log").read_text()[-3000:]
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "tracing app did not become healthy"
-            time.sleep(0.2)
+    with tracing_server(settings, "rules", tmp_path / "tracing.log") as base:
         yield base, settings
-    finally:
-        stop_group(proc, timeout=20)
-        log.close()
 
 
 class Feed:

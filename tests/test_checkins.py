@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -424,8 +425,13 @@ async def test_checkout_windows(
     assert [e.kind for e in stream_events(sync_redis, settings)] == ["in", "in"]
 
 
-async def post_chunks(app: Any, token: str, chunks: list[bytes]) -> tuple[int, dict[bytes, bytes], bytes]:
-    """POST /v1/checkins straight through ASGI, the body in several messages, no Content-Length."""
+async def post_chunks(
+    client: AsyncTestClient[Any], token: str, chunks: list[bytes]
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    """POST /v1/checkins straight through ASGI, the body in several messages, no Content-Length.
+
+    The app runs in the test client's own event loop (its portal thread), where its Redis
+    connections live; calling it from the test's loop would share them across loops."""
     messages = [
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)
     ]
@@ -451,7 +457,7 @@ async def post_chunks(app: Any, token: str, chunks: list[bytes]) -> tuple[int, d
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    await app(scope, receive, send)
+    await asyncio.to_thread(client.blocking_portal.call, client.app, scope, receive, send)
     return sent[0]["status"], dict(sent[0]["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
 
 
@@ -461,16 +467,14 @@ async def test_a_body_in_several_messages_is_read_whole_and_capped(
     code = put_venue(sync_redis, settings, 31)
     _pid, token = await register(ingest, 12)
     body = b'{"code": "' + code.encode() + b'", "client_id": "chunked-1"}'
-    status, _headers, _ = await post_chunks(
-        ingest.app, token, [body[i : i + 7] for i in range(0, len(body), 7)]
-    )
+    status, _headers, _ = await post_chunks(ingest, token, [body[i : i + 7] for i in range(0, len(body), 7)])
     assert status == 201
     assert len(stream_events(sync_redis, settings)) == 1
     # no Content-Length: the cap is enforced while the body arrives
     big = [b" " * 65536] * (settings.max_body_bytes // 65536 + 1)
-    status, headers, answer = await post_chunks(ingest.app, token, big)
+    status, headers, answer = await post_chunks(ingest, token, big)
     assert status == 413 and headers[b"content-type"] == b"application/problem+json", answer
-    status, _headers, answer = await post_chunks(ingest.app, token, [b""])
+    status, _headers, answer = await post_chunks(ingest, token, [b""])
     assert status == 400 and b"empty" in answer
     assert len(stream_events(sync_redis, settings)) == 1
 

@@ -19,6 +19,7 @@ from typing import Any
 from checkin.platform.context import Context
 from checkin.platform.redis_conn import connect
 from checkin.platform.settings import TRACING_WORKERS, Settings
+from tracing.notices.worker import run_notices
 from tracing.rules.engine import run_rules
 from tracing.sink.audit_trail import run_audit_trail
 from tracing.sink.consumer import run_sink
@@ -34,6 +35,7 @@ WORKERS: dict[str, Worker] = {
     "rules": run_rules,
     "mirror": run_venue_mirror,
     "audit": run_audit_trail,
+    "notices": run_notices,
 }
 assert tuple(WORKERS) == TRACING_WORKERS
 STOP_TIMEOUT_S = 30.0

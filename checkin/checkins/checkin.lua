@@ -22,6 +22,8 @@
 --       ('' = none), source, lat, lon, accuracy, the owner's token version ('' = not checked: an
 --       id card), person count, person ids (owner first).
 --
+-- judge() (the verdict of one person) comes from verdict.lua, prepended when the script is loaded.
+--
 -- Budgets count scans (persons x items), not requests: an item that would take a budget over its
 -- limit is refused with nothing written; the counters move once, at the end, by what was written.
 -- Every redis.call costs more than its command here, so the script makes as few as it can.
@@ -73,30 +75,6 @@ local function state(key)
 end
 local touched = {}
 
--- The verdict at the door for one person's hot state (docs/ARCHITECTURE.md, "Verdict at the door").
-local function judge(ps, rnt, at)
-  local st = ps[1] or unknown
-  local nt = ps[2] or ''
-  local wl = '0'
-  if ps[4] and (tonumber(ps[4]) or 0) > now then wl = '1' end
-  local vd, rs = 'pass', ''
-  if st == 'red' then
-    vd, rs = 'deny', 'red_code'
-  elseif st == 'yellow' then
-    vd, rs = 'restricted', 'yellow_code'
-  elseif rnt then
-    if lite then
-      vd, rs = 'restricted', 'test_unchecked'
-    else
-      local ntn = tonumber(nt) or 0
-      local ptn = tonumber(ps[3] or '') or 0
-      if ntn <= 0 or ntn <= ptn or ntn < at - rnt * 3600000 then vd, rs = 'deny', 'test_expired' end
-    end
-  end
-  if lite then nt = '' end
-  return st, vd, rs, wl, nt
-end
-
 -- An earlier check-in of this shard, its people judged again now (what a repeat scan answers).
 local function earlier(cid, rnt, at)
   local raw = redis.call('GET', records .. cid)
@@ -104,7 +82,7 @@ local function earlier(cid, rnt, at)
   if brief then return cid end
   local rec = cjson.decode(raw)
   for _, p in ipairs(rec.p) do
-    local st, vd, rs, wl, nt = judge(state(pstates .. p[1]), rnt, at)
+    local st, vd, rs, wl, nt = judge(state(pstates .. p[1]), rnt, at, now, unknown, lite)
     p[2], p[3], p[4], p[5], p[7] = st, vd, rs, wl, nt
   end
   return cjson.encode(rec)
@@ -169,7 +147,7 @@ local function one(k, a)
     local pid = ARGV[a + 11 + j]
     local ps = own_state
     if j > 1 then ps = state(KEYS[k + 3 + j]) end
-    local st, vd, rs, wl, nt = judge(ps, rnt, at)
+    local st, vd, rs, wl, nt = judge(ps, rnt, at, now, unknown, lite)
     redis.call('XADD', stream, '*', 'scan', table.concat({'0', cid, pid, vid, at_s, end_s, dw_s, d, s, c,
       st, vd, rs, src, owner, wl, lat, lon, acc, vlat, vlon, now_s}, '\t'))
     people[j] = {pid, st, vd, rs, wl, ps[5] or '', nt}

@@ -8,7 +8,7 @@ routes are declared with :func:`~checkin.checkins.hot_route.hot_post`.
 from __future__ import annotations
 
 import msgspec
-from litestar import Response, post
+from litestar import Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import Scope
 
@@ -147,9 +147,24 @@ async def post_checkout(checkin_id: str, ctx: Context, principal: Principal) -> 
     return await checkins.check_out(ctx, principal.person_id or 0, checkin_id, now_ms())
 
 
+@get(
+    "/v1/checkins/{checkin_id:str}",
+    summary="One of your check-ins (last 13 h), every person judged again now",
+    description=(
+        "What a resumed phone page shows: the colour, latest test and verdict of each person as they "
+        "are at this instant (evaluated_at), not as they were at the scan. 404 for an unknown id or "
+        "someone else's check-in."
+    ),
+    tags=TAGS,
+)
+async def get_checkin(checkin_id: str, ctx: Context, principal: Principal) -> checkins.CheckinOut:
+    principal.require("resident")
+    return await checkins.current(ctx, principal.person_id or 0, checkin_id, now_ms())
+
+
 PART = Part(
     "checkins",
-    routes=[post_checkin, post_batch, post_checkout],
+    routes=[post_checkin, post_batch, get_checkin, post_checkout],
     metrics=setup_metrics,
     on_startup=on_startup,
     on_shutdown=on_shutdown,

@@ -107,6 +107,10 @@ class CheckinOut(msgspec.Struct, omit_defaults=True):
     people: list[PersonOut]
     duplicate: bool
     degraded: bool = False
+    checked_out_at: str | None = None
+    evaluated_at: str | None = None
+    """Set when the people's colours and verdicts were judged again at this instant (a repeat scan, or
+    ``GET /v1/checkins/{checkin_id}``), not at the scan."""
 
 
 class ItemResult(msgspec.Struct, omit_defaults=True):
@@ -165,7 +169,9 @@ def _lua(name: str) -> str:
     return (resources.files("checkin.checkins") / name).read_text(encoding="utf-8")
 
 
-CHECKIN_LUA = _lua("checkin.lua")
+VERDICT_LUA = _lua("verdict.lua")
+CHECKIN_LUA = VERDICT_LUA + _lua("checkin.lua")
+REEVALUATE_LUA = VERDICT_LUA + _lua("reevaluate.lua")
 CHECKOUT_LUA = _lua("checkout.lua")
 
 
@@ -175,7 +181,12 @@ class Scripts:
 
     def __init__(self, ctx: Context) -> None:
         self.sources = {
-            name: src.encode() for name, src in (("checkin", CHECKIN_LUA), ("checkout", CHECKOUT_LUA))
+            name: src.encode()
+            for name, src in (
+                ("checkin", CHECKIN_LUA),
+                ("checkout", CHECKOUT_LUA),
+                ("reevaluate", REEVALUATE_LUA),
+            )
         }
         self.shas = {name: hashlib.sha1(src).hexdigest().encode() for name, src in self.sources.items()}  # noqa: S324
         self.hot = hot_of(ctx)
@@ -228,7 +239,7 @@ def scripts(ctx: Context) -> Scripts:
 
 
 async def load_scripts(ctx: Context) -> None:
-    """Load both scripts at start, so the first check-in is not a NOSCRIPT round."""
+    """Load the scripts at start, so the first check-in is not a NOSCRIPT round."""
     s = scripts(ctx)
     for src in s.sources.values():
         await ctx.redis.script_load(src)
@@ -457,7 +468,9 @@ def refusal(ctx: Context, budget: Budget, code: str, payload: bytes, now: int) -
     return rate_error(ctx, budget, payload, now) if code == "rate" else item_error(ctx, code, payload)
 
 
-def response_of(record: Record, duplicate: bool, degraded: bool) -> CheckinOut:
+def response_of(
+    record: Record, duplicate: bool, degraded: bool, evaluated_at: int | None = None
+) -> CheckinOut:
     people = [
         PersonOut(
             person_id=int(p[0]),
@@ -472,11 +485,13 @@ def response_of(record: Record, duplicate: bool, degraded: bool) -> CheckinOut:
     return CheckinOut(
         checkin_id=record.cid,
         at=format_ms(int(record.at)),
-        ends_at=format_ms(int(record.end)),
+        ends_at=format_ms(int(record.out or record.end)),
         venue=VenueOut(venue_id=int(record.vid), name=record.vn),
         people=people,
         duplicate=duplicate,
         degraded=degraded,
+        checked_out_at=format_ms(int(record.out)) if record.out else None,
+        evaluated_at=format_ms(evaluated_at) if evaluated_at is not None else None,
     )
 
 
@@ -543,7 +558,7 @@ async def check_in(
         return response_of(record, False, lite)
     if code == "dup":
         ctx.metrics.inc(DEDUPES, source="phone")
-        return response_of(record_decoder.decode(payload), True, lite)
+        return response_of(record_decoder.decode(payload), True, lite, now)
     if code == "rate":
         raise rate_error(ctx, budget, payload, now)
     raise item_error(ctx, code, payload)
@@ -661,6 +676,21 @@ def _reason_of(exc: DomainError) -> str:
     if isinstance(exc, Unprocessable):
         return "bad_time"
     return "bad_input"
+
+
+async def current(ctx: Context, owner: int, checkin_id: str, now: int) -> CheckinOut:
+    """One of the owner's check-ins (of the last 13 h) with every person judged again now: what a
+    resumed page shows, never a verdict remembered on the phone. Anyone else's, or an unknown id: 404."""
+    shard = shard_of_checkin(ctx, checkin_id)
+    keys = ctx.keys
+    reply = await scripts(ctx).run(
+        "reevaluate",
+        [keys.checkin_record(shard, checkin_id)],
+        [owner, now, ctx.settings.unknown_status, keys.venue_prefix(shard), keys.pstate_prefix(shard)],
+    )
+    if reply[0] != b"ok":
+        raise NotFound(f"no check-in {checkin_id} of yours in the last 13 h")
+    return response_of(record_decoder.decode(reply[1]), False, False, now)
 
 
 async def check_out(ctx: Context, owner: int, checkin_id: str, now: int) -> CheckoutOut:

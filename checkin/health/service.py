@@ -23,7 +23,7 @@ import msgspec
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, NotFound
 from checkin.platform.instants import format_ms, now_ms, to_ms
-from checkin.platform.persons import person_exists
+from checkin.platform.persons import person_exists, set_hot_state
 
 Status = Literal["green", "yellow", "red"]
 TestResult = Literal["negative", "positive"]
@@ -90,16 +90,9 @@ async def _require_person(ctx: Context, person_id: int) -> None:
         raise NotFound(f"person {person_id} is not registered")
 
 
-async def _hset_all(ctx: Context, person_id: int, mapping: dict[str, str]) -> None:
-    pipe = ctx.redis.pipeline(transaction=False)
-    for key in ctx.keys.pstate_copies(person_id):
-        pipe.hset(key, mapping=mapping)
-    await pipe.execute()
-
-
 async def set_status(ctx: Context, person_id: int, data: StatusIn) -> HealthState:
     await _require_person(ctx, person_id)
-    await _hset_all(ctx, person_id, {"st": data.status, "sr": data.reason, "su": str(now_ms())})
+    await set_hot_state(ctx, person_id, {"st": data.status, "sr": data.reason, "su": str(now_ms())})
     return await get_state(ctx, person_id)
 
 
@@ -140,7 +133,7 @@ async def set_watch(ctx: Context, person_id: int, data: WatchIn) -> HealthState:
     if until <= now_ms():
         raise BadInput("until: must be in the future")
     await _require_person(ctx, person_id)
-    await _hset_all(ctx, person_id, {"wl": str(until), "wlr": data.reason})
+    await set_hot_state(ctx, person_id, {"wl": str(until), "wlr": data.reason})
     return await get_state(ctx, person_id)
 
 

@@ -115,6 +115,8 @@ def render_checkin_page(venue: Venue, token: str, tz: str) -> str:
         venue_name=esc(venue.name),
         venue_address=esc(venue.address),
         venue_id=str(venue.venue_id),
+        test_hours=str(venue.requires_negative_test_hours or ""),
+        dwell_minutes=str(venue.dwell_minutes),
         code=esc(token),
         tz=esc(tz),
         js_version=_JS.version,

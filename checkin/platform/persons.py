@@ -156,6 +156,30 @@ async def contact_details(ctx: Context, person_id: int) -> ContactDetails | None
     return ContactDetails(person_id=person_id, name=raw.get(b"name", b"").decode(), phone=phone)
 
 
+async def set_hot_state(ctx: Context, person_id: int, mapping: dict[str, str]) -> None:
+    """Write fields of the person's hot state (every copy, in cluster mode one per shard)."""
+    pipe = ctx.redis.pipeline(transaction=False)
+    for key in ctx.keys.pstate_copies(person_id):
+        pipe.hset(key, mapping=mapping)
+    await pipe.execute()
+
+
+async def phones_of(ctx: Context, person_ids: Sequence[int]) -> dict[int, str]:
+    """Decrypted phones on record of these persons (pipelined; persons without one are left out)."""
+    pipe = ctx.redis.pipeline(transaction=False)
+    for pid in person_ids:
+        pipe.hmget(ctx.keys.person(pid), "phone", "idh")
+    cipher = phone_cipher(ctx.keyring)
+    out: dict[int, str] = {}
+    for pid, (blob, idh) in zip(person_ids, await pipe.execute() if person_ids else [], strict=True):
+        if blob:
+            try:
+                out[pid] = cipher.decrypt(blob.decode(), (idh or b"").decode())
+            except ValueError:
+                continue
+    return out
+
+
 async def lookup_by_id_number(ctx: Context, id_number: str) -> int | None:
     """Person id registered with this id number, or None (also None for a malformed number)."""
     try:

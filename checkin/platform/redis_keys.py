@@ -84,6 +84,11 @@ class RedisKeys:
         """Hash of one venue's registry fields, in its stream shard's slot."""
         return f"{self.prefix}venue:{{{self.shard_of(venue_id)}}}:{venue_id}"
 
+    def venue_prefix(self, shard: int) -> str:
+        """``venue(id)`` without the id, for venues of stream shard ``shard`` (scripts that read the
+        venue a record names)."""
+        return f"{self.prefix}venue:{{{shard}}}:"
+
     def venue_history(self, venue_id: int) -> str:
         """List of the venue's changes (JSON, newest first), in the venue's slot."""
         return f"{self.prefix}venue-history:{{{self.shard_of(venue_id)}}}:{venue_id}"
@@ -208,6 +213,19 @@ class RedisKeys:
     def exposure_sites(self) -> str:
         """Hash site_id -> JSON of one flagged period at a venue."""
         return f"{self.prefix}rules:exposure-sites"
+
+    def notices(self, person_id: int) -> str:
+        """Hash of one person's exposure notices: notice id (the exposure site's id) -> JSON."""
+        return f"{self.prefix}person:{person_id}:notices"
+
+    def notify_queue(self) -> str:
+        """List of exposure-site ids whose already-exposed visitors are still to be told."""
+        return f"{self.prefix}notices:{{q}}:queue"
+
+    def notify_working(self) -> str:
+        """The site being told now (moved here from the queue; put back if the worker dies); same
+        hash tag as the queue, so one LMOVE moves between them on a Redis Cluster too."""
+        return f"{self.prefix}notices:{{q}}:working"
 
     def exposure_sites_gen(self) -> str:
         """Counter bumped on every exposure-site change (rule engines reload their copy)."""

@@ -36,7 +36,7 @@ RULE_KINDS = (
 )
 
 
-TRACING_WORKERS = ("sink", "rules", "mirror", "audit")
+TRACING_WORKERS = ("sink", "rules", "mirror", "audit", "notices")
 """Background workers the tracing service can run inside its process."""
 
 
@@ -69,8 +69,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ingest_port: Port = 8000
     tracing_port: Port = 8001
     tracing_workers: str = ""
-    """Background workers run inside the tracing service: comma-separated sink, rules, mirror, audit
-    (`checkin up` runs all of them there: the embedded engine is open in one process only)."""
+    """Background workers run inside the tracing service: comma-separated sink, rules, mirror, audit,
+    notices (`checkin up` runs all of them there: the embedded engine is open in one process only)."""
+    tracing_url: str = ""
+    """Where the ingest API reaches the tracing service for a resident's own visits (empty:
+    `http://127.0.0.1:<CHECKIN_TRACING_PORT>`)."""
     ingest_workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 2
     """Granian worker processes of the ingest API."""
     public_base_url: str = "http://127.0.0.1:8000"
@@ -128,6 +131,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """One-time codes and registrations per client address per minute."""
     trusted_proxies: str = ""
     """Comma-separated CIDRs of proxies whose `X-Forwarded-For` is believed (empty: none)."""
+    rate_visits_per_min: PosInt = 30
+    """Times a minute a resident may read their own visits."""
+    exposure_isolate_yellow: bool = False
+    """An exposure site flagged with level `isolate` turns its green visitors yellow (reason
+    `exposure`, audited)."""
     max_companions: Annotated[int, msgspec.Meta(ge=0, le=50)] = 10
     """Family members one resident may check in with."""
     sms_gateway: str = "outbox"
@@ -224,6 +232,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def is_redis_cluster(self) -> bool:
         return self.redis_cluster or self.redis_url.startswith(("redis+cluster://", "rediss+cluster://"))
+
+    @property
+    def effective_tracing_url(self) -> str:
+        return (self.tracing_url or f"http://127.0.0.1:{self.tracing_port}").rstrip("/")
 
     def tracing_worker_names(self) -> tuple[str, ...]:
         return tuple(w.strip() for w in self.tracing_workers.split(",") if w.strip())

@@ -1,4 +1,5 @@
-"""A real ingest server (granian subprocess, own data dir and key prefix) for the browser tests."""
+"""Real servers for the tests: the ingest API (granian subprocess, own data dir and key prefix) and the
+tracing app (granian subprocess of a test's settings, with chosen background workers)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from checkin.platform.keyring import Keyring
+from checkin.platform.settings import Settings
 from tests.support.processes import stop_group
 from tests.support.values import ADMIN_KEY, REDIS_URL, free_port
 
@@ -61,3 +63,37 @@ def ingest_server(tmp_path: Path, prefix: str, **extra_env: str) -> Iterator[tup
         yield base, keyring, log
     finally:
         stop_group(proc, timeout=15)
+
+
+@contextmanager
+def tracing_server(settings: Settings, workers: str, log: Path) -> Iterator[str]:
+    """Serve the tracing app of ``settings`` (its own ClickHouse path, port ``tracing_port``) in a
+    granian process running the background ``workers``; yields its base URL, stops it on exit."""
+    env = {**os.environ, **settings.to_env(), "CHECKIN_TRACING_WORKERS": workers}
+    base = f"http://127.0.0.1:{settings.tracing_port}"
+    granian = str(Path(sys.executable).with_name("granian"))
+    args = ["--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(settings.tracing_port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [granian, *args, "tracing.app:create_app"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"tracing server exited:\n{log.read_text(errors='replace')[-3000:]}")
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("tracing app did not become healthy")
+            time.sleep(0.2)
+        yield base
+    finally:
+        stop_group(proc, timeout=20)

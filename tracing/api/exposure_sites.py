@@ -1,11 +1,14 @@
 """Exposure sites: a tracer flags a venue for a period; the rule engine raises ``exposure_site_visit``.
 
-``POST /v1/exposure-sites`` (tracer) ``{venue_id, since, until, reason}`` flags the venue for
-``[since, until)``: every check-in there whose scan instant falls in the period and that the rule engine
-processes from then on raises an alert (once per person, venue and local day). Visitors from before the
-flag was set are found with ``POST /v1/trace/exposures``. ``GET /v1/exposure-sites`` lists the sites in the
-key's jurisdiction (``?active=true``: periods not yet over; ``?venue_id=``), ``DELETE
-/v1/exposure-sites/{site_id}`` removes one. Changes are audited.
+``POST /v1/exposure-sites`` (tracer) ``{venue_id, since, until, reason, level?, message?}`` flags
+the venue for ``[since, until)``: every check-in there whose scan instant falls in the period and
+that the rule engine processes from then on raises an alert (once per person, venue and local
+day). ``level`` (inform, test, isolate) and ``message`` are what the exposed are told: the site is
+queued for the ``notices`` worker (:mod:`tracing.notices.worker`), which notifies everyone already
+exposed within seconds. Visitors
+from before the flag was set are found with ``POST /v1/trace/exposures``. ``GET
+/v1/exposure-sites`` lists the sites in the key's jurisdiction (``?active=true``: periods not yet
+over; ``?venue_id=``), ``DELETE /v1/exposure-sites/{site_id}`` removes one. Changes are audited.
 
 Sites live in one Redis hash (site_id -> JSON); a generation counter tells rule engines to reload it.
 Sites whose period ended more than ``retention_days`` ago are pruned when a site is added.
@@ -16,7 +19,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, delete, get, post
@@ -33,12 +36,18 @@ from venues.model import Venue
 SITE_ID_RE = r"^[0-9a-f]{18}$"
 MAX_PERIOD_DAYS = 90
 
+NoticeLevel = Literal["inform", "test", "isolate"]
+"""What the exposed are asked to do: be aware, get a test, stay home."""
+
 
 class ExposureSiteIn(msgspec.Struct, forbid_unknown_fields=True):
     venue_id: Annotated[int, msgspec.Meta(ge=1, le=2**32 - 1)]
     since: str
     until: str
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    level: NoticeLevel = "inform"
+    message: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    """Words for the exposed (what to do, whom to call); shown in their notice."""
 
 
 class StoredSite(msgspec.Struct, kw_only=True):
@@ -54,6 +63,8 @@ class StoredSite(msgspec.Struct, kw_only=True):
     community: str = ""
     created_by: str = ""
     created_ms: int = 0
+    level: NoticeLevel = "inform"
+    message: str = ""
 
 
 class ExposureSiteOut(msgspec.Struct):
@@ -62,6 +73,8 @@ class ExposureSiteOut(msgspec.Struct):
     since: str
     until: str
     reason: str
+    level: NoticeLevel
+    message: str
     district: str
     street: str
     community: str
@@ -77,6 +90,8 @@ class ExposureSiteOut(msgspec.Struct):
             since=format_ms(site.since_ms),
             until=format_ms(site.until_ms),
             reason=site.reason,
+            level=site.level,
+            message=site.message,
             district=site.district,
             street=site.street,
             community=site.community,
@@ -136,6 +151,8 @@ async def create_site(
         community=venue.community,
         created_by=principal.key_id,
         created_ms=now_ms,
+        level=data.level,
+        message=data.message.strip(),
     )
     await audit.record(
         ctx,
@@ -143,7 +160,13 @@ async def create_site(
         principal,
         "exposure_site_create",
         data.reason,
-        {"site_id": site.site_id, "venue_id": data.venue_id, "since": data.since, "until": data.until},
+        {
+            "site_id": site.site_id,
+            "venue_id": data.venue_id,
+            "since": data.since,
+            "until": data.until,
+            "level": data.level,
+        },
         1,
         audit.client_ip(request),
     )
@@ -155,6 +178,7 @@ async def create_site(
     if stale:
         pipe.hdel(keys.exposure_sites(), *stale)
     pipe.incr(keys.exposure_sites_gen())
+    pipe.rpush(keys.notify_queue(), site.site_id)  # the notices worker tells those already exposed
     await pipe.execute()
     return ExposureSiteOut.of(site, now_ms)
 

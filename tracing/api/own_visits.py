@@ -1,0 +1,62 @@
+"""A resident's own stays, for the phone page (relayed by the ingest API): ``GET
+/v1/residents/me/visits?days=N`` with the resident's bearer token, newest first with venue names.
+
+The token is verified here (keyring and token version, as on the ingest side), so this route answers
+only the caller's own stays; it is not a trace and writes no audit row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from litestar import get
+from litestar.params import Parameter
+
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, Unavailable
+from checkin.platform.instants import DAY_MS, format_ms, now_ms
+from checkin.platform.own_visits import OwnVisit, OwnVisits
+from checkin.platform.service import Part
+from tracing.queries import trace
+from tracing.storage.store import Store, StoreError
+
+
+@get(
+    "/v1/residents/me/visits",
+    summary="Your own stays, newest first (resident; the ingest API relays this)",
+    tags=["residents"],
+)
+async def own_visits(
+    ctx: Context,
+    store: Store,
+    principal: Principal,
+    days: Annotated[int, Parameter(ge=1, le=366)] = 14,
+) -> OwnVisits:
+    principal.require("resident")
+    if days > ctx.settings.retention_days:
+        raise BadInput(f"days: at most {ctx.settings.retention_days} (stays are kept that long)")
+    pid = principal.person_id or 0
+    until = now_ms() + 1
+    try:
+        stays = await asyncio.to_thread(trace.visits, store, pid, until - days * DAY_MS, until)
+    except StoreError as exc:
+        raise Unavailable(f"the stay store failed: {exc}", retry_after=5) from exc
+    visits = [
+        OwnVisit(
+            checkin_id=v.checkin_id,
+            venue_id=v.venue_id,
+            venue_name=v.venue_name,
+            at=format_ms(v.at_ms),
+            end_at=format_ms(v.end_ms),
+            checked_out=v.checked_out,
+            status=v.status,
+            verdict=v.verdict,
+        )
+        for v in reversed(stays)
+    ]
+    return OwnVisits(person_id=pid, days=days, count=len(visits), visits=visits)
+
+
+PART = Part("own-visits", routes=[own_visits])

@@ -1,0 +1,178 @@
+"""Worker ``notices``: tells the visitors of exposure sites.
+
+* **Flagged sites.** ``POST /v1/exposure-sites`` queues the new site's id (``notices:queue``). The
+  worker moves one id at a time to ``notices:working`` (put back on start if a worker died with it),
+  screens the stays in ClickHouse with the exposure-screening semantics (``tracing.queries.trace.
+  exposures``: a stay at the venue overlapping the window by any amount) and tells every visitor. The
+  same site is screened once more :data:`RESCREEN_AFTER_S` later, for stays that were still on their
+  way to ClickHouse when it was flagged; notices are kept per site, so no one is told twice.
+* **Later visits.** It follows the alerts stream (consumer group ``notices``): each
+  ``exposure_site_visit`` alert tells its person about the sites it names.
+
+Every screening writes an audit row (``exposure_notices``: site, level, persons told, texts, persons
+turned yellow).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import msgspec
+import redis.exceptions as redis_errors
+
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.instants import parse_instant
+from checkin.platform.redis_conn import async_client
+from checkin.platform.sms import SmsGateway, gateway_for
+from tracing.api import audit
+from tracing.notices.deliver import SiteFacts, Told, declare_metrics, tell
+from tracing.queries import trace
+from tracing.rules.alerts import from_fields
+from tracing.storage.store import Store, StoreError
+from tracing.streams.group import GroupReader, consumer_name, fields_of
+from tracing.streams.retry import SystemClock
+
+log = logging.getLogger("tracing.notices")
+
+NOTICES_GROUP = "notices"
+RESCREEN_AFTER_S = 30.0
+POLL_MS = 500
+WORKER = Principal(role="admin", key_id="worker:notices")
+"""Who the audit rows of the worker's screenings name."""
+
+
+class StoredSiteView(msgspec.Struct):
+    """The fields of a stored exposure site (``tracing.api.exposure_sites.StoredSite``) told here."""
+
+    site_id: str
+    venue_id: int
+    since_ms: int
+    until_ms: int
+    level: str = "inform"
+    message: str = ""
+
+
+class NoticeWorker:
+    def __init__(self, ctx: Context, store: Store, gateway: SmsGateway | None = None) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.gateway = gateway or gateway_for(ctx.settings)
+        self.reader = GroupReader(
+            async_client(ctx.settings),
+            [ctx.keys.alerts_stream()],
+            NOTICES_GROUP,
+            consumer_name("notices"),
+            cluster=ctx.keys.cluster,
+        )
+        self.rescreen: list[tuple[float, str]] = []
+        self.clock = SystemClock()
+
+    async def close(self) -> None:
+        await self.reader.close()
+        await self.gateway.close()
+
+    # --- sites ------------------------------------------------------------------------------------
+    async def site(self, site_id: str) -> SiteFacts | None:
+        keys = self.ctx.keys
+        raw = await self.ctx.redis.hget(keys.exposure_sites(), site_id)
+        if raw is None:
+            return None  # removed since
+        s = msgspec.json.decode(raw, type=StoredSiteView)
+        name = await self.ctx.redis.hget(keys.venue(s.venue_id), "name")
+        level: Any = s.level if s.level in ("inform", "test", "isolate") else "inform"
+        return SiteFacts(
+            s.site_id, s.venue_id, (name or b"").decode(), s.since_ms, s.until_ms, level, s.message
+        )
+
+    async def screen(self, site_id: str) -> Told | None:
+        """Tell everyone ClickHouse holds at the site during its window."""
+        site = await self.site(site_id)
+        if site is None:
+            return None
+        found = await asyncio.to_thread(
+            trace.exposures, self.store, [trace.Site(site.venue_id, site.since_ms, site.until_ms)]
+        )
+        now = int(time.time() * 1000)
+        told = await tell(
+            self.ctx, self.gateway, site, [(e.person_id, e.first_ms) for e in found], now, "flag"
+        )
+        params = {
+            "site_id": site.site_id,
+            "venue_id": site.venue_id,
+            "level": site.level,
+            "texted": told.texted,
+            "text_failures": told.text_failures,
+            "turned_yellow": told.turned_yellow,
+            "visitors": told.visitors,
+        }
+        await audit.record(
+            self.ctx, self.store, WORKER, "exposure_notices", "exposure site", params, told.notified
+        )
+        return told
+
+    async def flagged_step(self) -> bool:
+        """Screen one queued site; False when there was none."""
+        keys = self.ctx.keys
+        now = self.clock.monotonic()
+        due = [site_id for at, site_id in self.rescreen if at <= now]
+        if due:
+            self.rescreen = [(at, s) for at, s in self.rescreen if at > now]
+            for site_id in due:
+                await self.screen(site_id)
+        site_id = await self.ctx.redis.lmove(keys.notify_queue(), keys.notify_working(), "LEFT", "RIGHT")
+        if site_id is None:
+            return False
+        text = site_id.decode()
+        await self.screen(text)
+        await self.ctx.redis.lrem(keys.notify_working(), 1, site_id)
+        self.rescreen.append((now + RESCREEN_AFTER_S, text))
+        return True
+
+    # --- later visits --------------------------------------------------------------------------------
+    async def visits_step(self, block_ms: int) -> None:
+        batches = await self.reader.read(500, block_ms)
+        ids: list[bytes] = []
+        for _, entries in batches:
+            for entry in entries:
+                ids.append(bytes(entry[0]))
+                try:
+                    alert = from_fields(fields_of(entry[1]))
+                except (KeyError, ValueError):
+                    continue
+                if alert.kind != "exposure_site_visit" or alert.person_id is None:
+                    continue
+                at = parse_instant("at", alert.at)
+                for site_id in alert.details.get("site_ids", []):
+                    site = await self.site(str(site_id))
+                    if site is not None:
+                        now = int(time.time() * 1000)
+                        await tell(self.ctx, self.gateway, site, [(alert.person_id, at)], now, "visit")
+        if ids:
+            await self.reader.ack({0: ids})
+
+    async def run(self, stop: asyncio.Event) -> None:
+        keys = self.ctx.keys
+        await self.reader.ensure()
+        # a site a dead worker was telling goes back to the front of the queue
+        while await self.ctx.redis.lmove(keys.notify_working(), keys.notify_queue(), "RIGHT", "LEFT"):
+            pass
+        while not stop.is_set():
+            try:
+                busy = await self.flagged_step()
+                await self.visits_step(0 if busy else POLL_MS)
+            except (redis_errors.RedisError, OSError, StoreError) as exc:
+                log.warning("notices: %s; retrying", exc)
+                await self.clock.wait(stop, 1.0)
+
+
+async def run_notices(ctx: Context, store: Store, stop: asyncio.Event) -> None:
+    declare_metrics(ctx)
+    worker = NoticeWorker(ctx, store)
+    try:
+        await worker.run(stop)
+    finally:
+        await worker.close()
