@@ -24,16 +24,18 @@ from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.scan_stream import decode_scan
 from tests.support.servers import ingest_server
-from tests.support.values import ADMIN_KEY
+from tests.support.values import ADMIN_KEY, free_port
 from venues import codes
 from venues.model import Venue
 
 pytestmark = pytest.mark.browser
+QUEUED_ZH = "网络不可用：本次登记已保存在本机（待上传），联网后自动上传。"
 
 SHOTS = (
     Path(os.environ.get("CHECKIN_SCREENSHOT_DIR", "")) if os.environ.get("CHECKIN_SCREENSHOT_DIR") else None
 )
 RGB = {"green": "rgb(18, 132, 63)", "yellow": "rgb(242, 180, 0)", "red": "rgb(208, 39, 29)"}
+VERDICT_OF = {"green": "pass", "yellow": "restricted", "red": "deny"}
 VENUE_LAT, VENUE_LON = 36.0611, 103.8343
 
 
@@ -56,7 +58,13 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path, prefix: str) -> Iterator[Server]:
-    with ingest_server(tmp_path, prefix, CHECKIN_TZ="Asia/Shanghai") as (base, keyring, log):
+    # no tracing service behind it: own visits answer 503 (a dead port, not whatever runs on 8001)
+    dead = f"http://127.0.0.1:{free_port()}"
+    with ingest_server(tmp_path, prefix, CHECKIN_TZ="Asia/Shanghai", CHECKIN_TRACING_URL=dead) as (
+        base,
+        keyring,
+        log,
+    ):
         yield Server(
             base=base,
             keyring=Keyring.parse(keyring),
@@ -231,10 +239,12 @@ async def test_scan_register_check_in_and_out(
     await page.wait_for_selector("#view-result:not([hidden])", timeout=10_000)
     panel = page.locator("#result-panel")
     assert await panel.get_attribute("data-status") == status
+    # with the yellow family member the group's worst verdict is 限制: the big panel is yellow
+    worst = "yellow" if companion_id is not None else status
+    assert await panel.get_attribute("data-verdict") == VERDICT_OF[worst]
     colour = await panel.evaluate("el => getComputedStyle(el).backgroundColor")
-    assert colour == RGB[status]
-    assert await page.text_content("#r-verdict") == verdict
-    assert await page.text_content("#r-status") == {"green": "绿码", "yellow": "黄码", "red": "红码"}[status]
+    assert colour == RGB[worst]
+    assert await page.text_content("#r-verdict") == {"green": "通行", "yellow": "限制", "red": "禁止"}[worst]
     assert await page.text_content("#r-venue") == venue_name
     shown_at = await page.text_content("#r-time")
     assert shown_at is not None
@@ -242,15 +252,22 @@ async def test_scan_register_check_in_and_out(
     assert shown_at in {local_text(before), local_text(after)} or (
         local_text(before) <= shown_at <= local_text(after)
     ), shown_at
-    test_text = await page.text_content("#r-test")
-    assert test_text == (local_text(negative_at) if status == "green" else "无")
     if companion_id is None:
-        assert await page.is_hidden("#r-companions")
+        assert await page.text_content("#r-status") == {"yellow": "黄码", "red": "红码"}[status]
+        assert await page.text_content("#r-test") == "无"
+        assert await page.is_hidden("#r-people")
     else:
-        row = page.locator(f"#r-companion-list li[data-person-id='{companion_id}']")
-        assert await row.locator(".dot").get_attribute("data-status") == "yellow"
-        assert await row.locator(".who").text_content() == "李*红 · 黄码"
-        assert await row.locator(".verdict").text_content() == "限制"
+        assert await page.text_content("#r-status") == "2 人同行 · 0 人禁止 · 1 人限制"
+        mine = page.locator(f"#r-people .person[data-person-id='{person_id}']")
+        assert await mine.locator(".p-verdict").text_content() == "通行"
+        assert await mine.locator(".p-status").text_content() == "绿码"
+        assert local_text(negative_at)[5:16] in (await mine.locator(".p-test").text_content() or "")
+        row = page.locator(f"#r-people .person[data-person-id='{companion_id}']")
+        assert await row.get_attribute("data-status") == "yellow"
+        assert await row.locator(".p-name").text_content() == "李*红"
+        assert await row.locator(".p-verdict").text_content() == "限制"
+        assert await row.locator(".p-reason").text_content() == "黄码：限制进入，请配合工作人员核查"
+        assert await row.evaluate("el => getComputedStyle(el).backgroundColor") == RGB["yellow"]
     await shot(page, shots, f"{status}-result")
 
     # the scan reached the stream with the phone's location
@@ -262,12 +279,13 @@ async def test_scan_register_check_in_and_out(
     assert mine.lat == pytest.approx(VENUE_LAT, abs=1e-4)
     assert mine.lon == pytest.approx(VENUE_LON, abs=1e-4)
 
-    if status == "red":  # the page was closed meanwhile: reopening it offers the open check-in
+    if status == "red":  # the page was closed meanwhile: reopening it lists the open stay
         await page.goto(f"{server.base}/v/{token}")
-        await page.wait_for_selector("#resume-note:not([hidden])")
-        assert "尚未离场" in (await page.text_content("#resume-text") or "")
-        await page.click("#resume-button")
-        await page.wait_for_selector("#view-result:not([hidden])")
+        await page.wait_for_selector("#stays:not([hidden])")
+        assert await page.locator("#stay-list li").count() == 1
+        assert await page.text_content("#stay-list .stay-venue") == venue_name
+        await page.click("#stay-list .stay-view")
+        await page.wait_for_selector("#result-panel[data-verdict='deny']")
         assert await panel.get_attribute("data-status") == "red"
     await page.click("#checkout-button")
     await page.wait_for_selector("#checkout-done:not([hidden])", timeout=10_000)
@@ -281,7 +299,7 @@ async def test_scan_register_check_in_and_out(
     # a later visit resumes without the form
     await page.goto(f"{server.base}/v/{token}")
     await page.wait_for_selector("#view-ready:not([hidden])")
-    assert await page.is_hidden("#view-register") and await page.is_hidden("#resume-note")
+    assert await page.is_hidden("#view-register") and await page.is_hidden("#stays")
     assert errors == []
     await ctx.close()
 
@@ -301,8 +319,7 @@ async def test_bad_resident_token_leads_back_to_registration(
         forged,
     )
     await page.reload()
-    await page.wait_for_selector("#view-ready:not([hidden])")
-    await page.click("#checkin-button")
+    # the page's first request (the notices) is refused: back to the form before any tap
     await page.wait_for_selector("#view-register:not([hidden])", timeout=10_000)
     message = await page.text_content("#message")
     assert message == "登记信息已失效，请重新填写个人信息。"
@@ -400,16 +417,23 @@ async def test_overload_and_network_failures_are_explained(
 
     await page.route("**/v1/checkins", drop)
     await page.click("#checkin-button")
-    await expect(page.locator("#message")).to_have_text("网络连接失败，请检查网络后重试。", timeout=10_000)
+    await expect(page.locator("#message")).to_have_text(QUEUED_ZH, timeout=10_000)
     assert len(bodies) == 3 and len({b["client_id"] for b in bodies}) == 1
+    assert await page.locator("#queue-list li").count() == 1
+    assert await page.get_attribute("#queue-list li", "data-client-id") == bodies[0]["client_id"]
     await page.unroute("**/v1/checkins")
 
     # and a new tap goes through with a new client_id
     await page.click("#checkin-button")
     await page.wait_for_selector("#view-result:not([hidden])", timeout=10_000)
-    assert await page.get_attribute("#result-panel", "data-status") == "green"
+    assert await page.get_attribute("#result-panel", "data-verdict") == "pass"
     events = stream_entries(sync_redis, server, 9501)
     assert len(events) == 1
+    # the queued scan, uploaded now, is a repeat of that stay (same person, venue, minute): no second one
+    await page.click("#result-back")
+    await page.click("#queue-send")
+    await page.wait_for_selector("#queue", state="hidden", timeout=10_000)
+    assert len(stream_entries(sync_redis, server, 9501)) == 1
     await ctx.close()
 
 

@@ -2,12 +2,16 @@
 
 ``GET /v/{token}`` verifies the venue code on the server (:func:`venues.registry.check_code`: HMAC,
 a screen code's time step, then the venue record in Redis) and renders either the check-in page
-with the venue name or a zh-CN error page with the matching status (tampered 400, unknown 404;
+with the venue name or an error page with the matching status (tampered 400, unknown 404;
 410 for an inactive venue, a superseded poster, an expired screen code, or the poster of a venue
-that shows its code on a screen). The page itself is static HTML; registration,
-check-in and check-out run in ``/static/phone.js`` against the JSON API. Values
-the script needs (code, venue, time zone) travel in escaped ``data-`` attributes,
-so the Content-Security-Policy allows no inline script or style at all.
+that shows its code on a screen). The page itself is static HTML; registration, check-in, the door
+screen, notices, own visits, open stays and the offline queue run in ``/static/phone.js`` against the
+JSON API. Values the script needs (code, venue, rules, time zone, language) travel in escaped
+``data-`` attributes, so the Content-Security-Policy allows no inline script or style at all.
+
+Language: zh-CN by default, English on request. The page's remembered choice (a cookie the script
+writes beside its localStorage entry) wins, else the first of zh/en in ``Accept-Language``; the
+error pages are rendered in that language here, the check-in page is translated by its script.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import html
 import logging
 from importlib import resources
 from string import Template
+from typing import Any, Literal
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from redis.exceptions import RedisError
 
 from checkin.platform.context import Context
@@ -57,7 +62,7 @@ _CSS = Asset("checkin.pages", "phone.css")
 _PAGE = Template(_read_static("phone.html"))
 _ERROR_PAGE = Template(
     """<!doctype html>
-<html lang="zh-CN">
+<html lang="${lang}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
@@ -68,7 +73,7 @@ _ERROR_PAGE = Template(
 </head>
 <body>
 <main class="shell" id="error-page" data-status="${status}">
-  <header class="topbar"><span class="brand">场所码登记</span></header>
+  <header class="topbar"><span class="brand">${brand}</span></header>
   <section class="card error-card">
     <div class="error-icon" aria-hidden="true">!</div>
     <h1 id="error-title">${title}</h1>
@@ -82,8 +87,45 @@ _ERROR_PAGE = Template(
 )
 
 
+Lang = Literal["zh-CN", "en"]
+LANG_COOKIE = "venue-checkin.lang"
+"""Written by the page's script when the resident picks a language (beside its localStorage entry)."""
+
+
+def pick_lang(cookie: str | None, accept_language: str | None) -> Lang:
+    """The page's language: the remembered choice, else the first of zh/en the browser prefers."""
+    if cookie in ("zh-CN", "en"):
+        return "en" if cookie == "en" else "zh-CN"
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate((accept_language or "")[:512].split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary in ("zh", "en") and q > 0:
+            ranked.append((-q, index, primary))
+    if not ranked:
+        return "zh-CN"
+    return "en" if min(ranked)[2] == "en" else "zh-CN"
+
+
+def lang_of(request: Request[Any, Any, Any]) -> Lang:
+    return pick_lang(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+
+
 def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {**_SECURITY_HEADERS, "Cache-Control": "no-store", **(extra or {})}
+    return {
+        **_SECURITY_HEADERS,
+        "Cache-Control": "no-store",
+        "Vary": "Accept-Language, Cookie",
+        **(extra or {}),
+    }
 
 
 def _html(body: str, status: int, extra_headers: dict[str, str] | None = None) -> Response[bytes]:
@@ -95,8 +137,65 @@ def _html(body: str, status: int, extra_headers: dict[str, str] | None = None) -
     )
 
 
+_TEXT: dict[Lang, dict[str, str]] = {
+    "zh-CN": {
+        "brand": "场所码登记",
+        "scan_again": "请重新扫描场所张贴的场所码；如仍无法登记，请联系场所工作人员。",
+        "scan_screen": "请重新扫描屏幕上的场所码。",
+        "ask_new": "请向场所索取新的场所码。",
+        "at_venue": "场所“{name}”",
+        "this_venue": "该场所",
+        "invalid.title": "场所码无效",
+        "invalid.long": "这不是有效的场所码。",
+        "invalid.mac": "该场所码无法通过校验，可能已被篡改或损坏。",
+        "unknown.title": "场所不存在",
+        "unknown.message": "未找到该场所码对应的场所。",
+        "code_expired.title": "场所码已过期",
+        "code_expired.message": "您扫描的是屏幕上已过期的场所码。",
+        "static_code.title": "请扫描屏幕上的场所码",
+        "static_code.message": "{at}使用入口屏幕上的动态场所码登记。",
+        "old_version.title": "场所码已更换",
+        "old_version.message": "{at}已更换场所码，此码已失效。",
+        "inactive.title": "场所码已停用",
+        "inactive.message": "{at}的场所码已停用。",
+        "busy.title": "服务繁忙",
+        "busy.message": "登记服务暂时不可用。",
+        "busy.hint": "请稍后刷新本页重试。",
+    },
+    "en": {
+        "brand": "Venue check-in",
+        "scan_again": "Scan the venue's posted code again; if it still fails, ask the venue's staff.",
+        "scan_screen": "Scan the code on the venue's screen again.",
+        "ask_new": "Ask the venue for its new code.",
+        "at_venue": "The venue “{name}”",
+        "this_venue": "This venue",
+        "invalid.title": "Invalid venue code",
+        "invalid.long": "This is not a valid venue code.",
+        "invalid.mac": "This venue code failed its check: it may have been altered or damaged.",
+        "unknown.title": "Venue not found",
+        "unknown.message": "No venue belongs to this code.",
+        "code_expired.title": "Venue code expired",
+        "code_expired.message": "The code you scanned on the screen has expired.",
+        "static_code.title": "Scan the code on the screen",
+        "static_code.message": "{at} checks visitors in with the changing code on its entrance screen.",
+        "old_version.title": "Venue code replaced",
+        "old_version.message": "{at} has a new code; this one is no longer valid.",
+        "inactive.title": "Venue code withdrawn",
+        "inactive.message": "{at} no longer accepts this code.",
+        "busy.title": "Service busy",
+        "busy.message": "Check-in is unavailable for the moment.",
+        "busy.hint": "Reload this page in a little while.",
+    },
+}
+
+
 def error_page(
-    status: int, title: str, message: str, hint: str, headers: dict[str, str] | None = None
+    status: int,
+    title: str,
+    message: str,
+    hint: str,
+    headers: dict[str, str] | None = None,
+    lang: Lang = "zh-CN",
 ) -> Response[bytes]:
     body = _ERROR_PAGE.substitute(
         title=html.escape(title),
@@ -104,11 +203,13 @@ def error_page(
         hint=html.escape(hint),
         status=str(status),
         css_version=_CSS.version,
+        lang=lang,
+        brand=html.escape(_TEXT[lang]["brand"]),
     )
     return _html(body, status, headers)
 
 
-def render_checkin_page(venue: Venue, token: str, tz: str) -> str:
+def render_checkin_page(venue: Venue, token: str, tz: str, lang: Lang = "zh-CN") -> str:
     """The check-in page for one verified venue code; every value is HTML-escaped."""
     esc = html.escape
     return _PAGE.substitute(
@@ -119,27 +220,20 @@ def render_checkin_page(venue: Venue, token: str, tz: str) -> str:
         dwell_minutes=str(venue.dwell_minutes),
         code=esc(token),
         tz=esc(tz),
+        lang=lang,
         js_version=_JS.version,
         css_version=_CSS.version,
     )
 
 
-_SCAN_AGAIN = "请重新扫描场所张贴的场所码；如仍无法登记，请联系场所工作人员。"
-SCAN_SCREEN_AGAIN = "请重新扫描屏幕上的场所码"
-
-
-def _gone_page(reason: str, venue_name: str) -> Response[bytes]:
+def _gone_page(reason: str, venue_name: str, lang: Lang) -> Response[bytes]:
     """The 410 page of a refused code, by the registry's reason."""
-    at = f"场所“{venue_name}”" if venue_name else "该场所"
-    if reason == "code_expired":
-        return error_page(410, "场所码已过期", "您扫描的是屏幕上已过期的场所码。", SCAN_SCREEN_AGAIN + "。")
-    if reason == "static_code":
-        return error_page(
-            410, "请扫描屏幕上的场所码", f"{at}使用入口屏幕上的动态场所码登记。", SCAN_SCREEN_AGAIN + "。"
-        )
-    if reason == "old_version":
-        return error_page(410, "场所码已更换", f"{at}已更换场所码，此码已失效。", "请向场所索取新的场所码。")
-    return error_page(410, "场所码已停用", f"{at}的场所码已停用。", "请向场所索取新的场所码。")
+    t = _TEXT[lang]
+    at = t["at_venue"].format(name=venue_name) if venue_name else t["this_venue"]
+    kind = reason if reason in ("code_expired", "static_code", "old_version") else "inactive"
+    hint = t["scan_screen"] if kind in ("code_expired", "static_code") else t["ask_new"]
+    message = t[f"{kind}.message"].format(at=at)
+    return error_page(410, t[f"{kind}.title"], message, hint, lang=lang)
 
 
 def setup_metrics(metrics: Metrics) -> None:
@@ -149,33 +243,32 @@ def setup_metrics(metrics: Metrics) -> None:
 
 
 @get("/v/{token:str}", summary="Phone check-in page for a venue code", tags=["pages"])
-async def checkin_page(token: str, ctx: Context) -> Response[bytes]:
+async def checkin_page(token: str, ctx: Context, request: Request[Any, Any, Any]) -> Response[bytes]:
+    lang = lang_of(request)
+    t = _TEXT[lang]
     if len(token) > MAX_TOKEN_CHARS:
         ctx.metrics.inc(PAGE_VIEWS, result="tampered")
-        return error_page(400, "场所码无效", "这不是有效的场所码。", _SCAN_AGAIN)
+        return error_page(400, t["invalid.title"], t["invalid.long"], t["scan_again"], lang=lang)
     try:
         venue = await registry.check_code(ctx, token)
     except codes.InvalidCode:
         ctx.metrics.inc(PAGE_VIEWS, result="tampered")
-        return error_page(400, "场所码无效", "该场所码无法通过校验，可能已被篡改或损坏。", _SCAN_AGAIN)
+        return error_page(400, t["invalid.title"], t["invalid.mac"], t["scan_again"], lang=lang)
     except NotFound:
         ctx.metrics.inc(PAGE_VIEWS, result="unknown")
-        return error_page(404, "场所不存在", "未找到该场所码对应的场所。", _SCAN_AGAIN)
+        return error_page(404, t["unknown.title"], t["unknown.message"], t["scan_again"], lang=lang)
     except Gone as gone:
         ctx.metrics.inc(PAGE_VIEWS, result="gone")
-        return _gone_page(str(gone.extra.get("reason", "")), str(gone.extra.get("venue_name", "")))
+        reason, name = str(gone.extra.get("reason", "")), str(gone.extra.get("venue_name", ""))
+        return _gone_page(reason, name, lang)
     except (RedisError, OSError) as exc:
         log.warning("venue lookup for the phone page failed: %s", exc)
         ctx.metrics.inc(PAGE_VIEWS, result="unavailable")
         return error_page(
-            503,
-            "服务繁忙",
-            "登记服务暂时不可用。",
-            "请稍后刷新本页重试。",
-            headers={"Retry-After": "5"},
+            503, t["busy.title"], t["busy.message"], t["busy.hint"], headers={"Retry-After": "5"}, lang=lang
         )
     ctx.metrics.inc(PAGE_VIEWS, result="ok")
-    return _html(render_checkin_page(venue, token, ctx.settings.tz), 200)
+    return _html(render_checkin_page(venue, token, ctx.settings.tz, lang), 200)
 
 
 @get("/static/phone.js", summary="Script of the phone check-in page", tags=["pages"], include_in_schema=False)

@@ -1,23 +1,23 @@
-/* Phone check-in page: register once, check in with one tap, check out.
- * Everything shown is set with textContent (never innerHTML): names are user data. */
+/* Phone check-in page: register once, check in with one tap, the door screen, exposure notices,
+ * open stays, an offline queue, own visits; zh-CN or English, and a 长辈模式 (large text).
+ * Everything shown is set with textContent (never innerHTML): names and messages are data. */
 (function () {
   "use strict";
 
   var RESIDENT_KEY = "venue-checkin.resident";
-  var LAST_KEY = "venue-checkin.last";
+  var STAYS_KEY = "venue-checkin.stays";
+  var QUEUE_KEY = "venue-checkin.queue";
   var COMPANIONS_KEY = "venue-checkin.companions";
+  var LANG_KEY = "venue-checkin.lang";
+  var ELDER_KEY = "venue-checkin.elder";
   var REQUEST_TIMEOUT_MS = 15000;
   var LOCATION_WAIT_MS = 600;
   var MAX_STAY_MS = 12 * 3600 * 1000;
-
-  var STATUS_TEXT = { green: "绿码", yellow: "黄码", red: "红码" };
-  var VERDICT_TEXT = { pass: "通行", restricted: "限制", deny: "禁止" };
-  var REASON_TEXT = {
-    test_expired: "核酸检测结果缺失或已超过本场所要求的时限",
-    red_code: "红码人员禁止进入",
-    yellow_code: "黄码人员限制进入",
-    watchlist: "请配合工作人员核查",
-  };
+  var MAX_STAYS = 20;
+  var MAX_QUEUE = 200;
+  var BATCH_SIZE = 50;
+  var NOTICE_POLL_MS = 30000;
+  var RESULT_REFRESH_MS = 30000;
 
   var app = document.getElementById("app");
   if (!app) return;
@@ -26,31 +26,322 @@
     venueId: app.getAttribute("data-venue-id") || "",
     venueName: app.getAttribute("data-venue-name") || "",
     tz: app.getAttribute("data-tz") || "Asia/Shanghai",
+    testHours: parseInt(app.getAttribute("data-test-hours") || "", 10) || 0,
+    dwellMinutes: parseInt(app.getAttribute("data-dwell-minutes") || "", 10) || 0,
   };
 
   function $(id) {
     return document.getElementById(id);
   }
 
-  // ---- time ------------------------------------------------------------------------------
-  var formatter = makeFormatter(cfg.tz);
-  function makeFormatter(tz) {
-    var opts = {
-      year: "numeric", month: "2-digit", day: "2-digit",
-      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZone: tz,
-    };
+  // ---- words (zh-CN, English) ---------------------------------------------------------------------
+  /** Texts the script writes: key -> [zh-CN, English]; "{name}" is filled in by t(). */
+  var M = {
+    title: ["场所码登记", "Venue check-in"],
+    "lang.other": ["English", "中文"],
+    "elder.on": ["长辈模式", "Large text"],
+    "elder.off": ["标准模式", "Standard text"],
+    checkin: ["登记", "Check in"],
+    "checkin.busy": ["登记中…", "Checking in…"],
+    submit: ["提交", "Submit"],
+    submitting: ["提交中…", "Submitting…"],
+    checkout: ["离场登记", "Check out"],
+    "cmp.add": ["＋ 添加家人", "+ Add family member"],
+    "cmp.close": ["收起", "Close"],
+    remove: ["移除", "Remove"],
+    "remove.label": ["移除 {name}", "Remove {name}"],
+    removed: ["已移除 {name}", "Removed {name}"],
+    "remove.confirm": ["确定不再与“{name}”同行登记吗？", "Stop checking in {name} with you?"],
+    "otp.send": ["获取验证码", "Get code"],
+    "otp.again": ["重新获取({n}s)", "Again ({n}s)"],
+    "otp.sent": ["验证码已发送到 {phone}，5 分钟内有效。", "Code sent to {phone}; it is valid for 5 minutes."],
+    "reg.saved": ["个人信息已保存，以后扫码无需重复填写。", "Saved: next time one tap checks you in."],
+    "reg.expired": ["登记信息已过期，请重新填写个人信息。", "Your sign-in has expired; enter your details again."],
+    "f.phone": ["请填写 11 位手机号码。", "Enter an 11-digit mobile number."],
+    "f.name": ["请填写姓名。", "Enter your name."],
+    "f.id": ["身份证号不正确，请核对后重新填写。", "The ID number is not valid; check it and try again."],
+    "f.otp_first": ["请先点击“获取验证码”。", "Tap “Get code” first."],
+    "f.otp": ["请填写短信中的 6 位数字验证码。", "Enter the 6-digit code from the SMS."],
+    "f.cmp_phone": ["请填写家人的 11 位手机号码。", "Enter the family member's 11-digit mobile number."],
+    "f.cmp_name": ["请填写家人姓名。", "Enter the family member's name."],
+    "f.cmp_phone_opt": ["请填写 11 位手机号码，或留空。", "Enter an 11-digit mobile number, or leave it empty."],
+    "f.cmp_otp_first": [
+      "填写家人手机号时，请点击“获取验证码”，并填写家人手机收到的验证码。",
+      "With a phone number, tap “Get code” and enter the code their phone received.",
+    ],
+    "f.cmp_otp": ["请填写家人手机收到的 6 位验证码。", "Enter the 6-digit code their phone received."],
+    "status.green": ["绿码", "Green code"],
+    "status.yellow": ["黄码", "Yellow code"],
+    "status.red": ["红码", "Red code"],
+    "status.unknown": ["健康码状态未知", "Health code unknown"],
+    "verdict.pass": ["通行", "PASS"],
+    "verdict.restricted": ["限制", "LIMITED"],
+    "verdict.deny": ["禁止", "NO ENTRY"],
+    "verdict.unknown": ["无法核验", "NOT CHECKED"],
+    "reason.red_code": ["红码：禁止进入", "Red code: no entry"],
+    "reason.yellow_code": ["黄码：限制进入，请配合工作人员核查", "Yellow code: limited entry, the staff will check"],
+    "reason.test_expired": [
+      "没有本场所要求的 {hours} 小时内核酸阴性结果",
+      "No negative test within the {hours} h this venue requires",
+    ],
+    "reason.test_expired_any": ["没有本场所要求时限内的核酸阴性结果", "No negative test as recent as this venue requires"],
+    "reason.test_unchecked": [
+      "系统繁忙，未能核对核酸结果，请工作人员人工查验",
+      "System busy: the test was not checked, the staff check it by hand",
+    ],
+    "reason.watchlist": ["请配合工作人员核查", "Please see the staff"],
+    "reason.other": ["原因：{code}", "Reason: {code}"],
+    "group.all_pass": ["{n} 人同行 · 全部通行", "{n} people · all pass"],
+    "group.some": ["{n} 人同行 · {deny} 人禁止 · {limited} 人限制", "{n} people · {deny} no entry · {limited} limited"],
+    "group.see_each": ["请逐一查看下方每位人员的结果", "Check each person below"],
+    "test.none": ["无", "none"],
+    "test.label": ["最近核酸阴性：{at}", "Last negative test: {at}"],
+    "day.colour": ["今日色：{colour}", "Colour of the day: {colour}"],
+    "day.0": ["紫", "purple"],
+    "day.1": ["蓝", "blue"],
+    "day.2": ["橙", "orange"],
+    "day.3": ["青", "teal"],
+    "day.4": ["粉", "pink"],
+    "day.5": ["棕", "brown"],
+    "day.6": ["黑", "black"],
+    "result.checking": ["正在向服务器核验…", "Checking with the server…"],
+    "result.stale": [
+      "网络不可用，现在无法向服务器核验登记结果，因此不显示通行结果。请联网后点“重新核验”。",
+      "No network: the result cannot be checked with the server now, so no verdict is shown. Connect and tap “Check again”.",
+    ],
+    "result.gone": ["未找到这次登记记录（可能已超过 12 小时）。", "This check-in was not found (it may be older than 12 h)."],
+    "checked_out": ["已离场 {at}", "Checked out {at}"],
+    "checkout.ok": ["离场登记成功，感谢配合。", "Checked out. Thank you."],
+    "rule.test": ["需 {hours} 小时内核酸阴性", "Negative test within {hours} h required"],
+    "rule.dwell": ["预计停留 {minutes} 分钟", "Expected stay {minutes} min"],
+    "stay.since": ["{at} 登记", "Checked in {at}"],
+    "stay.elapsed": ["已停留 {d}", "Here for {d}"],
+    "stay.end": ["预计 {at} 离场", "Expected end {at}"],
+    "stay.over": ["已超过预计停留时间", "Past the expected end"],
+    "stay.view": ["查看登记结果", "Show result"],
+    "dur.min": ["{m} 分钟", "{m} min"],
+    "dur.hour": ["{h} 小时 {m} 分钟", "{h} h {m} min"],
+    "dur.under": ["不到 1 分钟", "under a minute"],
+    "queue.item": ["{at} 扫码", "Scanned {at}"],
+    "queue.state": ["待上传", "waiting"],
+    "queue.saved": [
+      "网络不可用：本次登记已保存在本机（待上传），联网后自动上传。",
+      "No network: this check-in is saved on the phone (waiting to upload) and is sent when the network is back.",
+    ],
+    "queue.sent": ["{n} 条待上传的登记已上传。", "{n} saved check-in(s) uploaded."],
+    "queue.refused": ["{n} 条待上传的登记未被接受：{why}", "{n} saved check-in(s) were refused: {why}"],
+    "queue.full": ["待上传的登记过多，请联网后再登记。", "Too many check-ins are waiting; connect before checking in again."],
+    "notice.inform": ["健康提醒", "Health notice"],
+    "notice.test": ["请尽快做核酸检测", "Please get tested soon"],
+    "notice.isolate": ["请立即居家", "Stay at home now"],
+    "notice.body": [
+      "您于 {visited} 到访的“{venue}”，在 {since} 至 {until} 期间被列为风险场所。",
+      "You were at “{venue}” on {visited}; it was an exposure site from {since} to {until}.",
+    ],
+    "advice.inform": [
+      "请留意自身健康状况，如出现发热、咳嗽等症状请及时就医。",
+      "Watch your health; if you have a fever, a cough or other symptoms, see a doctor.",
+    ],
+    "advice.test": ["请尽快就近进行一次核酸检测。", "Get a test at the nearest testing site as soon as you can."],
+    "advice.isolate": ["请立即居家，不要外出，等待社区联系。", "Go home now, do not go out, and wait for your community to contact you."],
+    "notice.from": ["流调人员说明：", "From the tracer: "],
+    "notice.ack": ["我知道了", "I understand"],
+    "notice.ack_failed": ["确认未能提交，请稍后再试。", "Could not confirm; try again shortly."],
+    "visits.loading": ["正在读取…", "Loading…"],
+    "visits.count": ["共 {n} 次登记", "{n} visit(s)"],
+    "visits.none": ["近 14 天没有登记记录。", "No visits in the last 14 days."],
+    "visits.down": ["行程记录暂时无法查询，请稍后再试。", "Your visits cannot be read right now; try again later."],
+    "visits.open": ["在场中", "here now"],
+    "pass.until": ["有效至 {at}，到期前自动更新", "Valid until {at}; renewed before it expires"],
+    "revoke.confirm": [
+      "确定让所有设备（包括本机）上的登记失效吗？之后需要重新用短信验证码登记。",
+      "Sign out on every device, this one too? You will need a new SMS code to register again.",
+    ],
+    "revoke.done": ["所有设备上的登记均已失效。", "You are signed out on every device."],
+    "e.page": ["页面出错，请刷新后重试。", "Something went wrong; reload the page."],
+    "e.network": ["网络连接失败，请检查网络后重试。", "No connection; check the network and try again."],
+    "e.rate": ["操作过于频繁，{wait}", "Too many attempts; {wait}"],
+    "e.wait_s": ["请 {s} 秒后再试。", "try again in {s} s."],
+    "e.wait": ["请稍后再试。", "try again shortly."],
+    "e.sms": ["短信暂时发送失败，{wait}", "The SMS could not be sent; {wait}"],
+    "e.busy": ["当前登记人数较多，系统繁忙，{wait}", "Many people are checking in, the system is busy; {wait}"],
+    "e.server": ["服务器暂时出错，请稍后再试。", "Server error; try again shortly."],
+    "e.token": ["登记信息已失效，请重新填写个人信息。", "Your sign-in is no longer valid; enter your details again."],
+    "e.cmp_pick": ["所选同行家人有误，请刷新页面后重新选择。", "The family members chosen are not valid; reload and choose again."],
+    "e.forbidden": ["没有权限进行此操作。", "You may not do this."],
+    "e.too_big": ["提交的内容过大。", "Too much was sent."],
+    "e.stay_over": ["本次登记已超过 12 小时，停留已自动结束。", "This check-in is older than 12 h; the stay has ended."],
+    "e.code_gone": ["场所码已失效，请向场所索取新的场所码。", "This venue code is no longer valid; ask the venue for its new code."],
+    "e.no_checkin": ["未找到这次登记记录。", "This check-in was not found."],
+    "e.no_venue": ["未找到该场所，请重新扫描场所张贴的场所码。", "Venue not found; scan the venue's posted code again."],
+    "e.unavailable": ["登记服务暂不可用，请稍后再试。", "Check-in is unavailable; try again shortly."],
+    "e.already_out": ["这次登记已经离场。", "You already checked out of this visit."],
+    "e.other_name": [
+      "该身份证号已用其他姓名登记，请填写登记时使用的姓名。",
+      "This ID number was registered with another name; use that name.",
+    ],
+    "e.cmp_max": ["同行家人数量已达上限。", "You have the most family members allowed."],
+    "e.conflict": ["该操作与当前状态冲突，请刷新后重试。", "This conflicts with the current state; reload and try again."],
+    "e.own_cmp": ["不能把本人添加为同行家人。", "You cannot add yourself as a family member."],
+    "e.form": ["填写的信息有误，请核对后重试。", "Some details are not valid; check them and try again."],
+    "e.bad_code": ["场所码无效，请重新扫描场所张贴的场所码。", "Invalid venue code; scan the venue's posted code again."],
+    "e.location": ["定位信息无效，请关闭定位权限后重试。", "The location is not valid; turn off location access and try again."],
+    "e.failed": ["请求未能完成。", "The request failed."],
+    "e.detail": ["（原因：{detail}）", " (reason: {detail})"],
+    "e.field_id": ["身份证号格式不正确，请核对后重新填写。", "The ID number is not valid; check it and try again."],
+    "e.field_phone": ["手机号格式不正确，请填写 11 位手机号码。", "The mobile number is not valid; enter 11 digits."],
+    "e.field_name": ["姓名格式不正确，请重新填写。", "The name is not valid; enter it again."],
+    "e.otp_wrong_left": ["验证码不正确，还可尝试 {n} 次。", "Wrong code; {n} attempt(s) left."],
+    "e.phone_mismatch_help": [
+      "如手机号已更换或手机丢失，请见下方“换了手机号”的说明。",
+      " If you changed your number or lost the phone, see “Changed your number” below.",
+    ],
+    "r.otp_wrong": ["验证码不正确", "Wrong code"],
+    "r.otp_expired": ["验证码已失效或已使用，请重新获取验证码。", "The code has expired or was used; get a new one."],
+    "r.otp_locked": ["验证码输错次数过多，请重新获取验证码。", "Too many wrong codes; get a new one."],
+    "r.otp_too_soon": ["验证码发送过于频繁，请稍后再获取。", "Codes were sent too often; wait a little."],
+    "r.otp_daily_limit": ["今天向该手机号发送的验证码已达上限，请明天再试。", "No more codes to this number today; try tomorrow."],
+    "r.otp_missing": ["请先获取并填写短信验证码。", "Get the SMS code and enter it first."],
+    "r.otp_malformed": ["请填写短信中的 6 位数字验证码。", "Enter the 6-digit code from the SMS."],
+    "r.phone_mismatch": [
+      "该身份证号登记时使用的是另一个手机号，只能用那个手机号接收验证码。",
+      "This ID number was registered with another mobile number; only that number can receive the code.",
+    ],
+    "r.consent_required": [
+      "这位家人已登记过，需要家人手机收到的验证码才能添加。",
+      "This person is registered: the code sent to their own phone is needed to add them.",
+    ],
+    "r.companion_limit": ["同行家人数量已达上限，请先移除一位。", "You have the most family members allowed; remove one first."],
+    "r.id_check_digit": ["身份证号最后一位校验码不对，请核对后重新填写。", "The last digit of the ID number is wrong; check it."],
+    "r.token_revoked": ["本机的登记已失效，请重新填写个人信息。", "This phone's sign-in was revoked; enter your details again."],
+    "r.code_expired": [
+      "请重新扫描屏幕上的场所码（屏幕上的场所码每隔一段时间更新，此码已过期）。",
+      "Scan the code on the screen again (it changes every so often and this one has expired).",
+    ],
+    "r.static_code": [
+      "请重新扫描屏幕上的场所码（该场所使用入口屏幕上的动态场所码）。",
+      "Scan the code on the entrance screen (this venue uses a changing code).",
+    ],
+    "r.old_code": ["场所码已更换，请向场所索取新的场所码。", "The venue code was replaced; ask the venue for the new one."],
+    "r.too_old": ["这次扫码时间过早，已无法补登。", "This scan is too old to be uploaded."],
+    "r.in_future": ["手机时间不准确，请校准后重试。", "The phone's clock is wrong; correct it and try again."],
+  };
+
+  /** English for the page's own elements (data-i18n); their zh-CN text is the HTML itself. */
+  var STATIC_EN = {
+    brand: "Venue check-in",
+    "notices.title": "Health risk notices",
+    "venue.entering": "You are entering",
+    "reg.title": "Your details",
+    "reg.name": "Name",
+    "reg.id": "ID card number",
+    "reg.phone": "Mobile number",
+    "otp.send": "Get code",
+    "reg.otp": "Code from the SMS",
+    "reg.submit": "Submit",
+    "reg.privacy": "The code goes to the number you enter, to confirm it is you. Your details are used only " +
+      "for epidemic control and contact tracing; the ID number is kept only as a one-way digest and the " +
+      "phone number encrypted.",
+    "rebind.summary": "Changed your number, or lost your phone?",
+    "rebind.text": "A registered ID number receives codes only on the number it was registered with. Take " +
+      "your ID card to the community health centre or the local health authority to change the number; " +
+      "the sign-in on the old phone then ends, and you register again with the new number.",
+    "stays.title": "Checked in now",
+    "queue.title": "Waiting to upload",
+    "queue.help": "Check-ins made without a network are kept on this phone and sent when it is back.",
+    "queue.send": "Upload now",
+    "ready.hint": "You are registered: tap the button below to check in.",
+    "cmp.title": "Family with you",
+    "cmp.empty": "With family, add them and tick them to check in together.",
+    "cmp.name": "Family member's name",
+    "cmp.id": "Family member's ID card number",
+    "cmp.phone": "Their mobile number (optional; required if they are registered)",
+    "cmp.otp": "Code their phone received",
+    "cmp.consent": "This person is already registered. To stop anyone else adding them, enter the code " +
+      "sent to their own phone: it shows they agree.",
+    "cmp.submit": "Add",
+    "ready.pass": "My door pass (for the door scanner)",
+    "ready.visits": "My visits",
+    "ready.switch": "Not you? Enter your details again",
+    "ready.revoke": "Lost or lent your phone? End the sign-in on every device",
+    "pass.title": "My door pass",
+    "pass.help": "Show it to the door scanner. It changes every two minutes; a screenshot does not work.",
+    "pass.alt": "Door pass",
+    back: "Back",
+    "visits.title": "My visits (last 14 days)",
+    "result.retry": "Check again",
+    "result.venue": "Venue",
+    "result.time": "Checked in",
+    "result.test": "Last negative test",
+    "result.checked": "Checked at",
+    checkout: "Check out",
+    "result.back": "Back to start",
+  };
+
+  var lang = "zh-CN";
+  function t(key, vars) {
+    var pair = M[key];
+    var text = pair ? pair[lang === "en" ? 1 : 0] : key;
+    if (vars) {
+      text = text.replace(/\{(\w+)\}/g, function (all, name) {
+        return vars[name] !== undefined ? String(vars[name]) : all;
+      });
+    }
+    return text;
+  }
+
+  // ---- time --------------------------------------------------------------------------------------
+  function makeFormatter(opts) {
+    var locale = lang === "en" ? "en-GB" : "zh-CN";
+    var o = {};
+    for (var k in opts) o[k] = opts[k];
+    o.timeZone = cfg.tz;
     try {
-      return new Intl.DateTimeFormat("zh-CN", opts);
+      return new Intl.DateTimeFormat(locale, o);
     } catch (e) {
-      delete opts.timeZone;
-      return new Intl.DateTimeFormat("zh-CN", opts);
+      delete o.timeZone;
+      return new Intl.DateTimeFormat(locale, o);
     }
   }
-  function formatInstant(value) {
-    if (!value) return "";
+  var formatters = {};
+  function resetFormatters() {
+    formatters.full = makeFormatter({
+      year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    });
+    formatters.short = makeFormatter({ month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    formatters.clock = makeFormatter({ hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+    formatters.weekday = (function () {
+      try {
+        return new Intl.DateTimeFormat("en-US", { weekday: "short", timeZone: cfg.tz });
+      } catch (e) {
+        return new Intl.DateTimeFormat("en-US", { weekday: "short" });
+      }
+    })();
+  }
+  function asDate(value) {
     var d = value instanceof Date ? value : new Date(value);
-    if (isNaN(d.getTime())) return String(value);
-    return formatter.format(d);
+    return isNaN(d.getTime()) ? null : d;
+  }
+  function fmt(kind, value) {
+    if (!value) return "";
+    var d = asDate(value);
+    return d ? formatters[kind].format(d) : String(value);
+  }
+  function formatInstant(value) {
+    return fmt("full", value);
+  }
+  function duration(ms) {
+    var minutes = Math.floor(Math.max(0, ms) / 60000);
+    if (minutes < 1) return t("dur.under");
+    if (minutes < 60) return t("dur.min", { m: minutes });
+    return t("dur.hour", { h: Math.floor(minutes / 60), m: minutes % 60 });
+  }
+  /** The colour of the day in the venue's zone (by weekday: one poster at the door names all seven). */
+  function dayIndex(now) {
+    var names = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    var i = names.indexOf(formatters.weekday.format(now));
+    return i < 0 ? now.getDay() : i;
   }
 
   // ---- storage (localStorage, with a cookie when storage is unavailable) ---------------------------
@@ -114,6 +405,13 @@
     }
     return r;
   }
+  /** A refused token: this phone's sign-in ends (the offline queue stays: it names its owner, and is
+   * sent once that person has signed in again). */
+  function forgetResident() {
+    storeDel(RESIDENT_KEY);
+    storeDel(STAYS_KEY);
+    storeDel(COMPANIONS_KEY);
+  }
 
   // ---- messages --------------------------------------------------------------------------------
   function showMessage(text, kind) {
@@ -171,102 +469,152 @@
   /** Retry only when the request may not have arrived (network failure); same body, same client_id. */
   function apiRetrying(method, path, body, token, attempts) {
     return api(method, path, body, token).catch(function (err) {
-      if (err instanceof ApiError && err.status === 0 && attempts > 1) {
+      if (err instanceof ApiError && err.status === 0 && attempts > 1 && navigator.onLine !== false) {
         return sleep(800).then(function () { return apiRetrying(method, path, body, token, attempts - 1); });
       }
       throw err;
     });
   }
+  function isNetworkError(err) {
+    return err instanceof ApiError && err.status === 0;
+  }
 
   var FIELD_TEXT = [
-    [/id_number|id number|身份证/i, "身份证号格式不正确，请核对后重新填写。"],
-    [/phone|手机/i, "手机号格式不正确，请填写 11 位手机号码。"],
-    [/\bname\b|姓名/i, "姓名格式不正确，请重新填写。"],
+    [/id_number|id number|身份证/i, "e.field_id"],
+    [/phone|手机/i, "e.field_phone"],
+    [/\bname\b|姓名/i, "e.field_name"],
   ];
 
-  /** Plain zh-CN text for an API error; `what` names the action ("register", "checkin", "checkout"). */
-  var REASON_MESSAGES = {
-    otp_wrong: "验证码不正确",
-    otp_expired: "验证码已失效或已使用，请重新获取验证码。",
-    otp_locked: "验证码输错次数过多，请重新获取验证码。",
-    otp_too_soon: "验证码发送过于频繁，请稍后再获取。",
-    otp_daily_limit: "今天向该手机号发送的验证码已达上限，请明天再试。",
-    otp_missing: "请先获取并填写短信验证码。",
-    otp_malformed: "请填写短信中的 6 位数字验证码。",
-    phone_mismatch: "该身份证号登记时使用的是另一个手机号，只能用那个手机号接收验证码。",
-    consent_required: "这位家人已登记过，需要家人手机收到的验证码才能添加。",
-    companion_limit: "同行家人数量已达上限，请先移除一位。",
-    id_check_digit: "身份证号最后一位校验码不对，请核对后重新填写。",
-    token_revoked: "本机的登记已失效，请重新填写个人信息。",
-    code_expired: "请重新扫描屏幕上的场所码（屏幕上的场所码每隔一段时间更新，此码已过期）。",
-    static_code: "请重新扫描屏幕上的场所码（该场所使用入口屏幕上的动态场所码）。",
-    old_code: "场所码已更换，请向场所索取新的场所码。",
-  };
-
+  /** Plain text for an API error; `what` names the action ("register", "checkin", "checkout"...). */
   function describe(err, what) {
-    if (!(err instanceof ApiError)) return "页面出错，请刷新后重试。";
+    if (!(err instanceof ApiError)) return t("e.page");
     var s = err.status;
     var reason = err.problem && err.problem.reason;
+    return describeReason(s, reason, err.detail, err.retryAfter, what, err.problem);
+  }
+  function describeReason(s, reason, detail, retryAfter, what, problem) {
+    detail = detail || "";
     if (reason === "otp_wrong") {
-      var left = err.problem.attempts_left;
-      return left > 0 ? "验证码不正确，还可尝试 " + left + " 次。" : "验证码输错次数过多，请重新获取验证码。";
+      var left = problem && problem.attempts_left;
+      return left > 0 ? t("e.otp_wrong_left", { n: left }) : t("r.otp_locked");
     }
-    if (reason === "phone_mismatch") {
-      return REASON_MESSAGES.phone_mismatch + "如手机号已更换或手机丢失，请见下方“换了手机号”的说明。";
-    }
-    if (reason && REASON_MESSAGES[reason]) return REASON_MESSAGES[reason];
-    var wait = err.retryAfter ? "请 " + err.retryAfter + " 秒后再试。" : "请稍后再试。";
-    if (s === 0) return "网络连接失败，请检查网络后重试。";
-    if (s === 429) return "操作过于频繁，" + wait;
-    if (s === 503 && /SMS/i.test(err.detail)) return "短信暂时发送失败，" + wait;
-    if (s === 503) return "当前登记人数较多，系统繁忙，" + wait;
-    if (s >= 500) return "服务器暂时出错，请稍后再试。";
-    if (s === 401) return "登记信息已失效，请重新填写个人信息。";
-    if (s === 403) {
-      return what === "checkin" && /compan/i.test(err.detail)
-        ? "所选同行家人有误，请刷新页面后重新选择。"
-        : "没有权限进行此操作。";
-    }
-    if (s === 413) return "提交的内容过大。";
-    if (s === 410) {
-      return what === "checkout"
-        ? "本次登记已超过 12 小时，停留已自动结束。"
-        : "场所码已失效，请向场所索取新的场所码。";
-    }
+    if (reason === "phone_mismatch") return t("r.phone_mismatch") + t("e.phone_mismatch_help");
+    if (reason && M["r." + reason]) return t("r." + reason);
+    var wait = retryAfter ? t("e.wait_s", { s: retryAfter }) : t("e.wait");
+    if (s === 0) return t("e.network");
+    if (s === 429) return t("e.rate", { wait: wait });
+    if (s === 503 && /SMS/i.test(detail)) return t("e.sms", { wait: wait });
+    if (s === 503) return t("e.busy", { wait: wait });
+    if (s >= 500) return t("e.server");
+    if (s === 401) return t("e.token");
+    if (s === 403) return what === "checkin" && /compan/i.test(detail) ? t("e.cmp_pick") : t("e.forbidden");
+    if (s === 413) return t("e.too_big");
+    if (s === 410) return what === "checkout" ? t("e.stay_over") : t("e.code_gone");
     if (s === 404) {
-      if (what === "checkout") return "未找到这次登记记录。";
-      if (what === "checkin") return "未找到该场所，请重新扫描场所张贴的场所码。";
-      return "登记服务暂不可用，请稍后再试。";
+      if (what === "checkout") return t("e.no_checkin");
+      if (what === "checkin") return t("e.no_venue");
+      return t("e.unavailable");
     }
     if (s === 409) {
-      if (what === "checkout") return "这次登记已经离场。";
-      if (/another name/i.test(err.detail)) return "该身份证号已用其他姓名登记，请填写登记时使用的姓名。";
-      if (/at most/i.test(err.detail)) return "同行家人数量已达上限。";
-      return "该操作与当前状态冲突，请刷新后重试。";
+      if (what === "checkout") return t("e.already_out");
+      if (/another name/i.test(detail)) return t("e.other_name");
+      if (/at most/i.test(detail)) return t("e.cmp_max");
+      return t("e.conflict");
     }
-    if (what === "checkin" && /compan/i.test(err.detail)) return "所选同行家人有误，请刷新页面后重新选择。";
-    if (what === "companion" && /own companion/i.test(err.detail)) return "不能把本人添加为同行家人。";
+    if (what === "checkin" && /compan/i.test(detail)) return t("e.cmp_pick");
+    if (what === "companion" && /own companion/i.test(detail)) return t("e.own_cmp");
     if (what === "register" || what === "companion") {
       for (var i = 0; i < FIELD_TEXT.length; i++) {
-        if (FIELD_TEXT[i][0].test(err.detail)) return FIELD_TEXT[i][1];
+        if (FIELD_TEXT[i][0].test(detail)) return t(FIELD_TEXT[i][1]);
       }
-      return withDetail("填写的信息有误，请核对后重试。", err.detail);
+      return withDetail(t("e.form"), detail);
     }
-    if (what === "checkin" && /venue code|code/i.test(err.detail)) {
-      return "场所码无效，请重新扫描场所张贴的场所码。";
-    }
-    if (/location|lat|lon/i.test(err.detail)) return "定位信息无效，请关闭定位权限后重试。";
-    return withDetail("请求未能完成。", err.detail);
+    if (what === "checkin" && /venue code|code/i.test(detail)) return t("e.bad_code");
+    if (/location|lat|lon/i.test(detail)) return t("e.location");
+    return withDetail(t("e.failed"), detail);
   }
   function withDetail(text, detail) {
-    return detail ? text + "（原因：" + detail + "）" : text;
+    return detail ? text + t("e.detail", { detail: detail }) : text;
+  }
+
+  // ---- language and 长辈模式 --------------------------------------------------------------------------
+  var zhStatic = null;
+  function applyStatic() {
+    var els = document.querySelectorAll("[data-i18n]");
+    if (zhStatic === null) {
+      zhStatic = {};
+      for (var i = 0; i < els.length; i++) zhStatic[els[i].getAttribute("data-i18n")] = els[i].textContent;
+      zhStatic["pass.alt"] = $("pass-qr").getAttribute("alt");
+    }
+    for (var j = 0; j < els.length; j++) {
+      var key = els[j].getAttribute("data-i18n");
+      var text = lang === "en" ? STATIC_EN[key] : zhStatic[key];
+      if (text !== undefined) els[j].textContent = text;
+    }
+    var alt = lang === "en" ? STATIC_EN["pass.alt"] : zhStatic["pass.alt"];
+    $("pass-qr").setAttribute("alt", alt);
+    document.documentElement.setAttribute("lang", lang);
+    document.title = t("title") + " · " + cfg.venueName;
+    var toggle = $("lang-toggle");
+    toggle.textContent = t("lang.other");
+    toggle.setAttribute("lang", lang === "en" ? "zh-CN" : "en");
+    $("companion-toggle").textContent = $("companion-form").hidden ? t("cmp.add") : t("cmp.close");
+    renderElderToggle();
+    renderRules();
+  }
+  function setLang(next) {
+    lang = next === "en" ? "en" : "zh-CN";
+    storeSet(LANG_KEY, lang, 365 * 86400);
+    writeCookie(LANG_KEY, lang, 365 * 86400);  // the server renders its error pages in this language
+    resetFormatters();
+    applyStatic();
+    clearMessage();
+    rerender();
+  }
+  function elderOn() {
+    return document.documentElement.classList.contains("elder");
+  }
+  function renderElderToggle() {
+    var b = $("elder-toggle");
+    b.textContent = elderOn() ? t("elder.off") : t("elder.on");
+    b.setAttribute("aria-pressed", elderOn() ? "true" : "false");
+  }
+  function setElder(on) {
+    document.documentElement.classList.toggle("elder", !!on);
+    storeSet(ELDER_KEY, !!on, 365 * 86400);
+    renderElderToggle();
+  }
+
+  /** The venue's rules, shown before the tap. */
+  function renderRules() {
+    var ul = $("venue-rules");
+    while (ul.firstChild) ul.removeChild(ul.firstChild);
+    if (cfg.testHours) ul.appendChild(item("li", "rule-test", t("rule.test", { hours: cfg.testHours })));
+    if (cfg.dwellMinutes) ul.appendChild(item("li", "rule-dwell", t("rule.dwell", { minutes: cfg.dwellMinutes })));
+    ul.hidden = !ul.firstChild;
+  }
+  function item(tag, cls, text) {
+    var el = document.createElement(tag);
+    if (cls) el.className = cls;
+    if (text !== undefined) el.textContent = text;
+    return el;
   }
 
   // ---- views -------------------------------------------------------------------------------------
-  var VIEWS = ["view-register", "view-ready", "view-result", "view-pass"];
-  function show(view) {
-    VIEWS.forEach(function (id) { $(id).hidden = id !== view; });
-    app.setAttribute("data-view", view);
+  var VIEWS = ["view-register", "view-ready", "view-result", "view-pass", "view-visits"];
+  var view = "";
+  function show(id) {
+    view = id;
+    VIEWS.forEach(function (v) { $(v).hidden = v !== id; });
+    app.setAttribute("data-view", id);
+    if (id !== "view-result") stopResultTimers();
+    if (id !== "view-pass") stopPass();
+  }
+  function rerender() {
+    if (view === "view-ready") renderReady();
+    if (view === "view-result") renderResult();
+    if (view === "view-visits") renderVisits();
+    renderNotices();
   }
 
   var resident = null;
@@ -274,21 +622,25 @@
   function showRegister(notice) {
     resident = null;
     show("view-register");
+    renderNotices();
     if (notice) showMessage(notice, "error"); else clearMessage();
   }
 
   function showReady(notice) {
     show("view-ready");
-    $("resume-note").hidden = true;
     if (notice) showMessage(notice, "info"); else clearMessage();
-    var btn = $("checkin-button");
-    btn.disabled = false;
-    btn.textContent = "登记";
-    renderCompanions(cachedCompanions());
+    renderReady();
     refreshCompanions();
     startLocating();
   }
-
+  function renderReady() {
+    var btn = $("checkin-button");
+    btn.disabled = busy;
+    btn.textContent = busy ? t("checkin.busy") : t("checkin");
+    renderCompanions(cachedCompanions());
+    renderStays();
+    renderQueue();
+  }
   // ---- companions (family members checked in from this phone) ---------------------------------------
   function cachedCompanions() {
     var c = storeGet(COMPANIONS_KEY);
@@ -324,8 +676,8 @@
       var remove = document.createElement("button");
       remove.type = "button";
       remove.className = "remove";
-      remove.textContent = "移除";
-      remove.setAttribute("aria-label", "移除 " + (c.name_masked || ""));
+      remove.textContent = t("remove");
+      remove.setAttribute("aria-label", t("remove.label", { name: c.name_masked || "" }));
       remove.setAttribute("data-person-id", String(c.person_id));
       remove.addEventListener("click", function () { onRemoveCompanion(c); });
       li.appendChild(remove);
@@ -347,7 +699,7 @@
   }
   function onRemoveCompanion(c) {
     if (!resident) return showRegister();
-    if (!window.confirm("确定不再与“" + (c.name_masked || "") + "”同行登记吗？")) return;
+    if (!window.confirm(t("remove.confirm", { name: c.name_masked || "" }))) return;
     api("DELETE", "/v1/residents/me/companions/" + encodeURIComponent(String(c.person_id)), undefined, resident.token)
       .catch(function (err) {
         if (err instanceof ApiError && err.status === 404) return null;  // already gone
@@ -358,12 +710,12 @@
         saveCompanions(list);
         renderCompanions(list);
         var note = $("companion-removed");
-        note.textContent = "已移除 " + (c.name_masked || "");
+        note.textContent = t("removed", { name: c.name_masked || "" });
         note.hidden = false;
       })
       .catch(function (err) {
         if (err instanceof ApiError && err.status === 401) {
-          storeDel(RESIDENT_KEY);
+          forgetResident();
           showRegister(describe(err, "companion"));
           return;
         }
@@ -372,7 +724,7 @@
   }
   function onSendCompanionCode() {
     var phone = cleanPhone($("cmp-phone").value);
-    if (!/^1\d{10}$/.test(phone)) return companionError($("cmp-phone"), "请填写家人的 11 位手机号码。");
+    if (!/^1\d{10}$/.test(phone)) return companionError($("cmp-phone"), t("f.cmp_phone"));
     companionError(null, "");
     sendCode(phone, $("cmp-otp-send"), function (text) { companionError(null, text); }).then(function (ok) {
       if (ok) {
@@ -384,7 +736,7 @@
   function toggleCompanionForm(open) {
     $("companion-form").hidden = !open;
     $("companion-toggle").setAttribute("aria-expanded", open ? "true" : "false");
-    $("companion-toggle").textContent = open ? "收起" : "＋ 添加家人";
+    $("companion-toggle").textContent = open ? t("cmp.close") : t("cmp.add");
     if (open) $("cmp-name").focus();
   }
   function companionError(input, text) {
@@ -401,16 +753,16 @@
     ev.preventDefault();
     if (!resident) return showRegister();
     var name = $("cmp-name").value.trim();
-    var idNumber = $("cmp-id").value.replace(/\s/g, "").toUpperCase();
+    var idNumber = $("cmp-id").value.replace(/[\s\-]/g, "").toUpperCase();
     var phone = cleanPhone($("cmp-phone").value);
-    var code = $("cmp-otp").value.replace(/\s/g, "");
-    if (!name || name.length > 50) return companionError($("cmp-name"), "请填写家人姓名。");
-    if (!idNumberValid(idNumber)) return companionError($("cmp-id"), "身份证号不正确，请核对后重新填写。");
-    if (phone && !/^1\d{10}$/.test(phone)) return companionError($("cmp-phone"), "请填写 11 位手机号码，或留空。");
+    var code = $("cmp-otp").value.replace(/[\s\-]/g, "");
+    if (!name || name.length > 50) return companionError($("cmp-name"), t("f.cmp_name"));
+    if (!idNumberValid(idNumber)) return companionError($("cmp-id"), t("f.id"));
+    if (phone && !/^1\d{10}$/.test(phone)) return companionError($("cmp-phone"), t("f.cmp_phone_opt"));
     if (phone && !challenges[phone]) {
-      return companionError($("cmp-phone"), "填写家人手机号时，请点击“获取验证码”，并填写家人手机收到的验证码。");
+      return companionError($("cmp-phone"), t("f.cmp_otp_first"));
     }
-    if (phone && !/^\d{6}$/.test(code)) return companionError($("cmp-otp"), "请填写家人手机收到的 6 位验证码。");
+    if (phone && !/^\d{6}$/.test(code)) return companionError($("cmp-otp"), t("f.cmp_otp"));
     companionError(null, "");
     var btn = $("companion-submit");
     btn.disabled = true;
@@ -433,7 +785,7 @@
       })
       .catch(function (err) {
         if (err instanceof ApiError && err.status === 401) {
-          storeDel(RESIDENT_KEY);
+          forgetResident();
           showRegister(describe(err, "companion"));
           return;
         }
@@ -480,7 +832,7 @@
   function countdown(button, seconds, label) {
     var left = seconds;
     button.disabled = true;
-    button.textContent = "重新获取(" + left + "s)";
+    button.textContent = t("otp.again", { n: left });
     var timer = setInterval(function () {
       left -= 1;
       if (left <= 0) {
@@ -489,11 +841,11 @@
         button.textContent = label;
         return;
       }
-      button.textContent = "重新获取(" + left + "s)";
+      button.textContent = t("otp.again", { n: left });
     }, 1000);
   }
   function sendCode(phone, button, onError) {
-    var label = "获取验证码";
+    var label = t("otp.send");
     button.disabled = true;
     return api("POST", "/v1/residents/otp", { phone: phone })
       .then(function (data) {
@@ -514,11 +866,11 @@
   }
   function onSendRegisterCode() {
     var phone = cleanPhone($("reg-phone").value);
-    if (!/^1\d{10}$/.test(phone)) return fieldError($("reg-phone"), "请填写 11 位手机号码。");
+    if (!/^1\d{10}$/.test(phone)) return fieldError($("reg-phone"), t("f.phone"));
     fieldError(null, "");
     sendCode(phone, $("otp-send"), function (text) { fieldError(null, text); }).then(function (ok) {
       if (ok) {
-        showMessage("验证码已发送到 " + phone.slice(0, 3) + "****" + phone.slice(7) + "，5 分钟内有效。", "info");
+        showMessage(t("otp.sent", { phone: phone.slice(0, 3) + "****" + phone.slice(7) }), "info");
         $("reg-otp").focus();
       }
     });
@@ -528,17 +880,17 @@
     ev.preventDefault();
     var name = $("reg-name").value.trim();
     var phone = cleanPhone($("reg-phone").value);
-    var idNumber = $("reg-id").value.replace(/\s/g, "").toUpperCase();
-    var code = $("reg-otp").value.replace(/\s/g, "");
-    if (!name || name.length > 50) return fieldError($("reg-name"), "请填写姓名。");
-    if (!idNumberValid(idNumber)) return fieldError($("reg-id"), "身份证号不正确，请核对后重新填写。");
-    if (!/^1\d{10}$/.test(phone)) return fieldError($("reg-phone"), "请填写 11 位手机号码。");
-    if (!challenges[phone]) return fieldError($("reg-otp"), "请先点击“获取验证码”。");
-    if (!/^\d{6}$/.test(code)) return fieldError($("reg-otp"), "请填写短信中的 6 位数字验证码。");
+    var idNumber = $("reg-id").value.replace(/[\s\-]/g, "").toUpperCase();
+    var code = $("reg-otp").value.replace(/[\s\-]/g, "");
+    if (!name || name.length > 50) return fieldError($("reg-name"), t("f.name"));
+    if (!idNumberValid(idNumber)) return fieldError($("reg-id"), t("f.id"));
+    if (!/^1\d{10}$/.test(phone)) return fieldError($("reg-phone"), t("f.phone"));
+    if (!challenges[phone]) return fieldError($("reg-otp"), t("f.otp_first"));
+    if (!/^\d{6}$/.test(code)) return fieldError($("reg-otp"), t("f.otp"));
     fieldError(null, "");
     var btn = $("register-submit");
     btn.disabled = true;
-    btn.textContent = "提交中…";
+    btn.textContent = t("submitting");
     var body = { name: name, phone: phone, id_number: idNumber, challenge_id: challenges[phone], otp: code };
     api("POST", "/v1/residents", body)
       .then(function (data) {
@@ -549,7 +901,7 @@
         storeSet(RESIDENT_KEY, resident, maxAge);
         $("register-form").reset();
         challenges = {};
-        showReady("个人信息已保存，以后扫码无需重复填写。");
+        showReady(t("reg.saved"));
       })
       .catch(function (err) {
         if (err instanceof ApiError && err.problem && err.problem.reason === "phone_mismatch") {
@@ -559,7 +911,7 @@
       })
       .then(function () {
         btn.disabled = false;
-        btn.textContent = "提交";
+        btn.textContent = t("submit");
       });
   }
 
@@ -609,164 +961,385 @@
     clearMessage();
     var btn = $("checkin-button");
     btn.disabled = true;
-    btn.textContent = "登记中…";
+    btn.textContent = t("checkin.busy");
+    // taken at the tap: an offline scan is uploaded later with these two
     var body = { code: cfg.code, client_id: randomId() };
+    var scannedAt = new Date().toISOString();
     var companions = selectedCompanions().map(Number);
     if (companions.length) body.companions = companions;
-    locationSoon()
-      .then(function (loc) {
+    var owner = resident;
+    var attempt = navigator.onLine === false
+      ? Promise.reject(new ApiError(0, null, null))
+      : locationSoon().then(function (loc) {
         if (loc) body.location = loc;
-        return apiRetrying("POST", "/v1/checkins", body, resident.token, 3);
-      })
+        return apiRetrying("POST", "/v1/checkins", body, owner.token, 3);
+      });
+    attempt
       .then(function (data) {
-        storeSet(LAST_KEY, { venue_id: cfg.venueId, code: cfg.code, saved_at: Date.now(), data: data }, 43200);
-        showResult(data, null);
+        busy = false;
+        rememberStay(data);
+        showResult(data);
+        loadNotices();
       })
       .catch(function (err) {
+        busy = false;
+        if (isNetworkError(err)) {
+          // it may have arrived: the same client_id makes the upload a repeat, not a second stay
+          var queued = enqueue({
+            client_id: body.client_id, scanned_at: scannedAt, code: cfg.code, companions: companions,
+            venue_id: cfg.venueId, venue_name: cfg.venueName, dwell_minutes: cfg.dwellMinutes,
+            owner: String(owner.person_id),
+          });
+          renderReady();
+          showMessage(queued ? t("queue.saved") : t("queue.full"), queued ? "info" : "error");
+          return;
+        }
         if (err instanceof ApiError && err.status === 401) {
-          storeDel(RESIDENT_KEY);
+          forgetResident();
           showRegister(describe(err, "checkin"));
           return;
         }
         showMessage(describe(err, "checkin"), "error");
-        btn.disabled = false;
-        btn.textContent = "登记";
-      })
-      .then(function () { busy = false; });
+        renderReady();
+      });
   }
 
-  // ---- result -----------------------------------------------------------------------------------------
-  var clockTimer = null;
-  var current = null;
-
-  function ownRow(people) {
-    var mine = null;
-    if (resident && resident.person_id !== undefined) {
-      for (var i = 0; i < people.length; i++) {
-        if (String(people[i].person_id) === String(resident.person_id)) mine = people[i];
-      }
-    }
-    return mine || people[0] || null;
-  }
-
-  function showResult(data, checkedOutAt) {
-    current = data;
-    var people = (data && data.people) || [];
-    var me = ownRow(people) || {};
-    var status = STATUS_TEXT[me.status] ? me.status : "";
-    var panel = $("result-panel");
-    panel.setAttribute("data-status", status);
-    panel.setAttribute("data-verdict", me.verdict || "");
-    $("r-status").textContent = STATUS_TEXT[status] || "健康码状态未知";
-    $("r-verdict").textContent = VERDICT_TEXT[me.verdict] || "—";
-    var reason = me.reason ? (REASON_TEXT[me.reason] || me.reason) : "";
-    $("r-reason").textContent = reason;
-    $("r-reason").hidden = !reason;
-    $("r-name").textContent = me.name_masked || "";
-    var venue = (data && data.venue) || {};
-    $("r-venue").textContent = venue.name || cfg.venueName;
-    $("r-time").textContent = formatInstant(data && data.at);
-    $("r-test").textContent = me.last_negative_test_at ? formatInstant(me.last_negative_test_at) : "无";
-
-    var list = $("r-companion-list");
-    while (list.firstChild) list.removeChild(list.firstChild);
-    var others = people.filter(function (p) { return p !== me; });
-    others.forEach(function (p) {
-      var li = document.createElement("li");
-      li.setAttribute("data-person-id", String(p.person_id));
-      var dot = document.createElement("span");
-      dot.className = "dot";
-      dot.setAttribute("data-status", p.status || "");
-      var who = document.createElement("span");
-      who.className = "who";
-      who.textContent = (p.name_masked || "") + " · " + (STATUS_TEXT[p.status] || "状态未知");
-      var verdict = document.createElement("span");
-      verdict.className = "verdict";
-      verdict.textContent = VERDICT_TEXT[p.verdict] || "—";
-      if (p.reason) verdict.title = REASON_TEXT[p.reason] || p.reason;
-      li.appendChild(dot);
-      li.appendChild(who);
-      li.appendChild(verdict);
-      list.appendChild(li);
+  // ---- open stays (this phone's check-ins not yet checked out, any venue) ---------------------------
+  function loadStays() {
+    var list = storeGet(STAYS_KEY);
+    if (!Array.isArray(list) || !resident) return [];
+    var now = Date.now();
+    return list.filter(function (s) {
+      var at = asDate(s.at);
+      return s && s.checkin_id && String(s.owner) === String(resident.person_id) && at && now - at.getTime() < MAX_STAY_MS;
     });
-    $("r-companions").hidden = others.length === 0;
-
-    var out = $("checkout-button");
-    var done = $("checkout-done");
-    if (checkedOutAt) {
-      out.hidden = true;
-      done.hidden = false;
-      done.textContent = "已离场 " + formatInstant(checkedOutAt);
-    } else {
-      out.hidden = false;
-      out.disabled = false;
-      out.textContent = "离场登记";
-      done.hidden = true;
+  }
+  function saveStays(list) {
+    storeSet(STAYS_KEY, list.slice(0, MAX_STAYS), 43200);
+  }
+  function rememberStay(data) {
+    if (!data || !data.checkin_id || !resident) return;
+    var list = loadStays().filter(function (s) { return s.checkin_id !== data.checkin_id; });
+    if (!data.checked_out_at) {
+      list.unshift({
+        checkin_id: data.checkin_id,
+        owner: String(resident.person_id),
+        venue_id: String((data.venue && data.venue.venue_id) || cfg.venueId),
+        venue_name: (data.venue && data.venue.name) || cfg.venueName,
+        at: data.at,
+        ends_at: data.ends_at,
+      });
     }
-    show("view-result");
-    tick();
-    if (clockTimer === null) clockTimer = setInterval(tick, 1000);
-    window.scrollTo(0, 0);
+    saveStays(list);
+  }
+  function dropStay(checkinId) {
+    saveStays(loadStays().filter(function (s) { return s.checkin_id !== checkinId; }));
   }
 
-  function tick() {
-    $("r-clock").textContent = formatInstant(new Date());
+  var staysTimer = null;
+  function renderStays() {
+    var stays = loadStays();
+    var ul = $("stay-list");
+    while (ul.firstChild) ul.removeChild(ul.firstChild);
+    stays.forEach(function (s) {
+      var li = document.createElement("li");
+      li.setAttribute("data-checkin-id", s.checkin_id);
+      li.appendChild(item("div", "stay-venue", s.venue_name));
+      li.appendChild(item("div", "stay-times", t("stay.since", { at: fmt("short", s.at) }) + " · " +
+        (asDate(s.ends_at) && asDate(s.ends_at).getTime() < Date.now()
+          ? t("stay.over") : t("stay.end", { at: fmt("short", s.ends_at) }))));
+      var elapsed = item("div", "stay-elapsed", "");
+      elapsed.setAttribute("data-since", s.at);
+      li.appendChild(elapsed);
+      var buttons = item("div", "stay-buttons");
+      var viewBtn = item("button", "btn secondary stay-view", t("stay.view"));
+      viewBtn.type = "button";
+      viewBtn.addEventListener("click", function () { resume(s); });
+      var outBtn = item("button", "btn primary stay-checkout", t("checkout"));
+      outBtn.type = "button";
+      outBtn.addEventListener("click", function () { checkOut(s.checkin_id, outBtn); });
+      buttons.appendChild(viewBtn);
+      buttons.appendChild(outBtn);
+      li.appendChild(buttons);
+      ul.appendChild(li);
+    });
+    $("stays").hidden = stays.length === 0;
+    tickStays();
+    if (staysTimer === null && stays.length) staysTimer = setInterval(tickStays, 15000);
+  }
+  function tickStays() {
+    var els = document.querySelectorAll("#stay-list .stay-elapsed");
+    for (var i = 0; i < els.length; i++) {
+      var since = asDate(els[i].getAttribute("data-since"));
+      els[i].textContent = since ? t("stay.elapsed", { d: duration(Date.now() - since.getTime()) }) : "";
+    }
+  }
+  /** Ask the server about each remembered stay: gone or checked out elsewhere drops it. */
+  function refreshStays() {
+    if (!resident) return Promise.resolve();
+    var owner = resident;
+    return Promise.all(loadStays().map(function (s) {
+      return api("GET", "/v1/checkins/" + encodeURIComponent(s.checkin_id), undefined, owner.token)
+        .then(function (data) {
+          if (data.checked_out_at) dropStay(s.checkin_id); else rememberStay(data);
+        })
+        .catch(function (err) {
+          if (err instanceof ApiError && err.status === 404) dropStay(s.checkin_id);
+        });
+    })).then(function () {
+      if (view === "view-ready") renderStays();
+    });
   }
 
-  function onCheckout() {
-    if (busy || !current || !resident) return;
-    busy = true;
+  function checkOut(checkinId, button) {
+    if (!resident) return showRegister();
     clearMessage();
-    var out = $("checkout-button");
-    out.disabled = true;
-    out.textContent = "提交中…";
-    var path = "/v1/checkins/" + encodeURIComponent(String(current.checkin_id)) + "/checkout";
-    apiRetrying("POST", path, {}, resident.token, 3)
+    if (button) {
+      button.disabled = true;
+      button.textContent = t("submitting");
+    }
+    var path = "/v1/checkins/" + encodeURIComponent(String(checkinId)) + "/checkout";
+    return apiRetrying("POST", path, {}, resident.token, 3)
       .then(function (data) {
-        var at = (data && (data.ended_at || data.end || data.at || data.checked_out_at)) || new Date();
-        markCheckedOut(at);
+        var at = (data && data.ended_at) || new Date().toISOString();
+        checkedOut(checkinId, at);
       })
       .catch(function (err) {
-        if (err instanceof ApiError && err.status === 409) {
-          markCheckedOut(new Date());
+        if (err instanceof ApiError && (err.status === 409 || err.status === 410)) {
+          checkedOut(checkinId, new Date().toISOString());
+          if (err.status === 410) showMessage(describe(err, "checkout"), "info");
           return;
         }
         if (err instanceof ApiError && err.status === 401) {
-          storeDel(RESIDENT_KEY);
+          forgetResident();
           showRegister(describe(err, "checkout"));
           return;
         }
         showMessage(describe(err, "checkout"), "error");
-        out.disabled = false;
-        out.textContent = "离场登记";
-      })
-      .then(function () { busy = false; });
+        if (button) {
+          button.disabled = false;
+          button.textContent = t("checkout");
+        }
+      });
+  }
+  function checkedOut(checkinId, at) {
+    dropStay(checkinId);
+    if (current && current.checkin_id === checkinId) current.checked_out_at = at;
+    if (staleStay && staleStay.checkin_id === checkinId) staleStay.checked_out_at = at;
+    if (view === "view-result") renderResult();
+    if (view === "view-ready") renderStays();
+    showMessage(t("checkout.ok"), "info");
   }
 
-  function markCheckedOut(at) {
-    var last = storeGet(LAST_KEY);
-    if (last && last.data && current && last.data.checkin_id === current.checkin_id) {
-      last.checked_out_at = at instanceof Date ? at.toISOString() : String(at);
-      storeSet(LAST_KEY, last, 43200);
+  // ---- the door screen ------------------------------------------------------------------------------
+  var RANK = { pass: 0, restricted: 1, deny: 2 };
+  var current = null;      // the check-in shown, as the server answered it
+  var resultState = "";    // "live": from the server just now; "stale": could not ask; "checking"
+  var staleStay = null;    // the stay a stale screen is about (no verdict of it is shown)
+  var clockTimer = null;
+  var refreshTimer = null;
+
+  function stopResultTimers() {
+    if (clockTimer !== null) clearInterval(clockTimer);
+    if (refreshTimer !== null) clearInterval(refreshTimer);
+    clockTimer = null;
+    refreshTimer = null;
+  }
+  function verdictOf(p) {
+    return RANK[p.verdict] !== undefined ? p.verdict : "restricted";
+  }
+  function worstVerdict(people) {
+    var worst = "pass";
+    people.forEach(function (p) {
+      if (RANK[verdictOf(p)] > RANK[worst]) worst = verdictOf(p);
+    });
+    return worst;
+  }
+  function reasonText(p) {
+    if (!p.reason) return "";
+    if (p.reason === "test_expired") {
+      return cfg.testHours && String((current && current.venue && current.venue.venue_id) || "") === cfg.venueId
+        ? t("reason.test_expired", { hours: cfg.testHours })
+        : t("reason.test_expired_any");
     }
-    var out = $("checkout-button");
-    out.hidden = true;
-    var done = $("checkout-done");
-    done.textContent = "已离场 " + formatInstant(at);
-    done.hidden = false;
-    showMessage("离场登记成功，感谢配合。", "info");
+    return M["reason." + p.reason] ? t("reason." + p.reason) : t("reason.other", { code: p.reason });
+  }
+  function statusText(status) {
+    return M["status." + status] ? t("status." + status) : t("status.unknown");
+  }
+  function ownRow(people) {
+    if (resident && resident.person_id !== undefined) {
+      for (var i = 0; i < people.length; i++) {
+        if (String(people[i].person_id) === String(resident.person_id)) return people[i];
+      }
+    }
+    return people[0] || null;
   }
 
-  /** An open check-in at this venue from earlier (the page was reopened to check out). */
-  function resumeLast() {
-    var last = storeGet(LAST_KEY);
-    if (!last || !last.data || last.venue_id !== cfg.venueId || last.code !== cfg.code) return false;
-    if (last.checked_out_at || Date.now() - (last.saved_at || 0) > MAX_STAY_MS) return false;
-    var at = new Date(last.data.at);
-    if (isNaN(at.getTime()) || Date.now() - at.getTime() > MAX_STAY_MS) return false;
-    $("resume-text").textContent = "您于 " + formatInstant(at) + " 在本场所登记，尚未离场。";
-    $("resume-note").hidden = false;
-    return true;
+  function showResult(data) {
+    current = data;
+    resultState = "live";
+    staleStay = null;
+    clearMessage();
+    show("view-result");
+    renderResult();
+    startResultTimers();
+    window.scrollTo(0, 0);
+  }
+  function startResultTimers() {
+    stopResultTimers();
+    tick();
+    clockTimer = setInterval(tick, 1000);
+    refreshTimer = setInterval(reevaluate, RESULT_REFRESH_MS);
+  }
+
+  function renderResult() {
+    var panel = $("result-panel");
+    var live = resultState === "live" && current;
+    $("r-live").hidden = !live;
+    $("r-stale").hidden = resultState !== "stale";
+    var people = (live && current.people) || [];
+    var me = ownRow(people) || {};
+    var worst = live ? worstVerdict(people) : "unknown";
+    panel.setAttribute("data-verdict", worst);
+    panel.setAttribute("data-status", live && M["status." + me.status] ? me.status : "");
+    var group = people.length > 1;
+    if (!live) {
+      $("r-status").textContent = "";
+      $("r-verdict").textContent = resultState === "checking" ? "…" : t("verdict.unknown");
+      $("r-reason").textContent = resultState === "checking" ? t("result.checking") : "";
+      $("r-reason").hidden = resultState !== "checking";
+      $("r-name").textContent = "";
+      $("r-stale-text").textContent = t("result.stale");
+    } else {
+      var deny = people.filter(function (p) { return verdictOf(p) === "deny"; }).length;
+      var limited = people.filter(function (p) { return verdictOf(p) === "restricted"; }).length;
+      $("r-status").textContent = group
+        ? (deny + limited ? t("group.some", { n: people.length, deny: deny, limited: limited })
+          : t("group.all_pass", { n: people.length }))
+        : statusText(me.status);
+      $("r-verdict").textContent = t("verdict." + worst);
+      var reason = group ? (worst !== "pass" ? t("group.see_each") : "") : reasonText(me);
+      $("r-reason").textContent = reason;
+      $("r-reason").hidden = !reason;
+      $("r-name").textContent = group ? "" : (me.name_masked || "");
+    }
+    renderPeople(group ? people : []);
+
+    var stay = live ? current : staleStay || {};
+    var venue = (live ? current.venue : { name: stay.venue_name }) || {};
+    $("r-venue").textContent = venue.name || cfg.venueName;
+    $("r-time").textContent = formatInstant(stay.at);
+    $("r-test").textContent = live ? (me.last_negative_test_at ? formatInstant(me.last_negative_test_at) : t("test.none")) : "";
+    $("r-test").hidden = $("r-test-label").hidden = !live || group;
+    $("r-checked").textContent = live ? formatInstant(current.evaluated_at || current.at) : "";
+
+    var out = $("checkout-button");
+    var done = $("checkout-done");
+    var checkedOutAt = live ? current.checked_out_at : staleStay && staleStay.checked_out_at;
+    out.hidden = !!checkedOutAt || !(live || staleStay);
+    out.disabled = false;
+    out.textContent = t("checkout");
+    done.hidden = !checkedOutAt;
+    done.textContent = checkedOutAt ? t("checked_out", { at: formatInstant(checkedOutAt) }) : "";
+    if (live) tick();
+  }
+  function renderPeople(people) {
+    var ul = $("r-people");
+    while (ul.firstChild) ul.removeChild(ul.firstChild);
+    people.forEach(function (p) {
+      var li = item("li", "person");
+      li.setAttribute("data-person-id", String(p.person_id));
+      li.setAttribute("data-verdict", verdictOf(p));
+      li.setAttribute("data-status", p.status || "");
+      li.appendChild(item("div", "p-name", p.name_masked || "*"));
+      li.appendChild(item("div", "p-verdict", t("verdict." + verdictOf(p))));
+      li.appendChild(item("div", "p-status", statusText(p.status)));
+      var reason = reasonText(p);
+      if (reason) li.appendChild(item("div", "p-reason", reason));
+      if (cfg.testHours || p.last_negative_test_at) {
+        li.appendChild(item("div", "p-test", t("test.label", {
+          at: p.last_negative_test_at ? fmt("short", p.last_negative_test_at) : t("test.none"),
+        })));
+      }
+      ul.appendChild(li);
+    });
+    ul.hidden = people.length === 0;
+  }
+  function tick() {
+    var now = new Date();
+    $("r-clock").textContent = formatInstant(now);
+    var day = dayIndex(now);
+    $("r-track").className = "live-track day-" + day;
+    $("r-day").textContent = t("day.colour", { colour: t("day." + day) });
+  }
+
+  /** The verdict of a check-in made earlier: only what the server says now, never the kept copy. */
+  function resume(stay) {
+    if (!resident) return showRegister();
+    current = null;
+    staleStay = stay;
+    resultState = "checking";
+    clearMessage();
+    show("view-result");
+    renderResult();
+    window.scrollTo(0, 0);
+    askServer(stay);
+  }
+  function askServer(stay) {
+    var owner = resident;
+    return api("GET", "/v1/checkins/" + encodeURIComponent(stay.checkin_id), undefined, owner.token)
+      .then(function (data) {
+        if (view !== "view-result" || (staleStay && staleStay.checkin_id !== stay.checkin_id)) return;
+        if (data.checked_out_at) dropStay(data.checkin_id); else rememberStay(data);
+        showResult(data);
+      })
+      .catch(function (err) {
+        if (view !== "view-result") return;
+        if (err instanceof ApiError && err.status === 401) {
+          forgetResident();
+          showRegister(describe(err, "checkin"));
+          return;
+        }
+        if (err instanceof ApiError && err.status === 404) {
+          dropStay(stay.checkin_id);
+          showReady();
+          showMessage(t("result.gone"), "error");
+          return;
+        }
+        goStale(stay);
+        if (!isNetworkError(err)) showMessage(describe(err, "resume"), "error");
+      });
+  }
+  function goStale(stay) {
+    stopResultTimers();
+    current = null;
+    staleStay = stay;
+    resultState = "stale";
+    renderResult();
+  }
+  /** While the door screen is open it is judged again now and then; if that fails it stops showing one. */
+  function reevaluate() {
+    if (!current || !resident || view !== "view-result") return;
+    var stay = { checkin_id: current.checkin_id, venue_name: current.venue && current.venue.name, at: current.at };
+    var id = current.checkin_id;
+    api("GET", "/v1/checkins/" + encodeURIComponent(id), undefined, resident.token)
+      .then(function (data) {
+        if (view !== "view-result" || !current || current.checkin_id !== id) return;
+        current = data;
+        resultState = "live";
+        renderResult();
+      })
+      .catch(function (err) {
+        if (view !== "view-result" || !current || current.checkin_id !== id) return;
+        if (err instanceof ApiError && err.status === 401) return;
+        goStale(stay);
+      });
+  }
+  function onResultCheckout() {
+    var id = current ? current.checkin_id : staleStay && staleStay.checkin_id;
+    if (!id) return;
+    checkOut(id, $("checkout-button"));
   }
 
   // ---- the door pass --------------------------------------------------------------------------------
@@ -784,7 +1357,7 @@
         $("pass-qr").src = data.qr_svg;
         $("pass-qr").setAttribute("data-pass", data["pass"]);
         var expires = new Date(data.expires_at).getTime();
-        $("pass-expiry").textContent = "有效至 " + formatInstant(data.expires_at) + "，到期前自动更新";
+        $("pass-expiry").textContent = t("pass.until", { at: formatInstant(data.expires_at) });
         var wait = Math.max(5000, expires - Date.now() - PASS_REFRESH_BEFORE_MS);
         passTimer = setTimeout(function () {
           if (!$("view-pass").hidden) loadPass();
@@ -792,7 +1365,7 @@
       })
       .catch(function (err) {
         if (err instanceof ApiError && err.status === 401) {
-          storeDel(RESIDENT_KEY);
+          forgetResident();
           showRegister(describe(err, "pass"));
           return;
         }
@@ -807,56 +1380,294 @@
   }
   function onRevoke() {
     if (!resident) return showRegister();
-    if (!window.confirm("确定让所有设备（包括本机）上的登记失效吗？之后需要重新用短信验证码登记。")) return;
+    if (!window.confirm(t("revoke.confirm"))) return;
     api("POST", "/v1/residents/me/revoke", {}, resident.token)
       .catch(function (err) {
         if (err instanceof ApiError && err.status === 401) return null;  // already revoked
         throw err;
       })
       .then(function () {
-        storeDel(RESIDENT_KEY);
-        storeDel(LAST_KEY);
-        storeDel(COMPANIONS_KEY);
+        forgetResident();
+        storeDel(QUEUE_KEY);
         showRegister();
-        showMessage("所有设备上的登记均已失效。", "info");
+        showMessage(t("revoke.done"), "info");
       })
       .catch(function (err) { showMessage(describe(err, "revoke"), "error"); });
   }
 
+  // ---- the offline queue ("待上传") ------------------------------------------------------------------
+  function loadQueue() {
+    var q = storeGet(QUEUE_KEY);
+    return Array.isArray(q) ? q.filter(function (x) { return x && x.client_id && x.code; }) : [];
+  }
+  function saveQueue(q) {
+    if (q.length) storeSet(QUEUE_KEY, q, 7 * 86400); else storeDel(QUEUE_KEY);
+  }
+  function enqueue(entry) {
+    var q = loadQueue();
+    if (q.length >= MAX_QUEUE) return false;
+    q.push(entry);
+    saveQueue(q);
+    return true;
+  }
+  function myQueue() {
+    if (!resident) return [];
+    return loadQueue().filter(function (x) { return String(x.owner) === String(resident.person_id); });
+  }
+  function renderQueue() {
+    var q = myQueue();
+    var ul = $("queue-list");
+    while (ul.firstChild) ul.removeChild(ul.firstChild);
+    q.forEach(function (x) {
+      var li = document.createElement("li");
+      li.setAttribute("data-client-id", x.client_id);
+      var name = item("div", "queue-venue", x.venue_name || "");
+      name.appendChild(item("span", "queue-state", t("queue.state")));
+      li.appendChild(name);
+      li.appendChild(item("div", "queue-time", t("queue.item", { at: fmt("short", x.scanned_at) })));
+      ul.appendChild(li);
+    });
+    $("queue").hidden = q.length === 0;
+    $("queue-send").disabled = flushing;
+  }
+
+  var flushing = false;
+  /** Send the queue through the batch route; an item that did arrive before answers as a repeat. */
+  function flushQueue() {
+    if (flushing || !resident || navigator.onLine === false) return Promise.resolve();
+    var mine = myQueue().slice(0, BATCH_SIZE);
+    if (!mine.length) return Promise.resolve();
+    flushing = true;
+    var owner = resident;
+    var items = mine.map(function (x) {
+      var it = { code: x.code, client_id: x.client_id, scanned_at: x.scanned_at };
+      if (x.companions && x.companions.length) it.companions = x.companions;
+      return it;
+    });
+    if (view === "view-ready") renderQueue();
+    return api("POST", "/v1/checkins/batch", { items: items }, owner.token)
+      .then(function (out) {
+        var results = (out && out.results) || [];
+        var done = {};
+        var sent = 0;
+        var refused = [];
+        results.forEach(function (r) {
+          var x = mine[r.index];
+          if (!x) return;
+          if (r.status === 200 || r.status === 201) {
+            done[x.client_id] = true;
+            sent += 1;
+            if (r.checkin_id && resident && resident.person_id === owner.person_id) {
+              var at = asDate(r.at || x.scanned_at) || new Date();
+              var list = loadStays().filter(function (s) { return s.checkin_id !== r.checkin_id; });
+              list.unshift({
+                checkin_id: r.checkin_id, owner: String(owner.person_id), venue_id: String(x.venue_id),
+                venue_name: x.venue_name, at: at.toISOString(),
+                ends_at: new Date(at.getTime() + (x.dwell_minutes || 60) * 60000).toISOString(),
+              });
+              saveStays(list);
+            }
+          } else if (r.status !== 429 && r.status !== 503 && r.status < 500) {
+            done[x.client_id] = true;  // refused for good (an old code, a closed venue...)
+            refused.push(describeReason(r.status, r.error_reason, r.error, null, "checkin", null));
+          }
+        });
+        saveQueue(loadQueue().filter(function (x) { return !done[x.client_id]; }));
+        flushing = false;
+        if (refused.length) {
+          showMessage(t("queue.refused", { n: refused.length, why: refused[0] }), "error");
+        } else if (sent) {
+          showMessage(t("queue.sent", { n: sent }), "info");
+        }
+        if (view === "view-ready") renderReady();
+        return refreshStays();
+      })
+      .catch(function (err) {
+        flushing = false;
+        if (err instanceof ApiError && err.status === 401) {
+          forgetResident();
+          showRegister(describe(err, "checkin"));
+          return;
+        }
+        if (view === "view-ready") renderQueue();
+        if (!isNetworkError(err)) showMessage(describe(err, "checkin"), "error");
+      });
+  }
+
+  // ---- exposure notices (unread first, before anything else) ------------------------------------------
+  var notices = [];
+  function loadNotices() {
+    if (!resident) return Promise.resolve();
+    var owner = resident;
+    return api("GET", "/v1/residents/me/notices", undefined, owner.token)
+      .then(function (data) {
+        if (resident !== owner) return;
+        notices = ((data && data.notices) || []).filter(function (n) { return !n.acked_at; });
+        renderNotices();
+      })
+      .catch(function (err) {
+        if (err instanceof ApiError && err.status === 401) {
+          forgetResident();
+          showRegister(describe(err, "notices"));
+        }
+      });
+  }
+  function renderNotices() {
+    var list = resident ? notices : [];
+    var ul = $("notice-list");
+    while (ul.firstChild) ul.removeChild(ul.firstChild);
+    list.forEach(function (n) {
+      var level = M["notice." + n.level] ? n.level : "inform";
+      var li = item("li", "exposure");
+      li.setAttribute("data-notice-id", n.notice_id);
+      li.setAttribute("data-level", level);
+      li.appendChild(item("h3", "n-title", t("notice." + level)));
+      li.appendChild(item("p", "n-body", t("notice.body", {
+        visited: fmt("short", n.visited_at), venue: n.venue_name,
+        since: fmt("short", n.since), until: fmt("short", n.until),
+      })));
+      li.appendChild(item("p", "n-advice", t("advice." + level)));
+      if (n.message) {
+        var msg = item("p", "n-message", t("notice.from"));
+        msg.appendChild(item("span", "n-message-text", n.message));
+        li.appendChild(msg);
+      }
+      var ack = item("button", "btn primary n-ack", t("notice.ack"));
+      ack.type = "button";
+      ack.addEventListener("click", function () { acknowledge(n, ack); });
+      li.appendChild(ack);
+      ul.appendChild(li);
+    });
+    $("notices").hidden = list.length === 0;
+  }
+  function acknowledge(n, button) {
+    if (!resident) return;
+    button.disabled = true;
+    api("POST", "/v1/residents/me/notices/" + encodeURIComponent(n.notice_id) + "/ack", {}, resident.token)
+      .catch(function (err) {
+        if (err instanceof ApiError && err.status === 404) return null;  // gone (expired): nothing to confirm
+        throw err;
+      })
+      .then(function () {
+        notices = notices.filter(function (x) { return x.notice_id !== n.notice_id; });
+        renderNotices();
+      })
+      .catch(function () {
+        button.disabled = false;
+        showMessage(t("notice.ack_failed"), "error");
+      });
+  }
+
+  // ---- 我的行程 (own visits) --------------------------------------------------------------------------
+  var visits = null;       // the last answer, or {error: text}
+  function showVisits() {
+    if (!resident) return showRegister();
+    clearMessage();
+    visits = { loading: true };
+    show("view-visits");
+    renderVisits();
+    var owner = resident;
+    api("GET", "/v1/residents/me/visits?days=14", undefined, owner.token)
+      .then(function (data) {
+        visits = data || { visits: [] };
+      })
+      .catch(function (err) {
+        if (err instanceof ApiError && err.status === 401) {
+          forgetResident();
+          showRegister(describe(err, "visits"));
+          return;
+        }
+        visits = { error: err instanceof ApiError && (err.status === 0 || err.status >= 500) ? "down" : describe(err, "visits") };
+      })
+      .then(function () {
+        if (view === "view-visits") renderVisits();
+      });
+  }
+  function renderVisits() {
+    var ul = $("visit-list");
+    while (ul.firstChild) ul.removeChild(ul.firstChild);
+    var status = $("visits-status");
+    status.className = "muted";
+    if (!visits || visits.loading) {
+      status.textContent = t("visits.loading");
+      return;
+    }
+    if (visits.error) {
+      status.textContent = visits.error === "down" ? t("visits.down") : visits.error;
+      status.className = "notice error";
+      return;
+    }
+    var list = visits.visits || [];
+    status.textContent = list.length ? t("visits.count", { n: list.length }) : t("visits.none");
+    var now = Date.now();
+    list.forEach(function (v) {
+      var li = document.createElement("li");
+      li.setAttribute("data-checkin-id", v.checkin_id);
+      li.appendChild(item("div", "v-venue", v.venue_name || "#" + v.venue_id));
+      var verdict = item("span", "v-verdict", M["verdict." + v.verdict] ? t("verdict." + v.verdict) : "—");
+      verdict.setAttribute("data-verdict", v.verdict || "");
+      li.appendChild(verdict);
+      var end = asDate(v.end_at);
+      var open = !v.checked_out && end && end.getTime() > now;
+      var time = item("div", "v-time", fmt("short", v.at) + " – " + (open ? "" : fmt("clock", v.end_at).slice(0, 5)));
+      if (open) time.appendChild(item("span", "v-open", t("visits.open")));
+      li.appendChild(time);
+      ul.appendChild(li);
+    });
+  }
+
   // ---- start --------------------------------------------------------------------------------------------
   function start() {
+    var storedLang = storeGet(LANG_KEY);
+    lang = storedLang === "en" || storedLang === "zh-CN" ? storedLang : app.getAttribute("data-lang") === "en" ? "en" : "zh-CN";
+    if (storedLang && readCookie(LANG_KEY) !== storedLang) writeCookie(LANG_KEY, storedLang, 365 * 86400);
+    document.documentElement.classList.toggle("elder", storeGet(ELDER_KEY) === true);
+    resetFormatters();
+    applyStatic();
+
+    $("lang-toggle").addEventListener("click", function () { setLang(lang === "en" ? "zh-CN" : "en"); });
+    $("elder-toggle").addEventListener("click", function () { setElder(!elderOn()); });
     $("register-form").addEventListener("submit", onRegister);
     $("otp-send").addEventListener("click", onSendRegisterCode);
     $("cmp-otp-send").addEventListener("click", onSendCompanionCode);
     $("pass-button").addEventListener("click", showPass);
-    $("pass-back").addEventListener("click", function () {
-      stopPass();
-      showReady();
-    });
+    $("pass-back").addEventListener("click", function () { showReady(); });
+    $("visits-button").addEventListener("click", showVisits);
+    $("visits-back").addEventListener("click", function () { showReady(); });
     $("revoke-button").addEventListener("click", onRevoke);
     $("checkin-button").addEventListener("click", onCheckin);
-    $("checkout-button").addEventListener("click", onCheckout);
+    $("checkout-button").addEventListener("click", onResultCheckout);
+    $("result-back").addEventListener("click", function () { showReady(); });
+    $("r-retry").addEventListener("click", function () { if (staleStay) resume(staleStay); });
+    $("queue-send").addEventListener("click", function () { flushQueue(); });
     $("companion-form").addEventListener("submit", onAddCompanion);
     $("companion-toggle").addEventListener("click", function () {
       toggleCompanionForm($("companion-form").hidden);
     });
     $("switch-person").addEventListener("click", function () {
-      storeDel(RESIDENT_KEY);
-      storeDel(LAST_KEY);
-      storeDel(COMPANIONS_KEY);
+      forgetResident();
+      storeDel(QUEUE_KEY);
+      notices = [];
       showRegister();
     });
-    $("resume-button").addEventListener("click", function () {
-      var last = storeGet(LAST_KEY);
-      if (last && last.data) showResult(last.data, null);
+    window.addEventListener("online", function () {
+      flushQueue();
+      loadNotices();
     });
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible") loadNotices();
+    });
+    setInterval(function () {
+      if (document.visibilityState !== "hidden") loadNotices();
+    }, NOTICE_POLL_MS);
 
     var r = loadResident();
-    if (r && r.expired) return showRegister("登记信息已过期，请重新填写个人信息。");
+    if (r && r.expired) return showRegister(t("reg.expired"));
     if (!r) return showRegister();
     resident = r;
     showReady();
-    resumeLast();
+    loadNotices();
+    flushQueue().then(function () { return refreshStays(); });
   }
 
   start();
