@@ -83,10 +83,10 @@ def id_number(seq: int) -> str:
 
 
 def put_venue(sync_redis: redis.Redis, srv: Server, venue_id: int, name: str, **fields: Any) -> str:
+    fields.setdefault("address", "城关区幸福路 12 号")
     venue = Venue(
         venue_id=venue_id,
         name=name,
-        address="城关区幸福路 12 号",
         district="620102",
         street="620102001",
         community="620102001001",
@@ -111,11 +111,11 @@ def health_key(srv: Server) -> str:
 
 async def new_phone(browser: Any, **options: Any) -> Any:
     options.setdefault("viewport", {"width": 375, "height": 740})
+    options.setdefault("locale", "zh-CN")
     return await browser.new_context(
         device_scale_factor=2,
         is_mobile=True,
         has_touch=True,
-        locale="zh-CN",
         timezone_id="Europe/London",  # the page must show the configured zone, not the phone's
         **options,
     )
@@ -506,3 +506,537 @@ async def wait_for_new_pass(page: Any, old: str) -> str:
 
     await expect(page.locator("#pass-qr")).not_to_have_attribute("data-pass", old, timeout=10_000)
     return str(await page.locator("#pass-qr").get_attribute("data-pass"))
+
+
+# --- the door screen, stays, queue, notices, visits, languages ------------------------------------------
+
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+PHONE = {"width": 390, "height": 844}
+SIGN_IN_JS = (
+    "([t, p]) => localStorage.setItem('venue-checkin.resident', JSON.stringify({token: t, person_id: p}))"
+)
+DESKTOP = {"width": 1440, "height": 900}
+
+
+def import_resident(base: str, seq: int, name: str) -> tuple[int, str]:
+    """A resident registered through the registry's bulk import (the tests of registration itself
+    use the one-time code flow above)."""
+    line = json.dumps({"name": name, "phone": f"139{seq:08d}", "id_number": id_number(seq)})
+    r = httpx.post(
+        f"{base}/v1/residents/import",
+        content=line.encode(),
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    body = json.loads(r.text.splitlines()[0])
+    return int(body["person_id"]), str(body["token"])
+
+
+async def open_signed_in(page: Any, base: str, code: str, person_id: int, token: str) -> None:
+    """Open the venue page as a phone that registered before (its token in localStorage)."""
+    await page.goto(f"{base}/v/{code}")
+    await page.evaluate(SIGN_IN_JS, [token, person_id])
+    await page.reload()
+    await page.wait_for_selector("#view-ready:not([hidden])")
+
+
+async def both_sizes(page: Any, folder: Path, name: str) -> None:
+    """Screenshots at phone (390x844) and desktop (1440x900) size."""
+    await page.set_viewport_size(DESKTOP)
+    await shot(page, folder, f"{name}-desktop")
+    await page.set_viewport_size(PHONE)
+    await shot(page, folder, f"{name}-phone")
+
+
+async def background(page: Any, selector: str) -> str:
+    return str(await page.locator(selector).first.evaluate("el => getComputedStyle(el).backgroundColor"))
+
+
+async def font_px(page: Any, selector: str) -> float:
+    size = await page.locator(selector).first.evaluate("el => getComputedStyle(el).fontSize")
+    return float(str(size).removesuffix("px"))
+
+
+def negative_test(srv: Server, key: str, person_id: int, hours_ago: float) -> None:
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=hours_ago)
+    with srv.api() as c:
+        r = c.post(
+            "/v1/health/tests",
+            json=[
+                {
+                    "person_id": person_id,
+                    "sampled_at": at.isoformat().replace("+00:00", "Z"),
+                    "result": "negative",
+                }
+            ],
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    assert r.status_code in (200, 201, 204), r.text
+
+
+async def test_a_repeat_scan_shows_the_colour_of_now_not_of_the_first_scan(
+    server: Server, browser: Any, sync_redis: redis.Redis, shots: Path
+) -> None:
+    code = put_venue(sync_redis, server, 9601, "幸福路社区菜市场")
+    key = health_key(server)
+    pid, token = import_resident(server.base, 9601, "钱七")
+    ctx = await new_phone(browser, viewport=PHONE)
+    page = await ctx.new_page()
+    await open_signed_in(page, server.base, code, pid, token)
+    await page.click("#checkin-button")
+    await page.wait_for_selector("#result-panel[data-verdict='pass']", timeout=10_000)
+    assert await background(page, "#result-panel") == RGB["green"]
+    first = await page.evaluate("JSON.parse(localStorage.getItem('venue-checkin.stays'))[0].checkin_id")
+
+    set_status(server, key, pid, "red")  # the health feed turns them red
+    await page.click("#result-back")
+    await page.click("#checkin-button")  # the repeat scan within 60 s
+    await page.wait_for_selector("#result-panel[data-verdict='deny']", timeout=10_000)
+    assert await page.text_content("#r-verdict") == "禁止"
+    assert await page.text_content("#r-reason") == "红码：禁止进入"
+    assert await background(page, "#result-panel") == RGB["red"]
+    # the same stay, not a second one
+    stays = await page.evaluate("JSON.parse(localStorage.getItem('venue-checkin.stays'))")
+    assert [s["checkin_id"] for s in stays] == [first]
+    assert len([e for e in stream_entries(sync_redis, server, 9601) if e.kind == "in"]) == 1
+    # a guard reads it at 1 m: the big word and the live band
+    assert await font_px(page, "#r-verdict") >= 48
+    assert await page.locator("#r-live").is_visible()
+    await both_sizes(page, shots, "door-repeat-deny")
+    await ctx.close()
+
+
+async def test_a_resumed_page_shows_only_what_the_server_says_now(
+    server: Server, browser: Any, sync_redis: redis.Redis, shots: Path
+) -> None:
+    code = put_venue(sync_redis, server, 9602, "幸福路社区图书馆")
+    key = health_key(server)
+    pid, token = import_resident(server.base, 9602, "孙八")
+    ctx = await new_phone(browser, viewport=PHONE)
+    page = await ctx.new_page()
+    await open_signed_in(page, server.base, code, pid, token)
+    await page.click("#checkin-button")
+    await page.wait_for_selector("#result-panel[data-verdict='pass']", timeout=10_000)
+    kept = await page.evaluate("localStorage.getItem('venue-checkin.stays')")
+    assert "verdict" not in kept and "status" not in kept  # the phone keeps no verdict to show later
+
+    set_status(server, key, pid, "red")
+    await page.goto(f"{server.base}/v/{code}")  # the page was closed and opened again
+    await page.wait_for_selector("#stays:not([hidden])")
+    assert await page.text_content("#stays h2") == "在场中"
+    elapsed = await page.text_content("#stay-list .stay-elapsed")
+    assert elapsed is not None and elapsed.startswith("已停留 ")
+    assert "预计" in (await page.text_content("#stay-list .stay-times") or "")
+    await shot(page, shots, "stays-phone")
+    await page.click("#stay-list .stay-view")
+    await page.wait_for_selector("#result-panel[data-verdict='deny']", timeout=10_000)
+    assert await background(page, "#result-panel") == RGB["red"]
+
+    # offline: no verdict and no live clock, a sentence saying it cannot be checked now
+    await page.click("#result-back")
+    await ctx.set_offline(True)
+    await page.click("#stay-list .stay-view")
+    await page.wait_for_selector("#r-stale:not([hidden])", timeout=10_000)
+    assert await page.get_attribute("#result-panel", "data-verdict") == "unknown"
+    assert await page.text_content("#r-verdict") == "无法核验"
+    assert "无法向服务器核验" in (await page.text_content("#r-stale-text") or "")
+    assert await page.is_hidden("#r-live") and await page.is_hidden("#r-people")
+    assert await background(page, "#result-panel") not in RGB.values()
+    await both_sizes(page, shots, "door-resume-offline")
+    await ctx.set_offline(False)
+    set_status(server, key, pid, "green")
+    await page.click("#r-retry")
+    await page.wait_for_selector("#result-panel[data-verdict='pass']", timeout=10_000)
+    assert await page.is_visible("#r-live")
+    # checked out from the door screen: the stay leaves 在场中
+    await page.click("#checkout-button")
+    await page.wait_for_selector("#checkout-done:not([hidden])", timeout=10_000)
+    await page.click("#result-back")
+    assert await page.is_hidden("#stays")
+    await ctx.close()
+
+
+async def test_a_family_is_judged_person_by_person_at_a_venue_that_needs_a_test(
+    server: Server, browser: Any, sync_redis: redis.Redis, shots: Path
+) -> None:
+    code = put_venue(
+        sync_redis, server, 9603, "幸福路社区医院", requires_negative_test_hours=72, dwell_minutes=45
+    )
+    key = health_key(server)
+    pid, token = import_resident(server.base, 9603, "周九")
+    negative_test(server, key, pid, 20)
+    family = []
+    with server.api() as c:
+        for seq, name in ((9604, "周小宝"), (9605, "吴奶奶")):
+            r = c.post(
+                "/v1/residents/me/companions",
+                json={"name": name, "id_number": id_number(seq)},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert r.status_code == 201, r.text
+            family.append(int(r.json()["person_id"]))
+    child, grandmother = family
+    set_status(server, key, child, "red")
+    ctx = await new_phone(browser, viewport=PHONE)
+    page = await ctx.new_page()
+    await open_signed_in(page, server.base, code, pid, token)
+    # the venue's rules before the tap
+    rules = await page.locator("#venue-rules li").all_text_contents()
+    assert rules == ["需 72 小时内核酸阴性", "预计停留 45 分钟"]
+    await page.locator("#companion-choices input[type=checkbox]").nth(1).wait_for()
+    for box in await page.locator("#companion-choices input[type=checkbox]").all():
+        await box.check()
+    await both_sizes(page, shots, "family-ready")
+    await page.click("#checkin-button")
+    await page.wait_for_selector("#view-result:not([hidden])", timeout=10_000)
+    # the adult is green and tested, but the big panel is the group's worst: 禁止, red
+    assert await page.get_attribute("#result-panel", "data-verdict") == "deny"
+    assert await background(page, "#result-panel") == RGB["red"]
+    assert await page.text_content("#r-verdict") == "禁止"
+    assert await page.text_content("#r-status") == "3 人同行 · 2 人禁止 · 0 人限制"
+    panels = {
+        pid: ("pass", "通行", None),
+        child: ("deny", "禁止", "红码：禁止进入"),
+        grandmother: ("deny", "禁止", "没有本场所要求的 72 小时内核酸阴性结果"),
+    }
+    for person, (verdict, word, reason) in panels.items():
+        panel = page.locator(f"#r-people .person[data-person-id='{person}']")
+        assert await panel.is_visible()
+        assert await panel.get_attribute("data-verdict") == verdict
+        assert await panel.locator(".p-verdict").text_content() == word
+        assert (
+            await panel.evaluate("el => getComputedStyle(el).backgroundColor")
+            == RGB["green" if verdict == "pass" else "red"]
+        )
+        if reason is None:
+            assert await panel.locator(".p-reason").count() == 0
+        else:
+            assert await panel.locator(".p-reason").text_content() == reason
+            assert await panel.locator(".p-reason").is_visible()  # words on the screen, no tooltip
+    assert await font_px(page, "#r-verdict") >= 48
+    assert await font_px(page, "#r-people .p-verdict") >= 28
+    assert await font_px(page, "#r-people .p-reason") >= 16
+    # the anti-screenshot band moves (an animation, not only the clock) in the colour of the day
+    assert (
+        await page.locator(".live-dot").evaluate("el => getComputedStyle(el).animationName") == "live-slide"
+    )
+    first = await page.locator(".live-dot").evaluate("el => el.getBoundingClientRect().left")
+    await page.wait_for_timeout(700)
+    later = await page.locator(".live-dot").evaluate("el => el.getBoundingClientRect().left")
+    assert abs(later - first) > 5
+    day = await page.text_content("#r-day")
+    assert day is not None and re.fullmatch(r"今日色：[紫蓝橙青粉棕黑]", day)
+    assert re.search(r"day-[0-6]", await page.get_attribute("#r-track", "class") or "")
+    await both_sizes(page, shots, "family-result")
+    await ctx.close()
+
+
+async def test_a_scan_without_network_waits_on_the_phone_and_is_sent_once(
+    server: Server, browser: Any, sync_redis: redis.Redis, shots: Path
+) -> None:
+    code = put_venue(sync_redis, server, 9606, "幸福路地铁站")
+    pid, token = import_resident(server.base, 9606, "郑十")
+    ctx = await new_phone(browser, viewport=PHONE)
+    page = await ctx.new_page()
+    await open_signed_in(page, server.base, code, pid, token)
+
+    await ctx.set_offline(True)
+    tapped = datetime.now(UTC)
+    await page.click("#checkin-button")
+    await page.wait_for_selector("#queue:not([hidden])", timeout=10_000)
+    assert await page.text_content("#message") == QUEUED_ZH
+    assert await page.text_content("#queue-list .queue-state") == "待上传"
+    queued = await page.evaluate("JSON.parse(localStorage.getItem('venue-checkin.queue'))")
+    assert len(queued) == 1 and re.fullmatch(r"[0-9a-f]{32}", queued[0]["client_id"])
+    scanned = datetime.fromisoformat(queued[0]["scanned_at"].replace("Z", "+00:00"))
+    assert abs((scanned - tapped).total_seconds()) < 3
+    assert await page.is_visible("#view-ready") and await page.is_enabled("#checkin-button")
+    await both_sizes(page, shots, "queue-waiting")
+    await page.wait_for_timeout(1500)  # time passes before the network comes back
+    assert stream_entries(sync_redis, server, 9606) == []
+
+    await ctx.set_offline(False)  # the `online` event sends the queue
+    await page.wait_for_selector("#queue", state="hidden", timeout=15_000)
+    await page.wait_for_selector("#stays:not([hidden])", timeout=10_000)
+    assert await page.text_content("#message") == "1 条待上传的登记已上传。"
+    events = [e for e in stream_entries(sync_redis, server, 9606) if e.kind == "in"]
+    assert len(events) == 1 and events[0].person_id == pid
+    # recorded at the tap, not at the upload
+    assert abs(events[0].at_ms / 1000 - scanned.timestamp()) < 1
+    assert await page.evaluate("localStorage.getItem('venue-checkin.queue')") is None
+    await shot(page, shots, "queue-sent-phone")
+
+    # the first send did arrive but its answer was lost: the upload is a repeat, not a second stay
+    other = put_venue(sync_redis, server, 9607, "幸福路体育馆")
+    await page.goto(f"{server.base}/v/{other}")
+    await page.wait_for_selector("#view-ready:not([hidden])")
+    arrived: list[int] = []
+
+    async def lose_answer(route: Any) -> None:
+        response = await route.fetch()
+        arrived.append(response.status)
+        await route.abort("connectionreset")
+
+    await page.route("**/v1/checkins", lose_answer)
+    await page.click("#checkin-button")
+    await page.wait_for_selector("#queue:not([hidden])", timeout=15_000)
+    assert arrived[0] == 201 and set(arrived[1:]) <= {200}
+    await page.unroute("**/v1/checkins")
+    await page.click("#queue-send")
+    await page.wait_for_selector("#queue", state="hidden", timeout=10_000)
+    events = [e for e in stream_entries(sync_redis, server, 9607) if e.kind == "in"]
+    assert len(events) == 1
+    stays = await page.evaluate("JSON.parse(localStorage.getItem('venue-checkin.stays'))")
+    assert len({s["checkin_id"] for s in stays}) == len(stays) == 2
+    # each open stay has its own check-out
+    assert await page.locator("#stay-list li .stay-checkout").count() == 2
+    await page.locator("#stay-list li").nth(1).locator(".stay-checkout").click()
+    await expect_count(page, "#stay-list li", 1)
+    assert len([e for e in stream_entries(sync_redis, server, 9606) if e.kind == "out"]) == 1
+    await ctx.close()
+
+
+async def expect_count(page: Any, selector: str, count: int) -> None:
+    from playwright.async_api import expect
+
+    await expect(page.locator(selector)).to_have_count(count, timeout=10_000)
+
+
+async def visible_text(page: Any) -> str:
+    """The text a person sees on the page, without the language switch (named in the other language)."""
+    return str(
+        await page.evaluate(
+            """() => {
+              const t = document.getElementById('lang-toggle');
+              const keep = t.textContent; t.textContent = '';
+              const text = document.body.innerText; t.textContent = keep; return text; }"""
+        )
+    )
+
+
+async def test_english_and_the_large_text_mode(
+    server: Server, browser: Any, sync_redis: redis.Redis, shots: Path
+) -> None:
+    code = put_venue(
+        sync_redis, server, 9608, "Riverside Market", address="12 River Road", requires_negative_test_hours=48
+    )
+    pid, token = import_resident(server.base, 9608, "Li Lei")
+    ctx = await new_phone(browser, viewport=PHONE, locale="en-GB")  # Accept-Language: en-GB
+    page = await ctx.new_page()
+    await page.goto(f"{server.base}/v/{code}")
+    await page.wait_for_selector("#view-register:not([hidden])")
+    assert await page.get_attribute("html", "lang") == "en"
+    assert await page.text_content("#lang-toggle") == "中文"
+    text = await visible_text(page)
+    assert not CJK.search(text), CJK.findall(text)
+    assert "Negative test within 48 h required" in text and "Your details" in text
+    await both_sizes(page, shots, "en-register")
+    # a pasted number with spaces and dashes is kept whole (no maxlength cuts it)
+    await page.fill("#reg-phone", "+86 138-1234-5678")
+    assert await page.input_value("#reg-phone") == "+86 138-1234-5678"
+    await page.click("#otp-send")
+    await page.wait_for_selector("#message:not([hidden])", timeout=10_000)
+    assert await page.text_content("#message") == "Code sent to 138****5678; it is valid for 5 minutes."
+
+    await open_signed_in(page, server.base, code, pid, token)
+    await page.click("#checkin-button")
+    await page.wait_for_selector("#view-result:not([hidden])", timeout=10_000)
+    assert await page.text_content("#r-verdict") == "NO ENTRY"
+    assert await page.text_content("#r-reason") == "No negative test within the 48 h this venue requires"
+    text = await visible_text(page)
+    assert not CJK.search(text), CJK.findall(text)
+    assert re.search(r"Colour of the day: (purple|blue|orange|teal|pink|brown|black)", text)
+    assert await font_px(page, "#r-verdict") >= 48
+    await both_sizes(page, shots, "en-result")
+    await page.click("#result-back")
+    await page.click("#visits-button")
+    await page.wait_for_selector("#visits-status.error", timeout=10_000)
+    assert (
+        await page.text_content("#visits-status") == "Your visits cannot be read right now; try again later."
+    )
+    text = await visible_text(page)
+    assert not CJK.search(text), CJK.findall(text)
+    await both_sizes(page, shots, "en-visits-down")
+    await page.click("#visits-back")
+    await page.click("#pass-button")
+    await page.wait_for_selector("#pass-qr[data-pass]", timeout=10_000)
+    text = await visible_text(page)
+    assert not CJK.search(text), CJK.findall(text)
+    await page.click("#pass-back")
+
+    # the choice is remembered: back to Chinese, which the next load (and the server) keeps
+    await page.click("#lang-toggle")
+    assert await page.get_attribute("html", "lang") == "zh-CN"
+    assert await page.text_content("#checkin-button") == "登记"
+    await page.reload()
+    await page.wait_for_selector("#view-ready:not([hidden])")
+    assert await page.get_attribute("html", "lang") == "zh-CN"
+    assert await page.text_content("#visits-button") == "我的行程"
+    bad = await page.goto(f"{server.base}/v/not-a-code")
+    assert bad is not None and bad.status == 400
+    assert await page.text_content("#error-title") == "场所码无效"
+
+    # 长辈模式: larger type, higher contrast, fewer words; remembered too
+    await page.goto(f"{server.base}/v/{code}")
+    await page.wait_for_selector("#view-ready:not([hidden])")
+    normal = await font_px(page, "#checkin-button")
+    words = len(await visible_text(page))
+    assert await page.is_visible("#revoke-button")
+    await page.click("#elder-toggle")
+    assert await page.get_attribute("#elder-toggle", "aria-pressed") == "true"
+    assert await font_px(page, "#checkin-button") > normal * 1.3
+    assert await font_px(page, "#venue-rules li") >= 22
+    assert await page.is_hidden("#revoke-button") and await page.is_hidden("#view-ready .wordy >> nth=0")
+    assert len(await visible_text(page)) < words
+    muted = await page.locator("#venue-address").evaluate("el => getComputedStyle(el).color")
+    assert muted == "rgb(46, 51, 56)"  # darker than the standard grey
+    await page.reload()
+    await page.wait_for_selector("#view-ready:not([hidden])")
+    assert await page.evaluate("document.documentElement.classList.contains('elder')")
+    await both_sizes(page, shots, "elder-ready")
+    await page.click("#stay-list .stay-view")
+    await page.wait_for_selector("#result-panel[data-verdict='deny']", timeout=10_000)
+    assert await font_px(page, "#r-verdict") >= 90
+    await both_sizes(page, shots, "elder-result")
+    await ctx.close()
+
+
+@dataclass
+class City:
+    """The ingest API and the tracing service (sink, venue mirror, notices) of one test's settings."""
+
+    base: str
+    tracing: str
+    settings: Any
+    outbox: Path
+
+
+@pytest.fixture
+def city(tmp_path: Path, make_settings: Any) -> Iterator[City]:
+    from tests.support.servers import ingest_server_of, tracing_server
+
+    settings = make_settings(
+        clickhouse_dsn=f"chdb://{tmp_path / 'ch'}",
+        tracing_port=free_port(),
+        ingest_port=free_port(),
+        tz="Asia/Shanghai",
+    )
+    with (
+        tracing_server(settings, "sink,mirror,notices", tmp_path / "tracing.log") as tracing,
+        ingest_server_of(settings, tmp_path / "ingest.log") as base,
+    ):
+        yield City(base, tracing, settings, tmp_path / "var" / "sms-outbox.ndjson")
+
+
+def api_venue(base: str, name: str) -> tuple[int, str]:
+    from tests.support.access_world import venue_body
+
+    adm = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    r = httpx.post(f"{base}/v1/venues", json=venue_body(name, "110101"), headers=adm, timeout=10)
+    assert r.status_code == 201, r.text
+    vid = int(r.json()["venue_id"])
+    code = httpx.get(f"{base}/v1/venues/{vid}/code", headers=adm, timeout=10).json()["token"]
+    return vid, str(code)
+
+
+async def test_a_notice_reaches_the_exposed_resident_and_no_one_else(
+    city: City, browser: Any, shots: Path
+) -> None:
+    site_vid, site_code = api_venue(city.base, "幸福路菜市场")
+    _, other_code = api_venue(city.base, "滨河路图书馆")
+    exposed = import_resident(city.base, 9701, "冯一")
+    elsewhere = import_resident(city.base, 9702, "陈二")
+    pages = []
+    for (pid, token), code in ((exposed, site_code), (elsewhere, other_code)):
+        ctx = await new_phone(browser, viewport=PHONE)
+        page = await ctx.new_page()
+        await open_signed_in(page, city.base, code, pid, token)
+        await page.click("#checkin-button")
+        await page.wait_for_selector("#view-result:not([hidden])", timeout=10_000)
+        pages.append(page)
+    mine, theirs = pages
+    auth = {"Authorization": f"Bearer {exposed[1]}"}
+    for _ in range(150):  # the sink writes the stays within a second or two
+        visits = httpx.get(f"{city.base}/v1/residents/me/visits", headers=auth, timeout=10)
+        if visits.status_code == 200 and visits.json()["count"] == 1:
+            break
+        time.sleep(0.2)
+    assert visits.json()["visits"][0]["venue_name"] == "幸福路菜市场", visits.text
+
+    key = httpx.post(
+        f"{city.base}/v1/keys",
+        json={"role": "tracer", "name": "phone-page test"},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=10,
+    ).json()["key"]
+    now = datetime.now(UTC)
+    since, until = now - timedelta(hours=2), now + timedelta(hours=1)
+    flagged = httpx.post(
+        f"{city.tracing}/v1/exposure-sites",
+        json={
+            "venue_id": site_vid,
+            "since": since.isoformat().replace("+00:00", "Z"),
+            "until": until.isoformat().replace("+00:00", "Z"),
+            "reason": "case 12",
+            "level": "test",
+            "message": "请到幸福路社区卫生站检测",
+        },
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert flagged.status_code == 201, flagged.text
+    t0 = time.monotonic()
+    card = mine.locator("#notice-list li.exposure")
+    for _ in range(40):
+        await mine.reload()
+        await mine.wait_for_selector("#view-ready:not([hidden])")
+        try:
+            await card.wait_for(timeout=500)
+            break
+        except Exception:
+            continue
+    seen_after = time.monotonic() - t0
+    assert await card.count() == 1, "no notice on the exposed resident's page"
+    print(f"notice on the page {seen_after:.1f} s after the flag")
+    assert seen_after < 20
+    assert await card.get_attribute("data-notice-id") == flagged.json()["site_id"]
+    assert await card.locator(".n-title").text_content() == "请尽快做核酸检测"
+    local = ZoneInfo("Asia/Shanghai")
+    window = f"在 {since.astimezone(local):%m/%d %H:%M} 至 {until.astimezone(local):%m/%d %H:%M} 期间"
+    body = await card.locator(".n-body").text_content() or ""
+    assert "“幸福路菜市场”" in body and window in body, body
+    assert await card.locator(".n-advice").text_content() == "请尽快就近进行一次核酸检测。"
+    assert await card.locator(".n-message-text").text_content() == "请到幸福路社区卫生站检测"
+    # before anything else on the page
+    notice_top = await mine.locator("#notices").evaluate("el => el.getBoundingClientRect().top")
+    venue_top = await mine.locator("#venue-name").evaluate("el => el.getBoundingClientRect().top")
+    assert notice_top < venue_top
+    await both_sizes(mine, shots, "notice")
+
+    await theirs.reload()
+    await theirs.wait_for_selector("#view-ready:not([hidden])")
+    await theirs.wait_for_timeout(1000)
+    assert await theirs.is_hidden("#notices") and await theirs.locator("#notice-list li").count() == 0
+    texts = [json.loads(x) for x in city.outbox.read_text().splitlines() if x.strip()]
+    assert [m["phone"] for m in texts if m["kind"] == "notice"] == ["13900009701"]
+
+    await card.locator(".n-ack").click()
+    await mine.wait_for_selector("#notices", state="hidden", timeout=10_000)
+    read = httpx.get(f"{city.base}/v1/residents/me/notices", headers=auth, timeout=10).json()
+    assert read["unread"] == 0 and read["notices"][0]["acked_at"]
+    await mine.reload()
+    await mine.wait_for_selector("#view-ready:not([hidden])")
+    await mine.wait_for_timeout(500)
+    assert await mine.is_hidden("#notices")
+
+    # 我的行程: the resident's own stays
+    await mine.click("#visits-button")
+    await mine.wait_for_selector("#visit-list li", timeout=10_000)
+    assert await mine.text_content("#visits-status") == "共 1 次登记"
+    assert await mine.text_content("#visit-list .v-venue") == "幸福路菜市场"
+    assert await mine.text_content("#visit-list .v-verdict") == "通行"
+    assert "在场中" in (await mine.text_content("#visit-list .v-time") or "")
+    await both_sizes(mine, shots, "visits")
+    for page in pages:
+        await page.context.close()

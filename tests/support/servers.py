@@ -66,6 +66,38 @@ def ingest_server(tmp_path: Path, prefix: str, **extra_env: str) -> Iterator[tup
 
 
 @contextmanager
+def ingest_server_of(settings: Settings, log: Path) -> Iterator[str]:
+    """Serve the ingest API of ``settings`` (port ``ingest_port``), e.g. beside a
+    :func:`tracing_server` of the same settings; yields its base URL, stops it on exit."""
+    env = {**os.environ, **settings.to_env()}
+    base = f"http://127.0.0.1:{settings.ingest_port}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "checkin.cli", "serve-ingest", "--workers", "1"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ingest server exited:\n{log.read_text(errors='replace')[-3000:]}")
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("ingest server did not become healthy")
+            time.sleep(0.1)
+        yield base
+    finally:
+        stop_group(proc, timeout=15)
+
+
+@contextmanager
 def tracing_server(settings: Settings, workers: str, log: Path) -> Iterator[str]:
     """Serve the tracing app of ``settings`` (its own ClickHouse path, port ``tracing_port``) in a
     granian process running the background ``workers``; yields its base URL, stops it on exit."""
