@@ -243,3 +243,68 @@ async def test_redis_down_gives_a_503_page(make_settings: Any, tmp_path: Path) -
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 def test_script_parses() -> None:
     subprocess.run(["node", "--check", str(STATIC / "phone.js")], check=True)
+
+
+@pytest.mark.parametrize(
+    ("cookie", "accept", "lang"),
+    [
+        (None, None, "zh-CN"),
+        (None, "en-GB,en;q=0.9", "en"),
+        (None, "fr-FR,en;q=0.5,zh;q=0.4", "en"),
+        (None, "en;q=0.3,zh-CN;q=0.8", "zh-CN"),
+        (None, "zh-TW,en;q=0.9", "zh-CN"),
+        (None, "de-DE,fr;q=0.9", "zh-CN"),
+        (None, "en;q=0,zh;q=0.1", "zh-CN"),
+        (None, "en;q=abc", "zh-CN"),
+        ("zh-CN", "en-US", "zh-CN"),
+        ("en", "zh-CN", "en"),
+        ("klingon", "en-US", "en"),
+    ],
+)
+def test_the_language_is_the_remembered_choice_else_the_browsers(
+    cookie: str | None, accept: str | None, lang: str
+) -> None:
+    from checkin.pages.phone import pick_lang
+
+    assert pick_lang(cookie, accept) == lang
+
+
+async def test_english_on_first_visit_and_the_error_pages_too(
+    ingest: AsyncTestClient[Any], sync_redis: redis.Redis, settings: Settings
+) -> None:
+    put_venue(sync_redis, settings, 7010, code_version=2, name="Riverside Market")
+    english = {"Accept-Language": "en-US,en;q=0.9"}
+    r = await ingest.get(f"/v/{sign(settings, 7010, version=2)}", headers=english)
+    assert r.status_code == 200
+    assert '<html lang="en">' in r.text and 'data-lang="en"' in r.text
+    assert "accept-language" in r.headers["vary"].lower()
+    r = await ingest.get(f"/v/{sign(settings, 7010, version=2)}")
+    assert '<html lang="zh-CN">' in r.text and 'data-lang="zh-CN"' in r.text
+
+    cases = [
+        ("/v/not-a-code", 400, "Invalid venue code"),
+        (f"/v/{sign(settings, 7998)}", 404, "Venue not found"),
+        (f"/v/{sign(settings, 7010, version=1)}", 410, "Venue code replaced"),
+        ("/v/" + "A" * 300, 400, "This is not a valid venue code."),
+    ]
+    for path, status, text in cases:
+        r = await ingest.get(path, headers=english)
+        assert r.status_code == status
+        assert '<html lang="en">' in r.text and text in r.text, r.text
+        assert not re.search(r"[\u4e00-\u9fff]", r.text.split("<body>")[1]), r.text
+    r = await ingest.get(f"/v/{sign(settings, 7010, version=1)}", headers=english)
+    assert "The venue “Riverside Market” has a new code" in r.text
+    # the choice made on the page (its cookie) wins over the browser's languages
+    r = await ingest.get("/v/not-a-code", headers={**english, "Cookie": "venue-checkin.lang=zh-CN"})
+    assert '<html lang="zh-CN">' in r.text and "场所码无效" in r.text
+
+
+async def test_the_phone_fields_take_pasted_numbers_whole(
+    ingest: AsyncTestClient[Any], sync_redis: redis.Redis, settings: Settings
+) -> None:
+    put_venue(sync_redis, settings, 7011)
+    tags = Tags()
+    tags.feed((await ingest.get(f"/v/{sign(settings, 7011)}")).text)
+    phones = [a for tag, a in tags.seen if tag == "input" and a.get("type") == "tel"]
+    assert [a["id"] for a in phones] == ["reg-phone", "cmp-phone"]
+    assert all("maxlength" not in a for a in phones)  # "+86 138-1234-5678" is not cut; the script strips

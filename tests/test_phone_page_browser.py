@@ -627,7 +627,7 @@ async def test_a_resumed_page_shows_only_what_the_server_says_now(
     assert await page.text_content("#stays h2") == "在场中"
     elapsed = await page.text_content("#stay-list .stay-elapsed")
     assert elapsed is not None and elapsed.startswith("已停留 ")
-    assert "预计" in (await page.text_content("#stay-list .stay-times") or "")
+    assert (await page.locator("#stay-list .stay-times").all_text_contents())[1].startswith("预计 ")
     await shot(page, shots, "stays-phone")
     await page.click("#stay-list .stay-view")
     await page.wait_for_selector("#result-panel[data-verdict='deny']", timeout=10_000)
@@ -889,6 +889,7 @@ async def test_english_and_the_large_text_mode(
     assert await font_px(page, "#venue-rules li") >= 22
     assert await page.is_hidden("#revoke-button") and await page.is_hidden("#view-ready .wordy >> nth=0")
     assert len(await visible_text(page)) < words
+    assert await page.text_content("#pass-button") == "通行码"
     muted = await page.locator("#venue-address").evaluate("el => getComputedStyle(el).color")
     assert muted == "rgb(46, 51, 56)"  # darker than the standard grey
     await page.reload()

@@ -119,6 +119,7 @@
     "stay.end": ["预计 {at} 离场", "Expected end {at}"],
     "stay.over": ["已超过预计停留时间", "Past the expected end"],
     "stay.view": ["查看登记结果", "Show result"],
+    "stay.view_short": ["看结果", "Result"],
     "dur.min": ["{m} 分钟", "{m} min"],
     "dur.hour": ["{h} 小时 {m} 分钟", "{h} h {m} min"],
     "dur.under": ["不到 1 分钟", "under a minute"],
@@ -276,6 +277,14 @@
     "result.checked": "Checked at",
     checkout: "Check out",
     "result.back": "Back to start",
+  };
+
+  /** 长辈模式 says less: shorter words for these elements ([zh-CN, English]). */
+  var ELDER_WORDS = {
+    "ready.pass": ["通行码", "Door pass"],
+    "ready.switch": ["不是本人", "Not you?"],
+    "cmp.title": ["家人", "Family"],
+    "pass.help": ["给门岗扫码。", "Show it at the door."],
   };
 
   var lang = "zh-CN";
@@ -549,6 +558,7 @@
     for (var j = 0; j < els.length; j++) {
       var key = els[j].getAttribute("data-i18n");
       var text = lang === "en" ? STATIC_EN[key] : zhStatic[key];
+      if (elderOn() && ELDER_WORDS[key]) text = ELDER_WORDS[key][lang === "en" ? 1 : 0];
       if (text !== undefined) els[j].textContent = text;
     }
     var alt = lang === "en" ? STATIC_EN["pass.alt"] : zhStatic["pass.alt"];
@@ -582,7 +592,8 @@
   function setElder(on) {
     document.documentElement.classList.toggle("elder", !!on);
     storeSet(ELDER_KEY, !!on, 365 * 86400);
-    renderElderToggle();
+    applyStatic();
+    rerender();
   }
 
   /** The venue's rules, shown before the tap. */
@@ -1045,14 +1056,14 @@
       var li = document.createElement("li");
       li.setAttribute("data-checkin-id", s.checkin_id);
       li.appendChild(item("div", "stay-venue", s.venue_name));
-      li.appendChild(item("div", "stay-times", t("stay.since", { at: fmt("short", s.at) }) + " · " +
-        (asDate(s.ends_at) && asDate(s.ends_at).getTime() < Date.now()
-          ? t("stay.over") : t("stay.end", { at: fmt("short", s.ends_at) }))));
+      li.appendChild(item("div", "stay-times", t("stay.since", { at: fmt("short", s.at) })));
+      li.appendChild(item("div", "stay-times", asDate(s.ends_at) && asDate(s.ends_at).getTime() < Date.now()
+        ? t("stay.over") : t("stay.end", { at: fmt("short", s.ends_at) })));
       var elapsed = item("div", "stay-elapsed", "");
       elapsed.setAttribute("data-since", s.at);
       li.appendChild(elapsed);
       var buttons = item("div", "stay-buttons");
-      var viewBtn = item("button", "btn secondary stay-view", t("stay.view"));
+      var viewBtn = item("button", "btn secondary stay-view", t(elderOn() ? "stay.view_short" : "stay.view"));
       viewBtn.type = "button";
       viewBtn.addEventListener("click", function () { resume(s); });
       var outBtn = item("button", "btn primary stay-checkout", t("checkout"));
