@@ -1025,7 +1025,10 @@
       return s && s.checkin_id && String(s.owner) === String(resident.person_id) && at && now - at.getTime() < MAX_STAY_MS;
     });
   }
+  /** Newest first, whatever order the answers came in. */
   function saveStays(list) {
+    var ms = function (s) { var d = asDate(s.at); return d ? d.getTime() : 0; };
+    list.sort(function (a, b) { return ms(b) - ms(a); });
     storeSet(STAYS_KEY, list.slice(0, MAX_STAYS), 43200);
   }
   function rememberStay(data) {
