@@ -2,12 +2,12 @@
 /v1/residents/me/visits?days=N`` with the resident's bearer token, newest first with venue names.
 
 The token is verified here (keyring and token version, as on the ingest side), so this route answers
-only the caller's own stays; it is not a trace and writes no audit row.
+only the caller's own stays; it is not a trace and writes no audit row. Concurrent reads share one
+engine query (:mod:`tracing.queries.visit_batcher`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from litestar import get
@@ -19,8 +19,18 @@ from checkin.platform.errors import BadInput, Unavailable
 from checkin.platform.instants import DAY_MS, format_ms, now_ms
 from checkin.platform.own_visits import OwnVisit, OwnVisits
 from checkin.platform.service import Part
-from tracing.queries import trace
+from tracing.queries.visit_batcher import VisitBatcher
 from tracing.storage.store import Store, StoreError
+
+
+def batcher_of(ctx: Context, store: Store) -> VisitBatcher:
+    return ctx.shared("visit_batcher", lambda: VisitBatcher(store))
+
+
+async def on_shutdown(ctx: Context) -> None:
+    batcher = ctx.extras.get("visit_batcher")
+    if isinstance(batcher, VisitBatcher):
+        await batcher.close()
 
 
 @get(
@@ -40,7 +50,7 @@ async def own_visits(
     pid = principal.person_id or 0
     until = now_ms() + 1
     try:
-        stays = await asyncio.to_thread(trace.visits, store, pid, until - days * DAY_MS, until)
+        stays = await batcher_of(ctx, store).visits(pid, until - days * DAY_MS, until)
     except StoreError as exc:
         raise Unavailable(f"the stay store failed: {exc}", retry_after=5) from exc
     visits = [
@@ -59,4 +69,4 @@ async def own_visits(
     return OwnVisits(person_id=pid, days=days, count=len(visits), visits=visits)
 
 
-PART = Part("own-visits", routes=[own_visits])
+PART = Part("own-visits", routes=[own_visits], on_shutdown=on_shutdown)
