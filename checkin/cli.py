@@ -15,7 +15,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-from checkin.platform.settings import Settings, SettingsError, get_settings
+from checkin.platform.settings import Settings, SettingsError, get_settings, load_settings
 from checkin.residents import cli as residents_cli
 from tracing import cli as tracing_cli
 from venues import cli as venues_cli
@@ -42,9 +42,16 @@ def cmd_serve_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     from checkin.launcher import summary
+    from checkin.platform.redis_conn import redacted
 
-    for key, value in summary(settings).items():
+    shown = summary(settings)
+    shown["clickhouse_dsn"] = redacted(settings.effective_clickhouse_dsn)
+    for key, value in shown.items():
         print(f"CHECKIN_{key.upper()}={value}")
+    print(
+        "# secrets hidden: CHECKIN_ADMIN_KEY, CHECKIN_KEYRING and passwords in URLs are not printed"
+        f" (stored in {settings.data_path / 'secrets.json'} when not set)"
+    )
     return 0
 
 
@@ -83,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="worker processes (default CHECKIN_INGEST_WORKERS)")
     p.set_defaults(handler=cmd_serve_ingest)
     p = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
-    p.set_defaults(handler=cmd_settings)
+    p.set_defaults(handler=cmd_settings, creates_secrets=False)
     p = sub.add_parser(
         "migrate-keys", help="rename Redis keys of the earlier layout (once, after an upgrade)"
     )
@@ -99,7 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = get_settings()
+        if getattr(args, "creates_secrets", True):
+            settings = get_settings()
+        else:
+            # read-only commands: the secrets file is read when it exists, never created
+            from checkin.platform.secrets import resolve_secrets
+
+            settings = resolve_secrets(load_settings(), create=False)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

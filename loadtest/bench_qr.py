@@ -8,7 +8,15 @@ of the archive is decoded with zxing-cpp to check the codes are right. Side
 figures on the same machine: one process, the ``qrcode`` package with the same
 fixed mask (the ratio is the speed-up of our encoder), and full A4 posters.
 
+Libraries (``--libraries-only`` runs just this part): the project's encoder
+(:mod:`venues.qr`) against ``segno`` and zxing-cpp's writer on the same check-in
+URLs, level M, PNG of 8 pixels a module with a 4-module quiet zone (every PNG is
+checked to have the same side and to decode to its URL with zxing-cpp). Two
+figures each: the matrix alone, and matrix + PNG bytes. segno is given the same
+fixed mask; zxing-cpp chooses its mask (it has no option for it).
+
     .venv/bin/python -m loadtest.bench_qr [--preset city] [--workers 0]
+    .venv/bin/python -m loadtest.bench_qr --libraries-only [--urls 2000]
 """
 
 from __future__ import annotations
@@ -22,9 +30,13 @@ import time
 import uuid
 import zipfile
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import qrcode
 import redis
+import segno
+import zxingcpp
 from PIL import Image
 
 from checkin.platform.keyring import Keyring
@@ -35,6 +47,117 @@ from venues import codes, export, importer, poster, qr
 
 TARGET = 2000.0
 BASE = "http://127.0.0.1:8000"
+SCALE = 8
+"""Pixels per module of every PNG compared."""
+ADOPT_WITHIN = 1.5
+"""A library is adopted when the encoder is less than this many times as fast."""
+
+
+def _urls(keyring: Keyring, n: int) -> list[str]:
+    return [codes.checkin_url(BASE, codes.sign(keyring, vid, 1)) for vid in range(1, n + 1)]
+
+
+def _ours_matrix(url: str) -> object:
+    return qr.encode(url)
+
+
+def _ours_png(url: str) -> bytes:
+    return qr.png(qr.encode(url), scale=SCALE, quiet_zone=qr.QUIET_ZONE)
+
+
+def _segno_matrix(url: str) -> object:
+    return segno.make_qr(url, error="m", mask=qr.DEFAULT_MASK, boost_error=False).matrix
+
+
+def _segno_png(url: str) -> bytes:
+    buf = io.BytesIO()
+    code = segno.make_qr(url, error="m", mask=qr.DEFAULT_MASK, boost_error=False)
+    code.save(buf, kind="png", scale=SCALE, border=qr.QUIET_ZONE)
+    return buf.getvalue()
+
+
+def _zxing_matrix(url: str) -> object:
+    return zxingcpp.create_barcode(url, zxingcpp.BarcodeFormat.QRCode, ec_level="M").to_image(
+        scale=1, add_quiet_zones=False
+    )
+
+
+def _zxing_png(url: str) -> bytes:
+    """zxing-cpp has no PNG writer: its one-pixel-a-module image, scaled up without smoothing and
+    saved by Pillow as a 1-bit PNG (the fastest of the ways tried: scaling in zxing-cpp, or saving
+    8-bit gray, are slower)."""
+    code = zxingcpp.create_barcode(url, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
+    small = Image.fromarray(np.asarray(code.to_image(scale=1, add_quiet_zones=True)))
+    big = small.resize((small.width * SCALE, small.height * SCALE), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    big.convert("1", dither=Image.Dither.NONE).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+LIBRARIES: dict[str, tuple[Any, Any]] = {
+    "venues.qr (project encoder)": (_ours_matrix, _ours_png),
+    f"segno {segno.__version__}": (_segno_matrix, _segno_png),
+    f"zxing-cpp {getattr(zxingcpp, '__version__', '')} writer".replace("  ", " "): (
+        _zxing_matrix,
+        _zxing_png,
+    ),
+}
+
+
+def _rate(fn: Any, urls: list[str], repeats: int = 3) -> float:
+    """Best of ``repeats`` runs, items per second (the machine is shared)."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for url in urls:
+            fn(url)
+        best = min(best, time.perf_counter() - started)
+    return len(urls) / best
+
+
+def _check_png(data: bytes, url: str) -> int:
+    """The side of a PNG that decodes to ``url`` (raises otherwise)."""
+    image = Image.open(io.BytesIO(data))
+    found = zxingcpp.read_barcodes(image)
+    if [b.text for b in found] != [url]:
+        raise AssertionError(f"PNG does not decode to {url}: {[b.text for b in found]}")
+    if image.width != image.height:
+        raise AssertionError(f"PNG is not square: {image.size}")
+    return int(image.width)
+
+
+def compare_libraries(keyring: Keyring, n: int) -> list[Figure]:
+    """Codes per second of each library on the same ``n`` URLs (matrix; matrix + PNG)."""
+    urls = _urls(keyring, n)
+    sides = {
+        name: {_check_png(png_fn(u), u) for u in urls[:: max(1, n // 50)]}
+        for name, (_, png_fn) in LIBRARIES.items()
+    }
+    if len({frozenset(v) for v in sides.values()}) != 1:
+        raise AssertionError(f"PNG sides differ: {sides}")
+    side = next(iter(next(iter(sides.values()))))
+    rates = {name: (_rate(m, urls), _rate(p, urls)) for name, (m, p) in LIBRARIES.items()}
+    ours_matrix, ours_png = rates["venues.qr (project encoder)"]
+    figures: list[Figure] = []
+    for name, (matrix_rate, png_rate) in rates.items():
+        figures.append(
+            Figure(
+                figure=f"QR matrix, {name}",
+                value=matrix_rate,
+                unit="codes/s",
+                ratio=ours_matrix / matrix_rate,
+            )
+        )
+        figures.append(
+            Figure(
+                figure=f"QR PNG bytes, {name}",
+                value=png_rate,
+                unit="codes/s",
+                ratio=ours_png / png_rate,
+                note=f"{side} x {side} px, level M, {n:,} URLs; ratio = encoder speed / this",
+            )
+        )
+    return figures
 
 
 def _qrcode_reference(keyring: Keyring, n: int) -> float:
@@ -83,9 +206,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="city")
     parser.add_argument("--workers", type=int, default=0, help="render processes (0 = every core)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--urls", type=int, default=2000, help="URLs for the library comparison")
+    parser.add_argument("--libraries-only", action="store_true", help="only compare the QR libraries")
     args = parser.parse_args(argv)
     workers = args.workers or os.cpu_count() or 1
     keyring = Keyring.parse(Keyring.generate(1))
+    libraries = compare_libraries(keyring, args.urls)
+    record("qr_libraries", f"python -m loadtest.bench_qr --libraries-only --urls {args.urls}", libraries)
+    for f in libraries:
+        print(f"{f.figure:<50} {f.value:>10,.0f} {f.unit}  encoder is {f.ratio:.2f}x", file=sys.stderr)
+    if args.libraries_only:
+        return 0
     client = redis.Redis.from_url(args.redis_url)
     prefix = f"bench:qr:{uuid.uuid4().hex[:8]}:"
     keys = RedisKeys(prefix)

@@ -32,6 +32,7 @@ import redis
 
 from checkin.platform.context import Context
 from checkin.platform.keyring import Keyring
+from checkin.platform.progress import Progress
 from checkin.platform.redis_conn import async_client
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.scan_stream import ScanEvent, encode_scan
@@ -75,14 +76,16 @@ def fill_backlog(client: redis.Redis, settings: Settings, count: int) -> float:
     now_ms = int(time.time() * 1000)
     start = time.perf_counter()
     pipe = client.pipeline(transaction=False)
+    bar = Progress("backlog", count, "scans")
     for i in range(count):
         event = _event(i, now_ms)
         pipe.xadd(keys.stream(event.venue_id % settings.stream_shards), encode_scan(event))  # type: ignore[arg-type]
         if i % 5000 == 4999:
             pipe.execute()
-            print(f"\rbacklog {i + 1:,}/{count:,}", end="", file=sys.stderr, flush=True)
+            bar.update(i + 1)
     pipe.execute()
-    print(file=sys.stderr)
+    bar.update(count)
+    bar.finish()
     return time.perf_counter() - start
 
 

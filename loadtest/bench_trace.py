@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from checkin.platform.progress import Progress  # noqa: E402
 from loadtest.results import Figure, record  # noqa: E402
 
 DATABASE = "bench"
@@ -85,20 +86,13 @@ FROM numbers({{venues:UInt32}})
 """
 
 
-def _progress(done: int, total: int, started: float, what: str) -> None:
-    rate = done / max(time.monotonic() - started, 1e-9)
-    eta = (total - done) / rate if rate else 0
-    print(
-        f"\r{what}: {done:,}/{total:,} rows, {rate:,.0f} rows/s, ETA {eta:,.0f} s   ", end="", file=sys.stderr
-    )
-
-
 def generate(store: Any, days: int, per_day: int, venues: int, persons: int, end_day: dt.date) -> float:
     """Write ``days`` days of history ending the day before ``end_day``; returns seconds taken."""
     db = store.database
     started = time.monotonic()
     store.command(VENUES_SQL.format(db=db), {"venues": venues})
     total = days * per_day
+    bar = Progress("history", total, "rows")
     for n in range(days):
         day = end_day - dt.timedelta(days=days - n)
         day_ms = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 1000
@@ -113,8 +107,8 @@ def generate(store: Any, days: int, per_day: int, venues: int, persons: int, end
             GEN_SQL.format(db=db, offset=LOCAL_OFFSET_H), params, settings={"max_insert_threads": 2}
         )
         store.command(CHECKOUT_SQL.format(db=db), {"day_ms": day_ms})
-        _progress((n + 1) * per_day, total, started, "history")
-    print(file=sys.stderr)
+        bar.update((n + 1) * per_day)
+    bar.finish()
     return time.monotonic() - started
 
 
@@ -127,12 +121,13 @@ def settle(store: Any) -> float:
             "AND active GROUP BY partition_id HAVING count() > 1 ORDER BY partition_id",
             {"db": store.database, "t": table},
         )
-        for n, (partition,) in enumerate(parts):
+        bar = Progress(f"merging {table}", len(parts), "days")
+        for (partition,) in parts:
             store.command(
                 f"OPTIMIZE TABLE {store.database}.{table} PARTITION {{p:String}} FINAL", {"p": partition}
             )
-            print(f"\rmerging {table}: {n + 1}/{len(parts)} days   ", end="", file=sys.stderr)
-    print(file=sys.stderr)
+            bar.advance(1)
+        bar.finish()
     return time.monotonic() - started
 
 

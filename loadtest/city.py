@@ -7,7 +7,8 @@ The reference city is Lanzhou-sized (8 districts, 50 streets, 427 communities,
 Everything is a pure function of ``(spec, seed)``: each part draws from its own
 random stream (``random.Random(f"{seed}:<part>")``), so the same seed gives the
 same bytes, and one part can be regenerated without the others. Output is
-streamed (a few MB in memory whatever the size) with a progress line on stderr.
+streamed (a few MB in memory whatever the size) with a progress bar on stderr
+(:mod:`checkin.platform.progress`: a summary line only when stderr is not a terminal).
 
 Files written by :func:`write_city` into the output directory:
 
@@ -32,14 +33,14 @@ import io
 import math
 import random
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
 
+from checkin.platform.progress import Progress
 from venues.model import CSV_COLUMNS
 
 VENUE_COLUMNS = CSV_COLUMNS
@@ -321,51 +322,6 @@ def valid_id_number(value: str) -> bool:
     except ValueError:
         return False
     return id_check_char(value[:17]) == value[17]
-
-
-# --- progress -------------------------------------------------------------------------------
-
-
-class Progress:
-    """A one-line progress report on stderr with rate and ETA (redrawn at most 4 times a second)."""
-
-    def __init__(self, label: str, total: int, unit: str = "rows", stream: IO[str] | None = None) -> None:
-        self.label = label
-        self.total = max(total, 0)
-        self.unit = unit
-        self.stream = stream if stream is not None else sys.stderr
-        self.done = 0
-        self.started = time.monotonic()
-        self._last = self.started
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-
-    def advance(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if now - self._last >= (0.25 if self._tty else 5.0):
-            self._last = now
-            self._draw(now, final=False)
-
-    def finish(self) -> float:
-        now = time.monotonic()
-        self._draw(now, final=True)
-        return now - self.started
-
-    def _draw(self, now: float, final: bool) -> None:
-        elapsed = max(now - self.started, 1e-9)
-        rate = self.done / elapsed
-        if final:
-            text = f"{self.label}: {self.done:,} {self.unit} in {elapsed:.1f} s ({rate:,.0f}/s)"
-        else:
-            pct = f"{100 * self.done / self.total:5.1f}% " if self.total else ""
-            left = (self.total - self.done) / rate if rate > 0 and self.total else 0.0
-            text = (
-                f"{self.label}: {pct}{self.done:,}/{self.total:,} {self.unit} {rate:,.0f}/s ETA {left:.0f} s"
-            )
-        end = "\n" if final or not self._tty else ""
-        prefix = "\r\x1b[K" if self._tty else ""
-        self.stream.write(prefix + text + end)
-        self.stream.flush()
 
 
 # --- hierarchy --------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Seed a running system with a synthetic city through the public HTTP API.
 
-Steps (each with a progress line on stderr):
+Steps (each with a progress bar on stderr and a summary line, :mod:`checkin.platform.progress`):
 
 1. ``POST /v1/venues/import`` with ``venues.csv`` in chunks (header repeated).
 2. ``POST /v1/residents/import`` with ``residents.ndjson`` in chunks; the per-line
@@ -30,7 +30,8 @@ from typing import IO, Any, TypeVar
 import httpx
 import msgspec
 
-from loadtest.city import Progress, id_check_char, read_manifest, read_popularity
+from checkin.platform.progress import Progress
+from loadtest.city import id_check_char, read_manifest, read_popularity
 
 # (method, a concrete path) of every route the seeding and the locustfile use, by service.
 REQUIRED_INGEST_ROUTES: tuple[tuple[str, str], ...] = (

@@ -248,6 +248,7 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("ingest", "GET", "/schema/{path:str}"): public("an unknown schema page: 404", ok={404}),
     ("ingest", "GET", "/schema/openapi.json"): PUBLIC,
     ("ingest", "GET", "/schema/oauth2-redirect.html"): PUBLIC,
+    ("ingest", "GET", "/schema/assets/{asset:str}"): public("Swagger UI's script, style and icon"),
     # --- tracing -----------------------------------------------------------------------------------
     ("tracing", "GET", "/healthz"): PUBLIC,
     ("tracing", "GET", "/metrics"): public("counters only, no ids"),
@@ -289,6 +290,7 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("tracing", "GET", "/schema/{path:str}"): public("an unknown schema page: 404", ok={404}),
     ("tracing", "GET", "/schema/openapi.json"): PUBLIC,
     ("tracing", "GET", "/schema/oauth2-redirect.html"): PUBLIC,
+    ("tracing", "GET", "/schema/assets/{asset:str}"): public("Swagger UI's script, style and icon"),
 }
 
 
@@ -482,6 +484,7 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
         .replace("{site_id:str}", w.site_id)
         .replace("{notice_id:str}", "0" * 18)
         .replace("{name:str}", "app.js")
+        .replace("{asset:str}", "swagger-ui.css")
         .replace("{path:str}", "openapi.yaml")
     )
     if "{person_id" in path:

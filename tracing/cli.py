@@ -49,17 +49,28 @@ def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _status(settings: Settings) -> int:
-    from checkin.platform.redis_conn import connect
+    from checkin.platform.redis_conn import connect, redacted
     from checkin.platform.redis_keys import RedisKeys
     from tracing.streams.gauges import stream_stats
 
+    where = redacted(settings.redis_url)
     try:
         client = await connect(settings, attempts=2)
-    except ConnectionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except ConnectionError:
+        print(f"nothing is running: no Redis answers at {where} (start the system with `checkin up`)")
         return 1
     keys = RedisKeys(settings.key_prefix, settings.stream_shards, settings.is_redis_cluster)
     try:
+        ours = False
+        async for _ in client.scan_iter(match=f"{settings.key_prefix}*", count=1000):
+            ours = True
+            break
+        if not ours:
+            print(
+                f"Redis at {where} holds none of this project's keys (prefix {settings.key_prefix!r}):"
+                " nothing has run against it yet, or CHECKIN_REDIS_URL / CHECKIN_KEY_PREFIX point elsewhere"
+            )
+            return 0
         stats = await stream_stats(client, keys)
         dead = int(await client.xlen(keys.dead_letters()))
     finally:
@@ -175,7 +186,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("rules", help="run the rule engine (scan streams -> alerts) as its own process")
     p.set_defaults(handler=cmd_rules)
     p = sub.add_parser("status", help="scan stream lag per shard: length, lag, pending, oldest pending")
-    p.set_defaults(handler=cmd_status)
+    p.set_defaults(handler=cmd_status, creates_secrets=False)
     p = sub.add_parser("backfill", help="write N days of synthetic check-in history into ClickHouse")
     p.add_argument("--days", type=_positive, required=True, help="days of history, ending yesterday")
     p.add_argument("--scans-per-day", type=_positive, default=1_700_000)

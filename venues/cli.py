@@ -8,51 +8,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import msgspec
 
 from checkin.platform.keyring import Keyring, KeyringError
+from checkin.platform.progress import Progress
 from checkin.platform.redis_conn import sync_client
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.settings import Settings
 from venues import export, importer, poster
 
 MAX_PRINTED_ERRORS = 20
-
-
-class ProgressLine:
-    """A single stderr line with count, rate and ETA, redrawn at most a few times a second."""
-
-    def __init__(self, label: str, stream: TextIO | None = None, interval_s: float = 0.25) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.interval_s = interval_s
-        self.started = time.perf_counter()
-        self._last = 0.0
-
-    def update(self, done: float, total: float | None, unit: str = "", *, force: bool = False) -> None:
-        now = time.perf_counter()
-        if not force and now - self._last < self.interval_s:
-            return
-        self._last = now
-        elapsed = max(now - self.started, 1e-9)
-        rate = done / elapsed
-        text = f"\r{self.label}: {done:,.0f}{unit}"
-        if total:
-            pct = 100.0 * done / total
-            eta = (total - done) / rate if rate > 0 else 0.0
-            text += f"/{total:,.0f}{unit} ({pct:5.1f}%) {rate:,.0f}{unit}/s ETA {eta:4.0f}s"
-        else:
-            text += f" {rate:,.0f}{unit}/s"
-        self.stream.write(text.ljust(80))
-        self.stream.flush()
-
-    def done(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
 
 
 def _keys(settings: Settings) -> RedisKeys:
@@ -70,7 +38,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         return _error(f"no such file {path}")
     size = path.stat().st_size
     client = sync_client(settings)
-    bar = ProgressLine("import")
+    bar = Progress("import", size, "bytes", in_bytes=True)
     try:
         with path.open("rb") as fh:
             report = importer.import_stream(
@@ -78,16 +46,17 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 _keys(settings),
                 fh,
                 strict=args.strict,
-                progress=lambda rows, nbytes: bar.update(nbytes / 1e6, size / 1e6, " MB"),
+                progress=lambda rows, nbytes: bar.update(nbytes),
             )
     except importer.HeaderError as exc:
         return _error(f"{path}: {exc.detail}")
     except (OSError, ConnectionError) as exc:
         return _error(f"{exc}")
     finally:
+        bar.close()
         client.close()
-    bar.update(size / 1e6, size / 1e6, " MB", force=True)
-    bar.done()
+    bar.update(size)
+    bar.finish(report.rows, "rows")
     rate = report.rows / report.seconds if report.seconds else 0.0
     print(
         f"{report.rows:,} rows in {report.seconds:.1f} s ({rate:,.0f} rows/s): {report.created:,} created, "
@@ -121,19 +90,19 @@ def cmd_posters(args: argparse.Namespace, settings: Settings) -> int:
         if not ids:
             where = f" in {args.district}" if args.district else ""
             return _error(f"no venues{where} to export")
-        bar = ProgressLine("posters" if not args.qr_only else "codes")
-        result = export.export_zip(
-            export.read_rows(client, keys, ids, args.include_inactive),
-            len(ids),
-            out,
-            keyring_text=settings.keyring,
-            base_url=settings.public_base_url,
-            fmt=args.format,
-            qr_only=args.qr_only,
-            workers=args.workers,
-            progress=lambda done, total, _s: bar.update(done, total),
-        )
-        bar.done()
+        with Progress("posters" if not args.qr_only else "codes", len(ids), "files") as bar:
+            result = export.export_zip(
+                export.read_rows(client, keys, ids, args.include_inactive),
+                len(ids),
+                out,
+                keyring_text=settings.keyring,
+                base_url=settings.public_base_url,
+                fmt=args.format,
+                qr_only=args.qr_only,
+                workers=args.workers,
+                progress=lambda done, total, _s: bar.update(done),
+            )
+            bar.finish()
     except (OSError, ConnectionError) as exc:
         return _error(str(exc))
     finally:

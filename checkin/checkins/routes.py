@@ -89,8 +89,14 @@ async def resident_of(ctx: Context, scope: Scope) -> Principal:
     summary="Check in at a venue by its code (resident); 200 for a repeat of the same check-in",
     tags=TAGS,
     responses={
-        201: ResponseSpec(data_container=checkins.CheckinOut, description="Checked in"),
-        200: ResponseSpec(data_container=checkins.CheckinOut, description="A repeat of the same check-in"),
+        201: ResponseSpec(
+            data_container=checkins.CheckinOut, description="Checked in", generate_examples=False
+        ),
+        200: ResponseSpec(
+            data_container=checkins.CheckinOut,
+            description="A repeat of the same check-in",
+            generate_examples=False,
+        ),
     },
 )
 async def post_checkin(data: checkins.CheckinIn, scope: Scope) -> Response[bytes]:
@@ -116,7 +122,11 @@ async def post_checkin(data: checkins.CheckinIn, scope: Scope) -> Response[bytes
     status_code=200,
     summary="Upload an offline queue of check-ins (resident); per-item results",
     tags=TAGS,
-    responses={200: ResponseSpec(data_container=checkins.BatchOut, description="Per-item results")},
+    responses={
+        200: ResponseSpec(
+            data_container=checkins.BatchOut, description="Per-item results", generate_examples=False
+        )
+    },
 )
 async def post_batch(data: checkins.BatchIn, scope: Scope) -> Response[bytes]:
     ctx = context_of(scope)

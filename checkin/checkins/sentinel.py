@@ -61,7 +61,11 @@ _encoder = msgspec.json.Encoder()
     status_code=200,
     summary="Upload scans from a venue's door device (device key); per-scan verdicts",
     tags=["sentinel"],
-    responses={200: ResponseSpec(data_container=checkins.SentinelOut, description="Per-scan verdicts")},
+    responses={
+        200: ResponseSpec(
+            data_container=checkins.SentinelOut, description="Per-scan verdicts", generate_examples=False
+        )
+    },
 )
 async def post_scans(
     data: SentinelIn,

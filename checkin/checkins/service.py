@@ -62,7 +62,7 @@ SCANS = "checkin_scan_entries_total"
 DEDUPES = "checkin_dedupes_total"
 CHECKOUTS = "checkin_checkouts_total"
 
-ClientId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+ClientId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$", examples=["door-2-tablet"])]
 PersonId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 Instant = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 
@@ -74,9 +74,9 @@ class Location(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CheckinIn(msgspec.Struct, forbid_unknown_fields=True):
-    code: Annotated[str, msgspec.Meta(max_length=64)]
-    companions: Annotated[list[PersonId], msgspec.Meta(max_length=50)] = []
-    scanned_at: Instant | None = None
+    code: Annotated[str, msgspec.Meta(max_length=64, examples=["AAAEAAABAT9rcFucpeb3cm_DZw"])]
+    companions: Annotated[list[PersonId], msgspec.Meta(max_length=50, examples=[[100231]])] = []
+    scanned_at: Annotated[Instant | None, msgspec.Meta(examples=["2026-03-15T09:12:40+08:00"])] = None
     client_id: ClientId | None = None
     location: Location | None = None
 
@@ -86,23 +86,23 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class VenueOut(msgspec.Struct):
-    venue_id: int
-    name: str
+    venue_id: Annotated[int, msgspec.Meta(examples=[1024])]
+    name: Annotated[str, msgspec.Meta(examples=["Wangfujing Bookstore"])]
 
 
 class PersonOut(msgspec.Struct, omit_defaults=True):
-    person_id: int
-    name_masked: str
-    status: str
-    last_negative_test_at: str | None
-    verdict: str
-    reason: str | None = None
+    person_id: Annotated[int, msgspec.Meta(examples=[100230])]
+    name_masked: Annotated[str, msgspec.Meta(examples=["张*丰"])]
+    status: Annotated[str, msgspec.Meta(examples=["green"])]
+    last_negative_test_at: Annotated[str | None, msgspec.Meta(examples=["2026-03-14T08:30:00.000Z"])]
+    verdict: Annotated[str, msgspec.Meta(examples=["pass"])]
+    reason: Annotated[str | None, msgspec.Meta(examples=["yellow_code"])] = None
 
 
 class CheckinOut(msgspec.Struct, omit_defaults=True):
-    checkin_id: str
-    at: str
-    ends_at: str
+    checkin_id: Annotated[str, msgspec.Meta(examples=["0023fa91c04be7d5512ae0f"])]
+    at: Annotated[str, msgspec.Meta(examples=["2026-03-15T09:12:44.218Z"])]
+    ends_at: Annotated[str, msgspec.Meta(examples=["2026-03-15T11:12:44.218Z"])]
     venue: VenueOut
     people: list[PersonOut]
     duplicate: bool

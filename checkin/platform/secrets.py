@@ -77,12 +77,26 @@ def private_redis_password(data_dir: Path) -> str:
     return current[REDIS_PASSWORD]
 
 
-def resolve_secrets(settings: Settings) -> Settings:
+def _stored(data_dir: Path) -> dict[str, str] | None:
+    """The secrets file's content, or None when there is none (nothing is created)."""
+    path = data_dir / SECRETS_FILE
+    if not path.exists():
+        return None
+    loaded: dict[str, str] = json.loads(path.read_text())
+    return loaded
+
+
+def resolve_secrets(settings: Settings, *, create: bool = True) -> Settings:
     """Settings with the stored secrets filled in; a Redis URL without a password that does not answer
-    becomes the URL of this data dir's private redis-server when one was started here."""
+    becomes the URL of this data dir's private redis-server when one was started here.
+
+    With ``create=False`` (read-only commands such as ``checkin status``) nothing is written: secrets
+    that are neither set nor stored stay empty."""
     stored: dict[str, str] | None = None
     if not (settings.admin_key and settings.keyring):
-        stored = load_or_create(settings.data_path)
+        stored = load_or_create(settings.data_path) if create else _stored(settings.data_path)
+        if stored is None:
+            return settings
         settings = msgspec.structs.replace(
             settings,
             admin_key=settings.admin_key or stored["admin_key"],

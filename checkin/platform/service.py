@@ -16,11 +16,11 @@ from typing import Any
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from checkin.platform import auth
 from checkin.platform.context import Context, get_ctx
 from checkin.platform.metrics import Metrics
+from checkin.platform.openapi_ui import render_plugin, swagger_asset
 from checkin.platform.ops import HealthCheck, health_route, metrics_route, redis_check
 from checkin.platform.problems import EXCEPTION_HANDLERS, PROBLEMS
 from checkin.platform.redis_conn import connect
@@ -96,7 +96,7 @@ def build_app(
                 await client.aclose()
 
     return Litestar(
-        route_handlers=[health_route(checks), metrics_route, *handlers],
+        route_handlers=[health_route(checks), metrics_route, swagger_asset, *handlers],
         lifespan=[lifespan],
         dependencies={
             "ctx": Provide(get_ctx, sync_to_thread=False),
@@ -108,7 +108,7 @@ def build_app(
             title=title,
             version="1.0.0",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[render_plugin()],
         ),
         request_max_body_size=cfg.max_body_bytes,
         debug=False,

@@ -11,7 +11,7 @@ from importlib import resources
 
 from litestar import Response
 
-MEDIA_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
+MEDIA_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8", "png": "image/png"}
 
 
 class Asset:

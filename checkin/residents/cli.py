@@ -2,8 +2,9 @@
 
 Reads the file in chunks of lines, validates and protects each line (keyed id hash,
 AES-GCM phone) and writes with pipelined commands (:func:`checkin.residents.service.import_chunk`,
-three round trips a chunk). A progress line with rate and ETA goes to stderr; bad lines are
-reported with their line numbers (the first 20, then a count) and good lines are kept.
+three round trips a chunk). A progress bar with rate and ETA goes to stderr on a terminal and a
+summary line always (:mod:`checkin.platform.progress`); bad lines are reported with their line
+numbers (the first 20, then a count) and good lines are kept.
 Exit code 0 when every line was imported, 1 when some lines were refused, 2 on bad usage.
 """
 
@@ -13,42 +14,17 @@ import argparse
 import asyncio
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from checkin.platform.context import Context
+from checkin.platform.progress import Progress
 from checkin.platform.redis_conn import connect
 from checkin.platform.settings import Settings
 from checkin.residents.service import LineResult, import_chunk
 
 SHOWN_ERRORS = 20
-
-
-class _Progress:
-    def __init__(self, total_bytes: int, stream: IO[str]) -> None:
-        self.total = max(total_bytes, 1)
-        self.stream = stream
-        self.started = time.monotonic()
-        self.last = 0.0
-        self.tty = stream.isatty()
-
-    def show(self, done_bytes: int, lines: int, final: bool = False) -> None:
-        now = time.monotonic()
-        if not final and now - self.last < (0.25 if self.tty else 5.0):
-            return
-        self.last = now
-        elapsed = max(now - self.started, 1e-9)
-        rate = lines / elapsed
-        if final:
-            text = f"residents import: {lines:,} lines in {elapsed:.1f} s ({rate:,.0f}/s)"
-        else:
-            frac = done_bytes / self.total
-            eta = elapsed * (1 - frac) / frac if frac > 0 else 0.0
-            text = f"residents import: {100 * frac:5.1f}% {lines:,} lines {rate:,.0f}/s ETA {eta:.0f} s"
-        self.stream.write(("\r\x1b[K" if self.tty else "") + text + ("\n" if final or not self.tty else ""))
-        self.stream.flush()
 
 
 def _chunks(fh: IO[bytes], size: int) -> Iterator[tuple[list[tuple[int, bytes]], int]]:
@@ -70,7 +46,7 @@ async def run_import(settings: Settings, path: Path, chunk_lines: int, stream: I
     client = await connect(settings)
     ctx = Context.build(settings, client, "residents-import")
     size = path.stat().st_size  # noqa: ASYNC240 - one stat call
-    progress = _Progress(size, stream)
+    progress = Progress("residents import", size, "bytes", stream, in_bytes=True)
     good = bad = 0
     pending: asyncio.Task[list[LineResult]] | None = None
 
@@ -82,9 +58,7 @@ async def run_import(settings: Settings, path: Path, chunk_lines: int, stream: I
                 continue
             bad += 1
             if bad <= SHOWN_ERRORS:
-                stream.write(
-                    f"\nline {r.line}: {r.error}\n" if progress.tty else f"line {r.line}: {r.error}\n"
-                )
+                progress.note(f"line {r.line}: {r.error}")
 
     try:
         with path.open("rb") as fh:
@@ -94,16 +68,18 @@ async def run_import(settings: Settings, path: Path, chunk_lines: int, stream: I
                 if pending is not None:
                     account(await pending)
                 pending = task
-                progress.show(done, good + bad)
+                progress.update(done)
                 await asyncio.sleep(0)
             if pending is not None:
                 account(await pending)
     finally:
+        progress.close()
         hot = ctx.extras.get("hot_redis")
         if hot is not None:
             hot.close()
         await client.aclose()
-    progress.show(size, good + bad, final=True)
+    progress.update(size)
+    progress.finish(good + bad, "lines")
     if bad > SHOWN_ERRORS:
         stream.write(f"... and {bad - SHOWN_ERRORS:,} more refused lines\n")
     return good, bad

@@ -42,11 +42,11 @@ from checkin.platform.persons import (
 from checkin.platform.redis_keys import RedisKeys
 from checkin.residents import otp
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=50, examples=["张三丰"])]
 Phone = Annotated[str, msgspec.Meta(max_length=32, examples=["13800138000"])]
-IdNumber = Annotated[str, msgspec.Meta(max_length=32)]
+IdNumber = Annotated[str, msgspec.Meta(max_length=32, examples=["11010519491231002X"])]
 ChallengeId = Annotated[str, msgspec.Meta(max_length=64)]
-OtpCode = Annotated[str, msgspec.Meta(max_length=16)]
+OtpCode = Annotated[str, msgspec.Meta(max_length=16, examples=["482913"])]
 
 
 class RegisterIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -58,10 +58,10 @@ class RegisterIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Registered(msgspec.Struct):
-    person_id: int
-    token: str
-    expires_at: str
-    name_masked: str
+    person_id: Annotated[int, msgspec.Meta(examples=[100230])]
+    token: Annotated[str, msgspec.Meta(examples=["r2.AAAAAAABh4ZqLRwQAAAAAQFiPeUt2UoULqr_sQ4-N7nT"])]
+    expires_at: Annotated[str, msgspec.Meta(examples=["2026-06-13T09:00:00.000Z"])]
+    name_masked: Annotated[str, msgspec.Meta(examples=["张*丰"])]
     created: bool
 
 

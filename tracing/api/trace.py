@@ -49,10 +49,10 @@ Instant = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 
 
 class ContactsRequest(msgspec.Struct, forbid_unknown_fields=True):
-    person_id: UInt64
-    since: Instant
-    until: Instant
-    reason: str = ""
+    person_id: Annotated[UInt64, msgspec.Meta(examples=[100230])]
+    since: Annotated[Instant, msgspec.Meta(examples=["2026-03-01T00:00:00Z"])]
+    until: Annotated[Instant, msgspec.Meta(examples=["2026-03-15T00:00:00Z"])]
+    reason: Annotated[str, msgspec.Meta(examples=["case 2026-0314-07: positive test on 14 March"])] = ""
     depth: Literal[1, 2] = 1
     min_overlap_minutes: Annotated[int, msgspec.Meta(ge=0, le=720)] = 15
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_CONTACTS_PAGE)] = CONTACTS_PAGE
@@ -72,18 +72,18 @@ class ExposuresRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class VisitOut(msgspec.Struct):
-    checkin_id: str
-    venue_id: int
-    venue_name: str
-    at: str
-    end_at: str
+    checkin_id: Annotated[str, msgspec.Meta(examples=["0023fa91c04be7d5512ae0f"])]
+    venue_id: Annotated[int, msgspec.Meta(examples=[1024])]
+    venue_name: Annotated[str, msgspec.Meta(examples=["Wangfujing Bookstore"])]
+    at: Annotated[str, msgspec.Meta(examples=["2026-03-12T09:12:44.218Z"])]
+    end_at: Annotated[str, msgspec.Meta(examples=["2026-03-12T10:02:10.000Z"])]
     checked_out: bool
-    district: str
-    street: str
-    community: str
-    status: str
-    verdict: str
-    source: str
+    district: Annotated[str, msgspec.Meta(examples=["110101"])]
+    street: Annotated[str, msgspec.Meta(examples=["110101001"])]
+    community: Annotated[str, msgspec.Meta(examples=["110101001002"])]
+    status: Annotated[str, msgspec.Meta(examples=["green"])]
+    verdict: Annotated[str, msgspec.Meta(examples=["pass"])]
+    source: Annotated[str, msgspec.Meta(examples=["phone"])]
 
 
 class VisitsResponse(msgspec.Struct):
@@ -95,10 +95,10 @@ class VisitsResponse(msgspec.Struct):
 
 
 class ContactOut(msgspec.Struct, omit_defaults=True):
-    person_id: int
-    overlap_seconds: float
-    first_contact_at: str
-    venue_ids: list[int]
+    person_id: Annotated[int, msgspec.Meta(examples=[100877])]
+    overlap_seconds: Annotated[float, msgspec.Meta(examples=[2460.0])]
+    first_contact_at: Annotated[str, msgspec.Meta(examples=["2026-03-12T09:20:01.004Z"])]
+    venue_ids: Annotated[list[int], msgspec.Meta(examples=[[1024]])]
     via: list[int] | None = None
 
 

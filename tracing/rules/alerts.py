@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from redis.crc import key_slot
@@ -54,17 +54,17 @@ ALERT_COLUMNS = [
 
 
 class Alert(msgspec.Struct, kw_only=True):
-    alert_id: str
-    kind: str
-    severity: str
-    at: str
+    alert_id: Annotated[str, msgspec.Meta(examples=["018e3a5c7f200020004f00"])]
+    kind: Annotated[str, msgspec.Meta(examples=["red_code_entry"])]
+    severity: Annotated[str, msgspec.Meta(examples=["critical"])]
+    at: Annotated[str, msgspec.Meta(examples=["2026-03-15T09:12:44.218Z"])]
     """Instant of the scan that raised it (RFC 3339 UTC, ms)."""
-    person_id: int | None
-    venue_id: int
-    district: str
-    street: str
-    community: str
-    details: dict[str, Any]
+    person_id: Annotated[int | None, msgspec.Meta(examples=[100230])]
+    venue_id: Annotated[int, msgspec.Meta(examples=[1024])]
+    district: Annotated[str, msgspec.Meta(examples=["110101"])]
+    street: Annotated[str, msgspec.Meta(examples=["110101001"])]
+    community: Annotated[str, msgspec.Meta(examples=["110101001002"])]
+    details: Annotated[dict[str, Any], msgspec.Meta(examples=[{"status": "red", "verdict": "deny"}])]
     acked: bool = False
     acked_by: str = ""
     acked_at: str | None = None

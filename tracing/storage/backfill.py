@@ -22,7 +22,6 @@ stay keys under ``FINAL``) instead of doubling them.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -200,16 +199,18 @@ def backfill(
 
 
 def print_progress(total_days: int) -> Callable[[int, DayResult, float], None]:
+    """A progress bar of days on stderr (:mod:`checkin.platform.progress`) with one summary line
+    when the last day is written."""
+    from checkin.platform.progress import Progress
+
+    bar = Progress("backfill", total_days, "days")
+    rows = 0
+
     def show(i: int, result: DayResult, elapsed: float) -> None:
-        done = i + 1
-        rate = result.rows / result.seconds if result.seconds else 0.0
-        eta = elapsed / done * (total_days - done)
-        print(
-            f"\rday {done}/{total_days} {result.day}: {result.rows:,} scans in {result.seconds:.1f} s "
-            f"({rate:,.0f}/s), elapsed {elapsed:.0f} s, ETA {eta:.0f} s",
-            end="\n" if done == total_days else "",
-            file=sys.stderr,
-            flush=True,
-        )
+        nonlocal rows
+        rows += result.rows
+        bar.update(i + 1)
+        if i + 1 == total_days:
+            bar.finish(rows, "scans")
 
     return show
