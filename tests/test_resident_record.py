@@ -330,7 +330,8 @@ async def test_own_visits_are_relayed_from_the_tracing_service(make_settings: An
             ).status_code == 400
             assert (await ingest.get("/v1/residents/me/visits", headers=admin_headers())).status_code == 403
             await ingest.post("/v1/residents/me/revoke", headers=bearer(other))
-            assert (await ingest.get("/v1/residents/me/visits", headers=bearer(other))).status_code == 401
+            revoked = await ingest.get("/v1/residents/me/visits", headers=bearer(other))
+            assert revoked.status_code == 401 and revoked.json()["reason"] == "token_revoked", revoked.text
     async with AsyncTestClient(app=ingest_app(settings)) as ingest:  # the tracing service is gone
         down = await ingest.get("/v1/residents/me/visits", headers=bearer(token))
         assert down.status_code == 503 and down.headers["retry-after"]

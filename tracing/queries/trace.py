@@ -182,6 +182,13 @@ def venue_names(store: Store, venue_ids: Iterable[int]) -> dict[int, str]:
     return {int(v): str(n) for v, n in rows}
 
 
+def all_venue_names(store: Store) -> dict[int, str]:
+    rows = store.rows(
+        f"SELECT venue_id, argMax(name, updated_at) FROM {store.table('venues')} GROUP BY venue_id"
+    )
+    return {int(v): str(n) for v, n in rows}
+
+
 def venue_communities(store: Store, venue_ids: Iterable[int]) -> dict[int, str]:
     """Community of each venue: the registry mirror, else the latest recorded stay there."""
     ids = sorted(set(venue_ids))
