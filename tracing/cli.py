@@ -45,7 +45,7 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
-    return _run_workers(settings, ["rules"])
+    return _run_workers(settings, ["rules", "escalation"])
 
 
 async def _status(settings: Settings) -> int:
@@ -172,7 +172,9 @@ def register(sub: Any) -> None:
         "sink", help="run the stream sink (Redis scan streams -> ClickHouse) as its own process"
     )
     p.set_defaults(handler=cmd_sink)
-    p = sub.add_parser("rules", help="run the rule engine (scan streams -> alerts) as its own process")
+    p = sub.add_parser(
+        "rules", help="run the rule engine (scan streams -> alerts) and alert escalation as their own process"
+    )
     p.set_defaults(handler=cmd_rules)
     p = sub.add_parser("status", help="scan stream lag per shard: length, lag, pending, oldest pending")
     p.set_defaults(handler=cmd_status)
