@@ -256,7 +256,13 @@ RULES: dict[tuple[str, str, str], Rule] = {
         ANALYSTS, note="SSE: refusals checked here, the feed in test_alerts_sse", send_allowed=False
     ),
     ("tracing", "POST", "/v1/alerts/{alert_id:str}/ack"): rule(
-        ANALYSTS, ok={404}, note="an unknown alert: 404"
+        ANALYSTS, ok={404}, note="an unknown alert: 404 (out of scope: 404 too, test_alerts_escalation)"
+    ),
+    ("tracing", "POST", "/v1/alerts/{alert_id:str}/resolve"): rule(
+        ANALYSTS, ok={404}, note="an unknown alert: 404 (out of scope: 404 too, test_alerts_escalation)"
+    ),
+    ("tracing", "GET", "/v1/alerts/queue"): rule(
+        ANALYSTS, note="the key's level (scope length) and jurisdiction only"
     ),
     ("tracing", "GET", "/v1/exposure-sites"): rule(
         ANALYSTS | TRACERS | OUT_TRACERS, note="filtered to the key's scope"
@@ -518,6 +524,7 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
             "until": until,
             "reason": "matrix",
         },
+        ("POST", "/v1/alerts/{alert_id:str}/resolve"): {"outcome": "handled"},
         ("POST", "/v1/trace/contacts"): {"person_id": w.p, "since": since, "until": until, "reason": "m"},
         ("POST", "/v1/trace/exposures"): {
             "sites": [{"venue_id": w.venue_a, "since": since, "until": until}],
