@@ -261,6 +261,9 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("tracing", "POST", "/v1/alerts/{alert_id:str}/resolve"): rule(
         ANALYSTS, ok={404}, note="an unknown alert: 404 (out of scope: 404 too, test_alerts_escalation)"
     ),
+    ("tracing", "GET", "/v1/report"): rule(
+        ANALYSTS, note="the key's jurisdiction by default; a wider scope is refused (test_report)"
+    ),
     ("tracing", "GET", "/v1/alerts/queue"): rule(
         ANALYSTS, note="the key's level (scope length) and jurisdiction only"
     ),
@@ -543,6 +546,8 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
         ).encode()
     if path == "/v1/sentinel/scans":
         kw["params"] = {"venue_id": w.venue_a}
+    if path == "/v1/report":
+        kw["params"] = {"period": "day", "date": now.date().isoformat()}
     if path.startswith("/v1/trace/persons"):
         kw["params"] = {"since": since, "until": until, "reason": "matrix"}
     return concrete, kw
