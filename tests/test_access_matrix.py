@@ -278,6 +278,9 @@ RULES: dict[tuple[str, str, str], Rule] = {
         TRACERS, hidden=OUT_TRACERS, note="P has stays only in community 110101001001"
     ),
     ("tracing", "POST", "/v1/trace/contacts"): rule(TRACERS, hidden=OUT_TRACERS),
+    ("tracing", "POST", "/v1/trace/persons/lookup"): rule(
+        TRACERS | OUT_TRACERS, note="a scoped key finds only persons with stays in its jurisdiction"
+    ),
     ("tracing", "POST", "/v1/trace/exposures"): rule(TRACERS, hidden=OUT_TRACERS, hidden_as=403),
     ("tracing", "GET", "/v1/trace/persons/{person_id:str}/contact-details"): rule(
         TRACERS,
@@ -528,6 +531,7 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
             "reason": "matrix",
         },
         ("POST", "/v1/alerts/{alert_id:str}/resolve"): {"outcome": "handled"},
+        ("POST", "/v1/trace/persons/lookup"): {"id_number": id_number(1), "reason": "matrix"},
         ("POST", "/v1/trace/contacts"): {"person_id": w.p, "since": since, "until": until, "reason": "m"},
         ("POST", "/v1/trace/exposures"): {
             "sites": [{"venue_id": w.venue_a, "since": since, "until": until}],

@@ -34,6 +34,7 @@ from checkin.platform.instants import format_ms
 from checkin.platform.service import Part
 from tracing.api import audit
 from tracing.api.alerts import find_alert, find_in_stream
+from tracing.queries import trace
 from tracing.rules import alerts as al
 from tracing.rules.escalation import publish_events
 from tracing.storage.store import Store
@@ -46,6 +47,7 @@ class QueueItem(msgspec.Struct):
     due_at: str
     """When the alert moves up a level (at the city level: when it counts as overdue)."""
     overdue: bool
+    venue_name: str
 
 
 class AckTime(msgspec.Struct):
@@ -149,12 +151,14 @@ async def alert_queue(
         limit=limit,
     )
     times = await asyncio.to_thread(ack_times, store, key_scope=principal.scope, now_ms=now_ms)
+    names = await asyncio.to_thread(trace.venue_names, store, {a.venue_id for a in rows})
     delay_ms = int(ctx.settings.escalation_s * 1000)
     items = []
     for alert in rows:
         due = alert.level_since_ms() + delay_ms
         overdue = not alert.acked and due <= now_ms
-        items.append(QueueItem(alert=alert, due_at=format_ms(due), overdue=overdue))
+        venue = names.get(alert.venue_id, "")
+        items.append(QueueItem(alert=alert, due_at=format_ms(due), overdue=overdue, venue_name=venue))
     params = {"level": lvl, "state": queue_state, "limit": limit}
     ip = audit.client_ip(request)
     await audit.record(ctx, store, principal, "alerts_queue", "", params, len(items), ip)
