@@ -290,5 +290,5 @@ def test_an_analyst_sees_scans_per_hour_by_district(page: Any, server: Server) -
     client.xadd(server.keys.alerts_stream(), to_fields(alert))
     client.close()
     page.wait_for_selector("#alerts-table tbody tr[data-alert-id='al-console-1']")
-    assert "red_code_entry" in page.inner_text("#alerts-table tbody tr[data-alert-id='al-console-1']")
+    assert "red code entry" in page.inner_text("#alerts-table tbody tr[data-alert-id='al-console-1']")
     assert page.errors == []

@@ -59,6 +59,11 @@ const I18N = {
     "charts.title": "Scans per hour by district (last 24 h)",
     "err.date": "Enter a date and time in both fields.", "err.order": "From must be before To.",
     "scope": "scope", zone: "time zone",
+    "kind.red_code_entry": "red code entry", "kind.yellow_code_entry": "yellow code entry",
+    "kind.test_expired_entry": "test expired", "kind.watchlist_entry": "watchlist entry",
+    "kind.exposure_site_visit": "exposure site visit", "kind.capacity_exceeded": "over capacity",
+    "kind.impossible_travel": "impossible travel", "kind.remote_scan": "remote scan",
+    "sev.info": "info", "sev.warning": "warning", "sev.critical": "critical",
   },
   "zh-CN": {
     title: "场所码指挥台", "tab.tracer": "流调", "tab.analyst": "研判", lang: "语言",
@@ -104,6 +109,11 @@ const I18N = {
     "charts.title": "各区每小时扫码量（近 24 小时）",
     "err.date": "请在两个时间框中都填写日期和时间。", "err.order": "开始时间必须早于结束时间。",
     "scope": "辖区", zone: "时区",
+    "kind.red_code_entry": "红码进入", "kind.yellow_code_entry": "黄码进入",
+    "kind.test_expired_entry": "核酸过期", "kind.watchlist_entry": "重点人员进入",
+    "kind.exposure_site_visit": "到访风险场所", "kind.capacity_exceeded": "超员",
+    "kind.impossible_travel": "轨迹异常", "kind.remote_scan": "异地扫码",
+    "sev.info": "提示", "sev.warning": "警告", "sev.critical": "严重",
   },
 };
 
@@ -288,8 +298,7 @@ function showView(name) {
   $("analyst-view").hidden = name !== "analyst";
   if (name === "analyst") {
     loadCharts();
-    loadQueue();
-    startAlerts();
+    loadQueue().finally(startAlerts);  // the queue brings venue names the feed's rows then show
   }
 }
 
@@ -413,7 +422,9 @@ function renderVisits(data) {
   const pad = Math.max((t1 - t0) * 0.03, 15 * 60000);
   t0 -= pad; t1 += pad;
   const venues = [...new Set(data.visits.map((v) => v.venue_id))];
-  const width = 1000, left = 200, right = 20, laneH = 30, top = 8, axis = 34;
+  // drawn at the box's own width, so labels keep their size on a phone
+  const width = Math.max(320, Math.round(box.clientWidth || 1000));
+  const left = Math.min(200, Math.round(width * 0.34)), right = 16, laneH = 30, top = 8, axis = 34;
   const height = top + venues.length * laneH + axis;
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img", id: "timeline-svg" });
   const x = (ms) => left + ((ms - t0) / (t1 - t0)) * (width - left - right);
@@ -421,8 +432,9 @@ function renderVisits(data) {
     const y = top + i * laneH;
     root.append(svg("rect", { x: left, y, width: width - left - right, height: laneH - 4, fill: i % 2 ? "#f6f8fa" : "#eef2f6" }));
     const name = state.venueNames.get(venue) || String(venue);
+    const room = Math.max(6, Math.floor((left - 12) / 12));
     const label = svg("text", { x: left - 8, y: y + laneH / 2 + 2, "text-anchor": "end", class: "lane", "data-venue-id": String(venue) },
-      name.length > 24 ? name.slice(0, 23) + "…" : name);
+      name.length > room ? name.slice(0, room - 1) + "…" : name);
     label.append(svg("title", {}, `${name} (${venue})`));
     root.append(label);
   });
@@ -434,7 +446,7 @@ function renderVisits(data) {
     rect.append(svg("title", {}, `${v.venue_name || v.venue_id}: ${localTime(v.at)} – ${localTime(v.end_at)}`));
     root.append(rect);
   }
-  const ticks = 6, axisY = top + venues.length * laneH + 14;
+  const ticks = Math.max(1, Math.min(6, Math.floor((width - left - right) / 110))), axisY = top + venues.length * laneH + 14;
   for (let k = 0; k <= ticks; k++) {
     const ms = t0 + ((t1 - t0) * k) / ticks, px = x(ms);
     root.append(svg("line", { x1: px, y1: top, x2: px, y2: axisY - 10, stroke: "#c8d0d9", "stroke-dasharray": "2 3" }));
@@ -487,7 +499,8 @@ async function showDetails(personId, boxId) {
 function renderGraph(data) {
   const box = $("graph");
   box.replaceChildren();
-  const size = 560, cx = size / 2, cy = size / 2;
+  const size = Math.min(560, Math.max(300, Math.round(box.clientWidth || 560))), cx = size / 2, cy = size / 2;
+  const unit = size / 560;
   const root = svg("svg", { viewBox: `0 0 ${size} ${size}`, width: "100%", role: "img", id: "graph-svg" });
   root.style.maxWidth = size + "px";
   const pos = new Map(), angles = new Map();
@@ -496,7 +509,7 @@ function renderGraph(data) {
   first.forEach((c, i) => {
     const angle = (2 * Math.PI * i) / Math.max(first.length, 1) - Math.PI / 2;
     angles.set(c.person_id, angle);
-    pos.set(c.person_id, [cx + 130 * Math.cos(angle), cy + 130 * Math.sin(angle)]);
+    pos.set(c.person_id, [cx + 130 * unit * Math.cos(angle), cy + 130 * unit * Math.sin(angle)]);
   });
   // second degree: grouped by their via contacts, spread a little around the group's angle
   const groups = new Map();
@@ -519,7 +532,7 @@ function renderGraph(data) {
     const spread = Math.min(0.5, (2 * Math.PI) / Math.max(first.length * 2, 6));
     members.forEach((c, j) => {
       const offset = members.length === 1 ? 0 : ((j / (members.length - 1)) - 0.5) * spread;
-      const radius = 235 - (j % 2) * 22;
+      const radius = (235 - (j % 2) * 22) * unit;
       pos.set(c.person_id, [cx + radius * Math.cos(base + offset), cy + radius * Math.sin(base + offset)]);
     });
   }
@@ -536,7 +549,8 @@ function renderGraph(data) {
     const [x, y] = pos.get(id);
     const g = svg("g", { "data-person-id": String(id) });
     g.append(svg("circle", { cx: x, cy: y, r, fill, stroke: "#fff", "stroke-width": 1.5 }),
-      svg("text", { x, y: y - r - 3, "text-anchor": "middle" }, name ? `${id} ${name}` : id));
+      svg("text", { x: x + r + 4, y: y + 4, "text-anchor": x > cx + 150 * unit ? "end" : "start", dx: x > cx + 150 * unit ? -(2 * r + 8) : 0 },
+        name ? `${id} ${name}` : id));
     g.append(svg("title", {}, name ? `${id} ${name}` : String(id)));
     nodes.append(g);
   };
@@ -674,7 +688,7 @@ function queueRow(item) {
   const due = el("td", {}, localTime(item.due_at));
   if (item.overdue) due.append(el("span", { class: "badge" }, t("queue.overdue")));
   return el("tr", { "data-alert-id": a.alert_id, class: item.overdue ? "overdue" : "" },
-    el("td", {}, localTime(a.at)), el("td", {}, a.kind), el("td", { class: "sev-" + a.severity }, a.severity),
+    el("td", {}, localTime(a.at)), el("td", { "data-kind": a.kind }, t("kind." + a.kind)), el("td", { class: "sev-" + a.severity }, t("sev." + a.severity)),
     el("td", {}, venueLabel(a.venue_id)), el("td", {}, a.community), el("td", {}, t("lvl." + a.level)), due,
     el("td", {}, actions));
 }
@@ -703,8 +717,8 @@ async function resolveAlert(id, outcome) {
 
 function alertRow(a) {
   return el("tr", { "data-alert-id": a.alert_id || "", "data-level": a.level || "community" },
-    el("td", {}, localTime(a.at)), el("td", {}, a.kind),
-    el("td", { class: "sev-" + a.severity }, a.severity), el("td", {}, a.person_id ?? ""),
+    el("td", {}, localTime(a.at)), el("td", { "data-kind": a.kind }, t("kind." + a.kind)),
+    el("td", { class: "sev-" + a.severity }, t("sev." + a.severity)), el("td", {}, a.person_id ?? ""),
     el("td", {}, venueLabel(a.venue_id)), el("td", {}, a.district), el("td", {}, a.community),
     el("td", { class: "level" }, t("lvl." + (a.level || "community"))));
 }
