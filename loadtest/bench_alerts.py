@@ -162,17 +162,20 @@ async def read_feed(
     ):
         resp.raise_for_status()
         ready.set()
-        data = ""
+        data, event = "", "alert"
         async for line in resp.aiter_lines():
-            if line.startswith("data: "):
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
                 data = line[6:]
             elif line == "" and data:
-                try:
-                    alert = json.loads(data)
-                    received[int(alert["person_id"])] = time.time()
-                except (ValueError, KeyError):
-                    pass
-                data = ""
+                if event == "alert":  # escalated / acked / resolved events repeat an alert already seen
+                    try:
+                        alert = json.loads(data)
+                        received.setdefault(int(alert["person_id"]), time.time())
+                    except (ValueError, KeyError):
+                        pass
+                data, event = "", "alert"
             if stop.is_set():
                 return
 
@@ -222,7 +225,12 @@ async def main_async(args: argparse.Namespace) -> int:
     args_ = ["--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once before the measurement
         [granian, *args_, "tracing.app:create_app"],
-        env={**os.environ, **settings.to_env(), "CHECKIN_TRACING_WORKERS": "rules"},
+        env={
+            **os.environ,
+            **settings.to_env(),
+            "CHECKIN_TRACING_WORKERS": args.workers,
+            "CHECKIN_ESCALATION_S": str(args.escalation_s),
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -271,7 +279,11 @@ async def main_async(args: argparse.Namespace) -> int:
 
         published_at: dict[int, float] = {}
         entries: list[Any] = sync.xrange(keys.alerts_stream())  # type: ignore[assignment]
+        state_events = 0
         for eid, fields in entries:
+            if b"e" in fields:  # an escalation (or ack) of an alert published before it
+                state_events += 1
+                continue
             alert = json.loads(fields[b"a"])
             published_at[int(alert["person_id"])] = int(eid.split(b"-")[0]) / 1000
         to_stream = [(published_at[p] - t) * 1000 for p, t in producer.sent.items() if p in published_at]
@@ -283,12 +295,18 @@ async def main_async(args: argparse.Namespace) -> int:
         total = {k: n * mean for k, (n, mean) in mem.items()}
         per_m = 1_000_000 / max(1, scans)
         stream_bytes = int(sync.memory_usage(keys.alerts_stream(), samples=0) or 0)
-        published = int(sync.xlen(keys.alerts_stream()))
-        print(f"  alerts published {published:,}, received on the feed {len(received):,}", file=sys.stderr)
+        published = int(sync.xlen(keys.alerts_stream())) - state_events
+        print(
+            f"  alerts published {published:,}, received on the feed {len(received):,}, "
+            f"escalation events {state_events:,}",
+            file=sys.stderr,
+        )
         for name, (n, mean) in mem.items():
             print(f"  {name}: {n:,} keys, mean {mean:.0f} B", file=sys.stderr)
         p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
         command = f"python -m loadtest.bench_alerts --rate {args.rate} --seconds {args.seconds:g}"
+        if args.escalation_s != 900.0:
+            command += f" --escalation-s {args.escalation_s:g}"
         note = "XADD return as stand-in for the 201; real served tracing app, SSE over HTTP"
         record(
             "alerts",
@@ -361,6 +379,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venues", type=int, default=5000, help="venues the scans spread over")
     parser.add_argument(
         "--redis-url", default=os.environ.get("CHECKIN_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    parser.add_argument(
+        "--workers",
+        default="rules,escalation",
+        help="workers inside the served tracing app (default rules,escalation: escalation beside the rules)",
+    )
+    parser.add_argument(
+        "--escalation-s",
+        type=float,
+        default=900.0,
+        help="CHECKIN_ESCALATION_S of the run (a few seconds: every alert escalates during the run)",
     )
     args = parser.parse_args(argv)
     if args.rate < 1 or args.seconds <= 0 or args.venues < 1:

@@ -257,7 +257,16 @@ RULES: dict[tuple[str, str, str], Rule] = {
         ANALYSTS, note="SSE: refusals checked here, the feed in test_alerts_sse", send_allowed=False
     ),
     ("tracing", "POST", "/v1/alerts/{alert_id:str}/ack"): rule(
-        ANALYSTS, ok={404}, note="an unknown alert: 404"
+        ANALYSTS, ok={404}, note="an unknown alert: 404 (out of scope: 404 too, test_alerts_escalation)"
+    ),
+    ("tracing", "POST", "/v1/alerts/{alert_id:str}/resolve"): rule(
+        ANALYSTS, ok={404}, note="an unknown alert: 404 (out of scope: 404 too, test_alerts_escalation)"
+    ),
+    ("tracing", "GET", "/v1/report"): rule(
+        ANALYSTS, note="the key's jurisdiction by default; a wider scope is refused (test_report)"
+    ),
+    ("tracing", "GET", "/v1/alerts/queue"): rule(
+        ANALYSTS, note="the key's level (scope length) and jurisdiction only"
     ),
     ("tracing", "GET", "/v1/exposure-sites"): rule(
         ANALYSTS | TRACERS | OUT_TRACERS, note="filtered to the key's scope"
@@ -270,6 +279,9 @@ RULES: dict[tuple[str, str, str], Rule] = {
         TRACERS, hidden=OUT_TRACERS, note="P has stays only in community 110101001001"
     ),
     ("tracing", "POST", "/v1/trace/contacts"): rule(TRACERS, hidden=OUT_TRACERS),
+    ("tracing", "POST", "/v1/trace/persons/lookup"): rule(
+        TRACERS | OUT_TRACERS, note="a scoped key finds only persons with stays in its jurisdiction"
+    ),
     ("tracing", "POST", "/v1/trace/exposures"): rule(TRACERS, hidden=OUT_TRACERS, hidden_as=403),
     ("tracing", "GET", "/v1/trace/persons/{person_id:str}/contact-details"): rule(
         TRACERS,
@@ -521,6 +533,8 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
             "until": until,
             "reason": "matrix",
         },
+        ("POST", "/v1/alerts/{alert_id:str}/resolve"): {"outcome": "handled"},
+        ("POST", "/v1/trace/persons/lookup"): {"id_number": id_number(1), "reason": "matrix"},
         ("POST", "/v1/trace/contacts"): {"person_id": w.p, "since": since, "until": until, "reason": "m"},
         ("POST", "/v1/trace/exposures"): {
             "sites": [{"venue_id": w.venue_a, "since": since, "until": until}],
@@ -539,6 +553,8 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
         ).encode()
     if path == "/v1/sentinel/scans":
         kw["params"] = {"venue_id": w.venue_a}
+    if path == "/v1/report":
+        kw["params"] = {"period": "day", "date": now.date().isoformat()}
     if path.startswith("/v1/trace/persons"):
         kw["params"] = {"since": since, "until": until, "reason": "matrix"}
     return concrete, kw

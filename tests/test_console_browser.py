@@ -16,9 +16,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -45,6 +47,15 @@ store.apply_schema(28)
 venues = {int(k): tuple(v) for k, v in spec["venues"].items()}
 world = build_world(spec["base"], venues, [tuple(c) for c in spec["checkins"]])
 load(store, world)
+if spec.get("venue_names"):
+    import datetime as dt
+    now = dt.datetime.now(dt.UTC)
+    rows = [[int(v), name, venues[int(v)][1], now] for v, name in spec["venue_names"].items()]
+    store.insert("venues", ["venue_id", "name", "community", "updated_at"], rows, column_oriented=False)
+if spec.get("alerts"):
+    import msgspec
+    from tracing.rules import alerts as al
+    al.insert_alerts(store, [msgspec.convert(a, al.Alert) for a in spec["alerts"]])
 store.close()
 """
 
@@ -58,31 +69,34 @@ class Server:
     keys: RedisKeys
 
 
-def _key(client: redis.Redis, keys: RedisKeys, role: str) -> str:
+def _key(client: redis.Redis, keys: RedisKeys, role: str, scope: str = "") -> str:
     key = new_key()
     digest = hash_key(key)
-    record = ApiKeyRecord(key_id=digest[:12], role=role, name=f"console {role}")
-    client.set(keys.api_key(digest), json.dumps({"key_id": record.key_id, "role": role, "name": record.name}))
+    record = ApiKeyRecord(key_id=digest[:12], role=role, name=f"console {role}", scope=scope)
+    client.set(
+        keys.api_key(digest),
+        json.dumps({"key_id": record.key_id, "role": role, "name": record.name, "scope": scope}),
+    )
     client.hset(keys.api_key_index(), record.key_id, digest)
     return key
 
 
-@pytest.fixture
-def server(tmp_path: Path, prefix: str) -> Iterator[Server]:
+@contextmanager
+def console_server(
+    tmp_path: Path,
+    prefix: str,
+    spec: dict[str, Any],
+    tz: str = "UTC",
+    scoped_analyst: str = "",
+    keyring: str = "",
+) -> Iterator[Server]:
+    """Seed ClickHouse with ``spec`` (base, venues, checkins, venue_names?, alerts?) in a short-lived
+    process, then serve the tracing app on it (the embedded engine is opened by one process at a time)."""
     port = free_port()
     dsn = f"chdb://{tmp_path / 'clickhouse'}"
-    hour = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=3)
-    base = int(hour.timestamp()) * 1000  # inside the analyst charts' default 24 h window
-    venues = {"7": [60, COMMUNITIES[0]], "8": [60, COMMUNITIES[2]]}
-    checkins = [
-        [7, [101], base, None],
-        [7, [202], base + 30 * MIN_MS, None],
-        [7, [303], base + 50 * MIN_MS, None],  # 10 min with 101: not a contact at 15 min
-        [8, [202, 404], base + 100 * MIN_MS, 20 * MIN_MS],  # second degree via 202
-    ]
     seed = subprocess.run(
         [sys.executable, "-c", SEED_SCRIPT],
-        input=json.dumps({"dsn": dsn, "base": base, "venues": venues, "checkins": checkins}),
+        input=json.dumps({"dsn": dsn, **spec}),
         text=True,
         capture_output=True,
         cwd=ROOT,
@@ -97,12 +111,12 @@ def server(tmp_path: Path, prefix: str) -> Iterator[Server]:
         "CHECKIN_TRACING_PORT": str(port),
         "CHECKIN_KEY_PREFIX": prefix,
         "CHECKIN_ADMIN_KEY": ADMIN_KEY,
-        "CHECKIN_KEYRING": Keyring.generate(1),
-        "CHECKIN_TZ": "UTC",
+        "CHECKIN_KEYRING": keyring or Keyring.generate(1),
+        "CHECKIN_TZ": tz,
     }
     client = redis.Redis.from_url(REDIS_URL)
     keys = RedisKeys(prefix)
-    tracer, analyst = _key(client, keys, "tracer"), _key(client, keys, "analyst")
+    tracer, analyst = _key(client, keys, "tracer"), _key(client, keys, "analyst", scoped_analyst)
     client.close()
     log = tmp_path / "tracing.log"
     with log.open("wb") as out:
@@ -125,20 +139,40 @@ def server(tmp_path: Path, prefix: str) -> Iterator[Server]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"tracing server did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
-        yield Server(url, base, tracer, analyst, keys)
+        yield Server(url, spec["base"], tracer, analyst, keys)
     finally:
         stop_group(proc, timeout=20)
 
 
 @pytest.fixture
+def server(tmp_path: Path, prefix: str) -> Iterator[Server]:
+    hour = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=3)
+    base = int(hour.timestamp()) * 1000  # inside the analyst charts' default 24 h window
+    venues = {"7": [60, COMMUNITIES[0]], "8": [60, COMMUNITIES[2]]}
+    checkins = [
+        [7, [101], base, None],
+        [7, [202], base + 30 * MIN_MS, None],
+        [7, [303], base + 50 * MIN_MS, None],  # 10 min with 101: not a contact at 15 min
+        [8, [202, 404], base + 100 * MIN_MS, 20 * MIN_MS],  # second degree via 202
+    ]
+    with console_server(tmp_path, prefix, {"base": base, "venues": venues, "checkins": checkins}) as srv:
+        yield srv
+
+
+@pytest.fixture
 def page() -> Iterator[Any]:
     with chromium() as browser:
-        context = browser.new_context(accept_downloads=True)
+        context = browser.new_context(accept_downloads=True, locale="en-US")
         pg = context.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
         pg.errors = errors
         yield pg
+
+
+def picker(ms: int, tz: str = "UTC") -> str:
+    """What a datetime-local picker holds for the instant ``ms`` in zone ``tz``."""
+    return dt.datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).strftime("%Y-%m-%dT%H:%M")
 
 
 def _sign_in(page: Any, server: Server, key: str) -> None:
@@ -157,8 +191,8 @@ def test_a_tracer_runs_a_contact_trace_from_the_form(page: Any, server: Server) 
     _sign_in(page, server, server.tracer_key)
     assert page.is_visible("#tracer-view")
     page.fill("#trace-person", "101")
-    page.fill("#trace-since", iso(server.base_ms - HOUR_MS))
-    page.fill("#trace-until", iso(server.base_ms + 12 * HOUR_MS))
+    page.fill("#trace-since", picker(server.base_ms - HOUR_MS))
+    page.fill("#trace-until", picker(server.base_ms + 12 * HOUR_MS))
     page.select_option("#trace-depth", "2")
     page.fill("#trace-reason", "case 42: restaurant cluster")
     page.click("#trace-run")
@@ -168,11 +202,11 @@ def test_a_tracer_runs_a_contact_trace_from_the_form(page: Any, server: Server) 
         "rows => rows.map(r => [r.dataset.personId, r.dataset.degree])",
     )
     assert rows == [["202", "1"], ["303", "2"], ["404", "2"]]
-    assert page.inner_text("#contacts-table tbody tr[data-person-id='404'] td:nth-child(6)") == "202"
+    assert page.inner_text("#contacts-table tbody tr[data-person-id='404'] td:nth-child(7)") == "202"
     # the graph draws the index person and the three contacts; the timeline lists 101's one stay
     assert page.locator("#graph svg g[data-person-id]").count() == 4
     assert page.locator("#visits-table tbody tr").count() == 1
-    assert page.locator("#timeline-chart svg rect").count() == 1
+    assert page.locator("#timeline-chart svg rect[data-checkin-id]").count() == 1
     assert "2 contact" not in page.inner_text(
         "#trace-summary"
     ) and "1 contact(s), 2 second-degree" in page.inner_text("#trace-summary")
@@ -196,9 +230,9 @@ def test_a_tracer_runs_a_contact_trace_from_the_form(page: Any, server: Server) 
     page.fill("#trace-limit", "1000")
 
     # exposure screening and its CSV download
-    page.fill(
-        "#exposure-sites", f"7, {iso(server.base_ms + 55 * MIN_MS)}, {iso(server.base_ms + 56 * MIN_MS)}"
-    )
+    page.fill("#exposure-sites .site-venue", "7")
+    page.fill("#exposure-sites .site-since", picker(server.base_ms + 55 * MIN_MS))
+    page.fill("#exposure-sites .site-until", picker(server.base_ms + 56 * MIN_MS))
     page.fill("#exposure-reason", "case 42: site screening")
     page.click("#exposure-form button[type=submit]")
     page.wait_for_selector("#exposures-table tbody tr[data-person-id]")
@@ -208,7 +242,9 @@ def test_a_tracer_runs_a_contact_trace_from_the_form(page: Any, server: Server) 
     assert ids == ["101", "202", "303"]
     with page.expect_download() as info:
         page.click("#exposure-csv")
-    text = Path(info.value.path()).read_text()
+    raw = Path(info.value.path()).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # the byte-order mark Excel needs to read UTF-8
+    text = raw.decode("utf-8-sig")
     assert (
         text.splitlines()[0] == "person_id,venue_id,venue_name,first_at_venue,first_at"
         and len(text.splitlines()) == 4
@@ -254,5 +290,5 @@ def test_an_analyst_sees_scans_per_hour_by_district(page: Any, server: Server) -
     client.xadd(server.keys.alerts_stream(), to_fields(alert))
     client.close()
     page.wait_for_selector("#alerts-table tbody tr[data-alert-id='al-console-1']")
-    assert "red_code_entry" in page.inner_text("#alerts-table tbody tr[data-alert-id='al-console-1']")
+    assert "red code entry" in page.inner_text("#alerts-table tbody tr[data-alert-id='al-console-1']")
     assert page.errors == []

@@ -309,7 +309,8 @@ async def test_csv_export_neutralises_spreadsheet_formulas(
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"]
-    rows = list(csv.reader(io.StringIO(r.text)))
+    assert r.content.startswith(b"\xef\xbb\xbf")  # UTF-8 byte-order mark: Excel reads the Chinese
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert rows[0] == ["person_id", "venue_id", "venue_name", "first_at_venue", "first_at"]
     by_key = {(row[0], row[1]): row for row in rows[1:]}
     assert by_key[("1", "7")][2] == "'" + evil

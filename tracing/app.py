@@ -19,17 +19,31 @@ from litestar.di import Provide
 from checkin.platform.context import Context
 from checkin.platform.service import Part, build_app
 from checkin.platform.settings import Settings, get_settings
-from tracing.api import alerts, audit, console, exposure_sites, own_visits, stats, trace
+from tracing.api import (
+    alert_queue,
+    alerts,
+    audit,
+    console,
+    exposure_sites,
+    own_visits,
+    person_lookup,
+    report,
+    stats,
+    trace,
+)
 from tracing.storage.store import Store
 from tracing.streams import gauges
 from tracing.workers import WorkerSet
 
 TRACING_PARTS: list[Part] = [
     alerts.PART,
+    alert_queue.PART,
     exposure_sites.PART,
     trace.PART,
+    person_lookup.PART,
     audit.PART,
     stats.PART,
+    report.PART,
     console.PART,
     own_visits.PART,
     Part("stream-gauges", on_startup=gauges.register),

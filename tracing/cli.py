@@ -45,7 +45,7 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
-    return _run_workers(settings, ["rules"])
+    return _run_workers(settings, ["rules", "escalation"])
 
 
 async def _status(settings: Settings) -> int:
@@ -183,7 +183,9 @@ def register(sub: Any) -> None:
         "sink", help="run the stream sink (Redis scan streams -> ClickHouse) as its own process"
     )
     p.set_defaults(handler=cmd_sink)
-    p = sub.add_parser("rules", help="run the rule engine (scan streams -> alerts) as its own process")
+    p = sub.add_parser(
+        "rules", help="run the rule engine (scan streams -> alerts) and alert escalation as their own process"
+    )
     p.set_defaults(handler=cmd_rules)
     p = sub.add_parser("status", help="scan stream lag per shard: length, lag, pending, oldest pending")
     p.set_defaults(handler=cmd_status, creates_secrets=False)
@@ -207,9 +209,76 @@ def parse_date(text: str, period: str) -> dt.date:
         raise ValueError(f"--date: expected YYYY-MM-DD, got {text!r}") from None
 
 
-def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from tracing.queries.report import build_report, write_report
+class ReportUnavailable(RuntimeError):
+    """The running tracing service refused the report (the message says why)."""
+
+
+def report_via_service(settings: Settings, period: str, date: str, scope: str, top: int) -> Any:
+    """The report from the running tracing service (it holds the embedded engine), or None when no
+    service answers at ``CHECKIN_TRACING_URL``. Authenticates with the admin key of the data dir."""
+    import httpx
+    import msgspec
+
+    from checkin.platform.secrets import SECRETS_FILE, resolve_secrets
+    from tracing.queries.report import Report
+
+    base = settings.effective_tracing_url
+    try:
+        httpx.get(f"{base}/healthz", timeout=2.0)
+    except httpx.TransportError:
+        return None
+    if not settings.admin_key and not (settings.data_path / SECRETS_FILE).exists():
+        raise ReportUnavailable(
+            f"a tracing service answers at {base} but {settings.data_path} holds no admin key"
+        )
+    key = resolve_secrets(settings).admin_key
+    params: dict[str, Any] = {"period": period, "date": date, "scope": scope, "top": top}
+    try:
+        r = httpx.get(
+            f"{base}/v1/report", params=params, headers={"Authorization": f"Bearer {key}"}, timeout=900.0
+        )
+    except httpx.HTTPError as exc:
+        raise ReportUnavailable(f"the tracing service at {base} did not answer the report: {exc}") from None
+    if r.status_code != 200:
+        try:
+            detail = str(r.json().get("detail", r.text))
+        except ValueError:
+            detail = r.text[:200]
+        raise ReportUnavailable(
+            f"the tracing service at {base} refused the report ({r.status_code}): {detail}"
+        )
+    return msgspec.json.decode(r.content, type=Report)
+
+
+def report_from_engine(settings: Settings, period: str, day: dt.date, scope: str, top: int) -> Any:
+    """The report read straight from ClickHouse (no tracing service holds the embedded engine)."""
+    from tracing.queries.report import build_report
     from tracing.storage.store import Store, StoreError
+
+    try:
+        store = Store.from_settings(settings)
+    except StoreError as exc:
+        hint = (
+            " (the embedded engine's data path may be open in a tracing service that does not answer at "
+            f"{settings.effective_tracing_url}: set CHECKIN_TRACING_URL, or stop it)"
+            if settings.embedded_clickhouse
+            else ""
+        )
+        raise ReportUnavailable(f"{exc}{hint}") from None
+    try:
+        if settings.clickhouse_database not in {
+            str(r[0]) for r in store.rows("SELECT name FROM system.databases")
+        }:
+            raise ReportUnavailable(f"no database {settings.clickhouse_database} at {store.safe_dsn}")
+        return build_report(store, period, day, settings.tz, top=top, scope=scope)  # type: ignore[arg-type]
+    except StoreError as exc:
+        raise ReportUnavailable(f"reading ClickHouse failed: {exc}") from None
+    finally:
+        store.close()
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from tracing.queries.report import write_report
 
     try:
         day = parse_date(args.date, args.period)
@@ -219,37 +288,33 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     if args.top < 1 or args.top > 10_000:
         print(f"error: --top: expected 1..10000, got {args.top}", file=sys.stderr)
         return 2
+    if not (args.scope.isdigit() or args.scope == "") or len(args.scope) > 12:
+        print(
+            f"error: --scope: expected a hierarchy code (up to 12 digits), got {args.scope!r}",
+            file=sys.stderr,
+        )
+        return 2
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         print(f"error: --out: {out} exists and is not a directory", file=sys.stderr)
         return 2
     started = time.monotonic()
     try:
-        store = Store.from_settings(settings)
-    except StoreError as exc:
-        hint = (
-            " (the embedded engine's data path may be open in the running tracing service: stop it, "
-            "or point CHECKIN_CLICKHOUSE_DSN at a ClickHouse server)"
-            if settings.embedded_clickhouse
-            else ""
-        )
-        print(f"error: {exc}{hint}", file=sys.stderr)
+        report = None
+        source = "ClickHouse"
+        if settings.embedded_clickhouse:
+            report = report_via_service(settings, args.period, day.isoformat(), args.scope, args.top)
+            source = f"the tracing service at {settings.effective_tracing_url}"
+        if report is None:
+            source = "ClickHouse"
+            report = report_from_engine(settings, args.period, day, args.scope, args.top)
+    except ReportUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    try:
-        if settings.clickhouse_database not in {
-            str(r[0]) for r in store.rows("SELECT name FROM system.databases")
-        }:
-            print(f"error: no database {settings.clickhouse_database} at {store.safe_dsn}", file=sys.stderr)
-            return 1
-        report = build_report(store, args.period, day, settings.tz, top=args.top)
-    except StoreError as exc:
-        print(f"error: reading ClickHouse failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
     written = write_report(report, out)
     print(
-        f"{args.period} report {report.label}: {report.total_scans:,} scans, {report.total_alerts:,} alerts, "
+        f"{args.period} report {report.label} of the {report.level} centre {report.scope or '(whole city)'} "
+        f"from {source}: {report.total_scans:,} scans, {report.total_alerts:,} alerts, "
         f"{len(report.districts)} districts -> {out} ({', '.join(p.name for p in written)}) "
         f"in {time.monotonic() - started:.1f} s",
         file=sys.stderr,
@@ -260,10 +325,15 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 def register_report(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "report",
-        help="command-centre report: per-district scans, alerts by kind, top venues (CSV + HTML)",
+        help="command-centre report: scans, alerts by kind and their dispositions, top venues (CSV + HTML)",
     )
     p.add_argument("--period", choices=["day", "month"], required=True, help="a local day or month")
     p.add_argument("--date", required=True, help="YYYY-MM-DD (a month report takes the month of this date)")
     p.add_argument("--out", required=True, help="directory to write the CSV files and report.html into")
     p.add_argument("--top", type=int, default=20, help="how many top venues (default 20)")
+    p.add_argument(
+        "--scope",
+        default="",
+        help="command centre: a community (12 digits), street (9) or district (6) code; default the city",
+    )
     p.set_defaults(handler=cmd_report)

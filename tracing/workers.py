@@ -21,6 +21,7 @@ from checkin.platform.redis_conn import connect
 from checkin.platform.settings import TRACING_WORKERS, Settings
 from tracing.notices.worker import run_notices
 from tracing.rules.engine import run_rules
+from tracing.rules.escalation import run_escalation
 from tracing.sink.audit_trail import run_audit_trail
 from tracing.sink.consumer import run_sink
 from tracing.sink.venue_mirror import run_venue_mirror
@@ -36,6 +37,7 @@ WORKERS: dict[str, Worker] = {
     "mirror": run_venue_mirror,
     "audit": run_audit_trail,
     "notices": run_notices,
+    "escalation": run_escalation,
 }
 assert tuple(WORKERS) == TRACING_WORKERS
 STOP_TIMEOUT_S = 30.0

@@ -220,3 +220,20 @@ async def person_exists(ctx: Context, person_ids: Sequence[int]) -> list[bool]:
     for pid in person_ids:
         pipe.exists(ctx.keys.person(pid))
     return [bool(x) for x in await pipe.execute()] if person_ids else []
+
+
+async def masked_names(ctx: Context, person_ids: Sequence[int]) -> dict[int, str]:
+    """Masked names (张*丰) of these persons, pipelined; persons not registered are left out."""
+    ids = list(dict.fromkeys(person_ids))
+    if not ids:
+        return {}
+    pipe = ctx.redis.pipeline(transaction=False)
+    for pid in ids:
+        pipe.hget(ctx.keys.person(pid), "name")
+    return {pid: mask_name(raw.decode()) for pid, raw in zip(ids, await pipe.execute(), strict=True) if raw}
+
+
+async def lookup_by_phone(ctx: Context, phone: str) -> list[int]:
+    """Person ids registered with this (normalised) phone: a family may share one."""
+    members = await ctx.redis.smembers(ctx.keys.person_by_phone_hash(phone_hash(ctx.keyring, phone)))
+    return sorted(int(m) for m in members)

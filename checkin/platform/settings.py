@@ -36,7 +36,7 @@ RULE_KINDS = (
 )
 
 
-TRACING_WORKERS = ("sink", "rules", "mirror", "audit", "notices")
+TRACING_WORKERS = ("sink", "rules", "mirror", "audit", "notices", "escalation")
 """Background workers the tracing service can run inside its process."""
 
 
@@ -70,7 +70,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     tracing_port: Port = 8001
     tracing_workers: str = ""
     """Background workers run inside the tracing service: comma-separated sink, rules, mirror, audit,
-    notices (`checkin up` runs all of them there: the embedded engine is open in one process only)."""
+    notices, escalation (`checkin up` runs all of them there: the embedded engine is open in one process
+    only)."""
     tracing_url: str = ""
     """Where the ingest API reaches the tracing service for a resident's own visits (empty:
     `http://127.0.0.1:<CHECKIN_TRACING_PORT>`)."""
@@ -158,6 +159,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """How long a person's last check-in is remembered for `impossible_travel` (bounds rule memory)."""
     alerts_stream_maxlen: PosInt = 100_000
     """Approximate cap of the live alerts stream (`MAXLEN ~`); history is in ClickHouse."""
+    escalation_s: Annotated[float, msgspec.Meta(gt=0)] = 900.0
+    """Seconds an alert may stay unacknowledged at its command-centre level before it moves up one
+    (community -> street -> district -> city)."""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"rediss?(\+cluster)?://\S+|unix://\S+", self.redis_url):

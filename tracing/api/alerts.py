@@ -12,8 +12,9 @@
   Browsers' ``EventSource`` cannot send an ``Authorization`` header, so this route (and only this one)
   also accepts the API key as ``?key=...``; prefer the header where possible (URLs end up in logs).
   Optional filters: ``scope``, ``kind``, ``severity``.
-* ``POST /v1/alerts/{alert_id}/ack``: marks the alert acknowledged, keeping who and when (a newer
-  version of the ClickHouse row); acking again returns the first ack unchanged.
+* State changes of an alert (``escalated``, ``acked``, ``resolved``: :mod:`tracing.api.alert_queue`,
+  :mod:`tracing.rules.escalation`) come on the same feed as events of that name carrying the alert in
+  its new state.
 
 Reading alerts (the list, opening the stream) writes an audit row like a trace query: alerts name
 venues and times of cases.
@@ -33,14 +34,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, get, post
+from litestar import Request, get
 from litestar.params import Parameter
 from litestar.response import Stream
 
 from checkin.platform import auth
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, NotFound
+from checkin.platform.errors import BadInput
 from checkin.platform.instants import format_ms, parse_instant
 from checkin.platform.service import Part
 from checkin.platform.settings import RULE_KINDS
@@ -166,7 +167,7 @@ async def list_alerts(
     return AlertList(alerts=found, count=len(found))
 
 
-# --- ack -----------------------------------------------------------------------------------------------
+# --- one alert -------------------------------------------------------------------------------------------
 
 
 def find_alert(store: Store, alert_id: str) -> al.Alert | None:
@@ -181,42 +182,19 @@ def find_alert(store: Store, alert_id: str) -> al.Alert | None:
     return al.from_row(rows[0]) if rows else None
 
 
-async def _find_in_stream(ctx: Context, alert_id: str) -> al.Alert | None:
+async def find_in_stream(ctx: Context, alert_id: str) -> al.Alert | None:
     """An alert not yet copied to ClickHouse: look for it in the live stream after its scan's time."""
     start = f"{int(alert_id[:12], 16)}-0"
     entries = await ctx.redis.xrange(ctx.keys.alerts_stream(), min=start, max="+", count=20_000)
+    found: al.Alert | None = None
     for _eid, fields in entries:
         try:
             alert = al.from_fields(fields)
         except (KeyError, msgspec.DecodeError, msgspec.ValidationError):
             continue
         if alert.alert_id == alert_id:
-            return alert
-    return None
-
-
-@post(
-    "/v1/alerts/{alert_id:str}/ack",
-    summary="Acknowledge an alert (analyst)",
-    tags=["alerts"],
-    status_code=200,
-)
-async def ack_alert(alert_id: str, ctx: Context, store: Store, principal: Principal) -> al.Alert:
-    principal.require("analyst")
-    if not al.ALERT_ID_RE.fullmatch(alert_id):
-        raise BadInput(f"alert_id: expected 22 lowercase hex digits, got {alert_id!r}")
-    alert = await asyncio.to_thread(find_alert, store, alert_id)
-    if alert is None:
-        alert = await _find_in_stream(ctx, alert_id)
-    if alert is None or not principal.in_scope(alert.community):
-        raise NotFound(f"no alert {alert_id}")
-    if alert.acked:
-        return alert
-    now_ms = int(time.time() * 1000)
-    alert.acked, alert.acked_by, alert.acked_at = True, principal.key_id, format_ms(now_ms)
-    row = al.to_row(alert, version=now_ms)
-    await asyncio.to_thread(store.insert, "alerts", al.ALERT_COLUMNS, [[v] for v in row])
-    return alert
+            found = alert  # the last entry of the alert holds its latest state
+    return found
 
 
 # --- live feed --------------------------------------------------------------------------------------------
@@ -224,10 +202,10 @@ async def ack_alert(alert_id: str, ctx: Context, store: Store, principal: Princi
 
 class Subscriber:
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[str, bytes, bytes] | None] = asyncio.Queue(QUEUE_LIMIT)
+        self.queue: asyncio.Queue[tuple[str, bytes, bytes, str] | None] = asyncio.Queue(QUEUE_LIMIT)
         self.overflow = False
 
-    def offer(self, item: tuple[str, bytes, bytes] | None) -> None:
+    def offer(self, item: tuple[str, bytes, bytes, str] | None) -> None:
         if self.overflow:
             return
         try:
@@ -274,7 +252,7 @@ class AlertHub:
             for _stream, items in resp or []:
                 for eid, fields in items:
                     last = eid.decode()
-                    item = (last, fields.get(b"c", b""), fields.get(b"a", b""))
+                    item = (last, fields.get(b"c", b""), fields.get(b"a", b""), event_of(fields))
                     for sub in list(self.subscribers):
                         sub.offer(item)
 
@@ -290,6 +268,12 @@ class AlertHub:
 
 def hub_of(ctx: Context) -> AlertHub:
     return ctx.shared("alert_hub", lambda: AlertHub(ctx))
+
+
+def event_of(fields: dict[bytes, bytes]) -> str:
+    """SSE event name of a stream entry: ``alert``, or the state change it records."""
+    event = fields.get(b"e", b"").decode()
+    return event if event in al.EVENTS else "alert"
 
 
 def sse(event: str, data: bytes | str, event_id: str | None = None) -> bytes:
@@ -369,7 +353,7 @@ async def feed(
                     position = al.stream_id_key(eid)
                     payload = fields.get(b"a", b"")
                     if flt.wants(fields.get(b"c", b""), payload):
-                        yield sse("alert", payload, eid)
+                        yield sse(event_of(fields), payload, eid)
         while True:
             try:
                 item = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat_s)
@@ -385,13 +369,13 @@ async def feed(
             for entry in items:
                 if entry is None:
                     break
-                eid, community, payload = entry
+                eid, community, payload, event = entry
                 key = al.stream_id_key(eid)
                 if key <= position:
                     continue
                 position = key
                 if flt.wants(community, payload):
-                    chunk.append(sse("alert", payload, eid))
+                    chunk.append(sse(event, payload, eid))
             if chunk:
                 yield b"".join(chunk)
             if None in items or (sub.overflow and sub.queue.empty()):
@@ -440,4 +424,4 @@ async def on_shutdown(ctx: Context) -> None:
         await hub.close()
 
 
-PART = Part("alerts", routes=[list_alerts, alerts_stream, ack_alert], on_shutdown=on_shutdown)
+PART = Part("alerts", routes=[list_alerts, alerts_stream], on_shutdown=on_shutdown)

@@ -100,6 +100,8 @@ class ContactOut(msgspec.Struct, omit_defaults=True):
     first_contact_at: Annotated[str, msgspec.Meta(examples=["2026-03-12T09:20:01.004Z"])]
     venue_ids: Annotated[list[int], msgspec.Meta(examples=[[1024]])]
     via: list[int] | None = None
+    name: str = ""
+    """Masked (张*丰); absent for a person not registered."""
 
 
 class ContactsResponse(msgspec.Struct):
@@ -115,18 +117,25 @@ class ContactsResponse(msgspec.Struct):
     offset: int
     contacts: list[ContactOut]
     second_degree: list[ContactOut]
+    person_name: str = ""
+    """The index person's masked name."""
+    venue_names: dict[int, str] = msgspec.field(default_factory=dict)
+    """Name of every venue the answer lists."""
 
 
-class ExposureOut(msgspec.Struct):
+class ExposureOut(msgspec.Struct, omit_defaults=True):
     person_id: int
     venue_ids: list[int]
     first_at: str
+    name: str = ""
+    """Masked; empty for a person not registered."""
 
 
 class ExposuresResponse(msgspec.Struct):
     sites: int
     count: int
     exposures: list[ExposureOut]
+    venue_names: dict[int, str] = msgspec.field(default_factory=dict)
 
 
 class ContactDetails(msgspec.Struct):
@@ -265,13 +274,14 @@ async def get_visits(
     )
 
 
-def _contact_out(c: trace.Contact, second: bool) -> ContactOut:
+def _contact_out(c: trace.Contact, second: bool, names: dict[int, str]) -> ContactOut:
     return ContactOut(
         person_id=c.person_id,
         overlap_seconds=c.overlap_ms / 1000,
         first_contact_at=format_ms(c.first_contact_ms),
         venue_ids=c.venue_ids,
         via=c.via if second else None,
+        name=names.get(c.person_id, ""),
     )
 
 
@@ -320,6 +330,9 @@ async def post_contacts(
         *(c.person_id for c in result.second_degree),
     ]
     await purpose.remember(ctx, principal, named, now_ms())
+    names = await persons.masked_names(ctx, named)
+    listed = {v for c in (*result.contacts, *result.second_degree) for v in c.venue_ids}
+    venues = await _run(ctx, "venues", trace.venue_names, store, listed)
     return ContactsResponse(
         person_id=data.person_id,
         since=params["since"],
@@ -331,8 +344,10 @@ async def post_contacts(
         second_degree_total=result.second_degree_total,
         limit=data.limit,
         offset=data.offset,
-        contacts=[_contact_out(c, False) for c in result.contacts],
-        second_degree=[_contact_out(c, True) for c in result.second_degree],
+        contacts=[_contact_out(c, False, names) for c in result.contacts],
+        second_degree=[_contact_out(c, True, names) for c in result.second_degree],
+        person_name=names.get(data.person_id, ""),
+        venue_names=venues,
     )
 
 
@@ -395,27 +410,36 @@ async def post_exposures(
     found: list[trace.Exposure] = await _run(ctx, "exposures", trace.exposures, store, sites, principal.scope)
     await audit.record(ctx, store, principal, "exposures", why, params, len(found), audit.client_ip(request))
     await purpose.remember(ctx, principal, (e.person_id for e in found), now_ms())
+    venue_names = await _run(ctx, "venues", trace.venue_names, store, {v for e in found for v in e.venues})
     if format == "csv":
-        names = await _run(ctx, "venues", trace.venue_names, store, {v for e in found for v in e.venues})
         return Response(
-            content=exposures_csv(found, names),
+            content=exposures_csv(found, venue_names),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="exposures.csv"'},
         )
+    names = await persons.masked_names(ctx, [e.person_id for e in found])
     body = ExposuresResponse(
         sites=len(sites),
         count=len(found),
         exposures=[
-            ExposureOut(person_id=e.person_id, venue_ids=sorted(e.venues), first_at=format_ms(e.first_ms))
+            ExposureOut(
+                person_id=e.person_id,
+                venue_ids=sorted(e.venues),
+                first_at=format_ms(e.first_ms),
+                name=names.get(e.person_id, ""),
+            )
             for e in found
         ],
+        venue_names=venue_names,
     )
     return Response(content=body, media_type="application/json")
 
 
 def exposures_csv(found: list[trace.Exposure], names: dict[int, str]) -> str:
-    """One row per (person, venue); every cell neutralised against spreadsheet formulas."""
+    """One row per (person, venue); every cell neutralised against spreadsheet formulas. Starts with a
+    UTF-8 byte-order mark: Excel reads the file as UTF-8 (the Chinese venue names) only then."""
     out = io.StringIO()
+    out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["person_id", "venue_id", "venue_name", "first_at_venue", "first_at"])
     for e in found:

@@ -139,8 +139,11 @@ class NoticeWorker:
         for _, entries in batches:
             for entry in entries:
                 ids.append(bytes(entry[0]))
+                fields = fields_of(entry[1])
+                if b"e" in fields:
+                    continue  # a state change (escalated, acked, resolved) of an alert already seen
                 try:
-                    alert = from_fields(fields_of(entry[1]))
+                    alert = from_fields(fields)
                 except (KeyError, ValueError):
                     continue
                 if alert.kind != "exposure_site_visit" or alert.person_id is None:

@@ -1,16 +1,20 @@
 """The command-centre report: one local day or month, per district, from ClickHouse.
 
-``checkin report --period day|month --date YYYY-MM-DD --out DIR`` writes
+``checkin report --period day|month --date YYYY-MM-DD [--scope CODE] --out DIR`` writes, for the command
+centre of ``scope`` (its level from the code's length: 12 digits community, 9 street, 6 district, empty city)
 
 * ``scans_by_district.csv``: district, scans (stays), distinct persons, denied at the door, alerts;
 * ``alerts_by_kind.csv``: district, kind, alerts;
 * ``top_venues.csv``: rank, venue_id, name, district, scans, persons, alerts;
 * ``scans_over_time.csv``: scans per local hour (day report) or local day (month report);
+* ``alerts.csv``: every alert of the period in the scope (up to 10,000, oldest first) with its disposition:
+  level reached, who acknowledged and resolved it, when, the outcome;
+* ``dispositions.csv``: per level, alerts held there, acknowledged, resolved, median time to acknowledge;
 * ``report.html``: the same as tables and inline SVG charts (self-contained: no scripts, no CDN).
 
 Periods are local (settings ``tz``). Scans are stays read with ``FINAL`` (a check-out does not count
 twice); alerts are the ClickHouse history. CSV cells that a spreadsheet would run as a formula are
-neutralised.
+neutralised, and each file starts with a UTF-8 byte-order mark (Excel then reads the Chinese).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from checkin.platform.settings import RULE_KINDS
+from tracing.rules import alerts as al
 from tracing.storage.store import Store
 
 Period = Literal["day", "month"]
@@ -72,7 +77,33 @@ class TimeRow(msgspec.Struct):
     scans: int
 
 
-class Report(msgspec.Struct):
+class AlertRow(msgspec.Struct):
+    alert_id: str
+    at: str
+    """Local time, ``YYYY-MM-DD HH:MM:SS``."""
+    kind: str
+    severity: str
+    venue_id: int
+    venue_name: str
+    community: str
+    level: str
+    acked_by: str
+    acked_at: str
+    resolved_by: str
+    resolved_at: str
+    outcome: str
+    note: str
+
+
+class LevelRow(msgspec.Struct):
+    level: str
+    alerts: int
+    acked: int
+    resolved: int
+    median_ack_s: float | None
+
+
+class Report(msgspec.Struct, kw_only=True):
     period: str
     label: str
     tz: str
@@ -82,6 +113,10 @@ class Report(msgspec.Struct):
     kinds: list[KindRow]
     venues: list[VenueRow]
     timeline: list[TimeRow]
+    scope: str = ""
+    level: str = "city"
+    alerts: list[AlertRow] = msgspec.field(default_factory=list)
+    dispositions: list[LevelRow] = msgspec.field(default_factory=list)
 
     @property
     def total_scans(self) -> int:
@@ -111,14 +146,24 @@ def period_bounds(period: Period, day: dt.date, tz: str) -> tuple[int, int, str]
 
 _RANGE = (
     "at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
-    "AND at < fromUnixTimestamp64Milli({until:Int64}, 'UTC')"
+    "AND at < fromUnixTimestamp64Milli({until:Int64}, 'UTC') AND startsWith(community, {scope:String})"
 )
+ALERT_ROWS = 10_000
 
 
-def build_report(store: Store, period: Period, day: dt.date, tz: str, top: int = 20) -> Report:
-    """Blocking: every figure of the report, from ClickHouse."""
+def _local(value: Any, zone: ZoneInfo) -> str:
+    if value is None:
+        return ""
+    when = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return str(when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def build_report(
+    store: Store, period: Period, day: dt.date, tz: str, top: int = 20, scope: str = ""
+) -> Report:
+    """Blocking: every figure of the report for the command centre of ``scope``, from ClickHouse."""
     since_ms, until_ms, label = period_bounds(period, day, tz)
-    p: dict[str, Any] = {"since": since_ms, "until": until_ms, "tz": tz, "top": top}
+    p: dict[str, Any] = {"since": since_ms, "until": until_ms, "tz": tz, "top": top, "scope": scope}
     scans, alerts, venues = store.table("scans"), store.table("alerts"), store.table("venues")
 
     alert_rows = store.rows(
@@ -202,6 +247,53 @@ def build_report(store: Store, period: Period, day: dt.date, tz: str, top: int =
         )
     }
     timeline = [TimeRow(bucket=b, scans=counts.get(b, 0)) for b in all_buckets]
+    zone = ZoneInfo(tz)
+    alert_list = [
+        AlertRow(
+            alert_id=str(r["alert_id"]),
+            at=_local(r["at"], zone),
+            kind=str(r["kind"]),
+            severity=str(r["severity"]),
+            venue_id=int(r["venue_id"]),
+            venue_name=str(r["venue_name"] or ""),
+            community=str(r["community"]),
+            level=str(r["level"]),
+            acked_by=str(r["acked_by"]),
+            acked_at=_local(r["acked_at"], zone),
+            resolved_by=str(r["resolved_by"]),
+            resolved_at=_local(r["resolved_at"], zone),
+            outcome=str(r["outcome"]),
+            note=str(r["note"]),
+        )
+        for r in store.dicts(
+            "SELECT a.alert_id AS alert_id, a.at AS at, a.kind AS kind, toString(a.severity) AS severity, "
+            "a.venue_id AS venue_id, v.name AS venue_name, a.community AS community, "
+            "toString(a.level) AS level, a.acked_by AS acked_by, a.acked_at AS acked_at, "
+            "a.resolved_by AS resolved_by, a.resolved_at AS resolved_at, a.outcome AS outcome, "
+            f"a.note AS note FROM (SELECT * FROM {alerts} FINAL WHERE {_RANGE}) AS a "
+            f"LEFT JOIN (SELECT venue_id, name FROM {venues} FINAL WHERE venue_id IN "
+            f"(SELECT venue_id FROM {alerts} WHERE {_RANGE})) AS v ON v.venue_id = a.venue_id "
+            f"ORDER BY a.at, a.alert_id LIMIT {ALERT_ROWS}",
+            p,
+        )
+    ]
+    by_level = {
+        str(r[0]): r
+        for r in store.rows(
+            "SELECT toString(level), count(), countIf(acked = 1), countIf(resolved = 1), "
+            "medianIf((toUnixTimestamp64Milli(acked_at) - toUnixTimestamp64Milli(at)) / 1000, acked = 1) "
+            f"FROM {alerts} FINAL WHERE {_RANGE} GROUP BY level",
+            p,
+        )
+    }
+    dispositions = []
+    for lvl in al.LEVELS:
+        got = by_level.get(lvl)
+        acked = int(got[2]) if got else 0
+        median = round(float(got[4]), 1) if got and acked else None
+        dispositions.append(
+            LevelRow(lvl, int(got[1]) if got else 0, acked, int(got[3]) if got else 0, median)
+        )
     return Report(
         period=period,
         label=label,
@@ -212,6 +304,10 @@ def build_report(store: Store, period: Period, day: dt.date, tz: str, top: int =
         kinds=kinds,
         venues=top_venues,
         timeline=timeline,
+        scope=scope,
+        level=al.level_of_scope(scope),
+        alerts=alert_list,
+        dispositions=dispositions,
     )
 
 
@@ -252,7 +348,52 @@ def csv_files(report: Report) -> dict[str, str]:
             ["local_hour" if report.period == "day" else "local_day", "scans"],
             [[r.bucket, r.scans] for r in report.timeline],
         ),
+        "alerts.csv": _csv(ALERT_HEADER, [alert_cells(a) for a in report.alerts]),
+        "dispositions.csv": _csv(
+            ["level", "alerts", "acked", "resolved", "median_ack_s"],
+            [
+                [d.level, d.alerts, d.acked, d.resolved, "" if d.median_ack_s is None else d.median_ack_s]
+                for d in report.dispositions
+            ],
+        ),
     }
+
+
+ALERT_HEADER = [
+    "alert_id",
+    "local_time",
+    "kind",
+    "severity",
+    "venue_id",
+    "venue",
+    "community",
+    "level",
+    "acked_by",
+    "acked_at",
+    "resolved_by",
+    "resolved_at",
+    "outcome",
+    "note",
+]
+
+
+def alert_cells(a: AlertRow) -> list[object]:
+    return [
+        a.alert_id,
+        a.at,
+        a.kind,
+        a.severity,
+        a.venue_id,
+        a.venue_name,
+        a.community,
+        a.level,
+        a.acked_by,
+        a.acked_at,
+        a.resolved_by,
+        a.resolved_at,
+        a.outcome,
+        a.note,
+    ]
 
 
 # --- HTML with inline SVG -------------------------------------------------------------------------------
@@ -384,7 +525,8 @@ td:not(:first-child) {{ font-variant-numeric: tabular-nums; }}
 .totals span {{ display: inline-block; margin-right: 2rem; font-size: 1.2rem; }}
 </style></head><body>
 <h1>{what} command-centre report: {_e(report.label)}</h1>
-<p>Local time zone {_e(report.tz)}. Scans are stays (check-ins); alerts are the rule engine's history.</p>
+<p>Command centre: {_e(report.level)} {_e(report.scope or "(whole city)")}.
+Local time zone {_e(report.tz)}. Scans are stays (check-ins); alerts are the rule engine's history.</p>
 <p class="totals"><span>Scans <b>{report.total_scans:,}</b></span><span>Alerts <b>{
         report.total_alerts:,}</b></span>
 <span>Districts <b>{len(report.districts)}</b></span></p>
@@ -402,6 +544,18 @@ td:not(:first-child) {{ font-variant-numeric: tabular-nums; }}
 {bar_chart("Alerts by kind", list(kind_totals), list(kind_totals.values()), "#c62828")}
 {stacked_chart(report)}
 {_table(["district", "kind", "alerts"], [[r.district, r.kind, r.alerts] for r in report.kinds])}
+<h2>Dispositions per level</h2>
+{
+        _table(
+            ["level", "alerts", "acknowledged", "resolved", "median time to ack (s)"],
+            [
+                [d.level, d.alerts, d.acked, d.resolved, "" if d.median_ack_s is None else d.median_ack_s]
+                for d in report.dispositions
+            ],
+        )
+    }
+<h2>Alerts and their dispositions</h2>
+{_table(ALERT_HEADER, [alert_cells(a) for a in report.alerts])}
 <h2>Top venues</h2>
 {
         _table(
@@ -418,6 +572,6 @@ def write_report(report: Report, out_dir: Path) -> list[Path]:
     written = []
     for name, text in {**csv_files(report), "report.html": render_html(report)}.items():
         path = out_dir / name
-        path.write_text(text, encoding="utf-8")
+        path.write_text(text, encoding="utf-8-sig" if name.endswith(".csv") else "utf-8")
         written.append(path)
     return written

@@ -49,8 +49,22 @@ ALERT_COLUMNS = [
     "acked",
     "acked_by",
     "acked_at",
+    "level",
+    "escalated_at",
+    "resolved",
+    "resolved_by",
+    "resolved_at",
+    "outcome",
+    "note",
     "version",
 ]
+LEVELS = ("community", "street", "district", "city")
+"""Command-centre levels, lowest first: an alert starts at ``community`` and escalates upwards."""
+OUTCOMES = ("handled", "isolated", "tested", "referred", "false_alarm", "duplicate")
+"""Dispositions a resolve may record (docs/ARCHITECTURE.md, "Command centre escalation")."""
+NOTE_MAX = 500
+EVENTS = ("escalated", "acked", "resolved")
+"""State changes published on the alerts stream (field ``e``) next to the alerts themselves."""
 
 
 class Alert(msgspec.Struct, kw_only=True):
@@ -68,6 +82,57 @@ class Alert(msgspec.Struct, kw_only=True):
     acked: bool = False
     acked_by: str = ""
     acked_at: str | None = None
+    level: str = "community"
+    """Command-centre level holding the alert: community, street, district, city."""
+    escalated_at: str | None = None
+    """When it reached its level (its previous level's start + ``CHECKIN_ESCALATION_S``)."""
+    resolved: bool = False
+    resolved_by: str = ""
+    resolved_at: str | None = None
+    outcome: str = ""
+    note: str = ""
+
+    def level_since_ms(self) -> int:
+        """Instant the alert arrived at its current level."""
+        return parse_instant("escalated_at", self.escalated_at or self.at)
+
+
+def level_of_scope(scope: str) -> str:
+    """An analyst key's level: the length of its scope (12 digits community, 9 street, 6 district)."""
+    if len(scope) >= 12:
+        return "community"
+    if len(scope) >= 9:
+        return "street"
+    if len(scope) >= 6:
+        return "district"
+    return "city"
+
+
+REV_BITS = 48
+REV_MAX = (1 << REV_BITS) - 1
+
+
+def state_version(alert: Alert, event_ms: int) -> int:
+    """The ClickHouse row version of the alert's state (ReplacingMergeTree keeps the highest).
+
+    State only moves forward: resolved > acked > a higher level > a lower one, so rows written by the
+    escalation worker and by analysts in any order (or twice, after a restart) settle on the furthest
+    state; between two writes of the same state the earlier event wins (its low bits are larger), so a
+    second ack or resolve never rewrites the first. The raised alert itself is version 0.
+    """
+    rank = LEVELS.index(alert.level) if alert.level in LEVELS else 0
+    if rank == 0 and not alert.acked and not alert.resolved:
+        return 0
+    flags = (int(alert.resolved) << 5) | (int(alert.acked) << 4) | rank
+    return (flags << REV_BITS) | (REV_MAX - max(0, min(event_ms, REV_MAX)))
+
+
+def _instant(name: str, value: str | None) -> Any:
+    return from_ms(parse_instant(name, value)) if value else None
+
+
+def _text(value: Any) -> str | None:
+    return format_ms(to_ms(value)) if value is not None else None
 
 
 # --- time ------------------------------------------------------------------------------------------
@@ -106,9 +171,13 @@ def alert_from_candidate(cand: Candidate, shard: int) -> Alert:
     )
 
 
-def to_fields(alert: Alert) -> dict[str, bytes]:
-    """Stream entry of one alert: the JSON document plus the community for scope filtering."""
-    return {"c": alert.community.encode(), "a": msgspec.json.encode(alert)}
+def to_fields(alert: Alert, event: str = "") -> dict[str, bytes]:
+    """Stream entry of one alert: the JSON document plus the community for scope filtering; a state
+    change (escalated, acked, resolved) also names itself in ``e``."""
+    fields = {"c": alert.community.encode(), "a": msgspec.json.encode(alert)}
+    if event:
+        fields["e"] = event.encode()
+    return fields
 
 
 _decoder = msgspec.json.Decoder(Alert)
@@ -118,7 +187,8 @@ def from_fields(fields: dict[bytes, bytes]) -> Alert:
     return _decoder.decode(fields[b"a"])
 
 
-def to_row(alert: Alert, version: int = 0) -> list[Any]:
+def to_row(alert: Alert) -> list[Any]:
+    """The ClickHouse row; its version follows from the alert's state (see :func:`state_version`)."""
     return [
         alert.alert_id,
         alert.kind,
@@ -132,13 +202,19 @@ def to_row(alert: Alert, version: int = 0) -> list[Any]:
         msgspec.json.encode(alert.details).decode(),
         1 if alert.acked else 0,
         alert.acked_by,
-        from_ms(parse_instant("acked_at", alert.acked_at)) if alert.acked_at else None,
-        version,
+        _instant("acked_at", alert.acked_at),
+        alert.level,
+        _instant("escalated_at", alert.escalated_at),
+        1 if alert.resolved else 0,
+        alert.resolved_by,
+        _instant("resolved_at", alert.resolved_at),
+        alert.outcome,
+        alert.note,
+        state_version(alert, state_event_ms(alert)),
     ]
 
 
 def from_row(row: dict[str, Any]) -> Alert:
-    acked_at = row.get("acked_at")
     return Alert(
         alert_id=row["alert_id"],
         kind=row["kind"],
@@ -152,8 +228,22 @@ def from_row(row: dict[str, Any]) -> Alert:
         details=msgspec.json.decode(row["details"]) if row["details"] else {},
         acked=bool(row["acked"]),
         acked_by=row["acked_by"],
-        acked_at=format_ms(to_ms(acked_at)) if acked_at is not None else None,
+        acked_at=_text(row.get("acked_at")),
+        level=str(row.get("level") or "community"),
+        escalated_at=_text(row.get("escalated_at")),
+        resolved=bool(row.get("resolved")),
+        resolved_by=row.get("resolved_by") or "",
+        resolved_at=_text(row.get("resolved_at")),
+        outcome=row.get("outcome") or "",
+        note=row.get("note") or "",
     )
+
+
+def state_event_ms(alert: Alert) -> int:
+    """When the alert's state was reached, from the alert itself (so every writer computes the same
+    version for the same state)."""
+    stamp = alert.resolved_at if alert.resolved else alert.acked_at if alert.acked else alert.escalated_at
+    return parse_instant("at", stamp) if stamp else 0
 
 
 def insert_alerts(store: Store, alerts: Sequence[Alert], dedup_token: str | None = None) -> None:

@@ -32,6 +32,9 @@ class Table:
     """Table settings fixed at creation."""
     part_settings: dict[str, str] = field(default_factory=dict)
     """Settings for parts written from now on: set at creation and on existing tables (new parts, merges)."""
+    added_columns: tuple[str, ...] = ()
+    """Columns that came after the table's first release: added to existing tables (``ADD COLUMN IF NOT
+    EXISTS``, each after the column before it) so an older data dir keeps working."""
 
 
 SMALL_BLOCKS = {"min_compress_block_size": "4096", "max_compress_block_size": "16384"}
@@ -144,8 +147,16 @@ TABLES: list[Table] = [
             ("acked", "UInt8"),
             ("acked_by", "String"),
             ("acked_at", "Nullable(DateTime64(3, 'UTC'))"),
+            ("level", "Enum8('community' = 1, 'street' = 2, 'district' = 3, 'city' = 4)"),
+            ("escalated_at", "Nullable(DateTime64(3, 'UTC'))"),
+            ("resolved", "UInt8"),
+            ("resolved_by", "String"),
+            ("resolved_at", "Nullable(DateTime64(3, 'UTC'))"),
+            ("outcome", "LowCardinality(String)"),
+            ("note", "String"),
             ("version", "UInt64"),
         ],
+        added_columns=("level", "escalated_at", "resolved", "resolved_by", "resolved_at", "outcome", "note"),
         engine="ReplacingMergeTree(version)",
         partition_by="toYYYYMM(at)",
         order_by="(at, alert_id)",
@@ -242,6 +253,16 @@ def statements(db: str, retention_days: int, cluster: str = "") -> list[str]:
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.longest_stays_mv{on_cluster} TO {db}.{target}\n"
         f"AS {LONGEST_STAYS_SELECT.format(source=f'{db}.{source}')}"
     )
+    for table in TABLES:
+        order = [col for col, _ in table.columns]
+        types = dict(table.columns)
+        for column in table.added_columns:
+            after = order[order.index(column) - 1]
+            for name in [f"{table.name}_local", table.name] if cluster else [table.name]:
+                out.append(
+                    f"ALTER TABLE {db}.{name}{on_cluster} ADD COLUMN IF NOT EXISTS `{column}` "
+                    f"{types[column]} AFTER `{after}`"
+                )
     for table in TABLES:
         name = f"{table.name}_local" if cluster else table.name
         if table.ttl_column:

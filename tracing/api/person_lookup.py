@@ -1,0 +1,90 @@
+"""``POST /v1/trace/persons/lookup {id_number | phone, reason}`` (tracer): find a person to trace.
+
+The id number or phone is looked up by its keyed hash (:mod:`checkin.platform.persons`), exactly as at
+registration; neither is written anywhere, the audit row keeps which kind was asked and the count
+found. A scoped key only finds persons with stays in its jurisdiction (it learns nothing of the rest of
+the city). The persons found are bound to the key like persons a trace named (contact details may
+follow, :mod:`tracing.api.purpose`). Answers carry masked names only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from litestar import Request, post
+
+from checkin.platform import persons
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, Unavailable
+from checkin.platform.instants import now_ms
+from checkin.platform.service import Part
+from tracing.api import audit, purpose
+from tracing.api.trace import check_reason
+from tracing.queries import trace
+from tracing.storage.store import Store, StoreError
+
+MAX_MATCHES = 20
+
+
+class LookupRequest(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str
+    id_number: str = ""
+    phone: str = ""
+
+
+class PersonMatch(msgspec.Struct):
+    person_id: int
+    name: str
+    """Masked (张*丰)."""
+
+
+class LookupResponse(msgspec.Struct):
+    by: str
+    count: int
+    matches: list[PersonMatch]
+
+
+@post(
+    "/v1/trace/persons/lookup",
+    summary="Find a person by id number or phone (audited)",
+    tags=["tracing"],
+    status_code=200,
+)
+async def lookup_person(
+    request: Request[Any, Any, Any], data: LookupRequest, ctx: Context, store: Store, principal: Principal
+) -> LookupResponse:
+    principal.require("tracer")
+    why = check_reason(data.reason)
+    if bool(data.id_number.strip()) == bool(data.phone.strip()):
+        raise BadInput("give exactly one of id_number or phone")
+    if data.id_number.strip():
+        by = "id_number"
+        found = await persons.lookup_by_id_number(ctx, persons.normalise_id_number(data.id_number))
+        ids = [found] if found is not None else []
+    else:
+        by = "phone"
+        ids = await persons.lookup_by_phone(ctx, persons.normalise_phone(data.phone))
+    ids = ids[:MAX_MATCHES]
+    if principal.scope and ids:
+        try:
+            ids = [
+                pid
+                for pid in ids
+                if await asyncio.to_thread(trace.person_has_stays, store, pid, principal.scope)
+            ]
+        except StoreError as exc:
+            raise Unavailable(f"the trace store failed: {exc}", retry_after=5) from exc
+    names = await persons.masked_names(ctx, ids)
+    await audit.record(
+        ctx, store, principal, "person_lookup", why, {"by": by}, len(ids), audit.client_ip(request)
+    )
+    await purpose.remember(ctx, principal, ids, now_ms())
+    return LookupResponse(
+        by=by, count=len(ids), matches=[PersonMatch(pid, names.get(pid, "")) for pid in ids]
+    )
+
+
+PART = Part("person-lookup", routes=[lookup_person])

@@ -1,0 +1,57 @@
+"""``GET /v1/report?period=day|month&date=YYYY-MM-DD&scope=&top=`` (analyst): the command-centre report's
+figures (:mod:`tracing.queries.report`) as JSON.
+
+``checkin report`` reads them here while the tracing service holds the embedded engine (one process may
+open it). The scope defaults to the key's and may only narrow it; audited like an alert read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from litestar import Request, get
+from litestar.params import Parameter
+
+from checkin.platform.auth import Principal
+from checkin.platform.context import Context
+from checkin.platform.errors import BadInput, Forbidden
+from checkin.platform.service import Part
+from tracing.api import audit
+from tracing.queries.report import Report, build_report
+from tracing.storage.store import Store
+
+SCOPE_RE = re.compile(r"^\d{0,12}$")
+
+
+@get("/v1/report", summary="Command-centre report of a local day or month (analyst)", tags=["report"])
+async def report(
+    request: Request[Any, Any, Any],
+    ctx: Context,
+    store: Store,
+    principal: Principal,
+    period: Literal["day", "month"],
+    date: str,
+    scope_code: Annotated[str | None, Parameter(query="scope")] = None,
+    top: Annotated[int, Parameter(ge=1, le=10_000)] = 20,
+) -> Report:
+    principal.require("analyst")
+    try:
+        day = dt.date.fromisoformat(date + "-01" if period == "month" and len(date) == 7 else date)
+    except ValueError:
+        raise BadInput(f"date: expected YYYY-MM-DD, got {date!r}") from None
+    scope = principal.scope if scope_code is None else scope_code
+    if not SCOPE_RE.fullmatch(scope):
+        raise BadInput(f"scope: expected a hierarchy code (up to 12 digits), got {scope!r}")
+    if not scope.startswith(principal.scope):
+        raise Forbidden(f"outside this key's jurisdiction ({principal.scope})")
+    found = await asyncio.to_thread(build_report, store, period, day, ctx.settings.tz, top, scope)
+    params = {"period": period, "date": date, "scope": scope, "top": top}
+    ip = audit.client_ip(request)
+    await audit.record(ctx, store, principal, "report", "", params, len(found.alerts), ip)
+    return found
+
+
+PART = Part("report", routes=[report])
