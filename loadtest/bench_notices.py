@@ -42,7 +42,7 @@ from checkin.platform.keyring import Keyring
 from checkin.platform.persons import phone_cipher
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.settings import load_settings
-from loadtest.bench_ingest import WrkResult, _cpu_s, lua_list, run_wrk, wrk_threads_lua
+from loadtest.bench_ingest import WrkResult, _cpu_s, free_port, lua_list, run_wrk, wrk_threads_lua
 from loadtest.bench_trace import DATABASE, generate, settle
 from loadtest.results import Figure, record
 from venues.model import Venue
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     prefix = f"bench:notices:{uuid.uuid4().hex[:8]}:"
     keyring_text = Keyring.generate(1)
     admin = "adm_" + uuid.uuid4().hex
-    ingest_port, tracing_port = _free_port(), _free_port()
+    ingest_port, tracing_port = free_port(), free_port()
     env = {
         "CHECKIN_DATA_DIR": str(run_dir),
         "CHECKIN_REDIS_URL": args.redis_url,
@@ -388,14 +388,6 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m loadtest.bench_notices " + " ".join(argv if argv is not None else sys.argv[1:])
     record("notices", command.strip(), figures)
     return 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 if __name__ == "__main__":

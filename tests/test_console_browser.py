@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +29,8 @@ from checkin.platform.auth import ApiKeyRecord, hash_key, new_key
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
 from tests.support.browser import chromium
-from tests.support.processes import ROOT, stop_group
+from tests.support.processes import ROOT
+from tests.support.servers import served
 from tests.support.trace_world import COMMUNITIES, HOUR_MS, MIN_MS, iso
 from tests.support.values import ADMIN_KEY, REDIS_URL, free_port
 from tracing.rules.alerts import Alert, to_fields
@@ -119,29 +119,10 @@ def console_server(
     tracer, analyst = _key(client, keys, "tracer"), _key(client, keys, "analyst", scoped_analyst)
     client.close()
     log = tmp_path / "tracing.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "checkin.cli", "serve-tracing"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"tracing server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    command = [sys.executable, "-m", "checkin.cli", "serve-tracing"]
+    with served("tracing", command, env, url, log, start_s=60, stop_s=20):
         yield Server(url, spec["base"], tracer, analyst, keys)
-    finally:
-        stop_group(proc, timeout=20)
 
 
 @pytest.fixture

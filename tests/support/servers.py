@@ -20,6 +20,39 @@ from tests.support.values import ADMIN_KEY, REDIS_URL, free_port
 
 
 @contextmanager
+def served(
+    name: str, command: list[str], env: dict[str, str], base: str, log: Path, start_s: float, stop_s: float
+) -> Iterator[None]:
+    """Run ``command`` in its own process group, wait until ``base``/healthz answers 200 (its log in
+    the error if it exits or takes longer than ``start_s``), and stop the group on exit."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + start_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} server exited:\n{log.read_text(errors='replace')[-3000:]}")
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{name} server did not become healthy:\n{log.read_text(errors='replace')}"
+                )
+            time.sleep(0.1)
+        yield
+    finally:
+        stop_group(proc, timeout=stop_s)
+
+
+INGEST_COMMAND = [sys.executable, "-m", "checkin.cli", "serve-ingest", "--workers", "1"]
+
+
+@contextmanager
 def ingest_server(tmp_path: Path, prefix: str, **extra_env: str) -> Iterator[tuple[str, str, Path]]:
     """Serve the ingest API on a free port with its own data dir and key prefix.
 
@@ -40,29 +73,9 @@ def ingest_server(tmp_path: Path, prefix: str, **extra_env: str) -> Iterator[tup
         **extra_env,
     }
     log = tmp_path / "ingest.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "checkin.cli", "serve-ingest", "--workers", "1"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ingest server did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.1)
+    with served("ingest", INGEST_COMMAND, env, base, log, start_s=30, stop_s=15):
         yield base, keyring, log
-    finally:
-        stop_group(proc, timeout=15)
 
 
 @contextmanager
@@ -71,30 +84,8 @@ def ingest_server_of(settings: Settings, log: Path) -> Iterator[str]:
     :func:`tracing_server` of the same settings; yields its base URL, stops it on exit."""
     env = {**os.environ, **settings.to_env()}
     base = f"http://127.0.0.1:{settings.ingest_port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "checkin.cli", "serve-ingest", "--workers", "1"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"ingest server exited:\n{log.read_text(errors='replace')[-3000:]}")
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("ingest server did not become healthy")
-            time.sleep(0.1)
+    with served("ingest", INGEST_COMMAND, env, base, log, start_s=30, stop_s=15):
         yield base
-    finally:
-        stop_group(proc, timeout=15)
 
 
 @contextmanager
@@ -105,27 +96,5 @@ def tracing_server(settings: Settings, workers: str, log: Path) -> Iterator[str]
     base = f"http://127.0.0.1:{settings.tracing_port}"
     granian = str(Path(sys.executable).with_name("granian"))
     args = ["--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(settings.tracing_port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [granian, *args, "tracing.app:create_app"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"tracing server exited:\n{log.read_text(errors='replace')[-3000:]}")
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("tracing app did not become healthy")
-            time.sleep(0.2)
+    with served("tracing", [granian, *args, "tracing.app:create_app"], env, base, log, start_s=60, stop_s=20):
         yield base
-    finally:
-        stop_group(proc, timeout=20)
