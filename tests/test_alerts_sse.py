@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 
 from checkin.platform.settings import Settings
 from tests.support.rules import DISTRICT_A, DISTRICT_B, Harness, key_for, scan, venue
-from tests.support.servers import tracing_server
+from tests.support.servers import tracing_process, tracing_server
 from tests.support.values import ADMIN_KEY, free_port
 
 pytestmark = pytest.mark.slow
@@ -122,3 +124,24 @@ async def test_served_feed_is_scoped_and_resumes_once(
         opened = r.json()["entries"]
         assert len(opened) == 2 and {e["role"] for e in opened} == {"analyst"}
         assert opened[0]["params"]["resume"] == last_id and opened[1]["params"]["resume"] is None
+
+
+async def test_an_open_feed_does_not_hold_a_stopping_service(make_settings: Any, tmp_path: Path) -> None:
+    """SIGTERM with an analyst's feed open: the feed ends, the service runs its shutdown (the rule
+    worker stops cleanly) and exits 0 at once instead of waiting for the browser to go away."""
+    settings: Settings = make_settings(clickhouse_dsn=f"chdb://{tmp_path / 'ch'}", tracing_port=free_port())
+    log = tmp_path / "tracing.log"
+    with tracing_process(settings, "rules", log) as proc:
+        base = f"http://127.0.0.1:{settings.tracing_port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            feed = Feed(client, "/v1/alerts/stream", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+            await asyncio.wait_for(feed.opened.wait(), 10)
+            assert feed.status == 200
+            await asyncio.sleep(0.3)
+            stopped_at = time.monotonic()
+            os.killpg(proc.pid, signal.SIGTERM)
+            await asyncio.wait_for(feed._task, 10)  # the feed ended: the server closed it
+            code = await asyncio.to_thread(proc.wait, 15)
+        took = time.monotonic() - stopped_at
+    assert code == 0, log.read_text()
+    assert took < 8, f"stopping took {took:.1f} s\n{log.read_text()}"

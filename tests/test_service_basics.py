@@ -54,3 +54,45 @@ async def test_api_keys_are_created_hashed_used_and_revoked(
     assert r.status_code == 204
     r = await ingest.get("/v1/keys", headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 401
+
+
+async def test_a_stuck_shutdown_hook_does_not_hold_the_service(settings: Any, monkeypatch: Any) -> None:
+    """A hook that never returns (a Redis that stopped answering) is given up after its bound; the
+    steps after it still run and the service stops."""
+    import asyncio
+    import logging
+    import time
+
+    from checkin.platform import service
+    from checkin.platform.context import Context
+
+    monkeypatch.setattr(service, "SHUTDOWN_STEP_S", 0.3)
+    ran: list[str] = []
+    warnings: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())  # type: ignore[method-assign]
+    service.log.addHandler(handler)
+    monkeypatch.setattr(service.log, "disabled", False)
+
+    async def stuck(ctx: Context) -> None:
+        await asyncio.Event().wait()
+
+    async def last(app: Any, ctx: Context) -> None:
+        ran.append("after_shutdown")
+
+    app = service.build_app(
+        service="ingest",
+        title="t",
+        parts=[service.Part("stuck", on_shutdown=stuck)],
+        settings=settings,
+        after_shutdown=last,
+    )
+    started = time.monotonic()
+    try:
+        async with AsyncTestClient(app=app) as client:
+            assert (await client.get("/healthz")).status_code == 200
+    finally:
+        service.log.removeHandler(handler)
+    assert time.monotonic() - started < 5
+    assert ran == ["after_shutdown"]
+    assert any(w.startswith("shutdown hook of stuck did not finish") for w in warnings), warnings

@@ -12,6 +12,7 @@ from checkin.platform.keyring import Keyring
 from checkin.platform.metrics import Metrics
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.settings import Settings
+from checkin.platform.stop_signal import StopSignal
 
 T = TypeVar("T")
 
@@ -24,6 +25,8 @@ class Context:
     keyring: Keyring
     metrics: Metrics
     extras: dict[str, Any] = field(default_factory=dict)
+    stop_signal: StopSignal = field(default_factory=StopSignal)
+    """Responses that never end by themselves (the alerts feed) end on it; see its module."""
 
     @classmethod
     def build(cls, settings: Settings, redis: Any, service: str) -> Context:

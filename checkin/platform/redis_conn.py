@@ -15,6 +15,10 @@ from checkin.platform.settings import Settings
 
 AsyncRedis = Any  # redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster: same command API
 
+SOCKET_TIMEOUT_S = 30.0
+"""A command with no answer for this long fails instead of waiting forever; well above the longest
+blocking read the services issue (1 s)."""
+
 
 def _plain_url(url: str) -> str:
     return url.replace("redis+cluster://", "redis://").replace("rediss+cluster://", "rediss://")
@@ -47,8 +51,10 @@ def redacted(url: str) -> str:
 def async_client(settings: Settings, url: str | None = None) -> AsyncRedis:
     target = _plain_url(url or settings.redis_url)
     if settings.is_redis_cluster:
-        return AsyncRedisCluster.from_url(target, decode_responses=False)
-    return aioredis.Redis.from_url(target, decode_responses=False, health_check_interval=30)
+        return AsyncRedisCluster.from_url(target, decode_responses=False, socket_timeout=SOCKET_TIMEOUT_S)
+    return aioredis.Redis.from_url(
+        target, decode_responses=False, health_check_interval=30, socket_timeout=SOCKET_TIMEOUT_S
+    )
 
 
 def sync_client(settings: Settings, url: str | None = None) -> Any:

@@ -29,7 +29,23 @@ from checkin.platform.settings import Settings, get_settings
 log = logging.getLogger("checkin.platform.service")
 
 Hook = Callable[[Context], Awaitable[None]]
+SHUTDOWN_STEP_S = 10.0
+"""How long one shutdown step may take before the service stops without it (and logs which)."""
+AFTER_SHUTDOWN_S = 60.0
+"""The service's own last step: it stops its workers, which get 30 s each to flush what they hold."""
 AppHook = Callable[[Litestar, Context], Awaitable[None]]
+
+
+async def _bounded(step: str, work: Awaitable[None], timeout_s: float | None = None) -> None:
+    """One shutdown step: a failed or stuck step is logged and the next one still runs, so a
+    service always stops (a Redis that stops answering must not hold the process forever)."""
+    timeout_s = SHUTDOWN_STEP_S if timeout_s is None else timeout_s
+    try:
+        await asyncio.wait_for(work, timeout=timeout_s)
+    except TimeoutError:
+        log.warning("%s did not finish in %.0f s; stopping without it", step, timeout_s)
+    except Exception:
+        log.exception("%s failed", step)
 
 
 @dataclass(frozen=True)
@@ -76,24 +92,23 @@ def build_app(
             if part.on_startup is not None:
                 await part.on_startup(ctx)
         flusher = asyncio.create_task(ctx.metrics.run_flusher(client, ctx.keys.metrics(service)))
+        ctx.stop_signal.install(asyncio.get_running_loop())
         try:
             yield
         finally:
+            ctx.stop_signal.restore()
+            ctx.stop_signal.fire()
             flusher.cancel()
             with contextlib.suppress(BaseException):
                 await flusher
             for part in reversed(parts):
                 if part.on_shutdown is not None:
-                    try:
-                        await part.on_shutdown(ctx)
-                    except Exception:
-                        log.exception("shutdown hook of %s failed", part.name)
+                    await _bounded(f"shutdown hook of {part.name}", part.on_shutdown(ctx))
             if after_shutdown is not None:
-                await after_shutdown(app, ctx)
-            with contextlib.suppress(Exception):
-                await ctx.metrics.flush(client, ctx.keys.metrics(service))
+                await _bounded(f"{service} shutdown", after_shutdown(app, ctx), AFTER_SHUTDOWN_S)
+            await _bounded("last metrics flush", ctx.metrics.flush(client, ctx.keys.metrics(service)))
             if redis is None:
-                await client.aclose()
+                await _bounded("closing Redis", client.aclose())
 
     return Litestar(
         route_handlers=[health_route(checks), metrics_route, swagger_asset, *handlers],

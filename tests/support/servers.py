@@ -22,9 +22,10 @@ from tests.support.values import ADMIN_KEY, REDIS_URL, free_port
 @contextmanager
 def served(
     name: str, command: list[str], env: dict[str, str], base: str, log: Path, start_s: float, stop_s: float
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``command`` in its own process group, wait until ``base``/healthz answers 200 (its log in
-    the error if it exits or takes longer than ``start_s``), and stop the group on exit."""
+    the error if it exits or takes longer than ``start_s``), yield the process, and stop the group on
+    exit (if it still runs)."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -44,9 +45,10 @@ def served(
                     f"{name} server did not become healthy:\n{log.read_text(errors='replace')}"
                 )
             time.sleep(0.1)
-        yield
+        yield proc
     finally:
-        stop_group(proc, timeout=stop_s)
+        if proc.poll() is None:
+            stop_group(proc, timeout=stop_s)
 
 
 INGEST_COMMAND = [sys.executable, "-m", "checkin.cli", "serve-ingest", "--workers", "1"]
@@ -89,12 +91,20 @@ def ingest_server_of(settings: Settings, log: Path) -> Iterator[str]:
 
 
 @contextmanager
-def tracing_server(settings: Settings, workers: str, log: Path) -> Iterator[str]:
+def tracing_process(settings: Settings, workers: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Serve the tracing app of ``settings`` (its own ClickHouse path, port ``tracing_port``) in a
-    granian process running the background ``workers``; yields its base URL, stops it on exit."""
+    granian process running the background ``workers``; yields the process, stops it on exit."""
     env = {**os.environ, **settings.to_env(), "CHECKIN_TRACING_WORKERS": workers}
     base = f"http://127.0.0.1:{settings.tracing_port}"
     granian = str(Path(sys.executable).with_name("granian"))
     args = ["--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(settings.tracing_port)]
-    with served("tracing", [granian, *args, "tracing.app:create_app"], env, base, log, start_s=60, stop_s=20):
-        yield base
+    command = [granian, *args, "tracing.app:create_app"]
+    with served("tracing", command, env, base, log, start_s=60, stop_s=20) as proc:
+        yield proc
+
+
+@contextmanager
+def tracing_server(settings: Settings, workers: str, log: Path) -> Iterator[str]:
+    """:func:`tracing_process`, yielding its base URL."""
+    with tracing_process(settings, workers, log):
+        yield f"http://127.0.0.1:{settings.tracing_port}"

@@ -222,9 +222,13 @@ class AlertHub:
         self.subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        ctx.stop_signal.when_stopping(self.end_feeds)
 
     def subscribe(self) -> Subscriber:
         sub = Subscriber()
+        if self._closed:  # the service is stopping: the feed ends at once
+            sub.offer(None)
+            return sub
         self.subscribers.add(sub)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._follow(), name="alerts-hub")
@@ -256,10 +260,14 @@ class AlertHub:
                     for sub in list(self.subscribers):
                         sub.offer(item)
 
-    async def close(self) -> None:
+    def end_feeds(self) -> None:
+        """Every connected feed ends (the service is stopping; clients reconnect elsewhere or later)."""
         self._closed = True
         for sub in list(self.subscribers):
             sub.offer(None)
+
+    async def close(self) -> None:
+        self.end_feeds()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
