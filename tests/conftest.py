@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings, load_settings
 from tests.support.browser import async_chromium
-from tests.support.values import ADMIN_KEY, REDIS_URL
+from tests.support.values import ADMIN_KEY, REDIS_URL, own_prefix
 from tracing.storage.store import Store
 
 
@@ -27,13 +27,8 @@ def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    value = f"test:{uuid.uuid4().hex[:12]}:"
-    yield value
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=value + "*", count=1000))
-    for i in range(0, len(keys), 500):
-        client.delete(*keys[i : i + 500])
-    client.close()
+    with own_prefix() as value:
+        yield value
 
 
 @pytest.fixture

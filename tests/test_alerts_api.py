@@ -3,40 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar.testing import AsyncTestClient
 
 from checkin.platform.instants import format_ms
 from checkin.platform.settings import Settings
-from tests.support.rules import BASE_MS, DISTRICT_A, DISTRICT_B, Harness, key_for, scan, venue
+from tests.support.rules import (
+    BASE_MS,
+    DISTRICT_A,
+    DISTRICT_B,
+    Harness,
+    collect_events,
+    key_for,
+    scan,
+    venue,
+    write_history,
+)
 from tests.support.values import admin_headers
 from tracing.api.alerts import AlertHub, FeedFilter, feed
 from tracing.rules import alerts as al
-from tracing.rules.history import run_history_writer
 from tracing.storage.store import Store
-from tracing.streams.retry import RetryPolicy
-
-
-async def write_history(h: Harness, store: Store, expect: int, **kw: Any) -> None:
-    """Run the history writer until ClickHouse holds ``expect`` alerts."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_history_writer(h.ctx, store, stop, batch_ms=20, retry=RetryPolicy(0.01, 0.05), **kw)
-    )
-    try:
-        for _ in range(500):
-            if store._fail_next:  # injected failures are for the writer, not for this poll
-                await asyncio.sleep(0.02)
-                continue
-            n = store.scalar(f"SELECT count() FROM {store.table('alerts')} FINAL")
-            if n >= expect:
-                break
-            await asyncio.sleep(0.02)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 async def seed_two_districts(h: Harness) -> list[al.Alert]:
@@ -191,22 +178,6 @@ async def test_exposure_sites_api_feeds_the_rule(
 # --- the SSE feed logic (the served feed is tested in test_alerts_sse.py) --------------------------------
 
 
-async def _collect(gen: AsyncIterator[bytes], count: int, timeout: float = 5.0) -> list[tuple[str, str, str]]:
-    """(event, id, data) of the next ``count`` events, skipping the retry line and heartbeats."""
-    out: list[tuple[str, str, str]] = []
-
-    async def run() -> None:
-        while len(out) < count:
-            chunk = (await gen.__anext__()).decode()
-            for block in chunk.split("\n\n"):  # a chunk may carry several events
-                fields = dict(line.split(": ", 1) for line in block.strip().split("\n") if ": " in line)
-                if "event" in fields:
-                    out.append((fields["event"], fields.get("id", ""), fields.get("data", "")))
-
-    await asyncio.wait_for(run(), timeout)
-    return out
-
-
 async def test_feed_resumes_after_last_event_id_once_and_filters_scope(
     settings: Settings, redis_client: Any
 ) -> None:
@@ -219,11 +190,11 @@ async def test_feed_resumes_after_last_event_id_once_and_filters_scope(
     # while disconnected: two more in A, one in B
     await h.run(scan(a, 3, status="red"), scan(b, 4, status="red"), scan(a, 5, status="red"))
     gen = feed(h.ctx, hub, FeedFilter(key_scope=DISTRICT_A), seen_id, heartbeat_s=0.05)
-    missed = await _collect(gen, 2)
+    missed = await collect_events(gen, 2)
     assert [al.from_fields({b"a": d.encode()}).person_id for _, _, d in missed] == [3, 5]
     # live: new alerts arrive once, in scope only
     await h.run(scan(b, 6, status="red"), scan(a, 7, status="red"))
-    live = await _collect(gen, 1)
+    live = await collect_events(gen, 1)
     assert al.from_fields({b"a": live[0][2].encode()}).person_id == 7
     ids = [i for _, i, _ in missed + live]
     assert len(set(ids)) == 3 and ids == sorted(ids, key=al.stream_id_key)
@@ -234,7 +205,7 @@ async def test_feed_resumes_after_last_event_id_once_and_filters_scope(
     await gen.__anext__()
     await asyncio.sleep(0.05)
     await h.run(scan(b, 8, status="red"))
-    [(event, _, data)] = await _collect(gen, 1)
+    [(event, _, data)] = await collect_events(gen, 1)
     assert event == "alert" and al.from_fields({b"a": data.encode()}).person_id == 8
     await gen.aclose()
     await hub.close()
@@ -250,14 +221,14 @@ async def test_feed_says_reset_when_the_position_was_trimmed(make_settings: Any,
     await h.run(scan(a, 2, status="red"))
     gen = feed(h.ctx, hub, FeedFilter(), old_id, heartbeat_s=0.05)
     try:
-        events = await _collect(gen, 2)
+        events = await collect_events(gen, 2)
         assert events[0][0] == "reset" and events[1][0] == "alert"
         # a position still in the stream resumes without a reset
         current = (await h.stream_alerts())[0][0]
         await gen.aclose()
         await h.run(scan(a, 3, status="red"))
         gen = feed(h.ctx, hub, FeedFilter(), current, heartbeat_s=0.05)
-        assert [e[0] for e in await _collect(gen, 1)] == ["alert"]
+        assert [e[0] for e in await collect_events(gen, 1)] == ["alert"]
     finally:
         await gen.aclose()
         await hub.close()

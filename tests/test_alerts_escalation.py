@@ -10,10 +10,19 @@ from litestar.testing import AsyncTestClient
 from checkin.platform.context import Context
 from checkin.platform.instants import format_ms
 from checkin.platform.settings import Settings
-from tests.support.rules import BASE_MS, DISTRICT_A, DISTRICT_B, Clock, Harness, key_for, scan, venue
+from tests.support.rules import (
+    BASE_MS,
+    DISTRICT_A,
+    DISTRICT_B,
+    Clock,
+    Harness,
+    collect_events,
+    key_for,
+    scan,
+    venue,
+    write_history,
+)
 from tests.support.values import admin_headers
-from tests.test_alerts_api import _collect as collect
-from tests.test_alerts_api import write_history
 from tracing.api.alerts import AlertHub, FeedFilter, feed
 from tracing.rules import alerts as al
 from tracing.rules.escalation import Escalator
@@ -250,13 +259,13 @@ async def test_escalations_and_acks_are_events_of_their_name_on_the_live_feed(
     hub = AlertHub(h.ctx)
     gen = feed(h.ctx, hub, FeedFilter(key_scope=DISTRICT_A), "0-0", heartbeat_s=0.05)
     try:
-        [(event, _, data)] = await collect(gen, 1)
+        [(event, _, data)] = await collect_events(gen, 1)
         assert event == "alert" and al.from_fields({b"a": data.encode()}).level == "community"
         await Escalator(h.ctx, store, Clock(BASE_MS + S * 1000)).step()
         assert (
             await tracing.post(f"/v1/alerts/{alert.alert_id}/ack", headers=admin_headers())
         ).status_code == 200
-        got = await collect(gen, 2)
+        got = await collect_events(gen, 2)
         states = [(e, al.from_fields({b"a": d.encode()})) for e, _, d in got]
         assert [(e, a.alert_id, a.level, a.acked) for e, a in states] == [
             ("escalated", alert.alert_id, "street", False),
@@ -269,5 +278,5 @@ async def test_escalations_and_acks_are_events_of_their_name_on_the_live_feed(
     other = feed(h.ctx, AlertHub(h.ctx), FeedFilter(key_scope=DISTRICT_B), "0-0", heartbeat_s=0.05)
     assert await other.__anext__() == b"retry: 2000\n\n"
     with pytest.raises(TimeoutError):
-        await collect(other, 1, timeout=0.3)
+        await collect_events(other, 1, timeout=0.3)
     await other.aclose()

@@ -20,10 +20,10 @@ from checkin.platform import persons
 from checkin.platform.instants import format_ms
 from checkin.platform.keyring import Keyring
 from tests.support.browser import chromium
+from tests.support.console import Server, console_server, picker, sign_in
 from tests.support.ingest import id_number
 from tests.support.trace_world import COMMUNITIES, HOUR_MS, MIN_MS
-from tests.support.values import ADMIN_KEY, REDIS_URL
-from tests.test_console_browser import Server, _sign_in, console_server, picker
+from tests.support.values import ADMIN_KEY, REDIS_URL, own_prefix
 from venues.model import Venue
 
 pytestmark = pytest.mark.browser
@@ -107,13 +107,15 @@ def rich_world(tmp_path: Path, prefix: str) -> Iterator[Server]:
         yield srv
 
 
-@pytest.fixture
-def world(tmp_path: Path, prefix: str) -> Iterator[Server]:
-    with rich_world(tmp_path, prefix) as srv:
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One served world for the module (starting one takes ~8 s): each test reads its own part of it
+    (its own page, its own persons or alerts) and none changes what another reads."""
+    with own_prefix() as prefix, rich_world(tmp_path_factory.mktemp("console"), prefix) as srv:
         yield srv
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with chromium() as b:
         yield b
@@ -150,7 +152,7 @@ def test_exactly_one_view_and_readable_tabs(browser: Any, world: Server) -> None
     page = new_page(browser)
     page.goto(world.base + "/console")
     assert visible_views(page) == ["#login-view"]
-    _sign_in(page, world, world.tracer_key)
+    sign_in(page, world, world.tracer_key)
     assert visible_views(page) == ["#tracer-view"]
     assert page.input_value("#api-key") == ""  # the key does not stay in the form
     page.click("nav .tab[data-view='analyst']")
@@ -167,7 +169,7 @@ def test_exactly_one_view_and_readable_tabs(browser: Any, world: Server) -> None
 
 def test_stale_results_are_cleared_after_an_error(browser: Any, world: Server) -> None:
     page = new_page(browser)
-    _sign_in(page, world, world.tracer_key)
+    sign_in(page, world, world.tracer_key)
     trace(page, world, "12")
     page.wait_for_selector("#contacts-table tbody tr[data-person-id='9']")
     page.click("#contacts-table tbody tr[data-person-id='9'] button[data-phone-for='9']")
@@ -192,7 +194,7 @@ def test_stale_results_are_cleared_after_an_error(browser: Any, world: Server) -
 
 def test_graph_edges_are_the_via_lists_and_cross_no_node(browser: Any, world: Server) -> None:
     page = new_page(browser)
-    _sign_in(page, world, world.tracer_key)
+    sign_in(page, world, world.tracer_key)
     trace(page, world, "12")
     page.wait_for_selector("#graph svg g[data-person-id='16']")
     answer = httpx.post(
@@ -234,7 +236,7 @@ def test_graph_edges_are_the_via_lists_and_cross_no_node(browser: Any, world: Se
 
 def test_find_by_id_number_or_phone_names_and_local_time(browser: Any, world: Server) -> None:
     page = new_page(browser)
-    _sign_in(page, world, world.tracer_key)
+    sign_in(page, world, world.tracer_key)
     assert "Asia/Shanghai (UTC+08:00)" in page.inner_text("#trace-form .tz >> nth=0")
     page.fill("#trace-reason", "case 14: hotpot cluster")
     page.fill("#find-query", PERSON_12[2])
@@ -273,7 +275,7 @@ def test_find_by_id_number_or_phone_names_and_local_time(browser: Any, world: Se
 
 def test_exposure_phone_csv_and_flagging_a_site(browser: Any, world: Server) -> None:
     page = new_page(browser)
-    _sign_in(page, world, world.tracer_key)
+    sign_in(page, world, world.tracer_key)
     page.fill("#exposure-sites .site-venue", "7")
     page.fill("#exposure-sites .site-since", picker(world.base_ms, TZ))
     page.fill("#exposure-sites .site-until", picker(world.base_ms + 30 * MIN_MS, TZ))
@@ -307,7 +309,7 @@ def test_exposure_phone_csv_and_flagging_a_site(browser: Any, world: Server) -> 
 
 def test_analyst_queue_ack_resolve_and_time_to_ack(browser: Any, world: Server) -> None:
     page = new_page(browser)
-    _sign_in(page, world, world.analyst_key)
+    sign_in(page, world, world.analyst_key)
     assert visible_views(page) == ["#analyst-view"]
     assert page.input_value("#queue-level") == "community"  # a 12-digit scope: the community level
     page.wait_for_selector("#queue-table tbody tr[data-alert-id]")
@@ -350,7 +352,7 @@ def test_zh_cn_for_a_zh_browser_and_the_choice_is_remembered(browser: Any, world
     page.reload()
     assert page.inner_text("#login-view h2") == "Sign in" and page.get_attribute("html", "lang") == "en"
     page.select_option("#lang", "zh-CN")
-    _sign_in(page, world, world.analyst_key)
+    sign_in(page, world, world.analyst_key)
     page.wait_for_selector("#queue-summary:has-text('社区级')")
     assert page.inner_text("nav .tab[data-view='analyst']") == "研判"
     assert page.errors == []

@@ -5,7 +5,8 @@
 * no product code imports ``loadtest`` or ``tests``;
 * the ingest rooms of ``checkin`` never import ``tracing`` or a ClickHouse client (only the
   ``checkin`` command and launcher name the tracing side's commands);
-* every package opens with a docstring saying what it owns.
+* every package opens with a docstring saying what it owns;
+* no test module imports another (shared helpers live in ``tests/support``).
 
 Every import counts, module level or inside a function.
 """
@@ -85,6 +86,16 @@ def test_product_code_never_imports_the_load_test_kit_or_the_tests() -> None:
         return within(name, "loadtest") or within(name, "tests")
 
     assert violations(PRODUCT, forbidden) == []
+
+
+def test_no_test_module_imports_another() -> None:
+    found = [
+        f"{path.name} imports {name}"
+        for path in sorted((ROOT / "tests").glob("test_*.py"))
+        for name in sorted(imports_of(path))
+        if within(name, "tests") and name.split(".")[1].startswith("test_")
+    ]
+    assert found == []
 
 
 def test_the_ingest_rooms_never_reach_clickhouse() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from checkin.platform import auth
@@ -12,6 +14,9 @@ from checkin.platform.redis_keys import RULES_GROUP
 from checkin.platform.scan_stream import ScanEvent, encode_scan
 from checkin.platform.settings import Settings
 from tracing.rules.engine import RuleEngine, RulesConsumer
+from tracing.rules.history import run_history_writer
+from tracing.storage.store import Store
+from tracing.streams.retry import RetryPolicy
 from venues.model import Venue
 
 DAY_MS = 86_400_000
@@ -123,3 +128,41 @@ class Harness:
 
         entries = await self.ctx.redis.xrange(self.ctx.keys.alerts_stream())
         return [(eid.decode(), from_fields(f)) for eid, f in entries]
+
+
+async def write_history(h: Harness, store: Store, expect: int, **kw: Any) -> None:
+    """Run the history writer until ClickHouse holds ``expect`` alerts."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_history_writer(h.ctx, store, stop, batch_ms=20, retry=RetryPolicy(0.01, 0.05), **kw)
+    )
+    try:
+        for _ in range(500):
+            if store._fail_next:  # injected failures are for the writer, not for this poll
+                await asyncio.sleep(0.02)
+                continue
+            n = store.scalar(f"SELECT count() FROM {store.table('alerts')} FINAL")
+            if n >= expect:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def collect_events(
+    gen: AsyncIterator[bytes], count: int, timeout: float = 5.0
+) -> list[tuple[str, str, str]]:
+    """(event, id, data) of the next ``count`` events, skipping the retry line and heartbeats."""
+    out: list[tuple[str, str, str]] = []
+
+    async def run() -> None:
+        while len(out) < count:
+            chunk = (await gen.__anext__()).decode()
+            for block in chunk.split("\n\n"):  # a chunk may carry several events
+                fields = dict(line.split(": ", 1) for line in block.strip().split("\n") if ": " in line)
+                if "event" in fields:
+                    out.append((fields["event"], fields.get("id", ""), fields.get("data", "")))
+
+    await asyncio.wait_for(run(), timeout)
+    return out
