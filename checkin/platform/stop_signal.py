@@ -10,6 +10,7 @@ CPython's C handler writes the signal number to the loop's wake-up fd and calls 
 handler, which for the loop is a no-op). A Python-level handler installed beside it is called instead
 of that no-op, and the wake-up fd is still written, so the server and this module both see the
 signal; the handler found at install time is called too and put back on :meth:`StopSignal.restore`.
+A signal nobody handles in Python (the default action, exit) is left alone.
 Signals can be handled only in the main thread: elsewhere (an app under a test client) nothing is
 installed and stopping is the lifespan shutdown alone.
 """
@@ -52,16 +53,21 @@ class StopSignal:
             return False
         self._loop = loop
         for sig in SIGNALS:
-            self._previous[sig] = signal.getsignal(sig)
+            previous = signal.getsignal(sig)
+            if not callable(previous):  # nobody handles it in Python: the default (exit) stays
+                continue
+            self._previous[sig] = previous
             signal.signal(sig, self._on_signal)
         return True
 
     def restore(self) -> None:
-        """Put back the handlers found at :meth:`install`."""
+        """Put back the handlers found at :meth:`install`, where this one is still the handler (a
+        handler installed later stays, and this one then only passes signals on)."""
+        self._loop = None
         for sig, previous in self._previous.items():
-            with contextlib.suppress(ValueError, TypeError):
-                signal.signal(sig, previous)
-        self._previous.clear()
+            if signal.getsignal(sig) == self._on_signal:
+                with contextlib.suppress(ValueError, TypeError):
+                    signal.signal(sig, previous)
 
     def fire(self) -> None:
         if self.fired:
