@@ -1,6 +1,7 @@
 """The door screen of a venue with a rotating code, in headless Chromium against a real ingest server:
 opened once with the venue's device key, it shows a QR that zxing-cpp reads as a check-in URL that
-works, and a different one after a step (CHECKIN_ROTATING_STEP_S=2 here)."""
+works, and a different one after a step (CHECKIN_ROTATING_STEP_S=3 here). The code may turn over
+between two looks at the screen, so each look accepts the code shown just before or just after it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tests.support.values import ADMIN_KEY
 
 pytestmark = pytest.mark.browser
 
-STEP_S = 2
+STEP_S = 3
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
@@ -59,7 +60,7 @@ def screen_venue(base: str) -> tuple[int, str, str]:
     return vid, str(device), str(token)
 
 
-async def shown_url(page: Any, previous: str | None = None, timeout_s: float = 8.0) -> str:
+async def shown_url(page: Any, previous: str | None = None, timeout_s: float = 4 * STEP_S) -> str:
     """The check-in URL the screen shows now (a new one when ``previous`` is given)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -82,10 +83,13 @@ async def test_the_screen_shows_a_working_code_and_replaces_it(
     cookies = await ctx.cookies()
     assert [c["httpOnly"] for c in cookies if c["name"] == "checkin_display"] == [True]
 
-    first = await shown_url(page)
+    before = await shown_url(page)
     size = f"{viewport['width']}x{viewport['height']}"
     png = await page.screenshot(path=str(shots / f"display-{size}.png"))
-    assert decode(png) == [first]  # read off the whole screen, as a phone camera would
+    after = await shown_url(page)
+    seen = decode(png)  # read off the whole screen, as a phone camera would
+    assert seen in ([before], [after])
+    first = seen[0]
     box = await page.locator("#qr").bounding_box()
     assert box is not None and box["width"] >= 0.45 * min(viewport["width"], viewport["height"])
     assert first.startswith(f"{base}/v/")
@@ -100,7 +104,8 @@ async def test_the_screen_shows_a_working_code_and_replaces_it(
 
     second = await shown_url(page, previous=first)
     assert second != first
-    assert decode(await page.locator("#qr").screenshot()) == [second]
+    seen = decode(await page.locator("#qr").screenshot())
+    assert seen in ([second], [await shown_url(page)])
     # a code two steps old no longer checks anyone in
     time.sleep(2 * STEP_S)
     with httpx.Client(base_url=base, timeout=10) as c:
