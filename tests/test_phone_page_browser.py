@@ -205,21 +205,9 @@ async def test_scan_register_check_in_and_out(
     seq = venue_id
     person_id = await register(page, server, "张三丰", f"139{seq:08d}", id_number(seq))
     set_status(server, key, person_id, status)
-    negative_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=20)
+    negative_at: datetime | None = None
     if status == "green":
-        with server.api() as c:
-            r = c.post(
-                "/v1/health/tests",
-                json=[
-                    {
-                        "person_id": person_id,
-                        "sampled_at": negative_at.isoformat().replace("+00:00", "Z"),
-                        "result": "negative",
-                    }
-                ],
-                headers={"Authorization": f"Bearer {key}"},
-            )
-        assert r.status_code in (200, 201, 204), r.text
+        negative_at = negative_test(server, key, person_id, hours_ago=20)
     companion_id = None
     if status == "green":  # a family member, yellow, checked in from the same phone
         await page.click("#companion-toggle")
@@ -261,6 +249,7 @@ async def test_scan_register_check_in_and_out(
         mine = page.locator(f"#r-people .person[data-person-id='{person_id}']")
         assert await mine.locator(".p-verdict").text_content() == "通行"
         assert await mine.locator(".p-status").text_content() == "绿码"
+        assert negative_at is not None
         assert local_text(negative_at)[5:16] in (await mine.locator(".p-test").text_content() or "")
         row = page.locator(f"#r-people .person[data-person-id='{companion_id}']")
         assert await row.get_attribute("data-status") == "yellow"
@@ -558,7 +547,8 @@ async def font_px(page: Any, selector: str) -> float:
     return float(str(size).removesuffix("px"))
 
 
-def negative_test(srv: Server, key: str, person_id: int, hours_ago: float) -> None:
+def negative_test(srv: Server, key: str, person_id: int, hours_ago: float) -> datetime:
+    """A negative test of ``person_id`` sampled ``hours_ago`` hours ago, from the health feed; its instant."""
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=hours_ago)
     with srv.api() as c:
         r = c.post(
@@ -573,6 +563,7 @@ def negative_test(srv: Server, key: str, person_id: int, hours_ago: float) -> No
             headers={"Authorization": f"Bearer {key}"},
         )
     assert r.status_code in (200, 201, 204), r.text
+    return at
 
 
 async def test_a_repeat_scan_shows_the_colour_of_now_not_of_the_first_scan(

@@ -20,7 +20,6 @@ history is) and an event on the alerts stream (``acked``, ``resolved``).
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -30,7 +29,7 @@ from litestar.params import Parameter
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, NotFound
-from checkin.platform.instants import format_ms
+from checkin.platform.instants import DAY_MS, format_ms, now_ms
 from checkin.platform.service import Part
 from tracing.api import audit
 from tracing.api.alerts import find_alert, find_in_stream
@@ -92,7 +91,7 @@ def queue_rows(
         "AND level = {level:String} ORDER BY at, alert_id LIMIT {limit:UInt32}"
     )
     params = {
-        "lo": now_ms - retention_days * 86_400_000,
+        "lo": now_ms - retention_days * DAY_MS,
         "scope": key_scope,
         "acked": int(acked),
         "level": level,
@@ -110,7 +109,7 @@ def ack_times(store: Store, *, key_scope: str, now_ms: int) -> list[AckTime]:
         "WHERE at >= fromUnixTimestamp64Milli({lo:Int64}, 'UTC') AND acked = 1 AND acked_at IS NOT NULL "
         "AND startsWith(community, {scope:String})) GROUP BY level"
     )
-    lo = now_ms - ACK_TIMES_DAYS * 86_400_000
+    lo = now_ms - ACK_TIMES_DAYS * DAY_MS
     found = {r["level"]: r for r in store.dicts(sql, {"lo": lo, "scope": key_scope})}
     out = []
     for level in al.LEVELS:
@@ -139,24 +138,24 @@ async def alert_queue(
 ) -> Queue:
     principal.require("analyst")
     lvl = _check_level(level, principal)
-    now_ms = int(time.time() * 1000)
+    now = now_ms()
     rows = await asyncio.to_thread(
         queue_rows,
         store,
         level=lvl,
         acked=queue_state == "acked",
         key_scope=principal.scope,
-        now_ms=now_ms,
+        now_ms=now,
         retention_days=ctx.settings.retention_days,
         limit=limit,
     )
-    times = await asyncio.to_thread(ack_times, store, key_scope=principal.scope, now_ms=now_ms)
+    times = await asyncio.to_thread(ack_times, store, key_scope=principal.scope, now_ms=now)
     names = await asyncio.to_thread(trace.venue_names, store, {a.venue_id for a in rows})
     delay_ms = int(ctx.settings.escalation_s * 1000)
     items = []
     for alert in rows:
         due = alert.level_since_ms() + delay_ms
-        overdue = not alert.acked and due <= now_ms
+        overdue = not alert.acked and due <= now
         venue = names.get(alert.venue_id, "")
         items.append(QueueItem(alert=alert, due_at=format_ms(due), overdue=overdue, venue_name=venue))
     params = {"level": lvl, "state": queue_state, "limit": limit}
@@ -200,7 +199,7 @@ async def ack_alert(alert_id: str, ctx: Context, store: Store, principal: Princi
     alert = await _alert_in_scope(ctx, store, principal, alert_id)
     if alert.acked or alert.resolved:
         return alert
-    alert.acked, alert.acked_by, alert.acked_at = True, principal.key_id, format_ms(int(time.time() * 1000))
+    alert.acked, alert.acked_by, alert.acked_at = True, principal.key_id, format_ms(now_ms())
     await _record(ctx, store, alert, "acked")
     return alert
 
@@ -221,7 +220,7 @@ async def resolve_alert(
     alert = await _alert_in_scope(ctx, store, principal, alert_id)
     if alert.resolved:
         return alert
-    now = format_ms(int(time.time() * 1000))
+    now = format_ms(now_ms())
     if not alert.acked:
         alert.acked, alert.acked_by, alert.acked_at = True, principal.key_id, now
     alert.resolved, alert.resolved_by, alert.resolved_at = True, principal.key_id, now

@@ -24,9 +24,10 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from checkin.platform.context import Context
-from checkin.platform.instants import format_ms
+from checkin.platform.instants import DAY_MS, format_ms
 from tracing.rules import alerts as al
 from tracing.storage.store import Store, StoreError
+from tracing.streams.retry import SystemClock
 
 log = logging.getLogger("tracing.rules.escalation")
 
@@ -60,7 +61,7 @@ class Escalator:
             "AND ifNull(escalated_at, at) <= fromUnixTimestamp64Milli({hi:Int64}, 'UTC') "
             "ORDER BY at, alert_id LIMIT {limit:UInt32}"
         )
-        lo = now_ms - self.ctx.settings.retention_days * 86_400_000
+        lo = now_ms - self.ctx.settings.retention_days * DAY_MS
         params = {"lo": lo, "hi": now_ms - self.delay_ms, "limit": BATCH}
         return [al.from_row(row) for row in self.store.dicts(sql, params)]
 
@@ -111,6 +112,7 @@ async def run_escalation(
     """Worker ``escalation``: the step every :func:`step_interval_s` until ``stop``."""
     escalator = Escalator(ctx, store, clock)
     interval = step_interval_s(ctx.settings.escalation_s)
+    wait = SystemClock()
     while not stop.is_set():
         try:
             moved = await escalator.step()
@@ -120,7 +122,4 @@ async def run_escalation(
             log.warning("escalation step failed, retrying in %.1f s (%s)", interval, exc)
         except Exception:
             log.exception("escalation step failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
+        await wait.wait(stop, interval)
