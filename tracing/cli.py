@@ -199,16 +199,6 @@ def register(sub: Any) -> None:
     register_report(sub)
 
 
-def parse_date(text: str, period: str) -> dt.date:
-    """YYYY-MM-DD (any day of the month for a month report; YYYY-MM is accepted there too)."""
-    try:
-        if period == "month" and len(text) == 7:
-            return dt.date.fromisoformat(text + "-01")
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"--date: expected YYYY-MM-DD, got {text!r}") from None
-
-
 class ReportUnavailable(RuntimeError):
     """The running tracing service refused the report (the message says why)."""
 
@@ -278,17 +268,18 @@ def report_from_engine(settings: Settings, period: str, day: dt.date, scope: str
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from tracing.queries.report import write_report
+    from tracing.queries.report import report_day, write_report
+    from tracing.rules.alerts import SCOPE_RE
 
     try:
-        day = parse_date(args.date, args.period)
+        day = report_day(args.date, args.period)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: --date: {exc}", file=sys.stderr)
         return 2
     if args.top < 1 or args.top > 10_000:
         print(f"error: --top: expected 1..10000, got {args.top}", file=sys.stderr)
         return 2
-    if not (args.scope.isdigit() or args.scope == "") or len(args.scope) > 12:
+    if not SCOPE_RE.fullmatch(args.scope):
         print(
             f"error: --scope: expected a hierarchy code (up to 12 digits), got {args.scope!r}",
             file=sys.stderr,

@@ -54,7 +54,6 @@ log = logging.getLogger("tracing.api.alerts")
 HEARTBEAT_S = 15.0
 QUEUE_LIMIT = 10_000
 STREAM_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
-SCOPE_RE = re.compile(r"^\d{0,12}$")
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -71,7 +70,7 @@ def _check_filters(kind: str | None, severity: str | None, scope: str) -> None:
         raise BadInput(f"kind: expected one of {', '.join(RULE_KINDS)}, got {kind!r}")
     if severity is not None and severity not in SEVERITIES:
         raise BadInput(f"severity: expected one of {', '.join(SEVERITIES)}, got {severity!r}")
-    if not SCOPE_RE.fullmatch(scope):
+    if not al.SCOPE_RE.fullmatch(scope):
         raise BadInput(f"scope: expected a hierarchy code prefix (digits), got {scope!r}")
 
 

@@ -8,8 +8,6 @@ open it). The scope defaults to the key's and may only narrow it; audited like a
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import re
 from typing import Annotated, Any, Literal
 
 from litestar import Request, get
@@ -20,10 +18,9 @@ from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Forbidden
 from checkin.platform.service import Part
 from tracing.api import audit
-from tracing.queries.report import Report, build_report
+from tracing.queries.report import Report, build_report, report_day
+from tracing.rules import alerts as al
 from tracing.storage.store import Store
-
-SCOPE_RE = re.compile(r"^\d{0,12}$")
 
 
 @get("/v1/report", summary="Command-centre report of a local day or month (analyst)", tags=["report"])
@@ -39,11 +36,11 @@ async def report(
 ) -> Report:
     principal.require("analyst")
     try:
-        day = dt.date.fromisoformat(date + "-01" if period == "month" and len(date) == 7 else date)
-    except ValueError:
-        raise BadInput(f"date: expected YYYY-MM-DD, got {date!r}") from None
+        day = report_day(date, period)
+    except ValueError as exc:
+        raise BadInput(f"date: {exc}") from None
     scope = principal.scope if scope_code is None else scope_code
-    if not SCOPE_RE.fullmatch(scope):
+    if not al.SCOPE_RE.fullmatch(scope):
         raise BadInput(f"scope: expected a hierarchy code (up to 12 digits), got {scope!r}")
     if not scope.startswith(principal.scope):
         raise Forbidden(f"outside this key's jurisdiction ({principal.scope})")

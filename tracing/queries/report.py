@@ -127,6 +127,16 @@ class Report(msgspec.Struct, kw_only=True):
         return sum(k.alerts for k in self.kinds)
 
 
+def report_day(text: str, period: str) -> dt.date:
+    """YYYY-MM-DD (any day of the month for a month report; YYYY-MM is accepted there too)."""
+    try:
+        if period == "month" and len(text) == 7:
+            return dt.date.fromisoformat(text + "-01")
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"expected YYYY-MM-DD, got {text!r}") from None
+
+
 def period_bounds(period: Period, day: dt.date, tz: str) -> tuple[int, int, str]:
     """[start, end) of the local day or month containing ``day``, as unix ms, and a label."""
     zone = ZoneInfo(tz)

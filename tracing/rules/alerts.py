@@ -97,6 +97,11 @@ class Alert(msgspec.Struct, kw_only=True):
         return parse_instant("escalated_at", self.escalated_at or self.at)
 
 
+SCOPE_RE = re.compile(r"^\d{0,12}$")
+"""A jurisdiction: a hierarchy code prefix (none = the city, 6 digits a district, 9 a street, 12 a
+community)."""
+
+
 def level_of_scope(scope: str) -> str:
     """An analyst key's level: the length of its scope (12 digits community, 9 street, 6 district)."""
     if len(scope) >= 12:
