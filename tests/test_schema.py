@@ -58,11 +58,12 @@ def test_a_stay_reads_once_after_checkout_and_duplicate_batches(store: Store) ->
         0.0,
         "1-0",
         at,
+        "natural",
     ]
     store.insert("scans", cols, [row], column_oriented=False, dedup_token="batch-a")
     store.insert("scans", cols, [row], column_oriented=False, dedup_token="batch-a")  # retried batch
     out = list(row)
-    out[4], out[5] = at + dt.timedelta(minutes=10), 1
+    out[4], out[5], out[-1] = at + dt.timedelta(minutes=10), 1, "checkout"
     store.insert("scans", cols, [out], column_oriented=False, dedup_token="batch-b")
     store.insert("scans", cols, [row], column_oriented=False, dedup_token="batch-c")  # same row, new batch
     rows = store.rows(f"SELECT count(), max(end_at) FROM {store.table('scans')} FINAL")
@@ -108,7 +109,7 @@ def test_longest_stays_follow_inserts_and_are_filled_for_older_stays(store: Stor
     cols = [c for c, _ in schema.STAY_COLUMNS]
     at = dt.datetime(2026, 11, 28, 23, 0, tzinfo=dt.UTC)
     row = ["c1", 5, 7, at, at + dt.timedelta(hours=1), 0, "620102", "620102001", "620102001001"]
-    row += ["green", "pass", "", "phone", 5, 0.0, 0.0, "1-0", at]
+    row += ["green", "pass", "", "phone", 5, 0.0, 0.0, "1-0", at, "natural"]
     late = list(row)
     late[0], late[3], late[4] = "c2", at + dt.timedelta(minutes=30), at + dt.timedelta(hours=9)
     store.insert("scans", cols, [row, late], column_oriented=False)

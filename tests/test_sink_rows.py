@@ -86,6 +86,8 @@ def base(i: int) -> ScanEvent:
         lat=36.1 if i % 2 else None,
         lon=103.8 if i % 2 else None,
         received_ms=1_795_900_000_100,
+        version=0 if i % 3 else 1,
+        ended_by="" if i % 3 else "checkout",
     )
 
 
@@ -164,7 +166,7 @@ def test_entries_of_the_earlier_format_still_land() -> None:
     """An upgrade must not dead-letter scans accepted before it: field-per-value entries are read too."""
     legacy_names = {v: k for k, v in LEGACY_NAMES.items()}
     values = scan_values(base(4))
-    legacy = {legacy_names[name]: value for name, value in values.items()}
+    legacy = {legacy_names[name]: value for name, value in values.items() if name in legacy_names}
     legacy["t"] = "in" if values["version"] == "0" else "out"
     entries = [[b"7-0", flat(legacy)], [b"8-0", flat(encode_scan(base(5)))]]
     assert rows_fast(0, entries) is None
@@ -175,6 +177,29 @@ def test_entries_of_the_earlier_format_still_land() -> None:
         decode_entry(b"8-0", entries[1][1]),
     ]
     assert got.lines[0] == encode_scan(base(4))["scan"].encode()
+
+
+def test_lines_of_the_earlier_layout_still_land() -> None:
+    """A line written before ``ended_by`` existed (one value fewer) is read as a natural end."""
+    line = encode_scan(base(3))["scan"].rsplit("\t", 1)[0]
+    entries = [[b"9-0", flat({"scan": line})]]
+    assert rows_fast(0, entries) is None
+    got, poison = rows_for_read(0, entries)
+    assert poison == []
+    assert decoded(got) == [decode_entry(b"9-0", flat(encode_scan(base(3))))]
+
+
+def test_end_rows_carry_their_version_and_cause() -> None:
+    values = {**scan_values(base(2)), "version": "17", "ended_by": "next_stay"}
+    entries = [[b"1-0", flat(pack(values))]]
+    fast = rows_fast(0, entries)
+    assert fast is not None
+    event = decode_entry(b"1-0", entries[0][1])
+    assert (event.version, event.ended_by, event.kind) == (17, "next_stay", "out")
+    for bad in ({"version": "256"}, {"ended_by": "nature"}):
+        entries = [[b"2-0", flat(pack({**values, **bad}))]]
+        assert rows_fast(0, entries) is None
+        assert rows_for_read(0, entries)[1][0][0] == b"2-0"
 
 
 def test_the_engine_reads_what_decode_line_reads(store: Store) -> None:

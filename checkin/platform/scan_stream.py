@@ -9,20 +9,26 @@ not 45) and to land: the names in :data:`LAYOUT` that are ``scans`` columns are 
 table's own column names, so the sink hands the lines to ClickHouse as they are
 (TabSeparatedWithNames; the other names are skipped).
 
-Kinds (``version``):
+Kinds (``version``, the stay row's version):
 
 * ``0``: one person's check-in (a check-in with companions writes one entry per person,
-  same ``checkin_id`` and ``at``).
-* ``1``: a check-out: the values of the person's check-in entry with ``end_at`` set to
-  the check-out instant. The sink writes it as a newer version of the same stay row, so
-  queries see one stay per check-in and person.
+  same ``checkin_id`` and ``at``). Its ``end_at`` is already the stay's end as far as the
+  person's other stays are known (a scan uploaded late ends where the person's next stay starts).
+* ``1`` to ``255``: a new end of that stay: the values of the person's check-in entry with
+  ``end_at`` set to the stay's end now and ``ended_by`` saying what ended it (``checkout``: the
+  resident checked out; ``next_stay``: the person's next stay started). Each end change of a stay
+  carries a higher version (255 at most), so ClickHouse keeps the newest whatever order the rows
+  land in, and queries see one stay per check-in and person (docs/ARCHITECTURE.md, "Stays and
+  contacts").
 
 Values (ASCII; no tab, newline or backslash): checkin_id, person_id, venue_id, at and
 end_at (stay start and end, unix ms), dwell_s (venue dwell seconds), district / street /
 community codes, status (health colour), verdict, reason (may be empty), source
 (phone|batch|sentinel), owner_id (the phone owner; equals person_id unless a companion),
 watchlisted (1 when on the watchlist at scan time), lat / lon / accuracy_m (phone
-location, empty when not sent), venue_lat / venue_lon, received_at (receipt, unix ms).
+location, empty when not sent), venue_lat / venue_lon, received_at (receipt, unix ms),
+ended_by (empty = the natural end, ``checkout`` or ``next_stay``). Lines of the earlier layout,
+without ``ended_by``, are still read.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import msgspec
 Status = Literal["green", "yellow", "red"]
 Verdict = Literal["pass", "restricted", "deny"]
 Source = Literal["phone", "batch", "sentinel"]
+EndedBy = Literal["", "checkout", "next_stay"]
 
 FIELD = "scan"
 """The one field of a scan entry."""
@@ -62,9 +69,14 @@ LAYOUT = (
     "venue_lat",
     "venue_lon",
     "received_at",
+    "ended_by",
 )
 POS = {name: i for i, name in enumerate(LAYOUT)}
 WIDTH = len(LAYOUT)
+EARLIER_WIDTH = WIDTH - 1
+"""Lines written before ``ended_by`` existed."""
+MAX_VERSION = 255
+ENDED_BY = ("", "checkout", "next_stay")
 SEPARATOR = b"\t"
 
 
@@ -101,6 +113,9 @@ class ScanEvent(msgspec.Struct, frozen=True):
     venue_lat: float | None = None
     venue_lon: float | None = None
     received_ms: int = 0
+    version: int = 0
+    """The stay row's version (0 = the check-in; see the module docstring)."""
+    ended_by: EndedBy = ""
 
 
 def _opt_float(value: str) -> float | None:
@@ -126,12 +141,19 @@ def decode_line(entry_id: str, line: bytes) -> ScanEvent:
         if b"\\" in line or b"\n" in line or b"\r" in line:
             raise ValueError("escape or line break in a value")
         values = line.decode("ascii").split("\t")
+        if len(values) == EARLIER_WIDTH:
+            values.append("")
         if len(values) != WIDTH:
             raise ValueError(f"{len(values)} values, expected {WIDTH}")
         v = dict(zip(LAYOUT, values, strict=True))
         version = v["version"]
-        if version not in ("0", "1"):
+        if not (version.isdigit() and len(version) <= 3 and int(version) <= MAX_VERSION):
             raise ValueError(f"unknown kind {version!r}")
+        ended_by = v["ended_by"]
+        if ended_by not in ENDED_BY:
+            raise ValueError(f"unknown end {ended_by!r}")
+        if version != "0" and not ended_by:
+            ended_by = "checkout"  # the earlier layout's only end row
         cid = v["checkin_id"]
         if not cid:
             raise ValueError("missing checkin id")
@@ -179,6 +201,8 @@ def decode_line(entry_id: str, line: bytes) -> ScanEvent:
             venue_lat=_opt_float(v["venue_lat"]),
             venue_lon=_opt_float(v["venue_lon"]),
             received_ms=int(v["received_at"] or 0),
+            version=int(version),
+            ended_by=ended_by,  # type: ignore[arg-type]
         )
     except (ValueError, UnicodeDecodeError) as exc:
         raise PoisonEntry(entry_id, str(exc) or type(exc).__name__) from None
@@ -245,7 +269,7 @@ def scan_values(event: ScanEvent) -> dict[str, str]:
         return "" if value is None else repr(value)
 
     return {
-        "version": "1" if event.kind == "out" else "0",
+        "version": str(event.version or (1 if event.kind == "out" else 0)),
         "checkin_id": event.checkin_id,
         "person_id": str(event.person_id),
         "venue_id": str(event.venue_id),
@@ -267,6 +291,7 @@ def scan_values(event: ScanEvent) -> dict[str, str]:
         "venue_lat": f(event.venue_lat),
         "venue_lon": f(event.venue_lon),
         "received_at": str(event.received_ms),
+        "ended_by": event.ended_by or ("checkout" if event.kind == "out" else ""),
     }
 
 

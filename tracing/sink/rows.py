@@ -116,7 +116,7 @@ _MS = rb"([1-8]\d{12})"
 _LOCATION = rb"(?:-?(?:\d{1,3}(?:\.\d*)?|\.\d+|1000(?:\.0*)?))?"
 _DECIMAL = rb"(?:-?(?:\d+(?:\.\d*)?|\.\d+))?"
 _PLAIN: dict[str, bytes] = {
-    "version": rb"[01]",
+    "version": rb"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)",
     "checkin_id": _TEXT + b"+",
     "person_id": _ID,
     "venue_id": rb"\d{1,9}",
@@ -138,6 +138,7 @@ _PLAIN: dict[str, bytes] = {
     "venue_lat": _DECIMAL,
     "venue_lon": _DECIMAL,
     "received_at": rb"(?:[1-8]\d{12}|\d{1,12})",
+    "ended_by": rb"(?:checkout|next_stay)?",
 }
 PLAIN_LINE = re.compile(SEPARATOR.join(_PLAIN[name] for name in LAYOUT))
 """A scan line in the plain form the check-in scripts write; groups 1 and 2 are at and end_at."""

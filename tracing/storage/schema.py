@@ -1,9 +1,9 @@
 """ClickHouse schema: one source, rendered for a single node or a cluster.
 
 Stays are rows of ``scans`` keyed by (venue_id, at, person_id, checkin_id): a
-check-in writes version 0 with ``end_at = at + dwell``; a check-out writes the
-same key with version 1 and ``end_at`` = the check-out instant.
-ReplacingMergeTree(version) keeps the newest; queries read with ``FINAL`` so
+check-in writes version 0 with its end; every later change of the stay's end (a
+check-out, or the person's next stay starting before it) writes the same key with a
+higher version, the new ``end_at`` and ``ended_by``. ReplacingMergeTree(version) keeps the newest; queries read with ``FINAL`` so
 they see exactly one stay per check-in and person, and a batch inserted twice
 (a sink retried after a crash with a different batch split) is never counted
 twice. ``scans_by_person`` is the same data ordered by person (filled by a
@@ -61,7 +61,10 @@ STAY_COLUMNS: list[tuple[str, str]] = [
     ("lon", "Float32"),
     ("stream_id", "String"),
     ("received_at", "DateTime64(3, 'UTC')"),
+    ("ended_by", "Enum8('natural' = 0, 'checkout' = 1, 'next_stay' = 2)"),
 ]
+STAY_ADDED_COLUMNS = ("ended_by",)
+"""Stay columns that came after the first release (see :attr:`Table.added_columns`)."""
 
 TABLES: list[Table] = [
     Table(
@@ -76,6 +79,7 @@ TABLES: list[Table] = [
         # ~100x more rows than it keeps (measured: loadtest/bench_trace.py).
         settings={"non_replicated_deduplication_window": "10000", "index_granularity": "256"},
         part_settings=SMALL_BLOCKS,
+        added_columns=STAY_ADDED_COLUMNS,
     ),
     Table(
         name="scans_by_person",
@@ -89,6 +93,7 @@ TABLES: list[Table] = [
         sharding_key="cityHash64(person_id)",
         settings={"index_granularity": "256"},
         part_settings=SMALL_BLOCKS,
+        added_columns=STAY_ADDED_COLUMNS,
     ),
     Table(
         # The longest stay that started at each venue on each day, kept by a materialized view of `scans`.
