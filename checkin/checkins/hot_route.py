@@ -24,6 +24,7 @@ from litestar.exceptions import ClientException, HTTPException, ValidationExcept
 from litestar.handlers import HTTPRouteHandler
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
+from checkin.platform import json_depth
 from checkin.platform.context import Context
 
 Answer = Callable[..., Awaitable[Response[bytes]]]
@@ -91,6 +92,7 @@ def decode_body(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
         raise ValidationException(
             detail="Validation failed", extra=[{"message": "the request body is empty", "key": "data"}]
         )
+    json_depth.check(body)
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:

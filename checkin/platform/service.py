@@ -17,7 +17,7 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from checkin.platform import auth
+from checkin.platform import auth, json_depth
 from checkin.platform.context import Context, get_ctx
 from checkin.platform.metrics import Metrics
 from checkin.platform.openapi_ui import render_plugin, swagger_asset
@@ -119,6 +119,7 @@ def build_app(
             **(dependencies or {}),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=json_depth.guard,
         openapi_config=OpenAPIConfig(
             title=title,
             version="1.0.0",
