@@ -15,7 +15,7 @@ from checkin.platform.scan_stream import entry_line, line_values
 from checkin.platform.settings import Settings
 from tests.support.ingest import (
     bearer,
-    id_number,
+    child_id_number,
     keys_of,
     make_key,
     put_venue,
@@ -56,6 +56,8 @@ async def test_a_check_in_answers_the_door_view_and_writes_one_entry(
             "status": "green",
             "last_negative_test_at": None,
             "verdict": "pass",
+            "stay_at": body["at"],
+            "stay_ends_at": body["ends_at"],
         }
     ]
     at = dt.datetime.fromisoformat(body["at"].replace("Z", "+00:00"))
@@ -194,7 +196,16 @@ async def test_repeat_scans_are_the_same_check_in(
     # another venue is another check-in
     new = await ingest.post("/v1/checkins", json={"code": other}, headers=bearer(token))
     assert new.status_code == 201 and new.json()["checkin_id"] != cid
-    assert len(stream_events(sync_redis, settings)) == 2
+    events = stream_events(sync_redis, settings)
+    assert [(e.kind, e.checkin_id) for e in events if e.kind == "in"] == [
+        ("in", cid),
+        ("in", new.json()["checkin_id"]),
+    ]
+    # the new check-in ended the first stay where it began (one place at a time)
+    ends = [e for e in events if e.kind == "out"]
+    assert [(e.checkin_id, e.end_ms, e.ended_by, e.version) for e in ends] == [
+        (cid, events[-1].at_ms, "next_stay", 1)
+    ]
     r = await ingest.get("/metrics")
     assert 'checkin_dedupes_total{source="phone"} 2' in r.text
     assert 'checkin_accepted_total{source="phone"} 2' in r.text
@@ -229,7 +240,7 @@ async def test_companions_check_in_together_and_must_belong_to_the_resident(
     stranger, _ = await register(ingest, 8, name="赵四")
     r = await ingest.post(
         "/v1/residents/me/companions",
-        json={"name": "王小红", "id_number": id_number(70)},
+        json={"name": "王小红", "id_number": child_id_number(70)},
         headers=bearer(token),
     )
     assert r.status_code == 201, r.text
@@ -356,7 +367,7 @@ async def test_checkout_writes_an_out_entry_per_person(
     owner, token = await register(ingest, 12)
     r = await ingest.post(
         "/v1/residents/me/companions",
-        json={"name": "李雷", "id_number": id_number(71)},
+        json={"name": "李雷", "id_number": child_id_number(71)},
         headers=bearer(token),
     )
     child = r.json()["person_id"]
@@ -394,10 +405,11 @@ async def test_checkout_writes_an_out_entry_per_person(
     ended = dt.datetime.fromisoformat(out["ended_at"].replace("Z", "+00:00"))
     for pid, e_in in ins.items():
         e_out = outs[pid]
-        assert {k: v for k, v in e_in.items() if k not in ("version", "end_at")} == {
-            k: v for k, v in e_out.items() if k not in ("version", "end_at")
+        assert {k: v for k, v in e_in.items() if k not in ("version", "end_at", "ended_by")} == {
+            k: v for k, v in e_out.items() if k not in ("version", "end_at", "ended_by")
         }
         assert int(e_out["end_at"]) == int(ended.timestamp() * 1000)
+        assert (e_in["ended_by"], e_out["ended_by"]) == ("", "checkout")
     events = [e for e in stream_events(sync_redis, settings) if e.kind == "out"]
     assert all(e.end_ms > e.at_ms for e in events)
 

@@ -17,7 +17,15 @@ from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings
 from checkin.protection import window_now
 from tests.support.access_world import iso, venue_body
-from tests.support.ingest import bearer, id_number, make_key, put_venue, register, stream_events
+from tests.support.ingest import (
+    bearer,
+    child_id_number,
+    id_number,
+    make_key,
+    put_venue,
+    register,
+    stream_events,
+)
 from tests.support.servers import ingest_server
 from tests.support.sink import make_consumer, run_until
 from tests.support.values import admin_headers
@@ -87,7 +95,7 @@ async def test_companions_count_as_scans(
         for seq in (3, 4):
             r = await client.post(
                 "/v1/residents/me/companions",
-                json={"name": f"child {seq}", "id_number": id_number(seq)},
+                json={"name": f"child {seq}", "id_number": child_id_number(seq)},
                 headers=bearer(token),
             )
             assert r.status_code == 201, r.text
@@ -110,7 +118,12 @@ async def test_companions_count_as_scans(
             "/v1/checkins", json={"code": put_venue(sync_redis, settings, 4004)}, headers=bearer(token)
         )
         assert c.status_code == 201, c.text  # the refused three were not spent: 3 + 1 <= 5
-        assert len(stream_events(sync_redis, settings)) == 4
+        events = stream_events(sync_redis, settings)
+        assert [e.kind for e in events].count("in") == 4
+        # the owner's stay at 4002 ended where the one at 4004 began; the children's went on
+        assert [(e.venue_id, e.person_id, e.ended_by) for e in events if e.kind == "out"] == [
+            (4002, events[0].person_id, "next_stay")
+        ]
 
 
 # --- the repeat rule -------------------------------------------------------------------------------
@@ -138,7 +151,7 @@ async def test_alternating_timestamps_make_at_most_two_stays(
         headers=bearer(other),
     )
     assert r.json()["accepted"] == 2 and r.json()["duplicates"] == 4, r.text
-    assert len(stream_events(sync_redis, settings)) == 4
+    assert [e.kind for e in stream_events(sync_redis, settings)].count("in") == 4
 
 
 # --- door devices learn nothing ----------------------------------------------------------------------

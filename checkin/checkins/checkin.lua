@@ -16,13 +16,16 @@
 --       [9] repeat window (ms: a scan by the same owner at the same venue within it of ANY recent
 --       scan there is that check-in), [10] lifetime of a day-entries hash (s), [11] record key
 --       prefix of this shard, [12] person-state key prefix of this shard, [13] scans remembered per
---       owner and venue for the repeat rule,
+--       owner and venue for the repeat rule, [14] how long a person's stays are kept for the
+--       one-place-at-a-time rule (ms: the longest backdating plus the longest stay), [15] stays key
+--       prefix (stays.lua),
 --       then per item: venue id, code version ('' = any), code kind ('s' printed poster, 'r'
 --       rotating screen, '' = a door device), scan instant (ms), new check-in id, client id
 --       ('' = none), source, lat, lon, accuracy, the owner's token version ('' = not checked: an
 --       id card), person count, person ids (owner first).
 --
--- judge() (the verdict of one person) comes from verdict.lua, prepended when the script is loaded.
+-- judge() (the verdict of one person) comes from verdict.lua and the stay_* functions (one place at
+-- a time) from stays.lua, both prepended when the script is loaded.
 --
 -- Budgets count scans (persons x items), not requests: an item that would take a budget over its
 -- limit is refused with nothing written; the counters move once, at the end, by what was written.
@@ -32,7 +35,9 @@
 --   ok      payload = the check-in record (JSON), or its id in brief mode
 --   dup     the earlier check-in (same client id, or the same owner and venue within the repeat
 --           window of one of their recent scans there), with each person's colour, test and
---           verdict as they are NOW (the record's people re-evaluated; nothing written)
+--           verdict as they are NOW and each stay's end now; persons this scan names who were not
+--           yet in it are added to it, each with a stay from this scan's instant (nothing else is
+--           written)
 --   unknown / inactive / old_code / static_code   (payload = venue name)
 --   foreign (payload = the person id that is not a companion of the owner)
 --   revoked (the owner's credential carries a token version older than the person's)
@@ -51,6 +56,8 @@ local day_ttl = tonumber(ARGV[10])
 local records = ARGV[11]
 local pstates = ARGV[12]
 local remembered = tonumber(ARGV[13])
+local keep = tonumber(ARGV[14])
+local stays = ARGV[15]
 local stream = KEYS[1]
 
 local function budget(key, limit)
@@ -74,18 +81,80 @@ local function state(key)
   return s
 end
 local touched = {}
+local touched_stays = {}
 
--- An earlier check-in of this shard, its people judged again now (what a repeat scan answers).
-local function earlier(cid, rnt, at)
-  local raw = redis.call('GET', records .. cid)
+-- Fill in each person's stay end as it is now (a later stay of theirs may have ended it).
+local function current_ends(rec)
+  for _, p in ipairs(rec.p) do
+    local start = p[8] or rec.at
+    local st = stay_find(stays .. p[1], start, rec.cid)
+    if st then p[8], p[9], p[10] = start, string.format('%d', st.e), stay_ended_by(st) end
+  end
+end
+
+-- A new stay of one person of check-in `cid`: its row (after the end rows of the stays it ends).
+local function open_stay(pid, ps, cid, vid, at, at_s, dw, dw_s, place, scan, rnt)
+  local st, vd, rs, wl, nt = judge(ps, rnt, at, now, unknown, lite)
+  local head = table.concat({cid, pid, vid, at_s}, '\t')
+  local tail = table.concat({dw_s, place[1], place[2], place[3], st, vd, rs, scan[1], scan[2], wl,
+    scan[3], scan[4], scan[5], place[4], place[5], now_s}, '\t')
+  local key = stays .. pid
+  local s = stay_open(key, at, at_s, at + dw * 1000, head, tail, stream, now, keep)
+  touched_stays[key] = true
+  redis.call('XADD', stream, '*', 'scan', stay_row(s))
+  return {pid, st, vd, rs, wl, ps[5] or '', nt, at_s, string.format('%d', s.e), stay_ended_by(s)}
+end
+
+local function foreign_of(own_state, a, np, skip)
+  if np <= 1 then return nil end
+  local cmp = own_state[6] or ''
+  for j = 2, np do
+    local pid = ARGV[a + 11 + j]
+    if not skip[pid] and not string.find(cmp, ',' .. pid .. ',', 1, true) then return pid end
+  end
+  return nil
+end
+
+-- An earlier check-in of this shard that this scan repeats: persons the scan names who are not in
+-- it yet join it (a stay each from this scan's instant), then every person is judged again now.
+-- Returns code, payload; nil when the record is gone.
+local function repeat_of(pcid, rnt, k, a, at, at_s, own_state, dkey)
+  local raw = redis.call('GET', records .. pcid)
   if not raw then return nil end
-  if brief then return cid end
   local rec = cjson.decode(raw)
+  local np = tonumber(ARGV[a + 11])
+  local have = {}
+  for _, p in ipairs(rec.p) do have[p[1]] = true end
+  local added = {}
+  for j = 2, np do
+    local pid = ARGV[a + 11 + j]
+    if not have[pid] then added[#added + 1] = j end
+  end
+  if #added > 0 then
+    local bad = foreign_of(own_state, a, np, have)
+    if bad then return 'foreign', bad end
+    if not fits(caller_budget, #added) then return 'rate', 'caller' end
+    if not fits(address_budget, #added) then return 'rate', 'address' end
+    local place = {rec.d, rec.s, rec.c, rec.vlat, rec.vlon}
+    local scan = {ARGV[a + 6], ARGV[a + 12], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]}
+    local dw = tonumber(rec.dw)
+    for _, j in ipairs(added) do
+      local pid = ARGV[a + 11 + j]
+      rec.p[#rec.p + 1] = open_stay(pid, state(KEYS[k + 3 + j]), rec.cid, rec.vid, at, at_s, dw, rec.dw,
+        place, scan, rnt)
+    end
+    spend(caller_budget, #added)
+    spend(address_budget, #added)
+    redis.call('SET', records .. pcid, cjson.encode(rec), 'KEEPTTL')
+    if redis.call('HINCRBY', dkey, rec.vid, #added) == #added then redis.call('EXPIRE', dkey, day_ttl) end
+  end
+  if brief then return 'dup', pcid end
   for _, p in ipairs(rec.p) do
     local st, vd, rs, wl, nt = judge(state(pstates .. p[1]), rnt, at, now, unknown, lite)
     p[2], p[3], p[4], p[5], p[7] = st, vd, rs, wl, nt
   end
-  return cjson.encode(rec)
+  current_ends(rec)
+  return 'dup', cjson.encode(rec)
 end
 
 local function one(k, a)
@@ -113,27 +182,22 @@ local function one(k, a)
   local vfield = 'v:' .. vid
   local seen = redis.call('HMGET', okey, cfield, vfield)
   if client ~= '' and seen[1] then
-    local rec = earlier(seen[1], rnt, at)
-    if rec then return 'dup', rec end
+    local code, payload = repeat_of(seen[1], rnt, k, a, at, at_s, own_state, dkey)
+    if code then return code, payload end
   end
   local recent = seen[2] or ''
   for pcid, pat in string.gmatch(recent, '([^,|]+)|(%d+)') do
     if math.abs(tonumber(pat) - at) < repeat_ms then
-      local rec = earlier(pcid, rnt, at)
-      if rec then
-        if client ~= '' then redis.call('HSET', okey, cfield, pcid) end
-        return 'dup', rec
+      local code, payload = repeat_of(pcid, rnt, k, a, at, at_s, own_state, dkey)
+      if code then
+        if client ~= '' and code == 'dup' then redis.call('HSET', okey, cfield, pcid) end
+        return code, payload
       end
     end
   end
 
-  if np > 1 then
-    local cmp = own_state[6] or ''
-    for j = 2, np do
-      local pid = ARGV[a + 11 + j]
-      if not string.find(cmp, ',' .. pid .. ',', 1, true) then return 'foreign', pid end
-    end
-  end
+  local bad = foreign_of(own_state, a, np, {})
+  if bad then return 'foreign', bad end
   if not fits(caller_budget, np) then return 'rate', 'caller' end
   if not fits(address_budget, np) then return 'rate', 'address' end
 
@@ -142,15 +206,13 @@ local function one(k, a)
   local end_s = string.format('%d', at + dw * 1000)
   local d, s, c = v[3] or '', v[4] or '', v[5] or ''
   local vlat, vlon = v[6] or '', v[7] or ''
+  local place = {d, s, c, vlat, vlon}
+  local scan = {src, owner, lat, lon, acc}
   local people = {}
   for j = 1, np do
-    local pid = ARGV[a + 11 + j]
     local ps = own_state
     if j > 1 then ps = state(KEYS[k + 3 + j]) end
-    local st, vd, rs, wl, nt = judge(ps, rnt, at, now, unknown, lite)
-    redis.call('XADD', stream, '*', 'scan', table.concat({'0', cid, pid, vid, at_s, end_s, dw_s, d, s, c,
-      st, vd, rs, src, owner, wl, lat, lon, acc, vlat, vlon, now_s}, '\t'))
-    people[j] = {pid, st, vd, rs, wl, ps[5] or '', nt}
+    people[j] = open_stay(ARGV[a + 11 + j], ps, cid, vid, at, at_s, dw, dw_s, place, scan, rnt)
   end
   spend(caller_budget, np)
   spend(address_budget, np)
@@ -179,7 +241,7 @@ local function one(k, a)
 end
 
 local out = {'items'}
-local k, a = 4, 14
+local k, a = 4, 16
 for _ = 1, nitems do
   local np = tonumber(ARGV[a + 11])
   local code, payload = one(k, a)
@@ -196,4 +258,6 @@ end
 settle(caller_budget)
 settle(address_budget)
 for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
+local keep_s = math.ceil(keep / 1000)
+for key in pairs(touched_stays) do redis.call('EXPIRE', key, keep_s) end
 return out

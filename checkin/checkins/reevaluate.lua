@@ -1,10 +1,12 @@
 -- One owner's check-in, each person judged again now (GET /v1/checkins/{checkin_id}: what a
--- resumed phone page shows). judge() comes from verdict.lua, prepended when the script is loaded.
+-- resumed phone page shows), with each person's stay end as it is now. judge() comes from
+-- verdict.lua and stay_find() from stays.lua, prepended when the script is loaded.
 --
 -- KEYS  [1] the check-in record.
 -- ARGV  [1] the caller's person id (only the owner sees the check-in), [2] now (unix ms),
 --       [3] colour of unknown persons, [4] venue key prefix of the record's shard, [5] person-state
---       key prefix of the shard (names built by checkin/platform/redis_keys.py, same hash tag).
+--       key prefix of the shard (names built by checkin/platform/redis_keys.py, same hash tag),
+--       [6] stays key prefix.
 -- Reply: {'ok', record JSON with each person's colour, verdict, reason, watchlist and test as now}
 --        | {'missing'} (no such record, expired, or someone else's)
 
@@ -18,5 +20,8 @@ for _, p in ipairs(rec.p) do
   local ps = redis.call('HMGET', ARGV[5] .. p[1], 'st', 'nt', 'pt', 'wl', 'nm', 'cmp', 'tv')
   local st, vd, rs, wl, nt = judge(ps, rnt, now, now, ARGV[3], false)
   p[2], p[3], p[4], p[5], p[7] = st, vd, rs, wl, nt
+  local start = p[8] or rec.at
+  local s = stay_find(ARGV[6] .. p[1], start, rec.cid)
+  if s then p[8], p[9], p[10] = start, string.format('%d', s.e), stay_ended_by(s) end
 end
 return {'ok', cjson.encode(rec)}

@@ -97,6 +97,12 @@ class PersonOut(msgspec.Struct, omit_defaults=True):
     last_negative_test_at: Annotated[str | None, msgspec.Meta(examples=["2026-03-14T08:30:00.000Z"])]
     verdict: Annotated[str, msgspec.Meta(examples=["pass"])]
     reason: Annotated[str | None, msgspec.Meta(examples=["yellow_code"])] = None
+    stay_at: Annotated[str | None, msgspec.Meta(examples=["2026-03-15T09:12:44.218Z"])] = None
+    """When this person's stay began (a person added by a repeat scan starts at that scan)."""
+    stay_ends_at: Annotated[str | None, msgspec.Meta(examples=["2026-03-15T10:12:44.218Z"])] = None
+    """When this person's stay ends, as known now: its own end, or the start of their next stay."""
+    ended_by: Annotated[str | None, msgspec.Meta(examples=["next_stay"])] = None
+    """``checkout`` or ``next_stay`` when one of them set the end (absent: the venue's dwell)."""
 
 
 class CheckinOut(msgspec.Struct, omit_defaults=True):
@@ -170,9 +176,10 @@ def _lua(name: str) -> str:
 
 
 VERDICT_LUA = _lua("verdict.lua")
-CHECKIN_LUA = VERDICT_LUA + _lua("checkin.lua")
-REEVALUATE_LUA = VERDICT_LUA + _lua("reevaluate.lua")
-CHECKOUT_LUA = _lua("checkout.lua")
+STAYS_LUA = _lua("stays.lua")
+CHECKIN_LUA = VERDICT_LUA + STAYS_LUA + _lua("checkin.lua")
+REEVALUATE_LUA = VERDICT_LUA + STAYS_LUA + _lua("reevaluate.lua")
+CHECKOUT_LUA = STAYS_LUA + _lua("checkout.lua")
 
 
 class Scripts:
@@ -377,8 +384,19 @@ def start_call(ctx: Context, shard: int, now: int, flags: str, budget: Budget | 
         keys.checkin_record(shard, ""),
         keys.pstate_prefix(shard),
         REMEMBERED_SCANS,
+        stays_kept_ms(ctx),
+        keys.stays_prefix(shard),
     ]
     return call
+
+
+def stays_kept_ms(ctx: Context) -> int:
+    """How long a person's stays are kept for the one-place-at-a-time rule: a scan may arrive this
+    late (the longer of the phones' and the door devices' backdating windows) and still find the
+    stay before it, which started at most the longest stay earlier."""
+    s = ctx.settings
+    backdating_h = max(s.checkin_window_past_hours, s.device_backlog_hours)
+    return backdating_h * 3_600_000 + MAX_STAY_MS + s.checkin_window_future_s * 1000
 
 
 def add_item(ctx: Context, call: Call, item: Item) -> None:
@@ -468,24 +486,37 @@ def refusal(ctx: Context, budget: Budget, code: str, payload: bytes, now: int) -
     return rate_error(ctx, budget, payload, now) if code == "rate" else item_error(ctx, code, payload)
 
 
+def _stay_of(p: list[str]) -> tuple[str | None, str | None, str | None]:
+    """A record person's stay start, end and cause (records made before stays were kept: none)."""
+    if len(p) < 10:
+        return None, None, None
+    return format_ms(int(p[7])), format_ms(int(p[8])), p[9] or None
+
+
 def response_of(
     record: Record, duplicate: bool, degraded: bool, evaluated_at: int | None = None
 ) -> CheckinOut:
-    people = [
-        PersonOut(
-            person_id=int(p[0]),
-            name_masked=p[5],
-            status=p[1],
-            last_negative_test_at=format_ms(int(p[6])) if p[6] else None,
-            verdict=p[2],
-            reason=p[3] or None,
+    people = []
+    for p in record.p:
+        stay_at, stay_ends_at, ended_by = _stay_of(p)
+        people.append(
+            PersonOut(
+                person_id=int(p[0]),
+                name_masked=p[5],
+                status=p[1],
+                last_negative_test_at=format_ms(int(p[6])) if p[6] else None,
+                verdict=p[2],
+                reason=p[3] or None,
+                stay_at=stay_at,
+                stay_ends_at=stay_ends_at,
+                ended_by=ended_by,
+            )
         )
-        for p in record.p
-    ]
+    owner_end = people[0].stay_ends_at if people and people[0].stay_ends_at else None
     return CheckinOut(
         checkin_id=record.cid,
         at=format_ms(int(record.at)),
-        ends_at=format_ms(int(record.out or record.end)),
+        ends_at=owner_end or format_ms(int(record.out or record.end)),
         venue=VenueOut(venue_id=int(record.vid), name=record.vn),
         people=people,
         duplicate=duplicate,
@@ -686,7 +717,14 @@ async def current(ctx: Context, owner: int, checkin_id: str, now: int) -> Checki
     reply = await scripts(ctx).run(
         "reevaluate",
         [keys.checkin_record(shard, checkin_id)],
-        [owner, now, ctx.settings.unknown_status, keys.venue_prefix(shard), keys.pstate_prefix(shard)],
+        [
+            owner,
+            now,
+            ctx.settings.unknown_status,
+            keys.venue_prefix(shard),
+            keys.pstate_prefix(shard),
+            keys.stays_prefix(shard),
+        ],
     )
     if reply[0] != b"ok":
         raise NotFound(f"no check-in {checkin_id} of yours in the last 13 h")
@@ -698,7 +736,7 @@ async def check_out(ctx: Context, owner: int, checkin_id: str, now: int) -> Chec
     reply = await scripts(ctx).run(
         "checkout",
         [ctx.keys.stream(shard), ctx.keys.checkin_record(shard, checkin_id)],
-        [now, owner, MAX_STAY_MS],
+        [now, owner, MAX_STAY_MS, ctx.keys.stays_prefix(shard)],
     )
     code = reply[0].decode()
     ctx.metrics.inc(CHECKOUTS, outcome=code)

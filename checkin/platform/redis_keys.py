@@ -136,6 +136,15 @@ class RedisKeys:
         """Set of the persons who may check this person in (the reverse of ``companions``)."""
         return f"{self.prefix}person:{person_id}:guardians"
 
+    def pending_guardians(self, person_id: int) -> str:
+        """The part of ``guardians`` that waits for this person's confirmation (links made before
+        they took over their record); left out of the guardians' ``cmp`` until confirmed."""
+        return f"{self.prefix}person:{person_id}:pending-guardians"
+
+    def door_pass_read(self, pass_digest: str) -> str:
+        """The first read of a door pass (``venue|device|scan ms``), for the pass's lifetime."""
+        return f"{self.prefix}door-pass:{pass_digest}"
+
     # --- one-time codes -------------------------------------------------------------
     def answered_persons(self, key_id: str) -> str:
         """Sorted set of the persons trace and exposure answers named to one key (score = until ms):
@@ -167,6 +176,15 @@ class RedisKeys:
         if not self.cluster:
             return [self.pstate(person_id, 0)]
         return [self.pstate(person_id, n) for n in range(self.shards)]
+
+    def stays(self, person_id: int, shard: int = 0) -> str:
+        """Sorted set of the person's recent stays (score = start), for the one-place-at-a-time rule
+        of the check-in script; tagged like ``pstate`` (docs/ARCHITECTURE.md, "Stays and contacts")."""
+        return f"{self.stays_prefix(shard)}{person_id}"
+
+    def stays_prefix(self, shard: int) -> str:
+        """``stays(person_id, shard)`` without the id (the scripts build the names)."""
+        return f"{self.prefix}person-stays:{{{self.pstate_tag(shard)}}}:"
 
     # --- check-ins --------------------------------------------------------------
     def dedupe(self, shard: int, person_id: int) -> str:
