@@ -26,11 +26,14 @@ from tests.support.trace_world import (
     build_world,
     check_world,
     contacts_api,
+    exposures_api,
     iso,
     load,
     make_key,
     random_world,
     reference_contacts,
+    reference_visits,
+    visits_api,
 )
 from tests.support.values import REDIS_URL, admin_headers
 from tracing.storage.store import Store
@@ -111,8 +114,10 @@ async def test_contact_lists_are_paged_in_order_with_totals(
     world = random_world(rng, base_ms(), n_venues=3, n_persons=30, n_checkins=120)
     load(store, world)
     since, until = world.base_ms - HOUR_MS, world.base_ms + 40 * HOUR_MS
-    person = max(world.persons, key=lambda p: len(reference_contacts(world, p, since, until, 15, 2)[1]))
-    first, second = reference_contacts(world, person, since, until, 15, 2)
+    person = max(
+        world.persons, key=lambda p: len(reference_contacts(world.stays, p, since, until, 15 * MIN_MS, 2)[1])
+    )
+    first, second = reference_contacts(world.stays, person, since, until, 15 * MIN_MS, 2)
     assert len(first) > 3 and len(second) > 3
     body = {"person_id": person, "since": iso(since), "until": iso(until), "depth": 2, "reason": "paging"}
     for offset in range(0, max(len(first), len(second)) + 4, 3):
@@ -393,3 +398,102 @@ async def test_an_overlap_of_exactly_the_minimum_qualifies(
     assert [(c["person_id"], c["overlap_seconds"]) for c in got["contacts"]] == [(2, 1800.0), (3, 600.0)]
     got = await contacts_api(tracing, admin_headers(), 1, base, base + HOUR_MS, 11, 1)
     assert [c["person_id"] for c in got["contacts"]] == [2]
+
+
+async def _contacts_both(
+    tracing: AsyncTestClient[Any], world: World, person: int, since: int, until: int, minutes: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The API's depth-2 answer, checked equal to the reference (and depth 1 to its first list)."""
+    got = await contacts_api(tracing, admin_headers(), person, since, until, minutes, 2)
+    first, second = reference_contacts(world.stays, person, since, until, minutes * MIN_MS, 2)
+    assert (got["contacts"], got["second_degree"]) == (first, second)
+    got1 = await contacts_api(tracing, admin_headers(), person, since, until, minutes, 1)
+    assert (got1["contacts"], got1["second_degree"]) == (first, [])
+    return first, second
+
+
+async def test_overlaps_of_one_pair_add_up_to_a_contact(tracing: AsyncTestClient[Any], store: Store) -> None:
+    """Two 10-minute overlaps make a 20-minute contact (15 is cumulative over the window), and a
+    second-degree person qualifies through one first-degree contact at a time."""
+    base = base_ms()
+    world = build_world(
+        base,
+        {7: (60, COMMUNITIES[0]), 8: (60, COMMUNITIES[0]), 9: (60, COMMUNITIES[0])},
+        [
+            (7, [1], base, None),  # i: [0, 60) at 7
+            (7, [2], base + 50 * MIN_MS, None),  # q: [50, 110) at 7, 10 min with i
+            (8, [1], base + 120 * MIN_MS, None),  # i: [120, 180) at 8
+            (8, [2], base + 170 * MIN_MS, None),  # q: [170, 230) at 8, 10 min with i
+            (9, [2, 3], base + 300 * MIN_MS, None),  # q with 3: [300, 360)
+            (9, [4], base + 352 * MIN_MS, None),  # 8 min with q and 3 ...
+            (7, [4, 3], base + 420 * MIN_MS, None),  # ... then 3 and 4 at 7, without q
+            (7, [2], base + 472 * MIN_MS, None),  # 8 min with 3 and 4 at 7: 16 min with 4 in all
+        ],
+    )
+    load(store, world)
+    since, until = base - HOUR_MS, base + 24 * HOUR_MS
+    first, second = await _contacts_both(tracing, world, 1, since, until, 15)
+    assert [(c["person_id"], c["overlap_seconds"], c["venue_ids"]) for c in first] == [(2, 1200.0, [7, 8])]
+    assert first[0]["first_contact_at"] == iso(base + 50 * MIN_MS)
+    assert [(c["person_id"], c["overlap_seconds"], c["via"]) for c in second] == [
+        (3, 4080.0, [2]),  # 60 min at 9 and 8 at 7
+        (4, 960.0, [2]),
+    ]
+    first, second = await _contacts_both(tracing, world, 1, since, until, 21)
+    assert first == [] and second == []
+    # 10 min with each of two first-degree contacts at once is not 15 with either
+    world = build_world(
+        base,
+        {7: (60, COMMUNITIES[0]), 8: (60, COMMUNITIES[0])},
+        [
+            (7, [1, 11, 12], base, None),  # i with q1 and q2
+            (8, [11, 12], base + 100 * MIN_MS, None),  # q1 and q2 together: [100, 160)
+            (8, [21], base + 150 * MIN_MS, None),  # 10 min with each
+        ],
+    )
+    load(store, world)
+    first, second = await _contacts_both(tracing, world, 1, since, until, 15)
+    assert [c["person_id"] for c in first] == [11, 12] and second == []
+    _, second = await _contacts_both(tracing, world, 1, since, until, 10)
+    assert [(c["person_id"], c["overlap_seconds"], c["via"]) for c in second] == [(21, 1200.0, [11, 12])]
+
+
+async def test_scanning_again_and_again_adds_no_time_together(
+    tracing: AsyncTestClient[Any], store: Store
+) -> None:
+    """Scans 61 s apart around the case's hour: each ends the stay before it, so the overlap is the
+    time really spent together (one hour), not one dwell per scan."""
+    base = base_ms()
+    scans = [(7, [2], base + k * 61_000, None) for k in range(200)]
+    world = build_world(base, {7: (60, COMMUNITIES[0])}, [(7, [1], base + HOUR_MS, None), *scans])
+    load(store, world)
+    first, _ = await _contacts_both(tracing, world, 1, base - HOUR_MS, base + 24 * HOUR_MS, 15)
+    assert [(c["person_id"], c["overlap_seconds"]) for c in first] == [(2, 3600.0)]
+    got = await contacts_api(tracing, admin_headers(), 2, base - HOUR_MS, base + 24 * HOUR_MS, 15, 1)
+    assert [(c["person_id"], c["overlap_seconds"]) for c in got["contacts"]] == [(1, 3600.0)]
+
+
+async def test_the_timeline_shows_stays_ended_by_the_next_one(
+    tracing: AsyncTestClient[Any], store: Store
+) -> None:
+    base = base_ms()
+    world = build_world(
+        base,
+        {7: (60, COMMUNITIES[0]), 8: (60, COMMUNITIES[2])},
+        [
+            (7, [1], base, 3 * HOUR_MS),  # checked out at 3 h, but at 8 from 20 min on
+            (8, [1], base + 20 * MIN_MS, 10 * MIN_MS),  # checked out
+            (7, [1], base + 40 * MIN_MS, None),
+        ],
+    )
+    load(store, world)
+    got = await visits_api(tracing, admin_headers(), 1, base - HOUR_MS, base + 24 * HOUR_MS)
+    assert [(v["venue_id"], v["at"], v["end_at"], v["checked_out"]) for v in got] == [
+        (7, iso(base), iso(base + 20 * MIN_MS), False),
+        (8, iso(base + 20 * MIN_MS), iso(base + 30 * MIN_MS), True),
+        (7, iso(base + 40 * MIN_MS), iso(base + 100 * MIN_MS), False),
+    ]
+    assert got == reference_visits(world.stays, 1, base - HOUR_MS, base + 24 * HOUR_MS)
+    # exposure screening reads the cut stay: nobody at 7 from 20 to 40 min
+    r = await exposures_api(tracing, admin_headers(), [(7, base + 20 * MIN_MS, base + 40 * MIN_MS)])
+    assert r == []

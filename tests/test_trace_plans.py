@@ -73,7 +73,7 @@ async def test_stays_across_midnight_and_long_checkouts_are_found_by_each_plan(
     load(store, world)
     since, until = midnight - 24 * HOUR_MS, midnight + 3 * 24 * HOUR_MS
     got = await contacts_api(tracing, admin_headers(), 1, since, until, 15, 2)
-    first, second = reference_contacts(world, 1, since, until, 15, 2)
+    first, second = reference_contacts(world.stays, 1, since, until, 15 * MIN_MS, 2)
     assert got["contacts"] == first and got["second_degree"] == second
     assert [(c["person_id"], c["overlap_seconds"]) for c in first] == [(2, 1740.0), (4, 900.0)]
     assert [(c["person_id"], c["via"]) for c in second] == [(5, [2])]

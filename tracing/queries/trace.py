@@ -4,14 +4,21 @@ Pure functions of a :class:`~tracing.storage.store.Store` and plain values; they
 nothing of HTTP. Instants are unix milliseconds (UTC) throughout; the API layer
 formats them. The semantics are docs/ARCHITECTURE.md's "Stays and contacts", exactly:
 
-* a stay is ``[at, end_at)``; ``scans`` and ``scans_by_person`` are read with
-  ``FINAL`` so a check-in and its check-out count as one stay;
-* contacts of ``i`` in ``[since, until)``: persons ``q != i`` with a stay at the
-  same venue overlapping a stay of ``i`` that starts in the window by at least
-  ``min_overlap`` (and by a positive amount) for that pair of stays;
+* a stay is ``[at, end_at)``. The rows are written already final: ``end_at`` is the
+  earliest of the natural end (or the check-out) and the start of the person's next
+  stay, so a person's stays never overlap and nothing is cut here. ``scans`` and
+  ``scans_by_person`` are read with ``FINAL``: every change of a stay's end is a newer
+  row version of the same key, and only the newest counts;
+* contacts of ``i`` in ``[since, until)``: ``overlap(i, q)`` is the sum, over pairs
+  (stay of ``i`` starting in the window, stay of ``q`` at the same venue), of the
+  positive overlaps; ``q != i`` is a contact when that sum is positive and at least
+  ``min_overlap`` (cumulative, not per pair). ``first_contact_at`` and ``venue_ids``
+  are over the pairs with a positive overlap;
 * depth 2: each first-degree ``q``'s stays starting in ``[first_contact_at(q), until)``
-  are index stays; persons found that are neither ``i`` nor first-degree are
-  second-degree, with ``via`` = the first-degree persons that led to them;
+  are index stays; a person ``r`` that is neither ``i`` nor first-degree qualifies via
+  ``q`` when ``overlap(q, r)`` (over ``q``'s index stays) is positive and at least
+  ``min_overlap``; ``via`` = those ``q``, and ``overlap_seconds``, ``first_contact_at``
+  and ``venue_ids`` are taken over the pairs of those ``q`` only;
 * exposures: persons with a stay at a site's venue overlapping the site's window.
 
 How the queries stay fast at tens of millions of rows: the index stays come
@@ -19,9 +26,9 @@ from ``scans_by_person`` (primary key on person); each round of contacts is one
 query on ``scans`` (primary key on venue, at) that reads the candidate stays
 around the index stays, joins them with the index stays (passed as CSV text, see
 :func:`_int_table`) on venue and the hour a candidate starts in, and sums the
-overlaps in the engine per person. Few
-index stays are looked up by exact ``venue = v AND at in (a - 12 h, end]`` key
-ranges; many (depth 2) by whole venue-days, one branch per day partition, since
+overlaps in the engine per (person, index person), keeping the sums that reach
+the minimum. Few index stays are looked up by exact ``venue = v AND at in (a - 12 h, end)``
+key ranges; many (depth 2) by whole venue-days, one branch per day partition, since
 planning a query costs about a millisecond per OR'ed key range. Depth 2 joins each
 index stay only with candidates that started after ``a - reach``, reach being the
 longest stay recorded at that venue on those days (``longest_stays``; 12 h only
@@ -78,6 +85,7 @@ class Visit:
     verdict: str
     source: str
     checked_out: bool
+    """Ended by the person's check-out (not by the natural end, nor cut by their next stay)."""
     venue_name: str = ""
 
 
@@ -127,9 +135,12 @@ class IndexStay:
     reach_ms: int
     """How long before ``at_ms`` a stay overlapping this one may have started (see :func:`_with_reach`)."""
 
-    def candidate_starts(self, need: int) -> tuple[int, int]:
-        """``(lo, hi]``: where a stay overlapping this one by at least ``need`` ms starts."""
-        return self.at_ms - self.reach_ms, self.end_ms - need
+    def candidate_starts(self) -> tuple[int, int]:
+        """``(lo, hi]``: where a stay overlapping this one by a positive amount starts.
+
+        Every pair with a positive overlap counts towards a cumulative overlap, however short.
+        """
+        return self.at_ms - self.reach_ms, self.end_ms - 1
 
 
 # --- instants ------------------------------------------------------------------------------------
@@ -234,7 +245,7 @@ def visits_of_persons(
     sql = (
         "SELECT person_id, checkin_id, venue_id, toUnixTimestamp64Milli(at), "
         "toUnixTimestamp64Milli(end_at), district, street, community, toString(status), "
-        "toString(verdict), toString(source), version "
+        "toString(verdict), toString(source), ended_by = 'checkout' "
         f"FROM {store.table('scans_by_person')} FINAL "
         f"PREWHERE person_id IN {_int_set(params, 'ps', 'UInt64', person_ids)} "
         "WHERE at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
@@ -257,7 +268,7 @@ def visits_of_persons(
                 status=str(r[8]),
                 verdict=str(r[9]),
                 source=str(r[10]),
-                checked_out=int(r[11]) > 0,
+                checked_out=bool(r[11]),
                 venue_name=names.get(int(r[2]), ""),
             )
         )
@@ -337,21 +348,21 @@ def _int_set(params: dict[str, Any], name: str, type_: str, values: Iterable[int
     return f"(SELECT x FROM {table})"
 
 
-def _venue_days(stays: Sequence[IndexStay], need: int) -> dict[int, set[int]]:
-    """Per day (unix ms // day), the venues where a qualifying candidate stay may start that day."""
+def _venue_days(stays: Sequence[IndexStay]) -> dict[int, set[int]]:
+    """Per day (unix ms // day), the venues where an overlapping candidate stay may start that day."""
     by_day: dict[int, set[int]] = {}
     for s in stays:
-        lo, hi = s.candidate_starts(need)
+        lo, hi = s.candidate_starts()
         for day in range((lo + 1) // DAY_MS, hi // DAY_MS + 1):
             by_day.setdefault(day, set()).add(s.venue_id)
     return by_day
 
 
-def _merged_ranges(stays: Sequence[IndexStay], need: int) -> list[tuple[int, int, int]]:
-    """Per venue, the merged ranges ``(lo, hi]`` of ``at`` a qualifying candidate stay may start in."""
+def _merged_ranges(stays: Sequence[IndexStay]) -> list[tuple[int, int, int]]:
+    """Per venue, the merged ranges ``(lo, hi]`` of ``at`` an overlapping candidate stay may start in."""
     by_venue: dict[int, list[tuple[int, int]]] = {}
     for s in stays:
-        by_venue.setdefault(s.venue_id, []).append(s.candidate_starts(need))
+        by_venue.setdefault(s.venue_id, []).append(s.candidate_starts())
     out: list[tuple[int, int, int]] = []
     for venue, spans in by_venue.items():
         spans.sort()
@@ -427,14 +438,14 @@ def _contacts_round(
     """Contacts found from these index stays, in one query: ``(page, total)``.
 
     The candidate stays (``FINAL``: one row per stay) are joined on (venue, start hour) with the index
-    stays; each pair's overlap is computed in exact integer milliseconds, pairs
-    below ``min_ms`` (or not positive) are dropped, and the rest are summed per person in the engine,
-    with the owners of the index stays as ``via``. The engine sorts (overlap desc, person) and returns
-    only the requested page with the total count, so a second degree of hundreds of thousands of
-    persons costs one aggregation, not a Python object per pair. Candidates are read by exact key
-    ranges when there are few (planning costs about 1 ms per OR'ed range), else by whole venue-days,
-    one ``UNION ALL`` branch per day partition (more rows read, but one cheap plan: measured 10x faster
-    at thousands of index stays, see loadtest/bench_trace.py).
+    stays; each pair's overlap is computed in exact integer milliseconds and every positive one is
+    summed per (person, owner of the index stay); the sums that reach ``min_ms`` qualify, and the
+    qualifying sums of a person are added up, with their owners as ``via``. The engine sorts
+    (overlap desc, person) and returns only the requested page with the total count, so a second
+    degree of hundreds of thousands of persons costs one aggregation, not a Python object per pair.
+    Candidates are read by exact key ranges when there are few (planning costs about 1 ms per OR'ed
+    range), else by whole venue-days, one ``UNION ALL`` branch per day partition (more rows read, but
+    one cheap plan: measured 10x faster at thousands of index stays, see loadtest/bench_trace.py).
     """
     if not stays:
         return [], 0
@@ -469,40 +480,47 @@ def _per_person_sql(
     min_ms: int,
     scope: str,
 ) -> tuple[str, dict[str, Any]]:
-    """The query summing qualifying overlaps per person (columns person, overlap, first, venues, via).
+    """The query of qualifying overlaps per person (columns person, overlap, first, venues, via).
 
     ``venues`` and ``via`` come unsorted: only the rows of the requested page are worth sorting.
 
-    Each index stay joins the candidates at its venue that started in an hour its qualifying
-    candidates may start in (:meth:`IndexStay.candidate_starts`), so a candidate meets only the index
-    stays around its own start, not every index stay of its venue that day.
+    Each index stay joins the candidates at its venue that started in an hour an overlapping
+    candidate may start in (:meth:`IndexStay.candidate_starts`), so a candidate meets only the index
+    stays around its own start, not every index stay of its venue that day. The threshold applies
+    to the sum per (person, owner): the cumulative overlap of the contract. Summing per owner before
+    the threshold is what depth 2 needs (a person qualifies through each first-degree contact on
+    its own); at depth 1 there is one owner.
     """
-    need = max(min_ms, 1)
-    params: dict[str, Any] = {"scope": scope, "need": need}
-    ranges = _merged_ranges(stays, need)
+    params: dict[str, Any] = {"scope": scope, "need": max(min_ms, 1)}
+    ranges = _merged_ranges(stays)
     if len(ranges) <= KEY_RANGES_MAX:
         candidates = _by_key_ranges(store, ranges, params)
     else:
-        candidates = _by_venue_days(store, _venue_days(stays, need), params)
+        candidates = _by_venue_days(store, _venue_days(stays), params)
     index = _int_table(
         params,
         "stays",
         "owner UInt64, venue_id UInt32, sa Int64, se Int64, lo Int64, hi Int64",
-        ((s.owner, s.venue_id, s.at_ms, s.end_ms, *s.candidate_starts(need)) for s in stays),
+        ((s.owner, s.venue_id, s.at_ms, s.end_ms, *s.candidate_starts()) for s in stays),
     )
     excluded = _int_set(params, "excl", "UInt64", sorted(set(exclude)))
-    sql = (
-        "SELECT c.person_id AS person, sum(least(c.ce, s.se) - greatest(c.ca, s.sa)) AS overlap, "
-        "min(greatest(c.ca, s.sa)) AS first, groupUniqArray(c.venue_id) AS venues, "
-        "groupUniqArray(s.owner) AS via "
+    pairs = (
+        "SELECT c.person_id AS person, s.owner AS owner, "
+        "sum(least(c.ce, s.se) - greatest(c.ca, s.sa)) AS overlap, "
+        "min(greatest(c.ca, s.sa)) AS first, groupUniqArray(c.venue_id) AS venues "
         f"FROM ({candidates}) AS c "
         "INNER JOIN (SELECT owner, venue_id, sa, se, "
         f"arrayJoin(range(intDiv(lo + 1, {HOUR_MS}), intDiv(hi, {HOUR_MS}) + 1)) "
         f"AS hour FROM {index}) AS s "
         f"ON c.venue_id = s.venue_id AND intDiv(c.ca, {HOUR_MS}) = s.hour "
-        "WHERE least(c.ce, s.se) - greatest(c.ca, s.sa) >= {need:Int64} "
+        "WHERE least(c.ce, s.se) > greatest(c.ca, s.sa) "
         f"AND c.person_id NOT IN {excluded} "
-        "GROUP BY person"
+        "GROUP BY person, owner HAVING overlap >= {need:Int64}"
+    )
+    sql = (
+        "SELECT person, sum(overlap) AS overlap, min(first) AS first, "
+        "groupUniqArrayArray(venues) AS venues, groupArray(owner) AS via "
+        f"FROM ({pairs}) GROUP BY person"
     )
     return sql, params
 
