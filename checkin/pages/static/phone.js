@@ -13,7 +13,6 @@
   var REQUEST_TIMEOUT_MS = 15000;
   var LOCATION_WAIT_MS = 600;
   var MAX_STAY_MS = 12 * 3600 * 1000;
-  var MAX_STAYS = 20;
   var MAX_QUEUE = 200;
   var BATCH_SIZE = 50;
   var NOTICE_POLL_MS = 30000;
@@ -1025,16 +1024,21 @@
       return s && s.checkin_id && String(s.owner) === String(resident.person_id) && at && now - at.getTime() < MAX_STAY_MS;
     });
   }
-  /** Newest first, whatever order the answers came in. */
+  /** The newest stay only, whatever order the answers came in: a person is in one place at a time,
+   * so a later check-in has ended every earlier stay (docs/ARCHITECTURE.md, "Stays and contacts"). */
   function saveStays(list) {
     var ms = function (s) { var d = asDate(s.at); return d ? d.getTime() : 0; };
     list.sort(function (a, b) { return ms(b) - ms(a); });
-    storeSet(STAYS_KEY, list.slice(0, MAX_STAYS), 43200);
+    storeSet(STAYS_KEY, list.slice(0, 1), 43200);
+  }
+  function endedByNextStay(data) {
+    var owner = data.people && data.people[0];
+    return !!(owner && owner.ended_by === "next_stay");
   }
   function rememberStay(data) {
     if (!data || !data.checkin_id || !resident) return;
     var list = loadStays().filter(function (s) { return s.checkin_id !== data.checkin_id; });
-    if (!data.checked_out_at) {
+    if (!data.checked_out_at && !endedByNextStay(data)) {
       list.unshift({
         checkin_id: data.checkin_id,
         owner: String(resident.person_id),
@@ -1358,7 +1362,12 @@
 
   // ---- the door pass --------------------------------------------------------------------------------
   var passTimer = null;
+  // a pass is single-use: the page asks every few seconds with the pass it shows (current), and the
+  // server answers that pass until a door reads it, then a fresh one; near its end the page asks for
+  // a fresh one itself
+  var PASS_POLL_MS = 3000;
   var PASS_REFRESH_BEFORE_MS = 20000;
+  var passShown = null;
   function stopPass() {
     if (passTimer !== null) clearTimeout(passTimer);
     passTimer = null;
@@ -1366,16 +1375,21 @@
   function loadPass() {
     stopPass();
     if (!resident) return showRegister();
-    api("GET", "/v1/residents/me/pass", undefined, resident.token)
+    var owner = resident.person_id;
+    var keep = passShown && passShown.owner === owner &&
+      new Date(passShown.expires_at).getTime() - Date.now() > PASS_REFRESH_BEFORE_MS;
+    var query = keep ? "?current=" + encodeURIComponent(passShown.pass) : "";
+    api("GET", "/v1/residents/me/pass" + query, undefined, resident.token)
       .then(function (data) {
-        $("pass-qr").src = data.qr_svg;
-        $("pass-qr").setAttribute("data-pass", data["pass"]);
-        var expires = new Date(data.expires_at).getTime();
+        if (!passShown || data["pass"] !== passShown.pass) {
+          $("pass-qr").src = data.qr_svg;
+          $("pass-qr").setAttribute("data-pass", data["pass"]);
+        }
+        passShown = { owner: owner, pass: data["pass"], expires_at: data.expires_at };
         $("pass-expiry").textContent = t("pass.until", { at: formatInstant(data.expires_at) });
-        var wait = Math.max(5000, expires - Date.now() - PASS_REFRESH_BEFORE_MS);
         passTimer = setTimeout(function () {
           if (!$("view-pass").hidden) loadPass();
-        }, wait);
+        }, PASS_POLL_MS);
       })
       .catch(function (err) {
         if (err instanceof ApiError && err.status === 401) {
