@@ -22,7 +22,7 @@ from typing import IO, Any
 import msgspec
 import redis
 
-from checkin.platform.errors import BadInput
+from checkin.platform.errors import BadInput, Forbidden
 from checkin.platform.instants import now_rfc3339, now_us
 from checkin.platform.redis_keys import RedisKeys
 from venues import history, registry
@@ -105,12 +105,6 @@ def parse_row(values: list[str], index: dict[str, int]) -> Venue:
             raise ValueError(f"{name} is longer than {MAX_FIELD_CHARS} characters")
     venue_id = _int(get["venue_id"], "venue_id", 1, 2**32 - 1)
     name = get["name"]
-    if not name:
-        raise ValueError("name is empty")
-    if len(name) > 200:
-        raise ValueError("name is longer than 200 characters")
-    if len(get["address"]) > 500:
-        raise ValueError("address is longer than 500 characters")
     vtype = get["type"] or "other"
     if vtype not in _TYPES:
         raise ValueError(f"type {vtype!r} is not one of {', '.join(VENUE_TYPES)}")
@@ -368,21 +362,45 @@ def _in_scope(
     return kept
 
 
-def _unmoved(
-    client: Any, keys: RedisKeys, venues: list[Venue], lines: dict[int, int], errors: list[RowError]
-) -> list[Venue]:
+def _moved(current: list[Any], venue: Venue) -> bool:
+    """True when the stored place fields (``PLACE_FIELDS``, as ``HMGET`` answers them) differ from
+    the row's; an unknown venue has not moved."""
+    if current[0] is None:
+        return False
+    for field, stored in zip(PLACE_FIELDS, current, strict=True):
+        mine = getattr(venue, field)
+        if isinstance(mine, float):
+            try:
+                if float(_text(stored)) != mine:
+                    return True
+            except (TypeError, ValueError):
+                return True
+        elif _text(stored) != mine:
+            return True
+    return False
+
+
+def _moves(client: Any, keys: RedisKeys, venues: list[Venue]) -> list[Venue]:
+    """The venues of a batch whose row would move an existing venue."""
+    if not venues:
+        return []
     pipe = client.pipeline(transaction=False)
     for venue in venues:
         pipe.hmget(keys.venue(venue.venue_id), *PLACE_FIELDS)
+    return [v for v, current in zip(venues, pipe.execute(), strict=True) if _moved(current, v)]
+
+
+def _unmoved(
+    client: Any, keys: RedisKeys, venues: list[Venue], lines: dict[int, int], errors: list[RowError]
+) -> list[Venue]:
+    moved = {v.venue_id for v in _moves(client, keys, venues)}
     kept: list[Venue] = []
-    for venue, current in zip(venues, pipe.execute(), strict=True):
-        if current[0] is not None and [_text(c) for c in current] != [
-            getattr(venue, f) for f in PLACE_FIELDS
-        ]:
+    for venue in venues:
+        if venue.venue_id in moved:
             errors.append(
                 RowError(
                     line=lines.get(venue.venue_id, 0),
-                    reason=f"venue {venue.venue_id} would move to another district, street or community: "
+                    reason=f"venue {venue.venue_id} would move (district, street, community, lat or lon): "
                     "only an admin changes where a venue is",
                     venue_id=str(venue.venue_id),
                 )
@@ -390,6 +408,32 @@ def _unmoved(
         else:
             kept.append(venue)
     return kept
+
+
+class PlaceChange(Forbidden):
+    """An operator's import would move existing venues: refused whole (403 ``place_change``)."""
+
+
+def refuse_moves(
+    client: Any, keys: RedisKeys, raw: IO[bytes], scope: str = "", batch_rows: int = BATCH_ROWS
+) -> None:
+    """Read the whole file once and refuse it (nothing written) when any row the caller could write
+    (inside its jurisdiction) would move an existing venue: the place of a venue is the admin's to
+    change, in an import as in ``PATCH``."""
+    lines: dict[int, int] = {}
+    moved: list[tuple[int, int]] = []
+    for parsed, _errors, _nbytes in parse_batches(raw, batch_rows, lines):
+        writable = _in_scope(client, keys, parsed, scope, lines, []) if scope and parsed else parsed
+        moved += [(lines.get(v.venue_id, 0), v.venue_id) for v in _moves(client, keys, writable)]
+    if moved:
+        listed = ", ".join(f"line {line} (venue {vid})" for line, vid in moved[:10])
+        more = f" and {len(moved) - 10} more" if len(moved) > 10 else ""
+        raise PlaceChange(
+            f"{len(moved)} row(s) would move an existing venue (district, street, community, lat or lon): "
+            f"{listed}{more}. Only an admin changes where a venue is; nothing was written.",
+            reason="place_change",
+            lines=[line for line, _vid in moved[:MAX_REPORTED_ERRORS]],
+        )
 
 
 def import_stream(
@@ -406,9 +450,13 @@ def import_stream(
     """Import a CSV byte stream; raises HeaderError (nothing written) for a bad header.
 
     ``scope`` (a jurisdiction prefix) refuses rows outside it, and rows whose id
-    belongs to a venue outside it.
+    belongs to a venue outside it. Anyone but an admin gets :class:`PlaceChange` (nothing written) for
+    a file with a row that would move an existing venue; ``raw`` is then read twice (it must seek).
     """
     started = time.perf_counter()
+    if actor[1] != "admin":
+        refuse_moves(client, keys, raw, scope, batch_rows)
+        raw.seek(0)
     report = ImportReport()
     writer = Writer(client, keys, actor)
     lines: dict[int, int] = {}

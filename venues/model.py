@@ -29,8 +29,9 @@ CodeMode = Literal["static", "rotating"]
 MIN_DWELL_MINUTES, MAX_DWELL_MINUTES = 5, 720
 """A stay shorter than 5 minutes could never overlap another by the 15 minutes contact tracing asks
 for: a venue set to 1 minute would be blind to tracing."""
-PLACE_FIELDS = ("district", "street", "community")
-"""Where the venue is: what jurisdiction scoping and tracing depend on; changed by admins only."""
+PLACE_FIELDS = ("district", "street", "community", "lat", "lon")
+"""Where the venue is: what jurisdiction scoping, tracing and the location rules (``remote_scan``,
+``impossible_travel``) depend on; changed by admins only."""
 
 DATA_FIELDS: tuple[str, ...] = (
     "name",

@@ -9,6 +9,7 @@ queue (see :mod:`tracing.venue_mirror`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -18,7 +19,7 @@ from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Conflict, Forbidden, Gone, NotFound
 from checkin.platform.instants import format_ms, local_day, now_ms, now_rfc3339, now_us
 from checkin.platform.redis_keys import RedisKeys
-from venues import codes, history
+from venues import codes, history, text
 from venues.model import (
     DATA_FIELDS,
     MAX_DWELL_MINUTES,
@@ -39,8 +40,9 @@ MAX_LIST_LIMIT = 200
 LIST_SCAN_BUDGET = 5000
 """Registry records a name search reads per request before it returns a cursor."""
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Address = Annotated[str, msgspec.Meta(max_length=500)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=text.MAX_CHARS)]
+"""Printable text, no web address, no 【】 (:mod:`venues.text`)."""
+Address = Annotated[str, msgspec.Meta(max_length=text.MAX_CHARS)]
 Lat = Annotated[float, msgspec.Meta(ge=-90, le=90)]
 Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 Capacity = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
@@ -195,13 +197,13 @@ class EntriesToday(msgspec.Struct):
 # --- helpers ---------------------------------------------------------------------
 
 
-def validate(venue: Venue | VenueIn) -> None:
-    """Rules msgspec constraints cannot express; raises BadInput."""
-    name = venue.name.strip()
-    if not name:
-        raise BadInput("name must not be blank")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in venue.name + venue.address):
-        raise BadInput("name and address must not contain control characters")
+def validate(venue: Venue | VenueIn, texts: Sequence[str] = text.TEXT_FIELDS) -> None:
+    """Rules msgspec constraints cannot express; raises BadInput. ``texts`` names the operator's texts
+    to check (:mod:`venues.text`): a patch checks those it writes."""
+    if "name" in texts:
+        text.check("name", venue.name)
+    if "address" in texts:
+        text.check("address", venue.address, required=False)
     if not venue.street.startswith(venue.district):
         raise BadInput(f"street {venue.street} is not in district {venue.district}")
     if not venue.community.startswith(venue.street):
@@ -399,6 +401,7 @@ async def create_venue(ctx: Context, principal: Principal, data: VenueIn) -> Ven
     fields = msgspec.structs.asdict(data)
     fields.pop("venue_id")
     fields["name"] = data.name.strip()
+    fields["address"] = data.address.strip()
     explicit = data.venue_id is not None
     for _attempt in range(20):
         venue_id = data.venue_id if data.venue_id is not None else await allocate_id(ctx)
@@ -415,21 +418,23 @@ async def create_venue(ctx: Context, principal: Principal, data: VenueIn) -> Ven
 
 
 async def patch_venue(ctx: Context, principal: Principal, venue_id: int, patch: VenuePatch) -> Venue:
-    """Change a venue. Its place (district, street, community) is the admin's to change: tracing
-    and jurisdictions depend on it. Every change is kept in the venue's history."""
+    """Change a venue. Its place (district, street, community, lat, lon) is the admin's to change:
+    tracing, the ``remote_scan`` and ``impossible_travel`` rules and jurisdictions depend on it. Every
+    change is kept in the venue's history."""
     current = await get_venue(ctx, principal, venue_id)
     changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
-    if "name" in changes:
-        changes["name"] = changes["name"].strip()
+    for field in text.TEXT_FIELDS:
+        if field in changes:
+            changes[field] = changes[field].strip()
     moved = [f for f in PLACE_FIELDS if f in changes and changes[f] != getattr(current, f)]
     if moved and principal.role != "admin":
         raise Forbidden(
             f"{', '.join(moved)}: only an admin changes where a venue is "
-            "(tracing and jurisdictions depend on it)",
+            "(tracing, its rules and jurisdictions depend on it)",
             reason="place_change",
         )
     updated = msgspec.structs.replace(current, **changes)
-    validate(updated)
+    validate(updated, [f for f in text.TEXT_FIELDS if f in changes])
     if updated.community != current.community and not principal.in_scope(updated.community):
         raise Forbidden(
             f"community {updated.community} is outside this key's jurisdiction ({principal.scope})"

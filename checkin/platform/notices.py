@@ -3,17 +3,15 @@
 
 One hash per person (``person:<id>:notices``), field = the exposure site's id, so a person gets one
 notice per site however often they were there, and writing it twice (a flag and a later visit, or a
-worker restarted half way) changes nothing. The tracing service writes notices; the ingest API reads
-and acknowledges them for the resident.
+worker restarted half way) changes nothing. The tracing service writes notices (and texts them:
+``tracing.notices.template``); the ingest API reads and acknowledges them for the resident.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Sequence
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -25,13 +23,6 @@ Level = Literal["inform", "test", "isolate"]
 NOTICE_ID_RE = r"^[0-9a-f]{18}$"
 CHUNK = 2_000
 """Persons per pipeline when a flag tells thousands at once."""
-
-ADVICE: dict[str, str] = {
-    "inform": "请留意自身健康状况，如出现发热、咳嗽等症状请及时就医。",
-    "test": "请尽快就近进行一次核酸检测。",
-    "isolate": "请立即居家，不要外出，等待社区联系。",
-}
-"""What each level asks of the exposed, in the words of the SMS and the phone page."""
 
 
 class Notice(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -59,21 +50,6 @@ class NoticeList(msgspec.Struct):
 
 
 _decode = msgspec.json.Decoder(Notice)
-
-
-def _local(instant: str, tz: str) -> str:
-    at = dt.datetime.fromisoformat(instant.replace("Z", "+00:00")).astimezone(ZoneInfo(tz))
-    return at.strftime("%m月%d日 %H:%M")
-
-
-def sms_text(notice: Notice, tz: str) -> str:
-    """The text message of a notice, times in the city's zone (the phone page shows the same)."""
-    message = f"{notice.message} " if notice.message else ""
-    return (
-        f"【场所码】您于{_local(notice.visited_at, tz)}到访的{notice.venue_name}"
-        f"在{_local(notice.since, tz)}至{_local(notice.until, tz)}被列为风险场所。"
-        f"{ADVICE[notice.level]}{message}详情请打开场所码登记页查看。"
-    )
 
 
 async def write_many(ctx: Context, notices: Sequence[tuple[int, Notice]]) -> list[int]:

@@ -19,6 +19,7 @@ from checkin.platform.errors import Unavailable
 from checkin.platform.instants import format_ms
 from checkin.platform.notices import Level, Notice
 from checkin.platform.sms import SmsGateway
+from tracing.notices import template
 
 log = logging.getLogger("tracing.notices")
 
@@ -122,9 +123,11 @@ async def tell(
         told.turned_yellow = await _turn_yellow(ctx, created, now_ms)
     first = dict(visitors)
     phones = await persons.phones_of(ctx, created)
-    tz = ctx.settings.tz
+    langs = await template.languages_of(ctx, list(phones))
+    tz, base = ctx.settings.tz, ctx.settings.public_base_url
     texts = [
-        (phone, notices.sms_text(notice_of(site, first[pid], now_ms), tz)) for pid, phone in phones.items()
+        (phone, template.sms_text(notice_of(site, first[pid], now_ms), tz, base, langs[pid]))
+        for pid, phone in phones.items()
     ]
     await _text_all(ctx, gateway, texts, told)
     return told
