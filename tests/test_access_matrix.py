@@ -27,7 +27,7 @@ from checkin.platform import resident_tokens
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings
 from tests.support.access_world import World, build_world, iso, venue_body
-from tests.support.ingest import bearer, id_number, register
+from tests.support.ingest import bearer, child_id_number, id_number, register
 from tests.support.values import admin_headers
 from tracing.storage.store import Store
 from venues import importer
@@ -168,6 +168,9 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("ingest", "GET", "/v1/residents/me/guardians"): rule(RESIDENTS, note="own list only"),
     ("ingest", "DELETE", "/v1/residents/me/guardians/{person_id:int}"): rule(
         RESIDENTS, ok={404}, note="ends only a guardianship over the caller (P is no one's guardian: 404)"
+    ),
+    ("ingest", "POST", "/v1/residents/me/guardians/{person_id:int}/confirm"): rule(
+        RESIDENTS, ok={404}, note="confirms only a guardian of the caller (P is no one's guardian: 404)"
     ),
     ("ingest", "GET", "/v1/residents/me/pass"): rule(RESIDENTS, note="a 120 s pass of the caller"),
     ("ingest", "POST", "/v1/residents/me/revoke"): rule(
@@ -440,6 +443,36 @@ PROPERTIES = [
         "(403 consent_required otherwise); they see and end it in /v1/residents/me/guardians",
     ),
     (
+        "test_identity_round2.py::test_an_attacker_cannot_claim_a_stranger_and_the_real_person_takes_their_record_over",
+        "knowing a stranger's name and id number adds them as a dependant only when they are a child "
+        "(under 16) or an elder (70 or over) today; anyone else needs the code of a phone they hold "
+        "(403 consent_required). The real person who registers later takes the record over (201, same "
+        "person and stays); every guardian link then waits for their confirmation, and the guardian "
+        "cannot check them in (403 foreign_companion) until they confirm it; refusing ends it "
+        "(test_a_child_or_an_elder_*, test_a_dependant_who_registers_*)",
+    ),
+    (
+        "test_identity_round2.py::test_a_phone_rebind_by_the_health_authority_ends_every_guardian_link",
+        "a phone re-bound by the health authority ends every guardian link of the person, confirmed or "
+        "pending; the stays stay",
+    ),
+    (
+        "test_identity_round2.py::test_the_companions_route_answers_registered_and_unknown_id_numbers_alike",
+        "without a code the companions route answers a registered and an unknown id number with the same "
+        "problem body, the same Redis commands and the same time, and is limited per resident and per "
+        "address (429 with Retry-After; test_the_companions_route_is_limited_*)",
+    ),
+    (
+        "test_identity_round2.py::test_a_phone_has_one_canonical_form_everywhere",
+        "+86, 0086, spaces and dashes spell the same phone: one code budget, one phone on record "
+        "(registration, import, re-bind, companions)",
+    ),
+    (
+        "test_identity_round2.py::test_a_door_pass_is_read_once",
+        "a door pass is read once: the same door device reading it again within 60 s is the same "
+        "check-in, any other device or venue gets 401 pass_used; the phone's next poll gets a fresh pass",
+    ),
+    (
         "test_identity.py::test_tokens_have_one_spelling",
         "a token with junk characters, padding or other padding bits is refused",
     ),
@@ -500,7 +533,8 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
         .replace("{path:str}", "openapi.yaml")
     )
     if "{person_id" in path:
-        pid = w.companion if ("companions" in path or path.endswith(("/phone", "/revoke"))) else w.p
+        pid = w.companion if ("companions" in path or path.endswith("/revoke")) else w.p
+        pid = w.rebound if path.endswith("/phone") else pid
         concrete = concrete.replace("{person_id:int}", str(pid)).replace("{person_id:str}", str(pid))
     kw: dict[str, Any] = {}
     bodies: dict[tuple[str, str], Any] = {
@@ -514,10 +548,10 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
             "otp": "000000",
         },
         ("PUT", "/v1/residents/{person_id:int}/phone"): {"phone": "13900000077", "reason": "matrix"},
-        # a new person per caller: a registered one would need their consent (test_identity.py)
+        # a new child per caller: anyone else would need a code (test_identity_round2.py)
         ("POST", "/v1/residents/me/companions"): {
             "name": "kid",
-            "id_number": id_number(100 + ROLES.index(role)),
+            "id_number": child_id_number(100 + ROLES.index(role)),
         },
         ("PUT", "/v1/health/{person_id:int}"): {"status": "green", "reason": "matrix"},
         ("POST", "/v1/health/tests"): [{"person_id": w.p, "sampled_at": since, "result": "negative"}],

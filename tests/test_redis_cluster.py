@@ -19,7 +19,7 @@ from checkin.platform.context import Context
 from checkin.platform.redis_conn import async_client, sync_client
 from checkin.platform.settings import Settings
 from loadtest.redis_cluster import LocalCluster
-from tests.support.ingest import bearer, id_number, keys_of, make_key, register
+from tests.support.ingest import bearer, child_id_number, id_number, keys_of, make_key, register
 from tests.support.values import admin_headers
 from tracing.rules.engine import RuleEngine, RulesConsumer, declare_metrics
 from tracing.sink.consumer import SinkConsumer, setup_metrics
@@ -131,7 +131,7 @@ async def test_check_in_to_trace_on_a_redis_cluster(
     index, index_token = await register(ingest, 1, name="王小明")
     r = await ingest.post(
         "/v1/residents/me/companions",
-        json={"name": "王小红", "id_number": id_number(70)},
+        json={"name": "王小红", "id_number": child_id_number(70)},
         headers=bearer(index_token),
     )
     assert r.status_code == 201, r.text

@@ -87,11 +87,11 @@ async def test_each_person_of_a_family_gets_their_own_verdict(ingest: AsyncTestC
     pid, token = await register(ingest, 4)
     kids = []
     for seq in (5, 6):
-        from tests.support.ingest import id_number
+        from tests.support.ingest import child_id_number
 
         r = await ingest.post(
             "/v1/residents/me/companions",
-            json={"name": f"家人{seq}", "id_number": id_number(seq)},
+            json={"name": f"家人{seq}", "id_number": child_id_number(seq)},
             headers=bearer(token),
         )
         kids.append(r.json()["person_id"])

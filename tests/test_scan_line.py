@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 
 from checkin.platform.scan_stream import FIELD_BYTES, LAYOUT, line_values
 from checkin.platform.settings import Settings
-from tests.support.ingest import bearer, id_number, keys_of, put_venue, register
+from tests.support.ingest import bearer, child_id_number, keys_of, put_venue, register
 
 
 def lines(sync_redis: redis.Redis, settings: Settings) -> list[dict[str, str]]:
@@ -34,7 +34,7 @@ async def test_checkin_and_checkout_lines_follow_the_layout(
     owner, token = await register(ingest, 1)
     child = await ingest.post(
         "/v1/residents/me/companions",
-        json={"name": "小明", "id_number": id_number(77)},
+        json={"name": "小明", "id_number": child_id_number(77)},
         headers=bearer(token),
     )
     assert child.status_code == 201, child.text

@@ -7,8 +7,8 @@ old. The answer names a person only as the door needs: masked name, colour, verd
 A device key is bound to one venue (``POST /v1/keys`` with role ``device`` and a
 ``venue_id``); an admin may upload for any venue with ``?venue_id=``. A person is named by
 the door pass their phone shows (``pass``: signed, valid 120 s, carrying their token version, so
-a revoked person's pass is refused too) or their id number (ID card reader). A bearer token is
-never a pass.
+a revoked person's pass is refused too; single-use, :func:`checkin.residents.credentials.consume_passes`)
+or their id number (ID card reader). A bearer token is never a pass.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from checkin.platform.errors import (
 )
 from checkin.platform.instants import now_ms
 from checkin.platform.service import Part
+from checkin.residents import credentials
 
 MAX_SCANS = 500
 
@@ -98,6 +99,7 @@ async def _resolve_and_check_in(
     now = now_ms()
     resolved: list[tuple[int, int, str] | DomainError] = []
     by_id_number: list[tuple[int, str]] = []
+    passes: list[tuple[int, tuple[str, int, int]]] = []
     for index, scan in enumerate(data.scans):
         try:
             if (scan.door_pass is None) == (scan.id_number is None):
@@ -106,11 +108,17 @@ async def _resolve_and_check_in(
             if scan.door_pass is not None:
                 claims = resident_tokens.verify_pass(ctx.keyring, scan.door_pass, now / 1000)
                 resolved.append((claims.person_id, at, str(claims.version)))
+                passes.append((index, (scan.door_pass, claims.expires_at, at)))
             else:
                 resolved.append((0, at, ""))
                 by_id_number.append((index, scan.id_number or ""))
         except (BadInput, Unauthenticated, DomainError) as exc:
             resolved.append(exc)
+    reads = [read for _, read in passes]  # single-use: only the first device that reads a pass goes on
+    used = await credentials.consume_passes(ctx, target, device, reads, now, checkins.REPEAT_WINDOW_MS)
+    for (index, _), refusal in zip(passes, used, strict=True):
+        if refusal is not None:
+            resolved[index] = refusal
     if by_id_number:
         found = await persons.lookup_many_by_id_number(ctx, [n for _, n in by_id_number])
         unknown = [index for (index, _), pid in zip(by_id_number, found, strict=True) if pid is None]

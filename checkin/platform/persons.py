@@ -14,6 +14,7 @@ Tracers reach a person's name and phone through the tracing service, which audit
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -35,7 +36,11 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _ID_RE = re.compile(r"^\d{17}[\dX]$")
 _PHONE_RE = re.compile(r"^(1\d{10}|\+\d{7,15})$")
-_PHONE_STRIP = str.maketrans("", "", " -()")
+_MOBILE_RE = re.compile(r"^1\d{10}$")
+_PHONE_STRIP = str.maketrans("", "", "-()")
+_CHINA_PREFIXES = ("+86", "0086", "86")
+MAX_AGE_YEARS = 130
+"""A birth date further back than this is no real person's (the id number is made up)."""
 
 
 class ContactDetails(msgspec.Struct, frozen=True):
@@ -64,12 +69,41 @@ def check_digit_ok(id_number: str) -> bool:
 
 
 def normalise_phone(value: str, required: bool = True) -> str:
-    text = value.translate(_PHONE_STRIP)
+    """The one canonical form of a phone number, used everywhere a phone is stored, hashed or
+    limited: a mainland mobile is its 11 digits (``+86 138-0000-0001``, ``0086 13800000001`` and
+    ``8613800000001`` are all ``13800000001``); another country's number keeps its ``+`` form.
+    Spaces (any white space), dashes and brackets are dropped. Raises BadInput otherwise."""
+    text = "".join(value.split()).translate(_PHONE_STRIP)
     if not text and not required:
         return ""
+    for prefix in _CHINA_PREFIXES:
+        if text.startswith(prefix) and _MOBILE_RE.match(text[len(prefix) :]):
+            text = text[len(prefix) :]
+            break
     if not _PHONE_RE.match(text):
         raise BadInput("phone: expected an 11-digit mobile number (1xxxxxxxxxx) or +country number")
     return text
+
+
+def birth_date(id_number: str) -> str | None:
+    """YYYYMMDD of the birth date a normalised id number carries (GB 11643: characters 7 to 14),
+    or None when those digits are not a real calendar date."""
+    text = id_number[6:14]
+    try:
+        dt.date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except ValueError:
+        return None
+    return text
+
+
+def age_on(birth: str, day: str) -> int | None:
+    """Whole years from a YYYYMMDD birth date to a YYYYMMDD day (the birthday itself counts: one is
+    16 on their 16th birthday); None for a birth after that day or more than
+    :data:`MAX_AGE_YEARS` before it."""
+    if birth > day:
+        return None
+    years = int(day[:4]) - int(birth[:4]) - (day[4:] < birth[4:])
+    return years if years <= MAX_AGE_YEARS else None
 
 
 def mask_name(name: str) -> str:

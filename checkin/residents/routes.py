@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post, put
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
 from litestar.response import Stream
 
 from checkin import protection
@@ -35,13 +36,14 @@ _encoder = msgspec.json.Encoder()
 
 
 def setup_metrics(metrics: Metrics) -> None:
-    metrics.counter(REGISTRATIONS, "Resident registrations, by outcome (created, existing)")
+    metrics.counter(REGISTRATIONS, "Resident registrations, by outcome (created, existing, took_over)")
     metrics.counter(IMPORT_LINES, "Resident import lines, by outcome (created, updated, rejected)")
     metrics.counter(OTP_SENT, "One-time codes sent by SMS")
     metrics.counter(
         otp.REFUSALS,
         "Identity requests refused, by reason (otp_wrong, otp_expired, otp_locked, otp_too_soon, "
-        "otp_daily_limit, phone_mismatch, consent_required, companion_limit, id_check_digit, ...)",
+        "otp_daily_limit, phone_mismatch, consent_required, companion_limit, id_check_digit, "
+        "rate_limited, ...)",
     )
 
 
@@ -78,11 +80,15 @@ async def request_code(data: otp.OtpRequest, ctx: Context, request: Request[Any,
     "/v1/residents",
     status_code=201,
     summary="Register with the one-time code of your phone; an id number registered before answers "
-    "200 only with the phone on its record (409 phone_mismatch otherwise)",
+    "200 only with the phone on its record (409 phone_mismatch otherwise), and a dependant takes "
+    "their record over (201, took_over)",
     tags=TAGS,
     responses={
         201: ResponseSpec(
-            data_container=residents.Registered, description="Registered", generate_examples=False
+            data_container=residents.Registered,
+            description="Registered, or a dependant took their record over (took_over: every guardian "
+            "link waits for their confirmation)",
+            generate_examples=False,
         ),
         200: ResponseSpec(
             data_container=residents.Registered, description="Already registered", generate_examples=False
@@ -94,9 +100,12 @@ async def register(
 ) -> Response[bytes]:
     await limit_address(ctx, request)
     out = await residents.register(ctx, data)
-    ctx.metrics.inc(REGISTRATIONS, outcome="created" if out.created else "existing")
+    outcome = "created" if out.created else "took_over" if out.took_over else "existing"
+    ctx.metrics.inc(REGISTRATIONS, outcome=outcome)
     return Response(
-        content=_encoder.encode(out), status_code=201 if out.created else 200, media_type="application/json"
+        content=_encoder.encode(out),
+        status_code=201 if out.created or out.took_over else 200,
+        media_type="application/json",
     )
 
 
@@ -216,15 +225,18 @@ async def import_residents(
 @post(
     "/v1/residents/me/companions",
     status_code=201,
-    summary="Add a family member (resident): a new person becomes your dependant; a registered one "
-    "needs the code sent to their phone (403 consent_required)",
+    summary="Add a family member (resident): without a code only a child under 16 or an elder of 70 "
+    "or over not yet registered becomes your dependant; anyone else needs the code sent to a phone "
+    "they hold (403 consent_required); limited per resident and per address",
     tags=TAGS,
 )
 async def add_companion(
-    data: companions.CompanionIn, ctx: Context, principal: Principal
+    data: companions.CompanionIn, ctx: Context, principal: Principal, request: Request[Any, Any, Any]
 ) -> companions.Companion:
     principal.require("resident")
-    return await companions.add_companion(ctx, principal.person_id or 0, data)
+    return await companions.add_companion(
+        ctx, principal.person_id or 0, data, protection.client_ip(ctx, request.scope)
+    )
 
 
 @get("/v1/residents/me/companions", summary="Your companions (resident)", tags=TAGS)
@@ -239,15 +251,30 @@ async def remove_companion(person_id: int, ctx: Context, principal: Principal) -
     await companions.remove_companion(ctx, principal.person_id or 0, person_id)
 
 
-@get("/v1/residents/me/guardians", summary="Who may check you in (resident)", tags=TAGS)
-async def list_guardians(ctx: Context, principal: Principal) -> list[companions.Companion]:
+@get(
+    "/v1/residents/me/guardians",
+    summary="Who may check you in (resident); pending: waits for your confirmation",
+    tags=TAGS,
+)
+async def list_guardians(ctx: Context, principal: Principal) -> list[companions.Guardian]:
     principal.require("resident")
     return await companions.list_guardians(ctx, principal.person_id or 0)
 
 
+@post(
+    "/v1/residents/me/guardians/{person_id:int}/confirm",
+    status_code=200,
+    summary="Let a pending guardian check you in (resident)",
+    tags=TAGS,
+)
+async def confirm_guardian(person_id: int, ctx: Context, principal: Principal) -> companions.Guardian:
+    principal.require("resident")
+    return await companions.confirm_guardian(ctx, principal.person_id or 0, person_id)
+
+
 @delete(
     "/v1/residents/me/guardians/{person_id:int}",
-    summary="Stop a person from checking you in (resident)",
+    summary="Stop a person from checking you in, or refuse a pending guardian (resident)",
     tags=TAGS,
 )
 async def end_guardian(person_id: int, ctx: Context, principal: Principal) -> None:
@@ -268,12 +295,18 @@ async def revoke_mine(ctx: Context, principal: Principal) -> credentials.Revoked
 
 @get(
     "/v1/residents/me/pass",
-    summary="A door pass valid 120 s, for a door scanner (resident)",
+    summary="A door pass valid 120 s, for a door scanner (resident); single-use",
+    description="With current= the pass the phone shows: the same pass while no door has read it and "
+    "it has more than 20 s left, else a fresh one (the phone polls to replace a pass once read).",
     tags=TAGS,
 )
-async def door_pass(ctx: Context, principal: Principal) -> credentials.DoorPass:
+async def door_pass(
+    ctx: Context,
+    principal: Principal,
+    current: Annotated[str | None, Parameter(max_length=128)] = None,
+) -> credentials.DoorPass:
     principal.require("resident")
-    return credentials.door_pass(ctx, principal)
+    return await credentials.door_pass(ctx, principal, current)
 
 
 @put(
@@ -319,6 +352,7 @@ PART = Part(
         list_companions,
         remove_companion,
         list_guardians,
+        confirm_guardian,
         end_guardian,
         revoke_mine,
         door_pass,

@@ -12,6 +12,9 @@ and falls back to the existing person. Registration (docs/ARCHITECTURE.md, "Resi
 identity") needs the one-time code of the phone; for an id number already registered it answers a
 token only when that phone is the one on record. Names are never compared and the stored phone is
 never replaced there: re-binding a phone is the health authority's (:mod:`checkin.residents.credentials`).
+The one exception is a dependant's record (made by a guardian, :mod:`checkin.residents.companions`):
+the person who registers it with a phone they hold takes it over (201), and every guardian link then
+waits for their confirmation (:mod:`checkin.residents.guardianship`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from checkin.platform.persons import (
 )
 from checkin.platform.redis_keys import RedisKeys
 from checkin.residents import otp
+from checkin.residents.guardianship import GUARDIAN_FIELD, claim_dependant, hold_guardians
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=50, examples=["张三丰"])]
 Phone = Annotated[str, msgspec.Meta(max_length=32, examples=["13800138000"])]
@@ -63,6 +67,9 @@ class Registered(msgspec.Struct):
     expires_at: Annotated[str, msgspec.Meta(examples=["2026-06-13T09:00:00.000Z"])]
     name_masked: Annotated[str, msgspec.Meta(examples=["张*丰"])]
     created: bool
+    took_over: bool = False
+    """True when a dependant (a record a guardian made) took their record over: 201, and every
+    guardian link waits for their confirmation (``GET /v1/residents/me/guardians``)."""
 
 
 def normalise_name(value: str) -> str:
@@ -193,33 +200,56 @@ async def issue_token(ctx: Context, person_id: int, version: int | None = None) 
 
 
 async def register(ctx: Context, data: RegisterIn) -> Registered:
-    """A token for the holder of a phone (proved by its one-time code) and an id number."""
+    """A token for the holder of a phone (proved by its one-time code) and an id number.
+
+    A dependant (a record a guardian made) who registers takes it over whatever phone the guardian
+    gave: the proved phone goes on record, and every guardian link waits for their confirmation."""
     ident = identity(ctx.keyring, data.name, data.phone, data.id_number)
     known = await ctx.redis.get(ctx.keys.person_by_id_hash(ident.idh))
     if known is None:
         require_check_digit(data.id_number)
     proof = await otp.prove(ctx, data.phone, data.challenge_id, data.otp)
     pid, created = (await claim_persons(ctx, [ident], update_existing=False))[0]
+    took_over = False
     if not created:
         raw: dict[bytes, bytes] = await ctx.redis.hgetall(ctx.keys.person(pid))
-        stored = phone_cipher(ctx.keyring).decrypt(raw.get(b"phone", b"").decode(), ident.idh)
-        if not stored or not hmac.compare_digest(stored, proof.phone):
-            raise otp.refused(
-                ctx,
-                "phone_mismatch",
-                Conflict(
-                    "this id number is registered with another phone number. If your number changed or "
-                    "your phone was lost, ask the health authority (or a community health office) to "
-                    "re-bind the new number; then register again with it",
-                ),
-            )
-        ident = Identity(
-            raw.get(b"name", b"").decode(), mask_name(raw.get(b"name", b"").decode()), "", "", ""
-        )
+        if GUARDIAN_FIELD.encode() in raw and await claim_dependant(ctx, pid):
+            await _take_over(ctx, pid, ident, raw.get(b"ph", b"").decode())
+            took_over = True
+        else:
+            stored = phone_cipher(ctx.keyring).decrypt(raw.get(b"phone", b"").decode(), ident.idh)
+            if not stored or not hmac.compare_digest(stored, proof.phone):
+                raise otp.refused(
+                    ctx,
+                    "phone_mismatch",
+                    Conflict(
+                        "this id number is registered with another phone number. If your number changed "
+                        "or your phone was lost, ask the health authority (or a community health office) "
+                        "to re-bind the new number; then register again with it",
+                    ),
+                )
+            name = raw.get(b"name", b"").decode()
+            ident = Identity(name, mask_name(name), "", "", "")
     token, expires = await issue_token(ctx, pid)
     return Registered(
-        person_id=pid, token=token, expires_at=expires, name_masked=ident.masked, created=created
+        person_id=pid,
+        token=token,
+        expires_at=expires,
+        name_masked=ident.masked,
+        created=created,
+        took_over=took_over,
     )
+
+
+async def _take_over(ctx: Context, person_id: int, ident: Identity, old_ph: str) -> None:
+    """The dependant's own name and proved phone go on record (their stays stay theirs), tokens made
+    before end, and every guardian link waits for their confirmation."""
+    writes: list[tuple[Any, ...]] = []
+    _profile_commands(ctx.keys, writes, person_id, ident, None, old_ph)
+    if not old_ph or old_ph == ident.ph:  # else the phone change above already ended older tokens
+        writes += [("HINCRBY", key, TOKEN_VERSION_FIELD, 1) for key in ctx.keys.pstate_copies(person_id)]
+    await run_commands(ctx, writes)
+    await hold_guardians(ctx, person_id)
 
 
 # --- bulk import ----------------------------------------------------------------

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from checkin.platform import resident_tokens
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings
-from tests.support.ingest import bearer, id_number, register
+from tests.support.ingest import bearer, child_id_number, register
 from tests.support.sink import make_consumer, run_until
 from tests.support.values import admin_headers
 from tracing.storage.store import Store
@@ -48,6 +48,9 @@ class World:
     q: int = 0
     checkin_id: str = ""
     companion: int = 0
+    rebound: int = 0
+    """A resident whose phone the health authority re-binds (which ends every guardian link of theirs,
+    so it is not P's companion)."""
     spare: dict[str, dict[str, str]] = field(default_factory=dict)
     """Tokens of two more residents, for routes that end the caller's own tokens."""
     spare_keys: list[str] = field(default_factory=list)
@@ -93,13 +96,14 @@ async def build_world(
     h["resident"] = bearer(token)
     w.q, token = await register(ingest, 2, "resident_other")
     h["resident_other"] = bearer(token)
+    w.rebound = (await register(ingest, 4, "rebound"))[0]
     for seq, who in ((5, "resident"), (6, "resident_other")):
         w.spare[who] = bearer((await register(ingest, seq, who))[1])
     keyring = Keyring.parse(settings.keyring)
     h["expired"] = bearer(resident_tokens.issue(keyring, w.p, ttl_s=-5)[0])
     r = await ingest.post(
         "/v1/residents/me/companions",
-        json={"name": "child", "id_number": id_number(3)},
+        json={"name": "child", "id_number": child_id_number(3)},
         headers=h["resident"],
     )
     assert r.status_code == 201, r.text

@@ -3,6 +3,7 @@ Redis, registration, API keys and the scan-stream entries the check-in path wrot
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import msgspec
@@ -23,12 +24,34 @@ def keys_of(settings: Settings) -> RedisKeys:
     return RedisKeys(settings.key_prefix, settings.stream_shards, settings.is_redis_cluster)
 
 
-def id_number(seq: int) -> str:
-    """A well-formed 18-character resident id with a valid GB 11643 check digit."""
-    body = f"110105{19700101 + seq % 28:08d}{seq % 1000:03d}"
+def with_check_digit(body: str) -> str:
+    """The 17 characters and their GB 11643 check digit."""
     weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
     total = sum(int(c) * w for c, w in zip(body, weights, strict=True))
     return body + "10X98765432"[total % 11]
+
+
+def id_number(seq: int) -> str:
+    """A well-formed 18-character resident id with a valid GB 11643 check digit (born in January
+    1970: an adult, who becomes a companion only with the code of a phone they hold)."""
+    return with_check_digit(f"110105{19700101 + seq % 28:08d}{seq % 1000:03d}")
+
+
+def id_number_born_on(day: dt.date, seq: int) -> str:
+    """A well-formed id number whose birth date (characters 7 to 14) is ``day``."""
+    return with_check_digit(f"110105{day:%Y%m%d}{seq % 1000:03d}")
+
+
+def born_years_ago(years: int, seq: int) -> str:
+    """A well-formed id number of someone ``years`` old, give or take the birthday (born that many
+    years before this year, January to June): pick ages a year or more from 16 and 70."""
+    year = dt.date.today().year - years
+    return id_number_born_on(dt.date(year, 1 + seq // 28 % 6, 1 + seq % 28), seq)
+
+
+def child_id_number(seq: int) -> str:
+    """An id number of an 8-year-old: a child, who becomes a dependant without a code."""
+    return born_years_ago(8, seq)
 
 
 def put_venue(sync_redis: redis.Redis, settings: Settings, venue_id: int, **fields: Any) -> str:
