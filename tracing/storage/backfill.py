@@ -15,6 +15,12 @@ stay keys under ``FINAL``) instead of doubling them.
   over a low daytime floor;
 * stays of 30 to 90 minutes; a share of check-ins also get a check-out row (version 1)
   ending the stay earlier;
+* one place at a time (docs/ARCHITECTURE.md "Stays and contacts"): a stay ends at the
+  earliest of its natural end (or check-out) and the start of the person's next stay,
+  ``ended_by = 'next_stay'`` when cut. Each day's query also draws the next day's first
+  hours (the same rows that day's query writes) so a late stay is cut by a stay after
+  midnight (only by the days this run writes); a day's stays start before the next local
+  midnight;
 * health colours mostly green, verdicts following them; sources mostly phone;
 * check-in ids ``bf-<day>-<n>``: they cannot collide with the ids the check-in API issues.
 """
@@ -27,7 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from tracing.sink.rows import COLUMN_NAMES
 from tracing.storage.store import Store
 
 DISTRICTS = 8
@@ -39,6 +44,13 @@ CHECKOUT_SHARE = 0.25
 INSERT_SETTINGS = {"max_partitions_per_insert_block": 1000, "optimize_on_insert": 0}
 RANK_STRIDE = 1_000_003
 """A prime: rank -> venue id permutation ((rank * stride + 7919) mod venues)."""
+MAX_DWELL_S = 5400
+"""The longest stay written (90 minutes): how far into the next day a stay may reach."""
+COLUMNS = (
+    "checkin_id, person_id, venue_id, at, end_at, version, district, street, community, status, verdict, "
+    "reason, source, owner_id, lat, lon, stream_id, received_at, ended_by"
+)
+"""The columns written, in the SELECT's order (the rest keep their defaults)."""
 
 
 def venue_codes_sql(venue: str) -> tuple[str, str, str]:
@@ -86,8 +98,35 @@ def _u(k: int) -> str:
     return f"(cityHash64(number, {{seed:UInt64}}, {k}) / 18446744073709551615.0)"
 
 
+def _person() -> str:
+    return "toUInt64(cityHash64(number, {seed:UInt64}, 6) % {residents:UInt64} + 1)"
+
+
+def _at(day_ms: str) -> str:
+    """The instant of row ``number`` on the local day starting at ``day_ms`` (a parameter name)."""
+    # seconds of the local day: morning, lunch and evening peaks over a daytime floor
+    normal = f"(sqrt(-2 * log(greatest({_u(3)}, 1e-12))) * cos(2 * pi() * {_u(4)}))"
+    secs = (
+        f"toUInt32(least(toFloat64({{day_s:UInt32}}) - 1, greatest(0, multiIf("
+        f"{_u(2)} < 0.33, 30600 + 4300 * {normal}, "
+        f"{_u(2)} < 0.53, 45000 + 3600 * {normal}, "
+        f"{_u(2)} < 0.88, 66600 + 6500 * {normal}, "
+        f"21600 + 61200 * {_u(5)}))))"
+    )
+    return (
+        f"fromUnixTimestamp64Milli(toInt64({{{day_ms}:Int64}} + {secs} * 1000 "
+        "+ cityHash64(number, {seed:UInt64}, 10) % 1000), 'UTC')"
+    )
+
+
 def day_sql(store: Store, from_table: bool) -> str:
-    """One day's INSERT ... SELECT; parameters: seed, start, count, day_ms, venues, residents, tag."""
+    """One day's INSERT ... SELECT; parameters: seed, start, count, day_ms, day_s (the local day's
+    length), next_start, next_count (0: no next day written), next_day_ms, next_day_s, horizon_ms,
+    venues, residents, tag.
+
+    The innermost query draws (number, person, at) of the day and of the next day's rows starting
+    before ``horizon_ms``; a window over person gives each stay the start of the person's next one.
+    """
     a = 1 - ZIPF_S
     rank = (
         f"toUInt32(least({{venues:UInt32}}, greatest(1, floor(pow(1 + {_u(1)} * "
@@ -111,37 +150,29 @@ def day_sql(store: Store, from_table: bool) -> str:
         venue = f"toUInt32((rank * {RANK_STRIDE} + 7919) % {{venues:UInt32}} + 1)"
         district, street, community = venue_codes_sql("venue_id")
         with_table = ""
-    # seconds of the local day: morning, lunch and evening peaks over a daytime floor
-    normal = f"(sqrt(-2 * log(greatest({_u(3)}, 1e-12))) * cos(2 * pi() * {_u(4)}))"
-    secs = (
-        f"toUInt32(least(86399, greatest(0, multiIf("
-        f"{_u(2)} < 0.33, 30600 + 4300 * {normal}, "
-        f"{_u(2)} < 0.53, 45000 + 3600 * {normal}, "
-        f"{_u(2)} < 0.88, 66600 + 6500 * {normal}, "
-        f"21600 + 61200 * {_u(5)}))))"
-    )
+    own_end = "if(version = 1, at + toIntervalMillisecond(checkout_ms), at + toIntervalSecond(dwell_s))"
+    next_day_at = _at("next_day_ms").replace("{day_s:UInt32}", "{next_day_s:UInt32}")
     return f"""
-INSERT INTO {store.table("scans")} ({", ".join(COLUMN_NAMES)})
+INSERT INTO {store.table("scans")} ({COLUMNS})
 {with_table}SELECT
     concat('bf-', {{tag:String}}, '-', toString(number % 100000000)) AS checkin_id,
     person_id, venue_id,
     at,
-    if(version = 1, at + toIntervalMillisecond(checkout_ms), at + toIntervalSecond(dwell_s)) AS end_at,
+    if(cut AND next_at < {own_end}, next_at, {own_end}) AS end_at,
     arrayJoin(if(has_out, [0, 1], [0])) AS version,
     {district} AS district, {street} AS street, {community} AS community,
     status, verdict, reason, source,
     person_id AS owner_id, toFloat32(0) AS lat, toFloat32(0) AS lon,
     '' AS stream_id,
-    at + toIntervalMillisecond(40 + cityHash64(number, {{seed:UInt64}}, 9) % 400) AS received_at
+    at + toIntervalMillisecond(40 + cityHash64(number, {{seed:UInt64}}, 9) % 400) AS received_at,
+    multiIf(cut AND next_at < {own_end}, 'next_stay', version = 1, 'checkout', 'natural') AS ended_by
 FROM (
     SELECT
-        number,
+        number, person_id, at, next_at,
+        next_at > at AS cut,
         {rank} AS rank,
         {venue} AS venue_id,
-        toUInt64(cityHash64(number, {{seed:UInt64}}, 6) % {{residents:UInt64}} + 1) AS person_id,
-        fromUnixTimestamp64Milli(toInt64({{day_ms:Int64}} + {secs} * 1000
-            + cityHash64(number, {{seed:UInt64}}, 10) % 1000), 'UTC') AS at,
-        toUInt32(1800 + cityHash64(number, {{seed:UInt64}}, 7) % 3601) AS dwell_s,
+        toUInt32(1800 + cityHash64(number, {{seed:UInt64}}, 7) % {MAX_DWELL_S - 1800 + 1}) AS dwell_s,
         {_u(8)} < {CHECKOUT_SHARE} AS has_out,
         toUInt64(300000 + cityHash64(number, {{seed:UInt64}}, 11) % greatest(1, dwell_s * 1000 - 300000))
             AS checkout_ms,
@@ -150,7 +181,22 @@ FROM (
                 {_u(13)} < 0.003, 'deny', 'pass') AS verdict,
         if(status = 'green' AND verdict = 'deny', 'test_expired', '') AS reason,
         multiIf({_u(14)} < 0.92, 'phone', {_u(14)} < 0.97, 'batch', 'sentinel') AS source
-    FROM numbers({{start:UInt64}}, {{count:UInt64}})
+    FROM (
+        SELECT number, person_id, at,
+            leadInFrame(at, 1, toDateTime64('2299-12-31 00:00:00', 3, 'UTC')) OVER (
+                PARTITION BY person_id ORDER BY at, number ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING
+            ) AS next_at
+        FROM (
+            SELECT number, {_person()} AS person_id, {_at("day_ms")} AS at
+            FROM numbers({{start:UInt64}}, {{count:UInt64}})
+            UNION ALL
+            SELECT number, person_id, at FROM (
+                SELECT number, {_person()} AS person_id, {next_day_at} AS at
+                FROM numbers({{next_start:UInt64}}, {{next_count:UInt64}})
+            ) WHERE at < fromUnixTimestamp64Milli({{horizon_ms:Int64}}, 'UTC')
+        )
+    )
+    WHERE number < {{start:UInt64}} + {{count:UInt64}}
 )
 """
 
@@ -180,11 +226,21 @@ def backfill(
     for i in range(spec.days):
         day = last - dt.timedelta(days=spec.days - 1 - i)
         ordinal = day.toordinal()
+        day_ms = local_midnight_ms(day, spec.tz)
+        next_day_ms = local_midnight_ms(day + dt.timedelta(days=1), spec.tz)
+        after_ms = local_midnight_ms(day + dt.timedelta(days=2), spec.tz)
         params = {
             "seed": spec.seed,
             "start": ordinal * 100_000_000,
             "count": spec.scans_per_day,
-            "day_ms": local_midnight_ms(day, spec.tz),
+            "day_ms": day_ms,
+            "day_s": (next_day_ms - day_ms) // 1000,
+            # the next day's rows, as its own query draws them: only the days written cut a stay
+            "next_start": (ordinal + 1) * 100_000_000,
+            "next_count": spec.scans_per_day if i + 1 < spec.days else 0,
+            "next_day_ms": next_day_ms,
+            "next_day_s": (after_ms - next_day_ms) // 1000,
+            "horizon_ms": next_day_ms + (MAX_DWELL_S + 1) * 1000,
             "venues": spec.venues,
             "residents": spec.residents,
             "tag": day.strftime("%Y%m%d"),
