@@ -23,7 +23,7 @@ from typing import Literal
 
 import msgspec
 
-from checkin.platform.errors import BadInput, Gone
+from checkin.platform.errors import BadInput, Gone, Unprocessable
 from checkin.platform.keyring import Keyring, b64url_decode, b64url_encode
 
 PURPOSE = "venue-code"
@@ -117,6 +117,21 @@ def check_step(claims: CodeClaims, step_s: int, now_s: float | None = None) -> N
             "this code from the venue's screen has expired: scan the code on the screen again "
             "(请重新扫描屏幕上的场所码)",
             reason="code_expired",
+        )
+
+
+def check_scanned_at(claims: CodeClaims, step_s: int, scanned_at_ms: int) -> None:
+    """A screen's code proves presence during its own time step: the scan instant must lie in that
+    step or the one after it (a slow network), else 422 ``scanned_at_outside_code``. A printed
+    poster's code carries no time, so its scans may be backdated within the offline window."""
+    if claims.kind != "r":
+        return
+    step = int((scanned_at_ms / 1000) // step_s)
+    if not claims.step <= step <= claims.step + 1:
+        raise Unprocessable(
+            "scanned_at lies outside the time of this screen code: a code from the venue's screen "
+            "counts only when it was scanned (请重新扫描屏幕上的场所码)",
+            reason="scanned_at_outside_code",
         )
 
 

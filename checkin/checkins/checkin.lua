@@ -121,8 +121,10 @@ end
 local function repeat_of(pcid, rnt, k, a, at, at_s, own_state, dkey)
   local raw = redis.call('GET', records .. pcid)
   if not raw then return nil end
-  local rec = cjson.decode(raw)
   local np = tonumber(ARGV[a + 11])
+  -- the owner is in every check-in of theirs: a scan without companions adds no one
+  if np == 1 and brief then return 'dup', pcid end
+  local rec = cjson.decode(raw)
   local have = {}
   for _, p in ipairs(rec.p) do have[p[1]] = true end
   local added = {}

@@ -43,6 +43,7 @@ from checkin.platform.errors import (
 from checkin.platform.hot_redis import hot_of
 from checkin.platform.instants import format_ms, local_day, to_ms
 from checkin.protection import REJECTIONS, WINDOW_MS, window_now
+from venues import codes
 
 RECORD_TTL_S = 13 * 3600
 """Check-in records live past the longest stay, so a check-out and a repeat scan find them."""
@@ -559,6 +560,7 @@ async def check_in(
     resident's and address's scan budgets are checked by the script)."""
     persons = persons_of(owner, data.companions)
     at = scan_instant(ctx, data.scanned_at, now)
+    codes.check_scanned_at(claims, ctx.settings.rotating_step_s, at)
     shard = ctx.keys.shard_of(claims.venue_id)
     budget = resident_budget(ctx, owner, ip)
     call = start_call(ctx, shard, now, "l" if lite else "", budget)
@@ -627,6 +629,7 @@ async def check_in_batch(
             claims = keyring_verify(entry.code)
             persons = persons_of(owner, entry.companions)
             at = scan_instant(ctx, entry.scanned_at, now)
+            codes.check_scanned_at(claims, ctx.settings.rotating_step_s, at)
         except DomainError as exc:
             reason = _reason_of(exc)
             ctx.metrics.inc(REJECTIONS, reason=reason)
