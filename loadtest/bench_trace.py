@@ -11,7 +11,10 @@ installed), or with ``--generator sql`` an ``INSERT ... SELECT FROM numbers()``
 per day written here: Zipf-like venue popularity
 (239,000 venues), uniform residents (3.85 M), morning/lunch/evening peaks in
 local time, venue dwell 30-120 min, 15 % of stays ended early by a check-out
-(a second, newer row version), so FINAL has real work to do.
+(a second, newer row version), so FINAL has real work to do. Either way a person is
+in one place at a time: a stay ends at the person's next stay when that starts
+first (``ended_by = 'next_stay'``; here a newer row version, as the check-in script
+writes it when the next stay arrives).
 
     python loadtest/bench_trace.py                       # 30 days x 1.7 M (51 M stays)
     python loadtest/bench_trace.py --days 3 --queries 50 # a quick look
@@ -39,9 +42,15 @@ from loadtest.results import Figure, record  # noqa: E402
 
 DATABASE = "bench"
 LOCAL_OFFSET_H = 8  # the reference city's local time is UTC+8
+HISTORY_FORMAT = "one place at a time"
+"""Written beside the generator's name: a history built before stays were cut by the next one is rebuilt."""
+STAY_COLUMNS = (
+    "checkin_id, person_id, venue_id, at, end_at, version, district, street, community, status, verdict, "
+    "reason, source, owner_id, lat, lon, stream_id, received_at, ended_by"
+)
 
 GEN_SQL = """
-INSERT INTO {db}.scans
+INSERT INTO {db}.scans ({columns})
 SELECT
     concat('b', toString({{day:UInt32}}), '-', toString(number)) AS checkin_id,
     1 + cityHash64(number, {{day:UInt32}}, 'person') % {{persons:UInt64}} AS person_id,
@@ -58,21 +67,45 @@ SELECT
     concat(district, leftPad(toString(1 + (venue_id % 427) % 50), 3, '0')) AS street,
     concat(street, leftPad(toString(1 + venue_id % 427), 3, '0')) AS community,
     'green' AS status, 'pass' AS verdict, '' AS reason, 'phone' AS source, person_id AS owner_id,
-    0 AS lat, 0 AS lon, '' AS stream_id, at AS received_at
+    0 AS lat, 0 AS lon, '' AS stream_id, at AS received_at, 'natural' AS ended_by
 FROM numbers({{rows:UInt64}})
 """
 
 CHECKOUT_SQL = """
-INSERT INTO {db}.scans
+INSERT INTO {db}.scans ({columns})
 SELECT checkin_id, person_id, venue_id, at,
        at + toIntervalMinute(5 + cityHash64(checkin_id, 'out') % 20) AS end_at, 1 AS version,
        district, street, community, status, verdict, reason, source, owner_id, lat, lon, stream_id,
-       received_at
-FROM {db}.scans
-WHERE at >= fromUnixTimestamp64Milli({{day_ms:Int64}}, 'UTC')
-  AND at < fromUnixTimestamp64Milli({{day_ms:Int64}} + 86400000, 'UTC')
-  AND version = 0 AND cityHash64(checkin_id, 'co') % 100 < 15
+       received_at, 'checkout' AS ended_by
+FROM (
+    SELECT * FROM {db}.scans
+    WHERE at >= fromUnixTimestamp64Milli({{day_ms:Int64}}, 'UTC')
+      AND at < fromUnixTimestamp64Milli({{day_ms:Int64}} + 86400000, 'UTC')
+      AND version = 0 AND cityHash64(checkin_id, 'co') % 100 < 15
+)
 """
+"""15 % of a day's stays checked out after 5-25 minutes (the filter sits in a subquery: the outer
+aliases ``version`` and ``end_at`` would shadow the columns in a WHERE beside them)."""
+
+CUT_SQL = """
+INSERT INTO {db}.scans ({columns})
+SELECT checkin_id, person_id, venue_id, at, next_at AS end_at, version + 1 AS version,
+       district, street, community, status, verdict, reason, source, owner_id, lat, lon, stream_id,
+       received_at, 'next_stay' AS ended_by
+FROM (
+    SELECT * FROM (
+        SELECT *, leadInFrame(at, 1, toDateTime64('2299-12-31 00:00:00', 3, 'UTC')) OVER (
+            PARTITION BY person_id ORDER BY at, checkin_id ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING
+        ) AS next_at
+        FROM {db}.scans FINAL
+        WHERE at >= fromUnixTimestamp64Milli({{day_ms:Int64}}, 'UTC')
+          AND at < fromUnixTimestamp64Milli({{day_ms:Int64}} + 86400000 + 7200000, 'UTC')
+    )
+    WHERE at < fromUnixTimestamp64Milli({{day_ms:Int64}} + 86400000, 'UTC')
+      AND next_at > at AND next_at < end_at
+)
+"""
+"""A day's stays cut by the person's next stay (that day or within the longest dwell, 2 h, after it)."""
 
 VENUES_SQL = """
 INSERT INTO {db}.venues (venue_id, name, type, district, street, community, capacity, dwell_minutes, active,
@@ -104,11 +137,18 @@ def generate(store: Any, days: int, per_day: int, venues: int, persons: int, end
             "venues": venues,
         }
         store.command(
-            GEN_SQL.format(db=db, offset=LOCAL_OFFSET_H), params, settings={"max_insert_threads": 2}
+            GEN_SQL.format(db=db, offset=LOCAL_OFFSET_H, columns=STAY_COLUMNS),
+            params,
+            settings={"max_insert_threads": 2},
         )
-        store.command(CHECKOUT_SQL.format(db=db), {"day_ms": day_ms})
+        store.command(CHECKOUT_SQL.format(db=db, columns=STAY_COLUMNS), {"day_ms": day_ms})
         bar.update((n + 1) * per_day)
     bar.finish()
+    # one place at a time: once every day is written, each stay the person's next one starts in is cut
+    for n in range(days):
+        day = end_day - dt.timedelta(days=days - n)
+        day_ms = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 1000
+        store.command(CUT_SQL.format(db=db, columns=STAY_COLUMNS), {"day_ms": day_ms})
     return time.monotonic() - started
 
 
@@ -313,8 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     have = int(store.scalar(f"SELECT count() FROM {DATABASE}.scans FINAL") or 0)  # stays, however written
     marker = data_dir / "generator.txt"
     made_by = marker.read_text().strip() if marker.exists() else ""
+    wanted = f"{args.generator}, {HISTORY_FORMAT}"
     build_s = None
-    if have != expected or (made_by and made_by != args.generator):
+    if have != expected or made_by != wanted:
         if have:
             store.command(f"DROP DATABASE IF EXISTS {DATABASE}")
             store.apply_schema(args.days + 7)
@@ -326,11 +367,15 @@ def main(argv: list[str] | None = None) -> int:
             store = Store(f"chdb://{data_dir / 'clickhouse'}", DATABASE)
         else:
             build_s = generate(store, args.days, args.scans_per_day, args.venues, args.persons, today)
-        marker.write_text(args.generator + "\n")
+        marker.write_text(wanted + "\n")
         print(f"history built in {build_s:,.0f} s", file=sys.stderr)
     if not args.no_settle:
         print(f"parts merged in {settle(store):,.0f} s", file=sys.stderr)
-    rows = int(store.scalar(f"SELECT count() FROM {DATABASE}.scans FINAL") or 0)
+    rows, cut = store.rows(
+        f"SELECT count(), countIf(ended_by = 'next_stay') FROM {DATABASE}.scans FINAL",
+        settings={"do_not_merge_across_partitions_select_final": 1},
+    )[0]
+    rows, cut = int(rows), int(cut)
     parts = int(
         store.scalar(
             "SELECT count() FROM system.parts WHERE database = {db:String} AND table = 'scans' AND active",
@@ -362,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     merged = "day parts unmerged" if args.no_settle else "day parts merged"
     scale = f"{rows / 1e6:.1f} M stays ({args.generator} history), {args.days} days, 14-day window, {merged}"
     scale += ", embedded engine, API in process, first page of 1,000 rows per list with whole-list totals"
+    scale += f", cumulative overlap >= 15 min, index persons of --seed {args.seed}"
     figures = [
         Figure(
             "contacts depth 1 p95",
@@ -395,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
             "trace history size",
             rows / 1e6,
             "M stays",
-            note=f"{bytes_on_disk / 1e9:.2f} GB on disk, {parts} parts",
+            note=f"{bytes_on_disk / 1e9:.2f} GB on disk, {parts} parts; "
+            f"{cut / max(rows, 1):.1%} of stays ended by the person's next stay",
         ),
     ]
     if build_s is not None:
