@@ -11,6 +11,7 @@ import pytest
 import redis
 from litestar.testing import AsyncTestClient
 
+from checkin.platform.errors import Unprocessable
 from tests.support.access_world import iso, venue_body
 from tests.support.ingest import bearer, make_key, register, stream_events
 from tests.support.values import admin_headers
@@ -60,7 +61,7 @@ def test_the_scan_instant_must_lie_in_the_code_step_or_the_next(offset_s: float,
     if ok:
         codes.check_scanned_at(claims, 30, at_ms)
     else:
-        with pytest.raises(codes.Unprocessable) as refused:
+        with pytest.raises(Unprocessable) as refused:
             codes.check_scanned_at(claims, 30, at_ms)
         assert refused.value.extra["reason"] == "scanned_at_outside_code"
     poster = codes.CodeClaims(venue_id=1, code_version=1, key_id=1, kind="s", step=0)
