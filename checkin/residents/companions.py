@@ -163,7 +163,9 @@ async def add_companion(ctx: Context, owner: int, data: CompanionIn, client_ip: 
         raise otp.refused(
             ctx,
             "otp_missing",
-            BadInput("phone, challenge_id and otp go together: ask for a code for the phone, then send all"),
+            BadInput(
+                "phone, challenge_id and otp go together: ask for a code for the phone, then send all three"
+            ),
         )
     ident = identity(ctx.keyring, data.name, data.phone, data.id_number, phone_required=False)
     pipe = ctx.redis.pipeline(transaction=False)
