@@ -649,6 +649,56 @@ async def test_a_resumed_page_shows_only_what_the_server_says_now(
     await ctx.close()
 
 
+async def test_the_verdict_names_the_venue_it_is_for(
+    server: Server, browser: Any, sync_redis: redis.Redis, shots: Path
+) -> None:
+    """A supermarket stay's result opened from a noodle shop's poster names the supermarket, large,
+    on the verdict panel, and the poster's venue card is not shown above it."""
+    noodles = put_venue(sync_redis, server, 9611, "老王牛肉面馆")
+    market = put_venue(sync_redis, server, 9612, "幸福路华联超市")
+    pid, token = import_resident(server.base, 9611, "吴十一")
+    ctx = await new_phone(browser, viewport=PHONE)
+    page = await ctx.new_page()
+    await open_signed_in(page, server.base, market, pid, token)
+    await page.click("#checkin-button")
+    await page.wait_for_selector("#result-panel[data-verdict='pass']", timeout=10_000)
+    assert await page.text_content("#r-panel-venue") == "幸福路华联超市"
+    await page.goto(f"{server.base}/v/{noodles}")
+    await page.wait_for_selector("#stays:not([hidden])")
+    assert await page.is_visible("#venue-card")  # before the tap: the poster's venue
+    await page.click("#stay-list .stay-view")
+    await page.wait_for_selector("#result-panel[data-verdict='pass']", timeout=10_000)
+    assert await page.text_content("#r-panel-venue") == "幸福路华联超市"
+    assert await page.is_hidden("#venue-card")
+    assert "老王牛肉面馆" not in await visible_text(page)
+    for size in (PHONE, DESKTOP):
+        await page.set_viewport_size(size)
+        assert await font_px(page, "#r-panel-venue") >= 28  # read at 1 m
+        panel = await page.locator("#result-panel").bounding_box()
+        name = await page.locator("#r-panel-venue").bounding_box()
+        assert (
+            panel
+            and name
+            and panel["y"] <= name["y"]
+            and name["y"] + name["height"] <= panel["y"] + panel["height"]
+        )
+        assert name["y"] < size["height"]  # on the first screen
+    for lang, elder in (("en", False), ("zh-CN", True)):
+        await page.evaluate(
+            "([l, e]) => { localStorage.setItem('venue-checkin.lang', JSON.stringify(l)); "
+            "localStorage.setItem('venue-checkin.elder', JSON.stringify(e)); }",
+            [lang, elder],
+        )
+        await page.goto(f"{server.base}/v/{noodles}")
+        await page.wait_for_selector("#stays:not([hidden])")
+        await page.click("#stay-list .stay-view")
+        await page.wait_for_selector("#result-panel[data-verdict='pass']", timeout=10_000)
+        assert await page.text_content("#r-panel-venue") == "幸福路华联超市"
+        assert await font_px(page, "#r-panel-venue") >= 28
+    await both_sizes(page, shots, "door-names-venue")
+    await ctx.close()
+
+
 async def test_a_family_is_judged_person_by_person_at_a_venue_that_needs_a_test(
     server: Server, browser: Any, sync_redis: redis.Redis, shots: Path
 ) -> None:

@@ -617,6 +617,8 @@
     view = id;
     VIEWS.forEach(function (v) { $(v).hidden = v !== id; });
     app.setAttribute("data-view", id);
+    // the poster's venue card would name another venue above a result: the panel names its own
+    $("venue-card").hidden = id === "view-result";
     if (id !== "view-result") stopResultTimers();
     if (id !== "view-pass") stopPass();
   }
@@ -1247,6 +1249,8 @@
     var stay = live ? current : staleStay || {};
     var venue = (live ? current.venue : { name: stay.venue_name }) || {};
     $("r-venue").textContent = venue.name || cfg.venueName;
+    // the verdict names the venue it is for: a stay's result may be opened from another venue's poster
+    $("r-panel-venue").textContent = venue.name || cfg.venueName;
     $("r-time").textContent = formatInstant(stay.at);
     $("r-test").textContent = live ? (me.last_negative_test_at ? formatInstant(me.last_negative_test_at) : t("test.none")) : "";
     $("r-test").hidden = $("r-test-label").hidden = !live || group;
