@@ -12,6 +12,7 @@ tests/support/trace_world.py computed from the accepted check-ins alone (docs/AR
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -254,7 +255,7 @@ async def test_the_record_equals_the_reference_whatever_order_scans_arrive_in(
     for s in stays:
         by_person.setdefault(s.person_id, []).append(s)
     for mine in by_person.values():  # one place at a time
-        for a, b in zip(mine, mine[1:], strict=False):
+        for a, b in itertools.pairwise(mine):
             assert a.end <= b.at or a.at == b.at
 
     # what the streams say each stay's end is (the highest version) equals the reference
