@@ -29,11 +29,11 @@ async def test_lookup_by_id_number_or_phone(
     assert r.json()["matches"] == [{"person_id": pid, "name": "张*丰"}]
     r = await tracing.post(path, json={"phone": "13900000999", "reason": "case 7"}, headers=tracer)
     assert r.status_code == 200 and r.json()["matches"] == []
-    # found persons are bound to the key: their contact details may follow
+    # a lookup binds no one: an id number alone never yields the phone on record
     r = await tracing.get(
         f"/v1/trace/persons/{pid}/contact-details", params={"reason": "call"}, headers=tracer
     )
-    assert r.status_code == 200 and r.json()["phone"] == "13900000001"
+    assert r.status_code == 403 and r.json()["reason"] == "not_traced" and "139" not in r.text
     # audited without the number itself
     rows = store.dicts(f"SELECT action, reason, params, rows FROM {store.table('audit')} ORDER BY at")
     lookups = [row for row in rows if row["action"] == "person_lookup"]

@@ -369,6 +369,16 @@ async def test_contact_details_are_decrypted_for_tracers_and_audited(
     assert r.status_code == 403 and r.json()["reason"] == "not_traced"
     r = await tracing.get(f"/v1/trace/persons/{person}/visits", params={"reason": "case 42"}, headers=tracer)
     assert r.status_code == 200 and r.json()["count"] == 1
+    # a visits timeline binds no one; the contacts query of the person (its index) does
+    r = await tracing.get(
+        f"/v1/trace/persons/{person}/contact-details", params={"reason": "timeline only"}, headers=tracer
+    )
+    assert r.status_code == 403 and r.json()["reason"] == "not_traced"
+    window = {"since": iso(base - HOUR_MS), "until": iso(base + HOUR_MS)}
+    r = await tracing.post(
+        "/v1/trace/contacts", json={"person_id": person, **window, "reason": "case 42"}, headers=tracer
+    )
+    assert r.status_code == 200, r.text
     r = await tracing.get(
         f"/v1/trace/persons/{person}/contact-details", params={"reason": "call case 42"}, headers=tracer
     )
@@ -385,9 +395,14 @@ async def test_contact_details_are_decrypted_for_tracers_and_audited(
     assert r.status_code == 403  # the 404 above named no one
     r = await tracing.get("/v1/audit", params={"action": "contact_details"}, headers=admin_headers())
     entries = r.json()["entries"]
-    assert [(e["reason"], e["rows"]) for e in entries] == [("x", 0), ("call case 42", 1), ("no trace yet", 0)]
+    assert [(e["reason"], e["rows"]) for e in entries] == [
+        ("x", 0),
+        ("call case 42", 1),
+        ("timeline only", 0),
+        ("no trace yet", 0),
+    ]
     assert entries[1]["params"] == {"person_id": person}
-    assert entries[2]["params"]["outcome"] == "not_traced"
+    assert entries[2]["params"]["outcome"] == entries[3]["params"]["outcome"] == "not_traced"
 
 
 async def test_an_overlap_of_exactly_the_minimum_qualifies(

@@ -16,7 +16,9 @@ from litestar import Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.params import Parameter
 
+from checkin.platform import audit_trail
 from checkin.platform.auth import Principal
+from checkin.platform.client_address import client_address
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from checkin.platform.metrics import Metrics
@@ -84,8 +86,17 @@ async def patch_venue(venue_id: int, data: registry.VenuePatch, ctx: Context, pr
     summary="Every change of the venue: who, when, before, after (admin, analyst in scope)",
     tags=TAGS,
 )
-async def venue_history(venue_id: int, ctx: Context, principal: Principal) -> history.History:
-    return await registry.get_history(ctx, principal, _venue_id(venue_id))
+async def venue_history(
+    venue_id: int, request: Request[Any, Any, State], ctx: Context, principal: Principal
+) -> history.History:
+    """Audited like a trace query (the history says who ran a venue and when): one row per read, written
+    to the audit stream before the answer leaves."""
+    found = await registry.get_history(ctx, principal, _venue_id(venue_id))
+    ip = client_address(request.scope, ctx.settings.trusted_proxies)
+    await audit_trail.record(
+        ctx, principal, "venue_history", "", {"venue_id": venue_id}, len(found.changes), ip
+    )
+    return found
 
 
 @get(

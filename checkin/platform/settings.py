@@ -34,6 +34,10 @@ RULE_KINDS = (
     "impossible_travel",
     "remote_scan",
 )
+"""Alert kinds the rule engine raises from scans (``CHECKIN_RULES_ENABLED`` picks among them)."""
+ALERT_KINDS = (*RULE_KINDS, "bulk_read")
+"""Every alert kind: the rule engine's and ``bulk_read`` (a key reached its hourly contact-details
+budget; raised by the tracing API at the city level)."""
 
 
 TRACING_WORKERS = ("sink", "rules", "mirror", "audit", "notices", "escalation")
@@ -133,7 +137,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     trusted_proxies: str = ""
     """Comma-separated CIDRs of proxies whose `X-Forwarded-For` is believed (empty: none)."""
     rate_visits_per_min: PosInt = 30
-    """Times a minute a resident may read their own visits."""
+    """Times a minute a resident may read their own visits (on the ingest API and on the tracing
+    service, each)."""
+    contact_details_per_hour: PosInt = 200
+    """Contact details (name and phone) one tracer key may read an hour; the key that reaches it
+    raises a `bulk_read` alert at the city level, and beyond it gets 429."""
     exposure_isolate_yellow: bool = False
     """An exposure site flagged with level `isolate` turns its green visitors yellow (reason
     `exposure`, audited)."""

@@ -44,7 +44,7 @@ from checkin.platform.context import Context
 from checkin.platform.errors import BadInput
 from checkin.platform.instants import format_ms, parse_instant
 from checkin.platform.service import Part
-from checkin.platform.settings import RULE_KINDS
+from checkin.platform.settings import ALERT_KINDS
 from tracing.api import audit
 from tracing.rules import alerts as al
 from tracing.storage.store import Store
@@ -66,8 +66,8 @@ class AlertList(msgspec.Struct):
 
 
 def _check_filters(kind: str | None, severity: str | None, scope: str) -> None:
-    if kind is not None and kind not in RULE_KINDS:
-        raise BadInput(f"kind: expected one of {', '.join(RULE_KINDS)}, got {kind!r}")
+    if kind is not None and kind not in ALERT_KINDS:
+        raise BadInput(f"kind: expected one of {', '.join(ALERT_KINDS)}, got {kind!r}")
     if severity is not None and severity not in SEVERITIES:
         raise BadInput(f"severity: expected one of {', '.join(SEVERITIES)}, got {severity!r}")
     if not al.SCOPE_RE.fullmatch(scope):

@@ -8,7 +8,8 @@ queued for the ``notices`` worker (:mod:`tracing.notices.worker`), which notifie
 exposed within seconds. Visitors
 from before the flag was set are found with ``POST /v1/trace/exposures``. ``GET
 /v1/exposure-sites`` lists the sites in the key's jurisdiction (``?active=true``: periods not yet
-over; ``?venue_id=``), ``DELETE /v1/exposure-sites/{site_id}`` removes one. Changes are audited.
+over; ``?venue_id=``), ``DELETE /v1/exposure-sites/{site_id}`` removes one. Changes and reads of the
+list are audited.
 
 Sites live in one Redis hash (site_id -> JSON); a generation counter tells rule engines to reload it.
 Sites whose period ended more than ``retention_days`` ago are pruned when a site is added.
@@ -189,8 +190,14 @@ async def create_site(
     tags=["alerts"],
 )
 async def list_sites(
-    ctx: Context, principal: Principal, active: bool | None = None, venue_id: int | None = None
+    request: Request[Any, Any, Any],
+    ctx: Context,
+    store: Store,
+    principal: Principal,
+    active: bool | None = None,
+    venue_id: int | None = None,
 ) -> ExposureSiteList:
+    """Audited like a trace query: the list names the venues and windows of cases."""
     principal.require("tracer", "analyst")
     now_ms = int(time.time() * 1000)
     sites = [
@@ -200,6 +207,10 @@ async def list_sites(
         and (venue_id is None or s.venue_id == venue_id)
         and (active is None or (s.until_ms > now_ms) == active)
     ]
+    params: dict[str, Any] = {"active": active, "venue_id": venue_id}
+    await audit.record(
+        ctx, store, principal, "exposure_sites", "", params, len(sites), audit.client_ip(request)
+    )
     return ExposureSiteList(sites=sites, count=len(sites))
 
 

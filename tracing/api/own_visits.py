@@ -2,7 +2,9 @@
 /v1/residents/me/visits?days=N`` with the resident's bearer token, newest first with venue names.
 
 The token is verified here (keyring and token version, as on the ingest side), so this route answers
-only the caller's own stays; it is not a trace and writes no audit row. Concurrent reads share one
+only the caller's own stays; it is not a trace and writes no audit row. It is rate-limited here as on
+the ingest API (``CHECKIN_RATE_VISITS_PER_MIN`` per resident): a resident's token sent straight to this
+service is held to the same pace. Concurrent reads share one
 engine query (:mod:`tracing.queries.visit_batcher`).
 """
 
@@ -15,12 +17,32 @@ from litestar.params import Parameter
 
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, Unavailable
+from checkin.platform.errors import BadInput, TooManyRequests, Unavailable
 from checkin.platform.instants import DAY_MS, format_ms, now_ms
 from checkin.platform.own_visits import OwnVisit, OwnVisits
 from checkin.platform.service import Part
 from tracing.queries.visit_batcher import VisitBatcher
 from tracing.storage.store import Store, StoreError
+
+WINDOW_MS = 60_000
+
+
+async def limit(ctx: Context, person_id: int, now: int) -> None:
+    """``CHECKIN_RATE_VISITS_PER_MIN`` reads a minute per resident on this service too (its own
+    counter: a call relayed by the ingest API counts once there and once here); 429 beyond."""
+    window = now // WINDOW_MS
+    key = ctx.keys.rate("visits-tracing", str(person_id), window)
+    pipe = ctx.redis.pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.pexpire(key, WINDOW_MS + 1000)
+    used, _ = await pipe.execute()
+    allowed = ctx.settings.rate_visits_per_min
+    if int(used) > allowed:
+        raise TooManyRequests(
+            f"too many reads of your visits; at most {allowed} a minute",
+            retry_after=max(1, -(-((window + 1) * WINDOW_MS - now) // 1000)),
+            reason="rate_limited",
+        )
 
 
 def batcher_of(ctx: Context, store: Store) -> VisitBatcher:
@@ -49,6 +71,7 @@ async def own_visits(
         raise BadInput(f"days: at most {ctx.settings.retention_days} (stays are kept that long)")
     pid = principal.person_id or 0
     until = now_ms() + 1
+    await limit(ctx, pid, until)
     try:
         stays = await batcher_of(ctx, store).visits(pid, until - days * DAY_MS, until)
     except StoreError as exc:

@@ -3,8 +3,9 @@
 The id number or phone is looked up by its keyed hash (:mod:`checkin.platform.persons`), exactly as at
 registration; neither is written anywhere, the audit row keeps which kind was asked and the count
 found. A scoped key only finds persons with stays in its jurisdiction (it learns nothing of the rest of
-the city). The persons found are bound to the key like persons a trace named (contact details may
-follow, :mod:`tracing.api.purpose`). Answers carry masked names only.
+the city). Answers carry masked names only. A lookup binds no one (:mod:`tracing.api.purpose`): the
+tracer runs the contacts query of the person found, which makes them its index person, before their
+contact details can be read; otherwise an id number alone would yield the phone on record.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from checkin.platform import persons
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Unavailable
-from checkin.platform.instants import now_ms
 from checkin.platform.service import Part
-from tracing.api import audit, purpose
+from tracing.api import audit
 from tracing.api.trace import check_reason
 from tracing.queries import trace
 from tracing.storage.store import Store, StoreError
@@ -81,7 +81,6 @@ async def lookup_person(
     await audit.record(
         ctx, store, principal, "person_lookup", why, {"by": by}, len(ids), audit.client_ip(request)
     )
-    await purpose.remember(ctx, principal, ids, now_ms())
     return LookupResponse(
         by=by, count=len(ids), matches=[PersonMatch(pid, names.get(pid, "")) for pid in ids]
     )

@@ -2,7 +2,8 @@
 
 A "scan" here is a recorded stay (one per check-in and person, read with FINAL).
 Windows are ``[since, until)`` (RFC 3339, default the last 24 hours, at most 60
-days). A scoped key counts only stays at venues in its jurisdiction.
+days). A scoped key counts only stays at venues in its jurisdiction. Every read writes an audit row
+(action ``stats``) like a trace query: the counts tell where cases were.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import asyncio
 from typing import Any
 
 import msgspec
-from litestar import get
+from litestar import Request, get
 
 from checkin.platform.auth import Principal
+from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Unavailable
 from checkin.platform.instants import DAY_MS, format_ms, now_ms, parse_instant
 from checkin.platform.service import Part
+from tracing.api import audit
 from tracing.queries import trace
 from tracing.storage.store import Store, StoreError
 
@@ -151,13 +154,38 @@ def _check_district(district: str) -> str:
     return district
 
 
+async def _audit(
+    request: Request[Any, Any, Any],
+    ctx: Context,
+    store: Store,
+    principal: Principal,
+    view: str,
+    since_ms: int,
+    until_ms: int,
+    rows: int,
+    **params: Any,
+) -> None:
+    """One audit row per read, like a trace query's (action ``stats``, the view and its window)."""
+    params = {"view": view, "since": format_ms(since_ms), "until": format_ms(until_ms), **params}
+    await audit.record(ctx, store, principal, "stats", "", params, rows, audit.client_ip(request))
+
+
 @get("/v1/stats/scans-per-hour", summary="Scans per hour by district (analyst)", tags=["stats"])
 async def get_scans_per_hour(
-    store: Store, principal: Principal, since: str | None = None, until: str | None = None, district: str = ""
+    request: Request[Any, Any, Any],
+    ctx: Context,
+    store: Store,
+    principal: Principal,
+    since: str | None = None,
+    until: str | None = None,
+    district: str = "",
 ) -> ScansPerHour:
     principal.require("analyst")
     since_ms, until_ms = _window(since, until)
     rows = await _call(scans_per_hour, store, since_ms, until_ms, principal.scope, _check_district(district))
+    await _audit(
+        request, ctx, store, principal, "scans-per-hour", since_ms, until_ms, len(rows), district=district
+    )
     return ScansPerHour(
         since=format_ms(since_ms),
         until=format_ms(until_ms),
@@ -168,16 +196,24 @@ async def get_scans_per_hour(
 
 @get("/v1/stats/districts", summary="Scans and distinct persons per district (analyst)", tags=["stats"])
 async def get_districts(
-    store: Store, principal: Principal, since: str | None = None, until: str | None = None
+    request: Request[Any, Any, Any],
+    ctx: Context,
+    store: Store,
+    principal: Principal,
+    since: str | None = None,
+    until: str | None = None,
 ) -> DistrictStats:
     principal.require("analyst")
     since_ms, until_ms = _window(since, until)
     rows = await _call(per_district, store, since_ms, until_ms, principal.scope)
+    await _audit(request, ctx, store, principal, "districts", since_ms, until_ms, len(rows))
     return DistrictStats(since=format_ms(since_ms), until=format_ms(until_ms), rows=rows)
 
 
 @get("/v1/stats/venues", summary="Busiest venues (analyst)", tags=["stats"])
 async def get_venues(
+    request: Request[Any, Any, Any],
+    ctx: Context,
     store: Store,
     principal: Principal,
     since: str | None = None,
@@ -191,6 +227,18 @@ async def get_venues(
     since_ms, until_ms = _window(since, until)
     rows = await _call(
         top_venues, store, since_ms, until_ms, limit, principal.scope, _check_district(district)
+    )
+    await _audit(
+        request,
+        ctx,
+        store,
+        principal,
+        "venues",
+        since_ms,
+        until_ms,
+        len(rows),
+        district=district,
+        limit=limit,
     )
     return VenueStats(since=format_ms(since_ms), until=format_ms(until_ms), rows=rows)
 

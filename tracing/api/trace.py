@@ -5,8 +5,9 @@ POSTs) and writes an audit row (who, when, reason, parameters, rows returned)
 before the answer is sent. Windows are ``[since, until)`` in RFC 3339, at most
 60 days long. A scoped key (jurisdiction prefix) sees only stays at venues in
 its jurisdiction; see :mod:`tracing.queries.trace`. Contact details answer only for a
-person a trace or exposure answer named to the same key in the last 24 h
-(:mod:`tracing.api.purpose`).
+person a contacts or exposure answer named to the same key in the last 24 h, or the index person of
+such a query (a visits timeline binds no one), and at most ``CHECKIN_CONTACT_DETAILS_PER_HOUR`` a key
+an hour (:mod:`tracing.api.purpose`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from litestar import Request, Response, get, post
 from checkin.platform import persons
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, Forbidden, NotFound, Unavailable, Unprocessable
+from checkin.platform.errors import (
+    BadInput,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unavailable,
+    Unprocessable,
+)
 from checkin.platform.instants import DAY_MS, format_ms, now_ms, parse_instant, to_ms
 from checkin.platform.service import Part
 from tracing.api import audit, purpose
@@ -248,7 +256,6 @@ async def get_visits(
     if not stays:
         await _require_person(ctx, store, request, principal, "visits", why, params, pid)
     await audit.record(ctx, store, principal, "visits", why, params, len(stays), audit.client_ip(request))
-    await purpose.remember(ctx, principal, [pid], now_ms())
     return VisitsResponse(
         person_id=pid,
         since=params["since"],
@@ -489,6 +496,20 @@ async def get_contact_details(
         raise
     if principal.scope:
         await _require_person(ctx, store, request, principal, "contact_details", why, params, pid)
+    try:
+        await purpose.spend(ctx, principal, now_ms())
+    except TooManyRequests:
+        await audit.record(
+            ctx,
+            store,
+            principal,
+            "contact_details",
+            why,
+            {**params, "outcome": "over_budget"},
+            0,
+            audit.client_ip(request),
+        )
+        raise
     found = await persons.contact_details(ctx, pid)
     if found is None:
         await audit.record(
@@ -508,6 +529,7 @@ async def get_contact_details(
 
 def setup_metrics(metrics: Any) -> None:
     metrics.histogram("trace_query_seconds", "Time of one trace query against the store, by kind")
+    purpose.setup_metrics(metrics)
 
 
 PART = Part(

@@ -17,6 +17,7 @@ so a slow ClickHouse never delays the live feed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import time
@@ -155,6 +156,17 @@ def make_alert_id(entry_id: str, shard: int, kind: str) -> str:
     """22 hex digits: entry ms (12), shard (3), entry sequence (5), kind (2)."""
     ms, seq = stream_id_key(entry_id)
     return f"{ms:012x}{shard & 0xFFF:03x}{seq & 0xFFFFF:05x}{KIND_INDEX[kind]:02x}"
+
+
+AUDIT_SHARD = 0xFFF
+"""The shard digits of an alert no scan raised (scan streams have fewer than 4096 shards)."""
+
+
+def audit_alert_id(at_ms: int, kind: str, subject: str) -> str:
+    """The id of an alert raised by a request, not a scan: its instant, :data:`AUDIT_SHARD`, 20 bits
+    of the subject's hash (one alert per subject and instant) and the kind."""
+    bits = int.from_bytes(hashlib.sha256(subject.encode()).digest()[:4], "big") & 0xFFFFF
+    return f"{at_ms:012x}{AUDIT_SHARD:03x}{bits:05x}{KIND_INDEX[kind]:02x}"
 
 
 # --- the model in Redis and ClickHouse ----------------------------------------------------------------
@@ -296,6 +308,17 @@ def rules_script(ctx: Context) -> Any:
 
 
 # --- dedupe and publish --------------------------------------------------------------------------------
+
+
+async def publish_one(ctx: Context, alert: Alert) -> None:
+    """XADD one alert raised outside the rule engine (``bulk_read``) to the alerts stream: the live
+    feed, the level queue and (through the ``alerts-history`` group) ClickHouse take it like any."""
+    await ctx.redis.xadd(
+        ctx.keys.alerts_stream(),
+        to_fields(alert),  # type: ignore[arg-type]
+        maxlen=ctx.settings.alerts_stream_maxlen,
+        approximate=True,
+    )
 
 
 def dedupe_key_ttl(ctx: Context, cand: Candidate, tz: str) -> tuple[str, int]:

@@ -29,7 +29,7 @@ import msgspec
 
 from checkin.platform.instants import local_day
 from checkin.platform.scan_stream import ScanEvent
-from checkin.platform.settings import RULE_KINDS, Settings
+from checkin.platform.settings import ALERT_KINDS, Settings
 
 Severity = Literal["info", "warning", "critical"]
 Clock = Callable[[], float]
@@ -44,8 +44,9 @@ SEVERITY: dict[str, Severity] = {
     "capacity_exceeded": "warning",
     "impossible_travel": "warning",
     "remote_scan": "warning",
+    "bulk_read": "critical",
 }
-KIND_INDEX = {kind: i for i, kind in enumerate(RULE_KINDS)}
+KIND_INDEX = {kind: i for i, kind in enumerate(ALERT_KINDS)}
 EARTH_RADIUS_KM = 6371.0088
 
 
