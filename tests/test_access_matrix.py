@@ -290,7 +290,8 @@ RULES: dict[tuple[str, str, str], Rule] = {
         TRACERS,
         hidden=OUT_TRACERS,
         hidden_as=403,
-        note="sent after the visits rows: only persons a trace named to the key (403 not_traced)",
+        note="sent after the contacts rows (P is their index person): only persons a contacts or exposure "
+        "answer named to the key (403 not_traced)",
     ),
     ("tracing", "GET", "/v1/audit"): rule({"admin"}),
     ("tracing", "GET", "/v1/residents/me/visits"): rule(RESIDENTS, note="the caller's own stays only"),
@@ -481,6 +482,44 @@ PROPERTIES = [
         "after a full scenario no raw id number, phone number, API key, admin key or keyring secret "
         "is in any Redis value, ClickHouse row, log record or error body",
     ),
+    (
+        "test_access_round2_tracing.py::test_a_visits_timeline_binds_no_one",
+        "a visits timeline or a person lookup binds no one: visits of id 1, 2, 3, ... then contact "
+        "details of each is 403 not_traced for every id; a contacts answer binds its index person and "
+        "the contacts it names",
+    ),
+    (
+        "test_access_round2_tracing.py::test_contact_details_have_an_hourly_budget_and_a_key_that_reaches_it_alerts_the_city",
+        "a key reads at most CHECKIN_CONTACT_DETAILS_PER_HOUR contact details an hour (429 over_budget, "
+        "audited); the read that reaches it raises one bulk_read alert at the city level, listed for a "
+        "city analyst and not for a district's",
+    ),
+    (
+        "test_access_round2_tracing.py::test_own_visits_are_rate_limited_on_the_tracing_service_too",
+        "a resident's own visits are limited on the tracing service too (CHECKIN_RATE_VISITS_PER_MIN; "
+        "100 calls in a row: the rest 429)",
+    ),
+    (
+        "test_access_round2_tracing.py::test_reads_of_statistics_venue_history_and_exposure_sites_are_audited",
+        "reads of statistics, exposure-site lists and a venue's history write audit rows like trace queries",
+    ),
+    (
+        "test_access_round2_venues.py::test_an_operator_cannot_move_its_venue_a_thousand_km",
+        "an operator cannot change its venue's lat or lon (403 place_change), by PATCH or by CSV import "
+        "(refused whole, nothing written); an admin can, and the history keeps it",
+    ),
+    (
+        "test_access_round2_venues.py::test_an_operator_cannot_name_its_venue_with_a_phishing_text",
+        "venue names and addresses are 1..60 printable characters with no web address, domain-like word, "
+        "【】, bidirectional override (U+202E), zero-width or control character: 400 naming the rule on "
+        "create, PATCH and CSV import (test_a_right_to_left_*, test_a_csv_import_*)",
+    ),
+    (
+        "test_access_round2_venues.py::test_a_notice_text_is_the_project_template_never_anyones_free_text",
+        "an exposure notice's SMS is the project's template (venue, window in local time, the level's "
+        "instruction in the resident's language, a link to the notice): never a tracer's message or a "
+        "venue name that breaks the text rules",
+    ),
 ]
 
 BAD_INPUTS = [
@@ -505,6 +544,12 @@ BAD_INPUTS = [
     ),
     ("test_venues_codes.py", "bit flips and truncations of venue codes"),
     ("test_checkins_protection.py", "body-size limits and rate limits"),
+    (
+        "test_access_round2_depth.py",
+        "a body nested 1,000 levels deep (arrays, objects, inside a valid body, unclosed), with any "
+        "content type and no key, to every POST, PUT and PATCH route of both services: 400 "
+        "json_too_deep, never a 500, nothing logged as an error",
+    ),
 ]
 
 
