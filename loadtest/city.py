@@ -18,6 +18,7 @@ Files written by :func:`write_city` into the output directory:
   ``{"name", "phone", "id_number"}`` object a line; id numbers are 18-character
   PRC-style numbers with a valid ISO 7064 MOD 11-2 check character, unique.
 - ``popularity.csv``: ``venue_id,weight``, a Zipf-like share of the day's scans.
+- ``regions.csv``: ``code,name`` of every district, street and community (``POST /v1/regions/import``).
 - ``scans.csv`` (``scan_days > 0``): the scan plan, ``scanned_at,resident,venue_id``
   where ``resident`` is the 0-based line of ``residents.ndjson``, in time order,
   following a daily curve with morning, lunch and evening peaks.
@@ -766,10 +767,16 @@ def write_city(
             bar.advance(count)
     seconds["residents"] = bar.finish()
 
+    with (out_dir / "regions.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["code", "name"])
+        writer.writerows(region_rows(city.districts))
+
     files = {
         "venues": "venues.csv",
         "popularity": "popularity.csv",
         "residents": "residents.ndjson",
+        "regions": "regions.csv",
     }
     scans = spec.scans_per_day * scan_days
     if scan_days > 0:
@@ -802,6 +809,17 @@ def write_city(
         msgspec.json.format(msgspec.json.encode(_manifest_for_disk(manifest)), indent=2)
     )
     return manifest
+
+
+def region_rows(districts: list[District]) -> Iterator[tuple[str, str]]:
+    """``(code, name)`` of every district, street and community: what ``POST /v1/regions/import``
+    takes (``regions.csv``), so the console shows names where the codes appear."""
+    for d in districts:
+        yield d.code, d.name
+        for s in d.streets:
+            yield s.code, s.name
+            for c in s.communities:
+                yield c.code, c.name
 
 
 def _manifest_for_disk(manifest: Manifest) -> Manifest:

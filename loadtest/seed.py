@@ -2,7 +2,9 @@
 
 Steps (each with a progress bar on stderr and a summary line, :mod:`checkin.platform.progress`):
 
-1. ``POST /v1/venues/import`` with ``venues.csv`` in chunks (header repeated).
+1. ``POST /v1/venues/import`` with ``venues.csv`` in chunks (header repeated), then the names of
+   districts, streets and communities (``regions.csv``) to the tracing service's
+   ``POST /v1/regions/import``.
 2. ``POST /v1/residents/import`` with ``residents.ndjson`` in chunks; the per-line
    results give the person ids of a sample of residents.
 3. Resident tokens for the sample: from the import results when they carry one,
@@ -55,6 +57,7 @@ REQUIRED_TRACING_ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/v1/alerts"),
     ("GET", "/v1/stats/scans-per-hour"),
     ("GET", "/v1/stats/venues"),
+    ("POST", "/v1/regions/import"),
 )
 
 
@@ -297,6 +300,19 @@ class Seeder:
             raise SeedError(f"the venue import refused {refused} rows; see the server's import report")
         return self.manifest.counts["venues"]
 
+    def import_regions(self) -> int:
+        """The names of the city's districts, streets and communities (``regions.csv``) to the tracing
+        service; a city written before the file existed has none to send."""
+        name = self.manifest.files.get("regions")
+        if not name or not (self.city_dir / name).exists():
+            return 0
+        resp = self.tracing.post(
+            "/v1/regions/import",
+            content=(self.city_dir / name).read_bytes(),
+            headers={**self.admin, "Content-Type": "text/csv; charset=utf-8"},
+        )
+        return int(_check(resp, "region import").json()["rows"])
+
     def import_residents(self) -> dict[int, tuple[int, str, dict[str, Any]]]:
         """Import every resident; return the sample's ``{line: (person_id, token or "", identity)}``."""
         path = self.city_dir / self.manifest.files["residents"]
@@ -445,6 +461,9 @@ class Seeder:
             self.log(f"imported {n:,} venues")
         else:
             self.log("venues: import skipped")
+        regions = self.import_regions()
+        if regions:
+            self.log(f"imported the names of {regions:,} districts, streets and communities")
         found = self.import_residents()
         residents = self.resident_tokens(found)
         self.log(f"residents: {self.manifest.counts['residents']:,} imported, {len(residents):,} tokens kept")

@@ -286,6 +286,9 @@ RULES: dict[tuple[str, str, str], Rule] = {
         TRACERS | OUT_TRACERS, note="a scoped key finds only persons with stays in its jurisdiction"
     ),
     ("tracing", "POST", "/v1/trace/exposures"): rule(TRACERS, hidden=OUT_TRACERS, hidden_as=403),
+    ("tracing", "POST", "/v1/trace/sources"): rule(
+        TRACERS, hidden=OUT_TRACERS, note="cases P and Q; none has a stay in an outside jurisdiction: 404"
+    ),
     ("tracing", "GET", "/v1/trace/persons/{person_id:str}/contact-details"): rule(
         TRACERS,
         hidden=OUT_TRACERS,
@@ -294,6 +297,8 @@ RULES: dict[tuple[str, str, str], Rule] = {
         "answer named to the key (403 not_traced)",
     ),
     ("tracing", "GET", "/v1/audit"): rule({"admin"}),
+    ("tracing", "POST", "/v1/regions/import"): rule({"admin"}, note="CSV code,name"),
+    ("tracing", "GET", "/v1/regions"): rule(TRACERS | OUT_TRACERS | ANALYSTS, note="names are not scoped"),
     ("tracing", "GET", "/v1/residents/me/visits"): rule(RESIDENTS, note="the caller's own stays only"),
     ("tracing", "GET", "/v1/stats/scans-per-hour"): rule(ANALYSTS, note="counts only the key's scope"),
     ("tracing", "GET", "/v1/stats/districts"): rule(ANALYSTS, note="counts only the key's scope"),
@@ -619,6 +624,12 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
             "sites": [{"venue_id": w.venue_a, "since": since, "until": until}],
             "reason": "matrix",
         },
+        ("POST", "/v1/trace/sources"): {
+            "person_ids": [w.p, w.q],
+            "since": since,
+            "until": until,
+            "reason": "m",
+        },
     }
     if (method, path) in bodies:
         kw["json"] = bodies[(method, path)]
@@ -630,6 +641,8 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
             ",".join(importer.COLUMNS)
             + "\n777,Imported,1 Road,supermarket,110101,110101001,110101001001,39.9,116.4,100,30,\n"
         ).encode()
+    if path == "/v1/regions/import":
+        kw["content"] = "code,name\n110101,东城区\n".encode()
     if path == "/v1/sentinel/scans":
         kw["params"] = {"venue_id": w.venue_a}
     if path == "/v1/report":

@@ -205,6 +205,7 @@ def test_cli_city_writes_files_and_refuses_bad_input(
         "venues.csv",
         "popularity.csv",
         "residents.ndjson",
+        "regions.csv",
         "city.json",
     }
     manifest = msgspec.json.decode((out / "city.json").read_bytes())

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import random
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aioredis
@@ -33,6 +34,7 @@ from tests.support.trace_world import (
     random_world,
     reference_contacts,
     reference_visits,
+    to_dt,
     visits_api,
 )
 from tests.support.values import REDIS_URL, admin_headers
@@ -316,14 +318,23 @@ async def test_csv_export_neutralises_spreadsheet_formulas(
     assert "attachment" in r.headers["content-disposition"]
     assert r.content.startswith(b"\xef\xbb\xbf")  # UTF-8 byte-order mark: Excel reads the Chinese
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
-    assert rows[0] == ["person_id", "venue_id", "venue_name", "first_at_venue", "first_at"]
-    by_key = {(row[0], row[1]): row for row in rows[1:]}
-    assert by_key[("1", "7")][2] == "'" + evil
-    assert by_key[("4", "8")][2] == "'@SUM(1+1)"
+    tz = settings.tz
+    assert rows[0] == [
+        "person_id",
+        "name",
+        "venue_id",
+        "venue_name",
+        f"first_at_venue ({tz})",
+        f"first_at ({tz})",
+    ]
+    by_key = {(row[0], row[2]): row for row in rows[1:]}
+    assert by_key[("1", "7")][3] == "'" + evil
+    assert by_key[("4", "8")][3] == "'@SUM(1+1)"
     assert {k[0] for k in by_key} == {"1", "2", "3", "4"}
-    assert by_key[("2", "8")][3] == iso(base + 100 * MIN_MS) and by_key[("2", "8")][4] == iso(
-        base + 30 * MIN_MS
-    )
+    # local wall time, which a spreadsheet (and Python) reads as a date
+    first_at_venue = dt.datetime.fromisoformat(by_key[("2", "8")][4]).replace(tzinfo=ZoneInfo(tz))
+    first_at = dt.datetime.fromisoformat(by_key[("2", "8")][5]).replace(tzinfo=ZoneInfo(tz))
+    assert first_at_venue == to_dt(base + 100 * MIN_MS) and first_at == to_dt(base + 30 * MIN_MS)
     for row in rows[1:]:
         for cell in row:
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
@@ -333,7 +344,7 @@ async def test_csv_export_neutralises_spreadsheet_formulas(
 
 
 async def test_csv_cell_rules() -> None:
-    from tracing.api.trace import csv_cell
+    from tracing.api.csv_export import csv_cell
 
     for raw in ["=1+1", "+1", "-1", "@x", "\tx", "\rx"]:
         assert csv_cell(raw) == "'" + raw

@@ -103,8 +103,8 @@ async def test_reach_is_the_longest_stay_at_the_venue_on_the_candidate_days(stor
         ],
     )
     load(store, world)
-    stays = trace._index_stays(store, [1, 3], midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS)
-    reach = {s.owner: s.reach_ms for s in trace._with_reach(store, stays, 12 * HOUR_MS)}
+    stays = trace.index_stays(store, [1, 3], midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS)
+    reach = {s.owner: s.reach_ms for s in trace.with_reach(store, stays, 12 * HOUR_MS)}
     assert reach == {1: 5 * HOUR_MS, 3: 30 * MIN_MS}
 
 
@@ -118,9 +118,9 @@ async def test_index_stays_of_tens_of_thousands_of_persons_pass_in_one_query(sto
     )
     load(store, world)
     persons = list(range(1, 80_001))
-    stays = trace._index_stays(store, persons, midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS)
+    stays = trace.index_stays(store, persons, midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS)
     assert sorted((s.owner, s.at_ms) for s in stays) == [
         (1, midnight + HOUR_MS),
         (79_999, midnight + 2 * HOUR_MS),
     ]
-    assert trace._index_stays(store, [], midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS) == []
+    assert trace.index_stays(store, [], midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS) == []

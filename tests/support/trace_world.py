@@ -9,12 +9,14 @@ any test can call them:
 * :func:`reference_stays` - accepted check-ins -> the final stays (one place at a time);
 * :func:`reference_visits` - a person's timeline, as ``GET /v1/trace/persons/{id}/visits`` lists it;
 * :func:`reference_contacts` - contacts at depth 1 and 2, as ``POST /v1/trace/contacts`` lists them;
-* :func:`reference_exposures` - exposure screening, as ``POST /v1/trace/exposures`` lists it.
+* :func:`reference_exposures` - exposure screening, as ``POST /v1/trace/exposures`` lists it;
+* :func:`reference_sources` - source tracing of a set of cases, as ``POST /v1/trace/sources`` lists it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -237,6 +239,92 @@ def reference_exposures(
     return sorted(out, key=lambda e: (e["first_at"], e["person_id"]))
 
 
+def _together_ms(by_case: dict[int, list[Stay]]) -> int:
+    """The time during which at least two of these cases were there at once: every instant where a stay
+    of one case starts or ends cuts the time into pieces; a piece counts when stays of two or more
+    distinct cases cover it."""
+    stays = [s for mine in by_case.values() for s in mine]
+    cuts = sorted({t for s in stays for t in (s.at, s.end)})
+    total = 0
+    for start, end in itertools.pairwise(cuts):
+        present = {s.person_id for s in stays if s.at <= start and end <= s.end}
+        if len(present) >= 2:
+            total += end - start
+    return total
+
+
+def reference_sources(
+    stays: Sequence[Stay],
+    cases: Iterable[int],
+    since: int,
+    until: int,
+    min_cases: int = 2,
+    min_overlap_ms: int = 15 * MIN_MS,
+    scope: str = "",
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(common_venues, possible_sources)`` of source tracing, as the sources answer lists them, from
+    the final stays (:func:`reference_stays`).
+
+    A case's stays starting in ``[since, until)`` are its index stays (as for contacts).
+    ``common_venues``: every venue where at least ``min_cases`` cases have an index stay; ``cases``
+    (sorted), ``first_at`` and ``last_at`` (earliest and latest such start), ``together_seconds`` (the
+    time at least two cases were there at once, over those stays). Sorted by number of cases desc,
+    ``together_seconds`` desc, ``venue_id``. ``possible_sources``: every person s not a case with
+    ``overlap(c, s)`` positive and ``>= min_overlap_ms`` for at least ``min_cases`` cases c (the cases
+    s met); ``cases`` (sorted), ``overlap_seconds`` (the sum of ``overlap(c, s)`` over the cases met),
+    ``venue_ids`` and ``first_contact_at`` over the pairs of the cases met. Sorted by number of cases
+    desc, ``overlap_seconds`` desc, ``person_id``.
+    """
+    chosen = set(cases)
+    by_person: dict[int, list[Stay]] = {}
+    for s in stays:
+        if _in_scope(s, scope):
+            by_person.setdefault(s.person_id, []).append(s)
+    index = {c: [s for s in by_person.get(c, []) if since <= s.at < until] for c in sorted(chosen)}
+    at_venue: dict[int, dict[int, list[Stay]]] = {}
+    for c, mine in index.items():
+        for s in mine:
+            at_venue.setdefault(s.venue_id, {}).setdefault(c, []).append(s)
+    common = []
+    for venue, by_case in at_venue.items():
+        if len(by_case) < min_cases:
+            continue
+        starts = [s.at for mine in by_case.values() for s in mine]
+        common.append(
+            {
+                "venue_id": venue,
+                "cases": sorted(by_case),
+                "first_at": iso(min(starts)),
+                "last_at": iso(max(starts)),
+                "together_seconds": _together_ms(by_case) / 1000,
+            }
+        )
+    common.sort(key=lambda v: (-len(v["cases"]), -v["together_seconds"], v["venue_id"]))
+    possible = []
+    for person, theirs in by_person.items():
+        if person in chosen:
+            continue
+        met: dict[int, list[Pair]] = {}
+        for c, mine in index.items():
+            pairs = _pairs(mine, theirs)
+            if pairs and sum(p[0] for p in pairs) >= min_overlap_ms:
+                met[c] = pairs
+        if len(met) < min_cases:
+            continue
+        pairs = [p for found in met.values() for p in found]
+        possible.append(
+            {
+                "person_id": person,
+                "cases": sorted(met),
+                "overlap_seconds": sum(p[0] for p in pairs) / 1000,
+                "venue_ids": sorted({p[2] for p in pairs}),
+                "first_contact_at": iso(min(p[1] for p in pairs)),
+            }
+        )
+    possible.sort(key=lambda s: (-len(s["cases"]), -s["overlap_seconds"], s["person_id"]))
+    return common, possible
+
+
 # --- worlds ------------------------------------------------------------------------------------------------
 
 
@@ -417,6 +505,34 @@ async def exposures_api(
     )
     assert r.status_code == 200, r.text
     return list(r.json()["exposures"])
+
+
+async def sources_api(
+    client: AsyncTestClient[Any],
+    headers: dict[str, str],
+    cases: Sequence[int],
+    since: int,
+    until: int,
+    min_cases: int = 2,
+    minutes: int = 15,
+) -> dict[str, Any]:
+    """The sources answer (``{"status": 404, ...}`` with empty lists for cases unknown to the key)."""
+    r = await client.post(
+        "/v1/trace/sources",
+        json={
+            "person_ids": list(cases),
+            "since": iso(since),
+            "until": iso(until),
+            "min_cases": min_cases,
+            "min_overlap_minutes": minutes,
+            "reason": "cluster 7 source tracing",
+        },
+        headers=headers,
+    )
+    if r.status_code == 404:
+        return {"common_venues": [], "possible_sources": [], "status": 404}
+    assert r.status_code == 200, r.text
+    return dict(r.json())
 
 
 async def visits_api(

@@ -3,8 +3,10 @@
 * ``GET /v1/alerts/queue?level=&state=waiting|acked``: the open alerts at a level (default: the
   caller's, from the length of its key's scope) inside the key's jurisdiction, oldest first. ``waiting``
   (default) lists those nobody has acknowledged yet (what escalates), ``acked`` those acknowledged but
-  not resolved. Each item says when it is due to move up (``due_at``) and whether it is ``overdue``; the
-  answer also carries the time to acknowledge per level over the last 7 days.
+  not resolved. Each item says when it is due to move up (``due_at``) and whether it is ``overdue``,
+  since when it waits at its level (``waiting_since``; the city level has no level above, so the console
+  shows how long it has waited there), and names the venue and the person (masked); the answer also
+  carries the time to acknowledge per level over the last 7 days.
 * ``POST /v1/alerts/{alert_id}/ack``: acknowledged by the caller, now; stops escalation. Acking again
   answers the first ack unchanged.
 * ``POST /v1/alerts/{alert_id}/resolve {outcome, note?}``: closed with an outcome from
@@ -26,6 +28,7 @@ import msgspec
 from litestar import Request, get, post
 from litestar.params import Parameter
 
+from checkin.platform import persons
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, NotFound
@@ -47,6 +50,10 @@ class QueueItem(msgspec.Struct):
     """When the alert moves up a level (at the city level: when it counts as overdue)."""
     overdue: bool
     venue_name: str
+    waiting_since: str = ""
+    """When the alert arrived at its level (at the city level, the last, what "waiting" counts from)."""
+    person_name: str = ""
+    """The person's masked name (张*丰); empty for an alert about no registered person."""
 
 
 class AckTime(msgspec.Struct):
@@ -151,13 +158,22 @@ async def alert_queue(
     )
     times = await asyncio.to_thread(ack_times, store, key_scope=principal.scope, now_ms=now)
     names = await asyncio.to_thread(trace.venue_names, store, {a.venue_id for a in rows})
+    people = await persons.masked_names(ctx, [a.person_id for a in rows if a.person_id is not None])
     delay_ms = int(ctx.settings.escalation_s * 1000)
     items = []
     for alert in rows:
         due = alert.level_since_ms() + delay_ms
         overdue = not alert.acked and due <= now
-        venue = names.get(alert.venue_id, "")
-        items.append(QueueItem(alert=alert, due_at=format_ms(due), overdue=overdue, venue_name=venue))
+        items.append(
+            QueueItem(
+                alert=alert,
+                due_at=format_ms(due),
+                overdue=overdue,
+                venue_name=names.get(alert.venue_id, ""),
+                waiting_since=format_ms(alert.level_since_ms()),
+                person_name=people.get(alert.person_id, "") if alert.person_id is not None else "",
+            )
+        )
     params = {"level": lvl, "state": queue_state, "limit": limit}
     ip = audit.client_ip(request)
     await audit.record(ctx, store, principal, "alerts_queue", "", params, len(items), ip)

@@ -12,6 +12,8 @@
   Browsers' ``EventSource`` cannot send an ``Authorization`` header, so this route (and only this one)
   also accepts the API key as ``?key=...``; prefer the header where possible (URLs end up in logs).
   Optional filters: ``scope``, ``kind``, ``severity``.
+* Every alert in the list and on the feed comes with its venue's name (``venue_names`` beside the list,
+  ``venue_name`` added to each event's JSON), so a console never shows a venue as a bare id.
 * State changes of an alert (``escalated``, ``acked``, ``resolved``: :mod:`tracing.api.alert_queue`,
   :mod:`tracing.rules.escalation`) come on the same feed as events of that name carrying the alert in
   its new state.
@@ -46,12 +48,15 @@ from checkin.platform.instants import format_ms, parse_instant
 from checkin.platform.service import Part
 from checkin.platform.settings import ALERT_KINDS
 from tracing.api import audit
+from tracing.queries import trace
 from tracing.rules import alerts as al
 from tracing.storage.store import Store
 
 log = logging.getLogger("tracing.api.alerts")
 
 HEARTBEAT_S = 15.0
+NAMES_TTL_S = 600.0
+NAMES_CACHED = 200_000
 QUEUE_LIMIT = 10_000
 STREAM_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
 SEVERITIES = ("info", "warning", "critical")
@@ -60,6 +65,8 @@ SEVERITIES = ("info", "warning", "critical")
 class AlertList(msgspec.Struct):
     alerts: list[al.Alert]
     count: int
+    venue_names: dict[int, str] = msgspec.field(default_factory=dict)
+    """Name of every venue the alerts name (the console never shows a venue as a bare id)."""
 
 
 # --- history -----------------------------------------------------------------------------------------
@@ -163,7 +170,8 @@ async def list_alerts(
         "limit": limit,
     }
     await audit.record(ctx, store, principal, "alerts", "", params, len(found), audit.client_ip(request))
-    return AlertList(alerts=found, count=len(found))
+    names = await namer_of(ctx, store).names({a.venue_id for a in found})
+    return AlertList(alerts=found, count=len(found), venue_names=names)
 
 
 # --- one alert -------------------------------------------------------------------------------------------
@@ -194,6 +202,54 @@ async def find_in_stream(ctx: Context, alert_id: str) -> al.Alert | None:
         if alert.alert_id == alert_id:
             found = alert  # the last entry of the alert holds its latest state
     return found
+
+
+# --- venue names ------------------------------------------------------------------------------------------
+
+
+class VenueNamer:
+    """Venue names for alert answers and the live feed, from the venue mirror, cached per process for
+    :data:`NAMES_TTL_S` (a name changes rarely; a day's alerts name a few thousand venues at most)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.cache: dict[int, tuple[float, str]] = {}
+
+    async def names(self, venue_ids: set[int]) -> dict[int, str]:
+        now = time.monotonic()
+        fresh = {v: hit[1] for v in venue_ids if (hit := self.cache.get(v)) is not None and hit[0] > now}
+        missing = [v for v in venue_ids if v not in fresh and v]
+        if missing:
+            try:
+                found = await asyncio.to_thread(trace.venue_names, self.store, missing)
+            except Exception as exc:  # a name is a courtesy: the alert goes out without it
+                log.warning("alerts: venue names unavailable (%s)", exc)
+                found = {}
+            if len(self.cache) > NAMES_CACHED:
+                self.cache.clear()
+            for v in missing:
+                self.cache[v] = (now + NAMES_TTL_S, found.get(v, ""))
+                fresh[v] = found.get(v, "")
+        return {v: name for v, name in fresh.items() if name}
+
+    async def payload(self, payload: bytes) -> bytes:
+        """The alert JSON with ``venue_name`` added (unchanged when the venue has no name)."""
+        try:
+            doc = msgspec.json.decode(payload)
+        except msgspec.DecodeError:
+            return payload
+        venue = doc.get("venue_id") if isinstance(doc, dict) else None
+        if not isinstance(venue, int) or isinstance(venue, bool):
+            return payload
+        name = (await self.names({venue})).get(venue)
+        if not name:
+            return payload
+        doc["venue_name"] = name
+        return msgspec.json.encode(doc)
+
+
+def namer_of(ctx: Context, store: Store) -> VenueNamer:
+    return ctx.shared("alert_venue_namer", lambda: VenueNamer(store))
 
 
 # --- live feed --------------------------------------------------------------------------------------------
@@ -332,9 +388,19 @@ async def trimmed_after(redis: Any, stream: str, position: tuple[int, int]) -> b
 
 
 async def feed(
-    ctx: Context, hub: AlertHub, flt: FeedFilter, last_event_id: str | None, heartbeat_s: float = HEARTBEAT_S
+    ctx: Context,
+    hub: AlertHub,
+    flt: FeedFilter,
+    last_event_id: str | None,
+    heartbeat_s: float = HEARTBEAT_S,
+    namer: VenueNamer | None = None,
 ) -> AsyncIterator[bytes]:
-    """The SSE byte stream of one client: missed alerts after ``last_event_id``, then live ones."""
+    """The SSE byte stream of one client: missed alerts after ``last_event_id``, then live ones, each
+    with its venue's name when ``namer`` is given."""
+
+    async def named(payload: bytes) -> bytes:
+        return payload if namer is None else await namer.payload(payload)
+
     redis, stream = ctx.redis, ctx.keys.alerts_stream()
     sub = hub.subscribe()
     try:
@@ -360,7 +426,7 @@ async def feed(
                     position = al.stream_id_key(eid)
                     payload = fields.get(b"a", b"")
                     if flt.wants(fields.get(b"c", b""), payload):
-                        yield sse(event_of(fields), payload, eid)
+                        yield sse(event_of(fields), await named(payload), eid)
         while True:
             try:
                 item = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat_s)
@@ -382,7 +448,7 @@ async def feed(
                     continue
                 position = key
                 if flt.wants(community, payload):
-                    chunk.append(sse(event, payload, eid))
+                    chunk.append(sse(event, await named(payload), eid))
             if chunk:
                 yield b"".join(chunk)
             if None in items or (sub.overflow and sub.queue.empty()):
@@ -419,7 +485,7 @@ async def alerts_stream(
     params = {"scope": scope_prefix, "kind": kind, "severity": severity, "resume": resume}
     await audit.record(ctx, store, principal, "alerts_stream", "", params, 0, audit.client_ip(request))
     return Stream(
-        feed(ctx, hub_of(ctx), flt, resume),
+        feed(ctx, hub_of(ctx), flt, resume, namer=namer_of(ctx, store)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -13,9 +13,7 @@ an hour (:mod:`tracing.api.purpose`).
 from __future__ import annotations
 
 import asyncio
-import csv
 import datetime as dt
-import io
 import time
 from typing import Annotated, Any, Literal
 
@@ -36,6 +34,7 @@ from checkin.platform.errors import (
 from checkin.platform.instants import DAY_MS, format_ms, now_ms, parse_instant, to_ms
 from checkin.platform.service import Part
 from tracing.api import audit, purpose
+from tracing.api.csv_export import LocalTime, csv_response, csv_text
 from tracing.queries import trace
 from tracing.storage.store import Store, StoreError
 
@@ -177,17 +176,6 @@ def parse_person_id(raw: str) -> int:
     if not raw.isdigit() or int(raw) > U64_MAX:
         raise BadInput(f"person_id must be an unsigned 64-bit integer, got {raw!r}")
     return int(raw)
-
-
-CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: Any) -> str:
-    """A spreadsheet-safe cell: text starting like a formula is prefixed with ``'``."""
-    text = "" if value is None else str(value)
-    if text.startswith(CSV_DANGEROUS):
-        return "'" + text
-    return text
 
 
 async def _run(ctx: Context, kind: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -418,13 +406,10 @@ async def post_exposures(
     await audit.record(ctx, store, principal, "exposures", why, params, len(found), audit.client_ip(request))
     await purpose.remember(ctx, principal, (e.person_id for e in found), now_ms())
     venue_names = await _run(ctx, "venues", trace.venue_names, store, {v for e in found for v in e.venues})
-    if format == "csv":
-        return Response(
-            content=exposures_csv(found, venue_names),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="exposures.csv"'},
-        )
     names = await persons.masked_names(ctx, [e.person_id for e in found])
+    if format == "csv":
+        text = exposures_csv(found, names, venue_names, LocalTime(ctx.settings.tz))
+        return csv_response(text, "exposures.csv")
     body = ExposuresResponse(
         sites=len(sites),
         count=len(found),
@@ -442,25 +427,32 @@ async def post_exposures(
     return Response(content=body, media_type="application/json")
 
 
-def exposures_csv(found: list[trace.Exposure], names: dict[int, str]) -> str:
-    """One row per (person, venue); every cell neutralised against spreadsheet formulas. Starts with a
-    UTF-8 byte-order mark: Excel reads the file as UTF-8 (the Chinese venue names) only then."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["person_id", "venue_id", "venue_name", "first_at_venue", "first_at"])
-    for e in found:
-        for venue in sorted(e.venues):
-            writer.writerow(
-                [
-                    csv_cell(e.person_id),
-                    csv_cell(venue),
-                    csv_cell(names.get(venue, "")),
-                    csv_cell(format_ms(e.venues[venue])),
-                    csv_cell(format_ms(e.first_ms)),
-                ]
-            )
-    return out.getvalue()
+def exposures_csv(
+    found: list[trace.Exposure], names: dict[int, str], venue_names: dict[int, str], local: LocalTime
+) -> str:
+    """One row per (person, venue), the masked name beside the person id, local times (see
+    :mod:`tracing.api.csv_export`)."""
+    header = [
+        "person_id",
+        "name",
+        "venue_id",
+        "venue_name",
+        local.header("first_at_venue"),
+        local.header("first_at"),
+    ]
+    rows = (
+        [
+            e.person_id,
+            names.get(e.person_id, ""),
+            venue,
+            venue_names.get(venue, ""),
+            local(e.venues[venue]),
+            local(e.first_ms),
+        ]
+        for e in found
+        for venue in sorted(e.venues)
+    )
+    return csv_text(header, rows)
 
 
 @get(

@@ -58,7 +58,7 @@ KEY_RANGES_MAX = 16
 MAX_INDEX_STAYS = 20_000
 """Depth-2 index stays above this are refused: the question is too broad to answer interactively."""
 
-_FINAL_SETTINGS: dict[str, Any] = {
+FINAL_SETTINGS: dict[str, Any] = {
     # Rows of one stay share ``at`` and therefore the partition: FINAL needs no cross-partition merge.
     "do_not_merge_across_partitions_select_final": 1,
     "max_execution_time": 60,
@@ -133,7 +133,7 @@ class IndexStay:
     at_ms: int
     end_ms: int
     reach_ms: int
-    """How long before ``at_ms`` a stay overlapping this one may have started (see :func:`_with_reach`)."""
+    """How long before ``at_ms`` a stay overlapping this one may have started (see :func:`with_reach`)."""
 
     def candidate_starts(self) -> tuple[int, int]:
         """``(lo, hi]``: where a stay overlapping this one by a positive amount starts.
@@ -252,7 +252,7 @@ def visits_of_persons(
         f"AND at < fromUnixTimestamp64Milli({{until:Int64}}, 'UTC'){_scope_sql(scope)} "
         "ORDER BY person_id, at, venue_id, checkin_id"
     )
-    rows = store.rows(sql, params, _FINAL_SETTINGS)
+    rows = store.rows(sql, params, FINAL_SETTINGS)
     names = (names_of or venue_names)(store, [int(r[2]) for r in rows])
     found: dict[int, list[Visit]] = {}
     for r in rows:
@@ -278,7 +278,7 @@ def visits_of_persons(
 # --- contacts -----------------------------------------------------------------------------------
 
 
-def _index_stays(
+def index_stays(
     store: Store, persons: Sequence[int], since_ms: int, until_ms: int, scope: str, max_stay: int
 ) -> list[IndexStay]:
     """Stays of these persons starting in ``[since, until)``, each reaching back ``max_stay``."""
@@ -290,11 +290,11 @@ def _index_stays(
         "WHERE at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
         f"AND at < fromUnixTimestamp64Milli({{until:Int64}}, 'UTC'){_scope_sql(scope)}"
     )
-    rows = store.rows(sql, params, _FINAL_SETTINGS)
+    rows = store.rows(sql, params, FINAL_SETTINGS)
     return [IndexStay(int(p), int(v), int(a), int(e), max_stay) for p, v, a, e in rows]
 
 
-def _with_reach(store: Store, stays: Sequence[IndexStay], max_stay: int) -> list[IndexStay]:
+def with_reach(store: Store, stays: Sequence[IndexStay], max_stay: int) -> list[IndexStay]:
     """The index stays, each with the longest stay recorded at its venue on the days a candidate may start.
 
     Exact: a stay overlapping ``s`` that started on day ``d`` at venue ``v`` started after
@@ -449,7 +449,7 @@ def _contacts_round(
     """
     if not stays:
         return [], 0
-    per_person, params = _per_person_sql(store, stays, exclude, min_ms, scope)
+    per_person, params = overlaps_sql(store, stays, exclude, min_ms, scope)
     limit = ""
     if page.limit is not None:
         limit = " LIMIT {limit:UInt64} OFFSET {offset:UInt64}"
@@ -459,7 +459,7 @@ def _contacts_round(
         f"FROM ({per_person}) "
         f"ORDER BY overlap DESC, person{limit}"
     )
-    rows = store.rows(sql, params, _FINAL_SETTINGS)
+    rows = store.rows(sql, params, FINAL_SETTINGS)
     found = [
         Contact(int(p), int(overlap), int(first), [int(v) for v in venues], [int(o) for o in via])
         for p, overlap, first, venues, via, _total in rows
@@ -469,11 +469,11 @@ def _contacts_round(
     if not page.offset:
         return [], 0
     # A page past the end has no row to carry the window count: count on its own.
-    total = store.scalar(f"SELECT count() FROM ({per_person})", params, _FINAL_SETTINGS)
+    total = store.scalar(f"SELECT count() FROM ({per_person})", params, FINAL_SETTINGS)
     return [], int(total or 0)
 
 
-def _per_person_sql(
+def overlaps_sql(
     store: Store,
     stays: Sequence[IndexStay],
     exclude: Iterable[int],
@@ -543,7 +543,7 @@ def contacts(
     max_stay = max_stay_ms(store)
     # One person's few stays: the longest-stay lookup would cost more than the narrower read saves
     # (measured), so they reach back the upper bound.
-    index = _index_stays(store, [person_id], since_ms, until_ms, scope, max_stay)
+    index = index_stays(store, [person_id], since_ms, until_ms, scope, max_stay)
     first, n_first = _contacts_round(store, index, [person_id], min_overlap_ms, scope)
     for c in first:
         c.via = []
@@ -553,7 +553,7 @@ def contacts(
         first_at = {c.person_id: c.first_contact_ms for c in first}
         stays = [
             s
-            for s in _index_stays(store, sorted(first_at), min(first_at.values()), until_ms, scope, max_stay)
+            for s in index_stays(store, sorted(first_at), min(first_at.values()), until_ms, scope, max_stay)
             if s.at_ms >= first_at[s.owner]
         ]
         if len(stays) > MAX_INDEX_STAYS:
@@ -561,7 +561,7 @@ def contacts(
                 f"depth 2 would start from {len(stays)} stays of {len(first)} first-degree contacts "
                 f"(limit {MAX_INDEX_STAYS}); narrow the window or raise min_overlap_minutes"
             )
-        stays = _with_reach(store, stays, max_stay)
+        stays = with_reach(store, stays, max_stay)
         exclude = [person_id, *first_at]
         second, n_second = _contacts_round(store, stays, exclude, min_overlap_ms, scope, page)
     return ContactsResult(
@@ -602,7 +602,7 @@ def exposures(store: Store, sites: Sequence[Site], scope: str = "") -> list[Expo
         "GROUP BY person_id, venue_id"
     )
     by_person: dict[int, Exposure] = {}
-    for person, venue, first in store.rows(sql, params, _FINAL_SETTINGS):
+    for person, venue, first in store.rows(sql, params, FINAL_SETTINGS):
         p, v, f = int(person), int(venue), int(first)
         exp = by_person.get(p)
         if exp is None:

@@ -3,11 +3,11 @@
 Stays are rows of ``scans`` keyed by (venue_id, at, person_id, checkin_id): a
 check-in writes version 0 with its end; every later change of the stay's end (a
 check-out, or the person's next stay starting before it) writes the same key with a
-higher version, the new ``end_at`` and ``ended_by``. ReplacingMergeTree(version) keeps the newest; queries read with ``FINAL`` so
-they see exactly one stay per check-in and person, and a batch inserted twice
-(a sink retried after a crash with a different batch split) is never counted
-twice. ``scans_by_person`` is the same data ordered by person (filled by a
-materialized view) for timelines and index-case lookups.
+higher version, the new ``end_at`` and ``ended_by``. ReplacingMergeTree(version) keeps
+the newest; queries read with ``FINAL`` so they see exactly one stay per check-in and
+person, and a batch inserted twice (a sink retried after a crash with a different batch
+split) is never counted twice. ``scans_by_person`` is the same data ordered by person
+(filled by a materialized view) for timelines and index-case lookups.
 """
 
 from __future__ import annotations
@@ -135,6 +135,14 @@ TABLES: list[Table] = [
         engine="ReplacingMergeTree(updated_at)",
         order_by="venue_id",
         sharding_key="cityHash64(venue_id)",
+    ),
+    Table(
+        # Names of district, street and community codes (tracing/api/regions.py): the newest name wins.
+        name="regions",
+        columns=[("code", "String"), ("name", "String"), ("updated_at", "DateTime64(3, 'UTC')")],
+        engine="ReplacingMergeTree(updated_at)",
+        order_by="code",
+        sharding_key="cityHash64(code)",
     ),
     Table(
         name="alerts",
