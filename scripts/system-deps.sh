@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs when they are missing:
-# a CJK font for posters, chromium + chromium-driver for browser tests, redis-server.
+# a CJK font for posters, chromium + chromium-driver for browser tests, redis-server,
+# poppler-utils (pdftotext, pdftoppm: the tests read the PDF posters as a print shop would).
 set -euo pipefail
 need=()
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi

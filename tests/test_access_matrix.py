@@ -156,9 +156,18 @@ RULES: dict[tuple[str, str, str], Rule] = {
     # --- ingest ------------------------------------------------------------------------------------
     ("ingest", "GET", "/healthz"): PUBLIC,
     ("ingest", "GET", "/metrics"): public("counters only, no ids"),
-    ("ingest", "GET", "/v1/keys"): rule({"admin"}, note="records only; secrets are never stored"),
-    ("ingest", "POST", "/v1/keys"): rule({"admin"}),
-    ("ingest", "DELETE", "/v1/keys/{key_id:str}"): rule({"admin"}, ok={404}, note="an unknown key id: 404"),
+    ("ingest", "GET", "/v1/keys"): rule(
+        {"admin"},
+        note="records only; secrets are never stored; an operator lists the device keys of a venue it "
+        "manages with ?venue_id= (test_venue_operator.py)",
+    ),
+    ("ingest", "POST", "/v1/keys"): rule(
+        {"admin"},
+        note="an operator makes device keys of a venue it manages, audited (test_venue_operator.py)",
+    ),
+    ("ingest", "DELETE", "/v1/keys/{key_id:str}"): rule(
+        {"admin"}, ok={404}, note="an unknown key id: 404; an operator revokes its venues' device keys"
+    ),
     ("ingest", "POST", "/v1/residents/otp"): public(
         "limited per phone and per address: the first caller gets 202, the others 429", ok={202, 429}
     ),
@@ -236,10 +245,20 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("ingest", "GET", "/display/{venue_id:int}/code"): rule(
         {"admin", "device"}, ok={409}, note="as the page; the screen itself: test_display_browser.py"
     ),
+    ("ingest", "POST", "/display/{venue_id:int}/setup-codes"): rule(
+        {"device"}, ok={409}, note="the venue's device key makes a link carrying itself; venue A: 409"
+    ),
+    ("ingest", "GET", "/display/{venue_id:int}/setup"): public(
+        "the page of a one-time set-up link; an unknown or spent code: 410", ok={410}
+    ),
+    ("ingest", "POST", "/display/{venue_id:int}/setup"): public(
+        "confirms a one-time set-up link; an unknown or spent code: 410", ok={410}
+    ),
     ("ingest", "GET", "/static/display.js"): PUBLIC,
     ("ingest", "GET", "/static/display.css"): PUBLIC,
     ("ingest", "POST", V + "/code/rotate"): rule(OF_VENUE_A),
     ("ingest", "GET", V + "/entries"): rule(OF_VENUE_A),
+    ("ingest", "GET", V + "/day"): rule(OF_VENUE_A, note="counts, occupancy and capacity alerts; no persons"),
     ("ingest", "GET", V + "/poster.png"): rule(OF_VENUE_A),
     ("ingest", "GET", V + "/poster.svg"): rule(OF_VENUE_A),
     ("ingest", "GET", V + "/poster.pdf"): rule(OF_VENUE_A),
@@ -643,6 +662,11 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
         ).encode()
     if path == "/v1/regions/import":
         kw["content"] = "code,name\n110101,东城区\n".encode()
+    if path == "/display/{venue_id:int}/setup":
+        if method == "GET":
+            kw["params"] = {"code": "matrix-no-such-code"}
+        else:
+            kw["data"] = {"code": "matrix-no-such-code"}
     if path == "/v1/sentinel/scans":
         kw["params"] = {"venue_id": w.venue_a}
     if path == "/v1/report":

@@ -155,7 +155,8 @@ async def test_inactive_venue_is_a_410_page(
     r = await ingest.get(f"/v/{sign(settings, 7004)}")
     assert r.status_code == 410
     assert_security_headers(r.headers)
-    assert "请向场所索取新的场所码" in r.text
+    assert "该场所已停用" in r.text and "不再登记" in r.text  # closed, not "ask for a new code"
+    assert "请向场所索取新的场所码" not in r.text
     assert "<script>alert" not in r.text and "&lt;script&gt;" in r.text
 
 

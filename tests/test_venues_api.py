@@ -4,7 +4,6 @@ rotation, check_code, entries, posters and the CSV import."""
 from __future__ import annotations
 
 import io
-import re
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from checkin.platform.instants import local_day, now_ms
 from checkin.platform.keyring import b64url_decode, b64url_encode
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.settings import Settings
+from tests.support.pdf import pdf_page, pdf_text
 from tests.support.values import admin_headers
 from venues import codes, importer, registry
 
@@ -108,7 +108,12 @@ async def test_create_get_patch_deactivate(
     assert sync_redis.hget(keys.venue(1001), "requires_negative_test_hours") == b""
 
     r = await ingest.patch("/v1/venues/1001", json={"active": False}, headers=admin_headers())
+    assert r.status_code == 400 and r.json()["reason"] == "reason_required"
+    r = await ingest.patch(
+        "/v1/venues/1001", json={"active": False, "reason": "市场已搬迁"}, headers=admin_headers()
+    )
     assert r.status_code == 200 and r.json()["active"] is False
+    assert r.json()["closed_reason"] == "市场已搬迁" and r.json()["closed_at"]
     r = await ingest.get("/v1/venues/1001", headers=admin_headers())
     assert r.json()["active"] is False and r.json()["name"] == "新名字"
     assert sync_redis.hget(keys.venue(1001), "code_version") == b"1"
@@ -250,7 +255,7 @@ async def test_codes_rotation_and_check_code(
     with pytest.raises(NotFound):
         await registry.check_code(ctx, codes.sign(ctx.keyring, 999_999, 1))
 
-    await ingest.patch("/v1/venues/2001", json={"active": False}, headers=admin_headers())
+    await ingest.patch("/v1/venues/2001", json={"active": False, "reason": "停业"}, headers=admin_headers())
     with pytest.raises(Gone) as inactive:
         await registry.check_code(ctx, second["token"])
     assert inactive.value.extra["reason"] == "inactive"
@@ -283,9 +288,9 @@ async def test_posters_over_http(ingest: AsyncTestClient[Any]) -> None:
     assert decode_png(r.content) == [url]
     r = await ingest.get("/v1/venues/4001/poster.pdf", params={"download": "true"}, headers=admin_headers())
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
-    assert r.headers["content-disposition"].startswith('attachment; filename="venue-4001-v1.pdf"')
-    match = re.search(rb"stream\r?\n(\xff\xd8.*?\xff\xd9)\r?\nendstream", r.content, re.S)
-    assert match and decode_png(match.group(1)) == [url]
+    assert r.headers["content-disposition"].startswith('attachment; filename="venue-4001-v1-a4.pdf"')
+    assert [x.text for x in zxingcpp.read_barcodes(pdf_page(r.content, 150))] == [url]
+    assert "张掖路 & 小吃 <城>" in pdf_text(r.content)
     r = await ingest.get("/v1/venues/4001/poster.svg", headers=admin_headers())
     assert r.headers["content-type"].startswith("image/svg+xml")
     assert "张掖路 &amp; 小吃 &lt;城&gt;" in r.text

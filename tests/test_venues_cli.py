@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import subprocess
 import sys
 import zipfile
@@ -18,6 +17,7 @@ from PIL import Image
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.settings import Settings
+from tests.support.pdf import pdf_page, pdf_text
 from tests.support.values import REDIS_URL
 from venues import codes, importer
 
@@ -114,9 +114,7 @@ def test_posters_cli_zip_decodes(settings: Settings, tmp_path: Path, sync_redis:
     with zipfile.ZipFile(pdfs) as zf:
         assert sorted(zf.namelist()) == [f"620103/620103001001/{i}-v1.pdf" for i in (7, 8)]
         pdf = zf.read("620103/620103001001/7-v1.pdf")
-    jpeg = re.search(rb"stream\r?\n(\xff\xd8.*?\xff\xd9)\r?\nendstream", pdf, re.S)
-    assert jpeg is not None
-    url = zxingcpp.read_barcodes(Image.open(io.BytesIO(jpeg.group(1))))[0].text
+    url = zxingcpp.read_barcodes(pdf_page(pdf, 150))[0].text
     assert codes.verify(keyring, url.rsplit("/", 1)[1]).venue_id == 7
 
     bad = run(env, "posters", "--out", str(tmp_path / "x.zip"), "--district", "99")
@@ -124,6 +122,48 @@ def test_posters_cli_zip_decodes(settings: Settings, tmp_path: Path, sync_redis:
     empty = run(env, "posters", "--out", str(tmp_path / "x.zip"), "--district", "650000")
     assert empty.returncode == 2 and "no venues in 650000" in empty.stderr
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_export_cli_writes_a_jurisdictions_pdfs(
+    settings: Settings, tmp_path: Path, sync_redis: redis.Redis
+) -> None:
+    env = cli_env(settings, tmp_path)
+    csv_path = tmp_path / "venues.csv"
+    lines = [HEADER] + [row(i, "620102001001" if i <= 3 else "620103001001", f"面馆{i}") for i in range(1, 5)]
+    csv_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert run(env, "import", str(csv_path)).returncode == 0
+    keys = RedisKeys(settings.key_prefix, settings.stream_shards)
+    sync_redis.hset(keys.venue(2), "code_mode", "rotating")
+    sync_redis.hset(keys.venue(3), mapping={"active": "0", "closed_at": "2026-03-12T04:00:00.000Z"})
+    keyring = Keyring.parse(settings.keyring)
+
+    out = tmp_path / "print.zip"
+    result = run(
+        env, "export", "--jurisdiction", "620102", "--size", "a3", "--include-inactive", "--workers", "1"
+    )
+    assert result.returncode != 0 and "--out" in result.stderr
+    result = run(
+        env, "export", "--jurisdiction", "620102", "--out", str(out), "--size", "a3", "--include-inactive"
+    )
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(out) as zf:
+        assert sorted(zf.namelist()) == [
+            "620102/620102001001/1-v1.pdf",
+            "620102/620102001001/2-screen-notice.pdf",
+            "620102/620102001001/3-closed-notice.pdf",
+        ]
+        poster, screen, closed = (zf.read(name) for name in sorted(zf.namelist()))
+    assert "面馆1" in pdf_text(poster)
+    page = pdf_page(poster, 72)
+    assert (page.width, page.height) == (842, 1191)  # A3 at 72 dpi
+    url = zxingcpp.read_barcodes(page)[0].text
+    assert codes.verify(keyring, url.rsplit("/", 1)[1]).venue_id == 1
+    assert (
+        "请扫描门口屏幕上的场所码" in pdf_text(screen) and zxingcpp.read_barcodes(pdf_page(screen, 72)) == []
+    )
+    assert "2026-03-12" in pdf_text(closed) and "本场所已停用" in pdf_text(closed)
+    bad = run(env, "export", "--jurisdiction", "6201", "--out", str(out))
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --jurisdiction")
 
 
 def test_rotate_keyring_keeps_old_keys(settings: Settings, tmp_path: Path) -> None:

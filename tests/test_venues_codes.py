@@ -20,6 +20,7 @@ from PIL import Image, ImageChops, ImageFont
 from qrcode.util import MODE_8BIT_BYTE, QRData
 
 from checkin.platform.keyring import Keyring, b64url_decode, b64url_encode
+from tests.support.pdf import pdf_page
 from venues import codes, export, poster, qr
 
 KEYRING = Keyring.parse(Keyring.generate(1))
@@ -31,10 +32,8 @@ def decode_all(image: Image.Image) -> list[str]:
 
 
 def pdf_page_image(pdf: bytes) -> Image.Image:
-    """The raster embedded in a poster PDF (the page is one image)."""
-    match = re.search(rb"stream\r?\n(\xff\xd8.*?\xff\xd9)\r?\nendstream", pdf, re.S)
-    assert match, "no JPEG image stream in the PDF"
-    return Image.open(io.BytesIO(match.group(1)))
+    """The poster PDF's page drawn at 150 dpi."""
+    return pdf_page(pdf, 150)
 
 
 # --- tokens -------------------------------------------------------------------------

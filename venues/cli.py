@@ -1,4 +1,5 @@
-"""``checkin venues ...``: CSV import, bulk poster export, keyring rotation.
+"""``checkin venues ...``: CSV import, bulk poster export (``posters``; ``export``: a jurisdiction's PDFs
+for a print shop), keyring rotation.
 
 These commands talk to Redis directly (no running service needed).
 """
@@ -92,7 +93,7 @@ def cmd_posters(args: argparse.Namespace, settings: Settings) -> int:
             return _error(f"no venues{where} to export")
         with Progress("posters" if not args.qr_only else "codes", len(ids), "files") as bar:
             result = export.export_zip(
-                export.read_rows(client, keys, ids, args.include_inactive),
+                export.read_rows(client, keys, ids, args.include_inactive, settings.tz),
                 len(ids),
                 out,
                 keyring_text=settings.keyring,
@@ -101,6 +102,8 @@ def cmd_posters(args: argparse.Namespace, settings: Settings) -> int:
                 qr_only=args.qr_only,
                 workers=args.workers,
                 progress=lambda done, total, _s: bar.update(done),
+                size=args.size,
+                step_s=settings.rotating_step_s,
             )
             bar.finish()
     except (OSError, ConnectionError) as exc:
@@ -109,6 +112,18 @@ def cmd_posters(args: argparse.Namespace, settings: Settings) -> int:
         client.close()
     print(f"{result.count:,} files in {result.seconds:.1f} s ({result.per_second:,.0f}/s) -> {result.path}")
     return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """The PDF posters of a jurisdiction, for a print shop: ``venues posters --format pdf`` by another
+    name, with the jurisdiction required and the paper size named."""
+    if not args.jurisdiction.isdigit() or len(args.jurisdiction) not in (6, 9, 12):
+        return _error(
+            "--jurisdiction expects a district (6 digits), street (9) or community (12) code, "
+            f"got {args.jurisdiction!r}"
+        )
+    args.district, args.format, args.qr_only = args.jurisdiction, "pdf", False
+    return cmd_posters(args, settings)
 
 
 def cmd_rotate_keyring(args: argparse.Namespace, settings: Settings) -> int:
@@ -151,7 +166,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("--qr-only", action="store_true", help="only the QR code image, not the whole poster")
     p.add_argument("--include-inactive", action="store_true", help="also deactivated venues")
     p.add_argument("--workers", type=int, default=0, help="render processes (default: every core)")
+    p.add_argument("--size", choices=poster.PAPER_SIZES, default="a4", help="paper of PDF posters")
     p.set_defaults(handler=cmd_posters)
+
+    p = sub.add_parser(
+        "export",
+        help="write the PDF posters of a jurisdiction into a ZIP for a print shop (vector text and QR code; "
+        "a venue with a door screen gets its screen notice, a closed one its closed notice)",
+    )
+    p.add_argument(
+        "--jurisdiction", required=True, help="district (6 digits), street (9) or community (12) code"
+    )
+    p.add_argument("--out", required=True, help="ZIP file to write")
+    p.add_argument("--size", choices=poster.PAPER_SIZES, default="a4", help="paper size (default a4)")
+    p.add_argument("--include-inactive", action="store_true", help="also closed venues (their closed notice)")
+    p.add_argument("--workers", type=int, default=0, help="render processes (default: every core)")
+    p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("rotate-keyring", help="add a new signing key; old keys keep verifying")
     p.set_defaults(handler=cmd_rotate_keyring)

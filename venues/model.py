@@ -3,7 +3,7 @@
 Hash fields at ``RedisKeys.venue(id)``: name, address, type, district, street,
 community, lat, lon, capacity, dwell_minutes, requires_negative_test_hours
 ("" = no policy), active ("1"/"0"), code_version, code_mode (static, rotating),
-updated_at (RFC 3339).
+updated_at (RFC 3339), closed_at (RFC 3339, "" while open) and closed_reason.
 """
 
 from __future__ import annotations
@@ -78,6 +78,11 @@ class Venue(msgspec.Struct, kw_only=True):
     """``static``: the printed poster's code; ``rotating``: a screen at the door shows a code that
     changes every ``CHECKIN_ROTATING_STEP_S`` (the poster's code is then refused)."""
     updated_at: str = ""
+    closed_at: str = ""
+    """When the venue was closed (``PATCH {active: false, reason}``); empty while it is open. A scan of
+    its codes is then answered 410 with this date."""
+    closed_reason: str = ""
+    """Why it was closed, as the operator gave it (kept in the venue's history too)."""
 
     def to_hash(self) -> dict[str, str]:
         return {
@@ -98,6 +103,8 @@ class Venue(msgspec.Struct, kw_only=True):
             "code_version": str(self.code_version),
             "code_mode": self.code_mode,
             "updated_at": self.updated_at,
+            "closed_at": self.closed_at,
+            "closed_reason": self.closed_reason,
         }
 
     @classmethod
@@ -121,4 +128,23 @@ class Venue(msgspec.Struct, kw_only=True):
             code_version=int(h.get("code_version", "1")),
             code_mode="rotating" if h.get("code_mode") == "rotating" else "static",
             updated_at=h.get("updated_at", ""),
+            closed_at=h.get("closed_at", ""),
+            closed_reason=h.get("closed_reason", ""),
         )
+
+
+class VenueAlert(msgspec.Struct, kw_only=True):
+    """An alert of a venue that its operator may read (``GET /v1/venues/{id}/day``): the kind, when and
+    the counts; never a person. The rule engine keeps the venue's latest in ``rules:venue-alerts:<id>``."""
+
+    alert_id: str
+    kind: str
+    at: str
+    """The instant of the scan that raised it (RFC 3339 UTC)."""
+    occupancy: int | None = None
+    """Stays open at the venue then (``capacity_exceeded``)."""
+    capacity: int | None = None
+
+
+OPERATOR_ALERT_KINDS: tuple[str, ...] = ("capacity_exceeded",)
+"""Alert kinds a venue's operator sees: about the venue, not about who came in."""

@@ -302,6 +302,37 @@ def svg_path(matrix: Matrix, x0: float = 0.0, y0: float = 0.0, module: float = 1
     return "".join(parts)
 
 
+def rectangles(matrix: Matrix) -> list[tuple[int, int, int, int]]:
+    """The dark modules as few rectangles ``(col, row, width, height)`` in modules: each row's runs of
+    dark modules, and a run repeated exactly on the rows below it merged with them into one taller
+    rectangle (what a vector poster draws: a print shop scales it to any size without blur)."""
+    n = matrix.size
+    cells = matrix.cells
+    open_runs: dict[tuple[int, int], int] = {}
+    """(col, width) -> the row where the rectangle of that run started."""
+    out: list[tuple[int, int, int, int]] = []
+    for r in range(n + 1):
+        runs: set[tuple[int, int]] = set()
+        if r < n:
+            base = r * n
+            c = 0
+            while c < n:
+                if cells[base + c]:
+                    start = c
+                    while c < n and cells[base + c]:
+                        c += 1
+                    runs.add((start, c - start))
+                else:
+                    c += 1
+        for run in [k for k in open_runs if k not in runs]:
+            top = open_runs.pop(run)
+            out.append((run[0], top, run[1], r - top))
+        for run in runs:
+            open_runs.setdefault(run, r)
+    out.sort(key=lambda rect: (rect[1], rect[0]))
+    return out
+
+
 def svg(matrix: Matrix, *, module: int = 8, quiet_zone: int = QUIET_ZONE) -> str:
     side = (matrix.size + 2 * quiet_zone) * module
     d = svg_path(matrix, quiet_zone * module, quiet_zone * module, module)

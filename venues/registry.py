@@ -8,28 +8,40 @@ queue (see :mod:`tracing.venue_mirror`).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Conflict, Forbidden, Gone, NotFound
-from checkin.platform.instants import format_ms, local_day, now_ms, now_rfc3339, now_us
+from checkin.platform.instants import (
+    HOUR_MS,
+    format_ms,
+    local_day,
+    now_ms,
+    now_rfc3339,
+    now_us,
+    parse_instant,
+)
 from checkin.platform.redis_keys import RedisKeys
-from venues import codes, history, text
+from venues import codes, history, poster, text
 from venues.model import (
     DATA_FIELDS,
     MAX_DWELL_MINUTES,
     MIN_DWELL_MINUTES,
+    OPERATOR_ALERT_KINDS,
     PLACE_FIELDS,
     CodeMode,
     Community,
     District,
     Street,
     Venue,
+    VenueAlert,
     VenueId,
     VenueType,
 )
@@ -48,12 +60,14 @@ Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 Capacity = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
 Dwell = Annotated[int, msgspec.Meta(ge=MIN_DWELL_MINUTES, le=MAX_DWELL_MINUTES)]
 TestHours = Annotated[int, msgspec.Meta(ge=1, le=8760)]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=text.MAX_CHARS)]
 
 OLD_POSTER_MESSAGE = (
     "This venue has a new code and this poster is no longer valid: please ask the venue staff "
     "for the new poster. 该场所已更换场所码，此码已失效，请向场所工作人员索取新的场所码海报。"
 )
-INACTIVE_MESSAGE = "This venue's code has been withdrawn. 该场所码已停用。"
+INACTIVE_MESSAGE = "该场所已停用 / this venue has closed"
+"""What a scan of a closed venue's code answers (410), followed by the date it closed when known."""
 STATIC_CODE_MESSAGE = (
     "This venue shows its code on a screen at the entrance: scan the code on the screen. "
     "请重新扫描屏幕上的场所码。"
@@ -168,7 +182,12 @@ class VenuePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     dwell_minutes: Dwell | msgspec.UnsetType = msgspec.UNSET
     requires_negative_test_hours: TestHours | msgspec.UnsetType | None = msgspec.UNSET
     active: bool | msgspec.UnsetType = msgspec.UNSET
+    """``false`` closes the venue (needs ``reason``): its codes are then refused with 410 and the date;
+    its history and stays are kept. ``true`` opens it again."""
     code_mode: CodeMode | msgspec.UnsetType = msgspec.UNSET
+    reason: Reason | msgspec.UnsetType = msgspec.UNSET
+    """Why the venue closes; required with ``active: false`` and only there (kept in the venue's
+    ``closed_reason`` and its history)."""
 
 
 class VenueCode(msgspec.Struct, omit_defaults=True):
@@ -192,6 +211,43 @@ class EntriesToday(msgspec.Struct):
     local_day: str
     """YYYYMMDD in the configured time zone."""
     entries: int
+
+
+class HourEntries(msgspec.Struct):
+    hour: int
+    """The local hour (0..23) the hour starts at."""
+    entries: int
+    """Check-ins whose scan instant falls in this hour (each person of a group counts)."""
+
+
+class DayEntries(msgspec.Struct):
+    local_day: str
+    """YYYYMMDD in the configured time zone."""
+    entries: int
+    """The day's check-ins (what ``/entries`` answers)."""
+    hours: list[HourEntries]
+    """Every hour of the local day in order (23 or 25 on a day the clocks change)."""
+
+
+class VenueDay(msgspec.Struct):
+    """The venue's day for its operator: entries per hour today and on the same weekday last week,
+    occupancy now against the capacity, and today's alerts the operator may see (no persons)."""
+
+    venue_id: int
+    as_of: str
+    """When this was read (RFC 3339 UTC); the operator page reads it again every minute."""
+    tz: str
+    """The time zone of the local days and hours (``CHECKIN_TZ``)."""
+    today: DayEntries
+    last_week: DayEntries
+    """The same weekday a week before."""
+    capacity: int
+    """0 = no capacity rule."""
+    occupancy: int | None
+    """Stays open at the venue now, as the rule engine counts them; null when the venue has no
+    capacity (the rule engine counts only venues with one)."""
+    alerts: list[VenueAlert]
+    """Today's alerts of the venue that its operator may see (capacity exceeded), newest first."""
 
 
 # --- helpers ---------------------------------------------------------------------
@@ -381,6 +437,116 @@ async def entries_today(ctx: Context, principal: Principal, venue_id: int) -> En
     return EntriesToday(venue_id=venue_id, local_day=day, entries=int(raw or 0))
 
 
+def day_hours(day: dt.date, tz: str) -> list[tuple[int, int]]:
+    """(local hour, unix hour) of every hour of a local day: the check-in script counts a venue's
+    entries per unix hour of the scan (``<venue id>:<unix hour>`` in the day's entries hash). In a zone
+    whose offset is not whole hours the unix hour holding the local hour's start stands for it."""
+    zone = ZoneInfo(tz)
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=zone)
+    nxt = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    t, end = int(start.timestamp() * 1000), int(nxt.timestamp() * 1000)
+    out: list[tuple[int, int]] = []
+    while t < end:
+        out.append((dt.datetime.fromtimestamp(t / 1000, zone).hour, t // HOUR_MS))
+        t += HOUR_MS
+    return out
+
+
+async def venue_day(ctx: Context, principal: Principal, venue_id: int) -> VenueDay:
+    """Entries per hour today and on the same weekday last week, occupancy now, today's alerts: all
+    from Redis (the ingest API never opens ClickHouse), one round trip."""
+    venue = await get_venue(ctx, principal, venue_id)
+    tz = ctx.settings.tz
+    now = now_ms()
+    today = dt.datetime.fromtimestamp(now / 1000, ZoneInfo(tz)).date()
+    days = (today, today - dt.timedelta(days=7))
+    shard = ctx.keys.shard_of(venue_id)
+    vid = str(venue_id)
+    pipe = ctx.redis.pipeline(transaction=False)
+    plans: list[list[tuple[int, int]]] = []
+    for day in days:
+        hours = day_hours(day, tz)
+        plans.append(hours)
+        fields = [vid, *(f"{vid}:{unix_hour}" for _, unix_hour in hours)]
+        pipe.hmget(ctx.keys.venue_entries(shard, day.strftime("%Y%m%d")), fields)
+    pipe.zcount(ctx.keys.occupancy(venue_id), f"({now}", "+inf")
+    pipe.lrange(ctx.keys.venue_alerts(venue_id), 0, -1)
+    *counts, occupancy, raw_alerts = await pipe.execute()
+    out: list[DayEntries] = []
+    for day, hours, values in zip(days, plans, counts, strict=True):
+        out.append(
+            DayEntries(
+                local_day=day.strftime("%Y%m%d"),
+                entries=int(values[0] or 0),
+                hours=[
+                    HourEntries(hour=hour, entries=int(v or 0))
+                    for (hour, _), v in zip(hours, values[1:], strict=True)
+                ],
+            )
+        )
+    alerts: list[VenueAlert] = []
+    today_text = out[0].local_day
+    for raw in raw_alerts:
+        try:
+            alert = msgspec.json.decode(raw, type=VenueAlert)
+        except msgspec.DecodeError:
+            continue
+        if alert.kind in OPERATOR_ALERT_KINDS and local_day(parse_instant("at", alert.at), tz) == today_text:
+            alerts.append(alert)
+    return VenueDay(
+        venue_id=venue_id,
+        as_of=format_ms(now),
+        tz=tz,
+        today=out[0],
+        last_week=out[1],
+        capacity=venue.capacity,
+        occupancy=int(occupancy) if venue.capacity > 0 else None,
+        alerts=alerts,
+    )
+
+
+def closed_on(venue: Venue, tz: str) -> str:
+    """The local date (YYYY-MM-DD) a closed venue closed on; empty when unknown (closed before the
+    date was kept) or open."""
+    return "" if venue.active else date_of(venue.closed_at, tz)
+
+
+def date_of(instant: str, tz: str) -> str:
+    """The local date (YYYY-MM-DD) of an RFC 3339 instant; empty when there is none."""
+    try:
+        at = parse_instant("closed_at", instant) if instant else None
+    except BadInput:
+        at = None
+    return "" if at is None else dt.datetime.fromtimestamp(at / 1000, ZoneInfo(tz)).strftime("%Y-%m-%d")
+
+
+async def closed_date(ctx: Context, venue_id: int) -> str:
+    """:func:`closed_on` of a venue the check-in script refused as closed (one read, on refusal only)."""
+    raw = await ctx.redis.hget(ctx.keys.venue(venue_id), "closed_at")
+    return date_of(raw.decode() if raw else "", ctx.settings.tz)
+
+
+def closed_message(on: str) -> str:
+    """The 410 detail of a scan of a closed venue's code."""
+    return f"{INACTIVE_MESSAGE} ({on})" if on else INACTIVE_MESSAGE
+
+
+def poster_data(ctx: Context, venue: Venue) -> poster.PosterData:
+    """What the venue's poster shows now: the check-in poster with its printed code, the notice of a
+    venue whose code is on a screen at the door, or the notice of a closed venue."""
+    kind = poster.kind_of(venue.active, venue.code_mode)
+    url = poster_code(ctx, venue).url if kind == "checkin" else ""
+    return poster.PosterData(
+        venue_id=venue.venue_id,
+        name=venue.name,
+        address=venue.address,
+        url=url,
+        kind=kind,
+        closed_on=closed_on(venue, ctx.settings.tz),
+        step_s=ctx.settings.rotating_step_s,
+    )
+
+
 # --- writes ---------------------------------------------------------------------------
 
 
@@ -426,6 +592,20 @@ async def patch_venue(ctx: Context, principal: Principal, venue_id: int, patch: 
     for field in text.TEXT_FIELDS:
         if field in changes:
             changes[field] = changes[field].strip()
+    reason = changes.pop("reason", None)
+    if changes.get("active") is False:
+        if reason is None:
+            raise BadInput(
+                'closing a venue needs a reason: {"active": false, "reason": "..."} (kept in its history)',
+                reason="reason_required",
+            )
+        reason = text.check("reason", reason)
+        if current.active:
+            changes["closed_at"], changes["closed_reason"] = now_rfc3339(), reason
+    elif reason is not None:
+        raise BadInput('reason goes with {"active": false} (closing the venue)', reason="reason_unexpected")
+    elif changes.get("active") is True and not current.active:
+        changes["closed_at"], changes["closed_reason"] = "", ""
     moved = [f for f in PLACE_FIELDS if f in changes and changes[f] != getattr(current, f)]
     if moved and principal.role != "admin":
         raise Forbidden(
@@ -550,7 +730,14 @@ async def check_code(ctx: Context, token: str) -> Venue:
     venue = Venue.from_hash(claims.venue_id, raw)
     if not venue.active:
         ctx.metrics.inc(CODE_CHECKS, result="inactive")
-        raise Gone(INACTIVE_MESSAGE, reason="inactive", venue_id=venue.venue_id, venue_name=venue.name)
+        on = closed_on(venue, ctx.settings.tz)
+        raise Gone(
+            closed_message(on),
+            reason="inactive",
+            venue_id=venue.venue_id,
+            venue_name=venue.name,
+            closed_on=on,
+        )
     if claims.code_version != venue.code_version:
         ctx.metrics.inc(CODE_CHECKS, result="old_version")
         raise Gone(OLD_POSTER_MESSAGE, reason="old_version", venue_id=venue.venue_id, venue_name=venue.name)

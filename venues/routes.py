@@ -76,7 +76,11 @@ async def get_venue(venue_id: int, ctx: Context, principal: Principal) -> Venue:
     return await registry.get_venue(ctx, principal, _venue_id(venue_id))
 
 
-@patch("/v1/venues/{venue_id:int}", summary="Change a venue; {active: false} deactivates it", tags=TAGS)
+@patch(
+    "/v1/venues/{venue_id:int}",
+    summary="Change a venue; {active: false, reason} closes it (its codes then answer 410 with the date)",
+    tags=TAGS,
+)
 async def patch_venue(venue_id: int, data: registry.VenuePatch, ctx: Context, principal: Principal) -> Venue:
     return await registry.patch_venue(ctx, principal, _venue_id(venue_id), data)
 
@@ -127,15 +131,41 @@ async def entries_today(venue_id: int, ctx: Context, principal: Principal) -> re
     return await registry.entries_today(ctx, principal, _venue_id(venue_id))
 
 
+@get(
+    "/v1/venues/{venue_id:int}/day",
+    summary="The venue's day: entries per hour today and last week, occupancy now, its alerts (operator)",
+    description=(
+        "Entries per local hour today beside the same weekday a week before, the stays open now against "
+        "the capacity (null without a capacity), and today's capacity alerts of the venue (never persons). "
+        "Read from Redis; the operator page reads it every minute."
+    ),
+    tags=TAGS,
+)
+async def venue_day(venue_id: int, ctx: Context, principal: Principal) -> registry.VenueDay:
+    return await registry.venue_day(ctx, principal, _venue_id(venue_id))
+
+
+POSTER_KINDS = (
+    "The poster follows the venue's state: the check-in poster with its printed code; for a venue whose "
+    "code is on a screen at the door, a notice to scan the screen (no check-in code); for a closed venue, "
+    "a notice that it has closed, with the date."
+)
+
+
+def _filename(data: poster.PosterData, version: int, fmt: str, size: str) -> str:
+    kind = f"v{version}" if data.kind == "checkin" else f"{data.kind}-notice"
+    paper = f"-{size}" if fmt == "pdf" else ""
+    return f"venue-{data.venue_id}-{kind}{paper}.{fmt}"
+
+
 async def _poster(
-    fmt: str, venue_id: int, ctx: Context, principal: Principal, download: bool
+    fmt: str, venue_id: int, ctx: Context, principal: Principal, download: bool, size: str = "a4"
 ) -> Response[bytes]:
     venue = await registry.get_venue(ctx, principal, _venue_id(venue_id))
-    code = registry.poster_code(ctx, venue)
-    data = poster.PosterData(venue_id=venue.venue_id, name=venue.name, address=venue.address, url=code.url)
-    body = await asyncio.to_thread(poster.render, fmt, data)
+    data = registry.poster_data(ctx, venue)
+    body = await asyncio.to_thread(poster.render, fmt, data, size)
     disposition = "attachment" if download else "inline"
-    filename = f"venue-{venue.venue_id}-v{venue.code_version}.{fmt}"
+    filename = _filename(data, venue.code_version, fmt, size)
     return Response(
         content=body,
         media_type=poster.MEDIA_TYPES[fmt],
@@ -149,7 +179,8 @@ async def _poster(
 
 @get(
     "/v1/venues/{venue_id:int}/poster.png",
-    summary="Printable poster (PNG, A4 150 dpi)",
+    summary="Printable poster (PNG, A4 150 dpi; also for screens)",
+    description=POSTER_KINDS,
     tags=TAGS,
     media_type=poster.MEDIA_TYPES["png"],
 )
@@ -162,6 +193,7 @@ async def poster_png(
 @get(
     "/v1/venues/{venue_id:int}/poster.svg",
     summary="Printable poster (SVG)",
+    description=POSTER_KINDS,
     tags=TAGS,
     media_type=poster.MEDIA_TYPES["svg"],
 )
@@ -173,14 +205,19 @@ async def poster_svg(
 
 @get(
     "/v1/venues/{venue_id:int}/poster.pdf",
-    summary="Printable poster (PDF, A4)",
+    summary="Poster for a print shop (PDF, A4 or A3: vector text in an embedded font, vector QR code)",
+    description=POSTER_KINDS,
     tags=TAGS,
     media_type=poster.MEDIA_TYPES["pdf"],
 )
 async def poster_pdf(
-    venue_id: int, ctx: Context, principal: Principal, download: bool = False
+    venue_id: int,
+    ctx: Context,
+    principal: Principal,
+    download: bool = False,
+    size: Annotated[poster.PaperSize, Parameter(description="paper size")] = "a4",
 ) -> Response[bytes]:
-    return await _poster("pdf", venue_id, ctx, principal, download)
+    return await _poster("pdf", venue_id, ctx, principal, download, size)
 
 
 @post(
@@ -260,6 +297,7 @@ PART = Part(
         get_code,
         rotate_code,
         entries_today,
+        venue_day,
         poster_png,
         poster_svg,
         poster_pdf,

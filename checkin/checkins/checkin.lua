@@ -238,6 +238,8 @@ local function one(k, a)
   touched[okey] = true
   -- a new field may be the hash's first: give it its expiry then, not on every count
   if redis.call('HINCRBY', dkey, vid, np) == np then redis.call('EXPIRE', dkey, day_ttl) end
+  -- and per hour of the scan (field <venue id>:<unix hour>) for the operator page's chart
+  redis.call('HINCRBY', dkey, vid .. ':' .. math.floor(at / 3600000), np)
   if brief then return 'ok', cid end
   return 'ok', rec
 end

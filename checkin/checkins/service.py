@@ -43,7 +43,7 @@ from checkin.platform.errors import (
 from checkin.platform.hot_redis import hot_of
 from checkin.platform.instants import format_ms, local_day, to_ms
 from checkin.protection import REJECTIONS, WINDOW_MS, window_now
-from venues import codes
+from venues import codes, registry
 
 RECORD_TTL_S = 13 * 3600
 """Check-in records live past the longest stay, so a check-out and a repeat scan find them."""
@@ -53,8 +53,9 @@ REPEAT_WINDOW_MS = 60_000
 is that check-in."""
 REMEMBERED_SCANS = 32
 """Recent scans kept per owner and venue for the repeat rule (a day's visits to one venue)."""
-DAY_ENTRIES_TTL_S = 3 * 86_400
-"""Operators read today's entry count; a day's count is kept three days."""
+DAY_ENTRIES_TTL_S = 9 * 86_400
+"""A day's entries per venue and hour are kept nine days: the operator page sets today beside the same
+weekday last week."""
 MAX_BATCH = 500
 CHECKIN_ID_RE = re.compile(r"^[0-9a-f]{23}$")
 
@@ -439,7 +440,11 @@ def parse_reply(reply: list[Any]) -> list[tuple[str, bytes]]:
 
 _ERRORS: dict[str, tuple[type[DomainError], str, str]] = {
     "unknown": (NotFound, "unknown_venue", "this venue code is not registered"),
-    "inactive": (Gone, "inactive", "the venue {name} no longer accepts check-ins"),
+    "inactive": (
+        Gone,
+        "inactive",
+        "该场所已停用 / this venue has closed{on}: {name} no longer accepts check-ins",
+    ),
     "old_code": (
         Gone,
         "old_code",
@@ -460,11 +465,23 @@ _ERRORS: dict[str, tuple[type[DomainError], str, str]] = {
 }
 
 
-def item_error(ctx: Context, code: str, payload: bytes) -> DomainError:
+def item_error(ctx: Context, code: str, payload: bytes, closed_on: str = "") -> DomainError:
+    """The refusal of one item; ``closed_on`` (YYYY-MM-DD) is the date a closed venue closed."""
     cls, reason, text = _ERRORS.get(code, (Unprocessable, "refused", f"check-in refused ({code})"))
     ctx.metrics.inc(REJECTIONS, reason=reason)
     name = payload.decode() if payload else ""
-    return cls(text.format(name=f"“{name}”" if code != "foreign" else name), reason=reason)
+    detail = text.format(
+        name=f"“{name}”" if code != "foreign" else name, on=f" ({closed_on})" if closed_on else ""
+    )
+    if code == "inactive":
+        return cls(detail, reason=reason, closed_on=closed_on)
+    return cls(detail, reason=reason)
+
+
+async def refused_item(ctx: Context, code: str, payload: bytes, venue_id: int) -> DomainError:
+    """:func:`item_error`, with the date for a closed venue (read only then)."""
+    on = await registry.closed_date(ctx, venue_id) if code == "inactive" else ""
+    return item_error(ctx, code, payload, on)
 
 
 def rate_error(ctx: Context, budget: Budget, which: bytes, now: int) -> TooManyRequests:
@@ -594,7 +611,7 @@ async def check_in(
         return response_of(record_decoder.decode(payload), True, lite, now)
     if code == "rate":
         raise rate_error(ctx, budget, payload, now)
-    raise item_error(ctx, code, payload)
+    raise await refused_item(ctx, code, payload, claims.venue_id)
 
 
 def resident_budget(ctx: Context, owner: int, ip: str) -> Budget:
@@ -681,7 +698,7 @@ async def check_in_batch(
                 err = (
                     rate_error(ctx, budget, payload, now)
                     if code == "rate"
-                    else item_error(ctx, code, payload)
+                    else await refused_item(ctx, code, payload, item.venue_id)
                 )
                 if code == "rate":
                     retry_after = err.retry_after
@@ -830,7 +847,7 @@ async def check_in_sentinel(
                 exc = (
                     rate_error(ctx, budget, payload, now)
                     if code == "rate"
-                    else item_error(ctx, code, payload)
+                    else await refused_item(ctx, code, payload, item.venue_id)
                 )
                 if code == "rate":
                     retry_after = exc.retry_after

@@ -1,8 +1,13 @@
 """The door screen of a venue that shows a rotating code (``code_mode: rotating``).
 
-A tablet at the entrance opens ``/display/{venue_id}?key=<the venue's device key>`` once: the key
-is checked, kept in an HttpOnly cookie scoped to this venue's display path, and the browser is sent
-on to ``/display/{venue_id}`` so the key leaves the address bar and history. The page then asks
+A tablet at the entrance is set up once, with a one-time set-up link the operator page shows as a QR
+code (``/display/{venue_id}/setup?code=...``, made with the venue's device key through
+``POST /display/{venue_id}/setup-codes``, valid :data:`SETUP_TTL_S` and spent by the first tablet that
+confirms it), or with ``/display/{venue_id}?key=<the venue's device key>``: either way the key is
+checked, kept in an HttpOnly cookie scoped to this venue's display path, and the browser is sent on to
+``/display/{venue_id}`` so nothing secret stays in the address bar and history. The set-up code is
+stored only as its hash, beside the device key sealed with the code itself (docs/ARCHITECTURE.md, "The
+door screen"). The page then asks
 ``/display/{venue_id}/code`` for the current step's code and QR (rendered on the server, no external
 assets) and asks again when the step ends, so the screen always shows a code the check-in accepts
 (docs/ARCHITECTURE.md, "Integrity of the record").
@@ -11,20 +16,25 @@ assets) and asks again when the step ends, so the screen always shows a code the
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import html
+import secrets
 from string import Template
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get
+from litestar import Request, Response, get, post
 from litestar.datastructures import State
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
 
 from checkin.pages.phone import error_page
 from checkin.platform import auth
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import Conflict, DomainError, Forbidden, Gone, Unauthenticated
-from checkin.platform.instants import now_ms
+from checkin.platform.instants import format_ms, now_ms
 from checkin.platform.service import Part
 from checkin.platform.static_assets import Asset, read_text
 from venues import qr, registry
@@ -34,6 +44,12 @@ COOKIE = "checkin_display"
 COOKIE_MAX_AGE_S = 400 * 86400
 """A tablet keeps its key for as long as browsers keep a cookie; revoking the key ends it."""
 QR_MODULE_PX = 8
+SETUP_TTL_S = 15 * 60
+"""How long a set-up link works (it is spent by the first tablet that confirms it)."""
+SETUP_PAGE_CSP = (
+    "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -132,17 +148,7 @@ async def display_page(
     except DomainError as error:
         return _refused_page(error)
     if key:  # keep the key in a cookie and take it out of the address bar
-        cookie = (
-            f"{COOKIE}={key}; Path={_cookie_path(venue_id)}; Max-Age={COOKIE_MAX_AGE_S}; "
-            "HttpOnly; SameSite=Strict"
-        )
-        if request.url.scheme == "https":
-            cookie += "; Secure"
-        return Response(
-            content=b"",
-            status_code=303,
-            headers={**_HEADERS, "Location": _cookie_path(venue_id), "Set-Cookie": cookie},
-        )
+        return _keep_key(request, venue_id, key)
     esc = html.escape
     body = _PAGE.substitute(
         venue_id=str(venue.venue_id),
@@ -179,6 +185,216 @@ async def display_code(venue_id: int, request: Request[Any, Any, State], ctx: Co
     return Response(content=msgspec.json.encode(out), media_type="application/json", headers=_HEADERS)
 
 
+class SetupCode(msgspec.Struct):
+    venue_id: int
+    url: str
+    """The one-time set-up link: open it on the tablet (the QR code carries it)."""
+    expires_at: str
+    expires_in_s: int
+    qr_svg: str
+    """The link as a QR code, a ``data:image/svg+xml`` URL."""
+
+
+class SetupForm(msgspec.Struct):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+def _code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _pad(code: str, n: int) -> bytes:
+    out = b""
+    block = 0
+    while len(out) < n:
+        out += hmac.new(code.encode(), b"display-setup:%d" % block, hashlib.sha256).digest()
+        block += 1
+    return out[:n]
+
+
+def seal(code: str, key: str) -> str:
+    """The device key sealed with the set-up code (a pad derived from the code, used once): what Redis
+    holds is useless without the code, and only the code's hash names it."""
+    raw = key.encode()
+    return base64.urlsafe_b64encode(
+        bytes(a ^ b for a, b in zip(raw, _pad(code, len(raw)), strict=True))
+    ).decode()
+
+
+def unseal(code: str, sealed: str) -> str:
+    raw = base64.urlsafe_b64decode(sealed.encode())
+    return bytes(a ^ b for a, b in zip(raw, _pad(code, len(raw)), strict=True)).decode()
+
+
+class _Sealed(msgspec.Struct):
+    venue_id: int
+    key: str
+
+
+def _bearer(request: Request[Any, Any, State]) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+@post(
+    "/display/{venue_id:int}/setup-codes",
+    status_code=201,
+    summary="A one-time set-up link that puts the door screen on a tablet (the venue's device key)",
+    description=(
+        "Authenticated with the venue's device key (Authorization: Bearer). The link opens a page on the "
+        "tablet that, once confirmed, keeps that key in the display's cookie; it works once, within "
+        f"{SETUP_TTL_S // 60} minutes. The venue must show its code on a screen (code_mode rotating)."
+    ),
+    tags=["pages"],
+    security=[{"bearer": []}],
+    problems={409: "the venue uses a printed poster", 410: "the venue has closed"},
+)
+async def create_setup_code(venue_id: int, request: Request[Any, Any, State], ctx: Context) -> SetupCode:
+    key = _bearer(request)
+    if key is None:
+        raise Unauthenticated("ask with the venue's device key: Authorization: Bearer <device key>")
+    if (await auth.authenticate(ctx, f"Bearer {key}")).role != "device":
+        raise Forbidden("a set-up link carries the venue's device key: ask for it with that key")
+    _, venue = await _screen_of(ctx, venue_id, key)
+    code = secrets.token_urlsafe(18)
+    sealed = msgspec.json.encode(_Sealed(venue_id=venue.venue_id, key=seal(code, key)))
+    await ctx.redis.set(ctx.keys.display_setup(_code_hash(code)), sealed, ex=SETUP_TTL_S)
+    url = f"{ctx.settings.public_base_url.rstrip('/')}/display/{venue_id}/setup?code={code}"
+    svg = qr.svg(qr.encode(url), module=QR_MODULE_PX)
+    return SetupCode(
+        venue_id=venue_id,
+        url=url,
+        expires_at=format_ms(now_ms() + SETUP_TTL_S * 1000),
+        expires_in_s=SETUP_TTL_S,
+        qr_svg="data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode(),
+    )
+
+
+_SETUP_PAGE = Template(
+    """<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
+<title>设置门口屏幕 · Set up the door screen</title>
+<link rel="stylesheet" href="/static/display.css?v=${css_version}">
+</head>
+<body>
+<main id="setup" class="setup">
+  <h1>把这台设备设为门口屏幕？</h1>
+  <p class="lead">Use this device as the door screen of</p>
+  <p id="setup-venue" class="venue">${venue_name}</p>
+  <p class="muted">${venue_address}</p>
+  <form method="post" action="/display/${venue_id}/setup">
+    <input type="hidden" name="code" value="${code}">
+    <button id="setup-confirm" type="submit">设为门口屏幕 · Use as door screen</button>
+  </form>
+  <p class="muted">设置码只能使用一次。This set-up link works once.</p>
+</main>
+</body>
+</html>
+"""
+)
+
+
+def _setup_refused(error: DomainError) -> Response[bytes]:
+    if error.status == 410 and error.extra.get("reason") == "setup_spent":
+        return error_page(
+            410,
+            "设置码已使用或已过期",
+            error.detail,
+            "请在场所码管理页重新生成设置码。Make a new set-up link on the operator page.",
+        )
+    return _refused_page(error)
+
+
+def _spent(venue_id: int) -> Gone:
+    return Gone(
+        f"this set-up link of venue {venue_id} was used already or has expired (设置码已使用或已过期)",
+        reason="setup_spent",
+    )
+
+
+async def _sealed(ctx: Context, venue_id: int, code: str, spend: bool) -> str:
+    """The device key of a set-up code of this venue (spent when ``spend``); 410 when there is none."""
+    name = ctx.keys.display_setup(_code_hash(code))
+    raw = await (ctx.redis.getdel(name) if spend else ctx.redis.get(name))
+    if not raw:
+        raise _spent(venue_id)
+    found = msgspec.json.decode(raw, type=_Sealed)
+    if found.venue_id != venue_id:
+        if spend:  # a link of another venue: not spent by this mistake
+            await ctx.redis.set(name, raw, keepttl=True)
+        raise _spent(venue_id)
+    try:
+        return unseal(code, found.key)
+    except (ValueError, UnicodeDecodeError):
+        raise _spent(venue_id) from None
+
+
+@get(
+    "/display/{venue_id:int}/setup",
+    summary="The page a set-up link opens on the tablet: confirm to make it this venue's door screen",
+    tags=["pages"],
+    problems={409: "the venue uses a printed poster", 410: "the link was used or has expired"},
+)
+async def setup_page(
+    venue_id: int,
+    ctx: Context,
+    code: Annotated[str, Parameter(min_length=1, max_length=64, description="the one-time set-up code")],
+) -> Response[bytes]:
+    try:
+        key = await _sealed(ctx, venue_id, code, spend=False)
+        _, venue = await _screen_of(ctx, venue_id, key)
+    except DomainError as error:
+        return _setup_refused(error)
+    esc = html.escape
+    body = _SETUP_PAGE.substitute(
+        venue_id=str(venue.venue_id),
+        venue_name=esc(venue.name),
+        venue_address=esc(venue.address),
+        code=esc(code),
+        css_version=_CSS.version,
+    )
+    return _html(body, headers={"Content-Security-Policy": SETUP_PAGE_CSP})
+
+
+@post(
+    "/display/{venue_id:int}/setup",
+    status_code=303,
+    summary="Confirm a set-up link: the tablet keeps the venue's device key and shows the door screen",
+    tags=["pages"],
+    problems={409: "the venue uses a printed poster", 410: "the link was used or has expired"},
+)
+async def redeem_setup(
+    venue_id: int,
+    request: Request[Any, Any, State],
+    ctx: Context,
+    data: Annotated[SetupForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Response[bytes]:
+    try:
+        key = await _sealed(ctx, venue_id, data.code, spend=True)
+        await _screen_of(ctx, venue_id, key)
+    except DomainError as error:
+        return _setup_refused(error)
+    return _keep_key(request, venue_id, key)
+
+
+def _keep_key(request: Request[Any, Any, State], venue_id: int, key: str) -> Response[bytes]:
+    """Keep the key in the display's cookie and send the browser on to the screen."""
+    cookie = f"{COOKIE}={key}; Path={_cookie_path(venue_id)}; Max-Age={COOKIE_MAX_AGE_S}; "
+    cookie += "HttpOnly; SameSite=Strict"
+    if request.url.scheme == "https":
+        cookie += "; Secure"
+    return Response(
+        content=b"",
+        status_code=303,
+        headers={**_HEADERS, "Location": _cookie_path(venue_id), "Set-Cookie": cookie},
+    )
+
+
 @get("/static/display.js", include_in_schema=False)
 async def display_js(v: str | None = None) -> Response[bytes]:
     return _JS.response(v)
@@ -189,4 +405,7 @@ async def display_css(v: str | None = None) -> Response[bytes]:
     return _CSS.response(v)
 
 
-PART = Part("display-page", routes=[display_page, display_code, display_js, display_css])
+PART = Part(
+    "display-page",
+    routes=[display_page, display_code, create_setup_code, setup_page, redeem_setup, display_js, display_css],
+)

@@ -156,8 +156,9 @@ _TEXT: dict[Lang, dict[str, str]] = {
         "static_code.message": "{at}使用入口屏幕上的动态场所码登记。",
         "old_version.title": "场所码已更换",
         "old_version.message": "{at}已更换场所码，此码已失效。",
-        "inactive.title": "场所码已停用",
-        "inactive.message": "{at}的场所码已停用。",
+        "inactive.title": "该场所已停用",
+        "inactive.message": "{at}已停用{on}，不再登记。",
+        "inactive.on": "（{date} 起）",
         "busy.title": "服务繁忙",
         "busy.message": "登记服务暂时不可用。",
         "busy.hint": "请稍后刷新本页重试。",
@@ -180,8 +181,9 @@ _TEXT: dict[Lang, dict[str, str]] = {
         "static_code.message": "{at} checks visitors in with the changing code on its entrance screen.",
         "old_version.title": "Venue code replaced",
         "old_version.message": "{at} has a new code; this one is no longer valid.",
-        "inactive.title": "Venue code withdrawn",
-        "inactive.message": "{at} no longer accepts this code.",
+        "inactive.title": "This venue has closed",
+        "inactive.message": "{at} has closed{on} and no longer checks visitors in.",
+        "inactive.on": " (on {date})",
         "busy.title": "Service busy",
         "busy.message": "Check-in is unavailable for the moment.",
         "busy.hint": "Reload this page in a little while.",
@@ -226,13 +228,16 @@ def render_checkin_page(venue: Venue, token: str, tz: str, lang: Lang = "zh-CN")
     )
 
 
-def _gone_page(reason: str, venue_name: str, lang: Lang) -> Response[bytes]:
-    """The 410 page of a refused code, by the registry's reason."""
+def _gone_page(reason: str, venue_name: str, lang: Lang, closed_on: str = "") -> Response[bytes]:
+    """The 410 page of a refused code, by the registry's reason (a closed venue's with the date)."""
     t = _TEXT[lang]
     at = t["at_venue"].format(name=venue_name) if venue_name else t["this_venue"]
     kind = reason if reason in ("code_expired", "static_code", "old_version") else "inactive"
     hint = t["scan_screen"] if kind in ("code_expired", "static_code") else t["ask_new"]
-    message = t[f"{kind}.message"].format(at=at)
+    if kind == "inactive":
+        hint = ""
+    on = t["inactive.on"].format(date=closed_on) if closed_on else ""
+    message = t[f"{kind}.message"].format(at=at, on=on)
     return error_page(410, t[f"{kind}.title"], message, hint, lang=lang)
 
 
@@ -260,7 +265,7 @@ async def checkin_page(token: str, ctx: Context, request: Request[Any, Any, Any]
     except Gone as gone:
         ctx.metrics.inc(PAGE_VIEWS, result="gone")
         reason, name = str(gone.extra.get("reason", "")), str(gone.extra.get("venue_name", ""))
-        return _gone_page(reason, name, lang)
+        return _gone_page(reason, name, lang, str(gone.extra.get("closed_on", "")))
     except (RedisError, OSError) as exc:
         log.warning("venue lookup for the phone page failed: %s", exc)
         ctx.metrics.inc(PAGE_VIEWS, result="unavailable")

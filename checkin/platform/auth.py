@@ -95,8 +95,31 @@ async def create_api_key(
     pipe = ctx.redis.pipeline(transaction=False)
     pipe.set(ctx.keys.api_key(digest), msgspec.json.encode(record))
     pipe.hset(ctx.keys.api_key_index(), record.key_id, digest)
+    if venue_id is not None:
+        pipe.sadd(ctx.keys.api_keys_of_venue(venue_id), record.key_id)
     await pipe.execute()
     return key, record
+
+
+async def get_api_key(ctx: Context, key_id: str) -> ApiKeyRecord | None:
+    digest = await ctx.redis.hget(ctx.keys.api_key_index(), key_id)
+    raw = await ctx.redis.get(ctx.keys.api_key(digest.decode())) if digest is not None else None
+    return msgspec.json.decode(raw, type=ApiKeyRecord) if raw else None
+
+
+async def list_venue_api_keys(ctx: Context, venue_id: int) -> list[ApiKeyRecord]:
+    """The keys bound to one venue (its door devices and screens, operator keys), oldest first."""
+    ids = sorted(x.decode() for x in await ctx.redis.smembers(ctx.keys.api_keys_of_venue(venue_id)))
+    if not ids:
+        return []
+    digests = await ctx.redis.hmget(ctx.keys.api_key_index(), ids)
+    pipe = ctx.redis.pipeline(transaction=False)
+    for digest in digests:
+        if digest is not None:
+            pipe.get(ctx.keys.api_key(digest.decode()))
+    raws = await pipe.execute() if any(digests) else []
+    out = [msgspec.json.decode(raw, type=ApiKeyRecord) for raw in raws if raw]
+    return sorted((r for r in out if r.venue_id == venue_id), key=lambda r: r.created_at)
 
 
 async def list_api_keys(ctx: Context) -> list[ApiKeyRecord]:
@@ -113,8 +136,11 @@ async def revoke_api_key(ctx: Context, key_id: str) -> None:
     digest = await ctx.redis.hget(ctx.keys.api_key_index(), key_id)
     if digest is None:
         raise NotFound(f"no API key {key_id}")
+    record = await get_api_key(ctx, key_id)
     await ctx.redis.delete(ctx.keys.api_key(digest.decode()))
     await ctx.redis.hdel(ctx.keys.api_key_index(), key_id)
+    if record is not None and record.venue_id is not None:
+        await ctx.redis.srem(ctx.keys.api_keys_of_venue(record.venue_id), key_id)
     _cache.clear()
 
 

@@ -196,7 +196,8 @@ class RedisKeys:
         return f"{self.prefix}checkin-record:{{{shard}}}:{checkin_id}"
 
     def venue_entries(self, shard: int, local_day: str) -> str:
-        """Hash venue_id -> check-ins counted on one local day (YYYYMMDD), for operators."""
+        """Hash venue_id -> check-ins counted on one local day (YYYYMMDD), for operators; and
+        ``<venue_id>:<unix hour>`` -> the check-ins of that hour (the operator page's chart)."""
         return f"{self.prefix}venue-entries:{{{shard}}}:{local_day}"
 
     def rate_tagged(self, shard: int, kind: str, ident: str, window: int) -> str:
@@ -205,11 +206,20 @@ class RedisKeys:
         return f"{self.prefix}rate:{{{self.pstate_tag(shard)}}}:{kind}:{ident}:{window}"
 
     # --- access ------------------------------------------------------------------
+    def display_setup(self, code_hash: str) -> str:
+        """One door screen's set-up code (keyed by its SHA-256): the venue and the device key sealed
+        with the code; read once."""
+        return f"{self.prefix}display-setup:{code_hash}"
+
     def api_key(self, key_hash: str) -> str:
         return f"{self.prefix}api-key:{key_hash}"
 
     def api_key_index(self) -> str:
         return f"{self.prefix}api-keys"
+
+    def api_keys_of_venue(self, venue_id: int) -> str:
+        """Set of the ids of the keys bound to one venue (what its operator lists and revokes)."""
+        return f"{self.prefix}api-keys:venue:{venue_id}"
 
     def rate(self, kind: str, ident: str, window: int) -> str:
         return f"{self.prefix}rate:{kind}:{ident}:{window}"
@@ -220,6 +230,11 @@ class RedisKeys:
 
     def capacity_dedupe(self, venue_id: int, hour: int) -> str:
         return f"{self.prefix}rules:capacity:{venue_id}:{hour}"
+
+    def venue_alerts(self, venue_id: int) -> str:
+        """List of the venue's recent alerts its operator may read (capacity; JSON without persons),
+        newest first, kept by the rule engine."""
+        return f"{self.prefix}rules:venue-alerts:{venue_id}"
 
     def occupancy(self, venue_id: int) -> str:
         """Sorted set of stays at a venue, score = stay end (ms)."""

@@ -16,6 +16,8 @@ State in Redis, every key with a TTL so memory follows activity, not history:
   (so a scan redelivered after a crash is compared with the right predecessor);
   kept ``impossible_travel_window_hours``.
 * ``rules:dedupe:...`` / ``rules:capacity:...``: dedupe keys, until the end of the local day / the hour.
+* ``rules:venue-alerts:{venue}``: the venue's latest capacity alerts (kind, instant, counts; no person),
+  what its operator page shows; the last :data:`VENUE_ALERTS_KEPT`, for two days.
 * ``rules:exposure-sites``: the flagged periods (managed by the API), cached here and reloaded when
   their generation counter changes.
 """
@@ -43,10 +45,13 @@ from tracing.storage.store import Store
 from tracing.streams.dead_letters import DeadItem, DeadLetters
 from tracing.streams.group import Entry, GroupReader, consumer_name, fields_of
 from tracing.streams.retry import Backoff, Clock, RetryPolicy, SystemClock
+from venues.model import OPERATOR_ALERT_KINDS, VenueAlert
 
 log = logging.getLogger("tracing.rules.engine")
 
 CAPACITY_CACHE_S = 10.0
+VENUE_ALERTS_KEPT = 50
+VENUE_ALERTS_TTL_S = 2 * 86_400
 
 
 def _previous(raw: bytes | None) -> rc.PreviousCheckin | None:
@@ -164,7 +169,30 @@ class RuleEngine:
         alerts = await publish(self.ctx, candidates, int(self.clock() * 1000))
         for alert in alerts:
             self.ctx.metrics.inc("rules_alerts_total", kind=alert.kind)
+        await self._remember_for_venues(alerts)
         return alerts
+
+    async def _remember_for_venues(self, alerts: Sequence[Alert]) -> None:
+        """Keep each venue's alerts its operator may see (:data:`venues.model.OPERATOR_ALERT_KINDS`),
+        without persons, beside the venue for the operator page (the ingest API reads no ClickHouse)."""
+        mine = [a for a in alerts if a.kind in OPERATOR_ALERT_KINDS]
+        if not mine:
+            return
+        pipe = self.ctx.redis.pipeline(transaction=False)
+        for alert in mine:
+            details = alert.details
+            row = VenueAlert(
+                alert_id=alert.alert_id,
+                kind=alert.kind,
+                at=alert.at,
+                occupancy=details.get("occupancy"),
+                capacity=details.get("capacity"),
+            )
+            key = self.ctx.keys.venue_alerts(alert.venue_id)
+            pipe.lpush(key, msgspec.json.encode(row))
+            pipe.ltrim(key, 0, VENUE_ALERTS_KEPT - 1)
+            pipe.expire(key, VENUE_ALERTS_TTL_S)
+        await pipe.execute()
 
 
 def declare_metrics(ctx: Context) -> None:
