@@ -2,7 +2,7 @@
 
 A venue's operator manages the device keys of the venues it manages (its own venue, for a key bound to
 one), and nothing else: that is how an operator puts a rotating code on a tablet at the door without an
-admin (docs/ARCHITECTURE.md, "The door screen"). Every such creation and revocation, and every one
+admin (docs/ARCHITECTURE.md, "The venue operator"). Every such creation and revocation, and every one
 refused, is an audit row.
 """
 

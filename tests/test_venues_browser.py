@@ -153,6 +153,6 @@ async def test_operator_page_shows_poster_entries_and_rotates(
     async with page.expect_download() as info:
         await page.click("#download-pdf")
     download = await info.value
-    assert download.suggested_filename == "venue-501.pdf"
+    assert download.suggested_filename == "venue-501-checkin-a4.pdf"
     assert errors == []
     await page.close()

@@ -1,18 +1,23 @@
 """The venue operator page (``/operator``): static HTML and script, no external assets.
 
 The operator logs in with an API key; the script then uses the JSON API
-(``/v1/venues...``) to find venues, preview and download posters, rotate the
-code and show today's entry count. The Content-Security-Policy allows only this
-origin (and ``blob:`` images for the poster preview).
+(``/v1/venues...``, ``/v1/keys``, ``/display/{id}/setup-codes``) to find venues, switch between a printed
+code and a screen at the door, set up the door tablet (its device key and a one-time set-up link), preview
+and download posters (PNG, SVG, PDF A4/A3), rotate the code, close the venue, and show the venue's day
+(entries per hour beside last week, occupancy, capacity alerts), refreshed every minute. The
+Content-Security-Policy allows only this origin (and ``blob:`` and ``data:`` images for the poster
+preview and the set-up QR code).
 """
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from string import Template
 
 from litestar import Response, get
 
+from checkin.platform.context import Context
 from checkin.platform.service import Part
 from checkin.platform.static_assets import Asset
 
@@ -30,17 +35,20 @@ _HEADERS = {
 
 _JS = Asset("venues", "operator.js")
 _CSS = Asset("venues", "operator.css")
-_PAGE = (
-    Template((resources.files("venues") / "static" / "operator.html").read_text(encoding="utf-8"))
-    .substitute(js_version=_JS.version, css_version=_CSS.version)
-    .encode("utf-8")
-)
+_TEMPLATE = Template((resources.files("venues") / "static" / "operator.html").read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _page(step_s: int) -> bytes:
+    return _TEMPLATE.substitute(js_version=_JS.version, css_version=_CSS.version, step_s=step_s).encode(
+        "utf-8"
+    )
 
 
 @get("/operator", summary="Venue operator page", tags=["pages"], include_in_schema=False)
-async def operator_page() -> Response[bytes]:
+async def operator_page(ctx: Context) -> Response[bytes]:
     return Response(
-        content=_PAGE,
+        content=_page(ctx.settings.rotating_step_s),
         media_type="text/html; charset=utf-8",
         headers={**_HEADERS, "Cache-Control": "no-store"},
     )

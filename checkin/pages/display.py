@@ -7,7 +7,7 @@ confirms it), or with ``/display/{venue_id}?key=<the venue's device key>``: eith
 checked, kept in an HttpOnly cookie scoped to this venue's display path, and the browser is sent on to
 ``/display/{venue_id}`` so nothing secret stays in the address bar and history. The set-up code is
 stored only as its hash, beside the device key sealed with the code itself (docs/ARCHITECTURE.md, "The
-door screen"). The page then asks
+venue operator"). The page then asks
 ``/display/{venue_id}/code`` for the current step's code and QR (rendered on the server, no external
 assets) and asks again when the step ends, so the screen always shows a code the check-in accepts
 (docs/ARCHITECTURE.md, "Integrity of the record").
