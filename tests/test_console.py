@@ -16,12 +16,23 @@ async def test_console_is_served_without_external_resources(tracing: AsyncTestCl
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     csp = r.headers["content-security-policy"]
     assert "default-src 'self'" in csp and "script-src 'self'" in csp
-    for url in re.findall(r'(?:src|href)="([^"]+)"', r.text):
+    assert '<script type="module" src="/console/static/main.js">' in r.text  # ES modules, same origin
+    urls = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+    seen: set[str] = set()
+    while urls:
+        url = urls.pop()
+        if url in seen:
+            continue
+        seen.add(url)
         assert url.startswith("/console/static/"), url
         asset = await tracing.get(url)
-        assert asset.status_code == 200
+        assert asset.status_code == 200, url
         text = asset.text.replace("http://www.w3.org/2000/svg", "")  # the SVG namespace, not a fetch
         assert "http://" not in text and "https://" not in text
+        if url.endswith(".js"):  # the modules it imports, each under 500 lines
+            assert text.count("\n") < 500, url
+            urls += ["/console/static/" + m for m in re.findall(r'from "\./([\w.]+)"', text)]
+    assert {u.rsplit("/", 1)[1] for u in seen} >= {"main.js", "i18n.js", "core.js", "tracer.js", "sources.js"}
     assert (await tracing.get("/console/static/../app.py")).status_code == 404
     assert (await tracing.get("/console/static/nope.js")).status_code == 404
 

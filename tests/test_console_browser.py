@@ -119,7 +119,7 @@ def test_a_tracer_runs_a_contact_trace_from_the_form(page: Any, server: Server) 
     assert raw.startswith(b"\xef\xbb\xbf")  # the byte-order mark Excel needs to read UTF-8
     text = raw.decode("utf-8-sig")
     assert (
-        text.splitlines()[0] == "person_id,venue_id,venue_name,first_at_venue,first_at"
+        text.splitlines()[0] == "person_id,name,venue_id,venue_name,first_at_venue (UTC),first_at (UTC)"
         and len(text.splitlines()) == 4
     )
 

@@ -132,7 +132,7 @@ def new_page(browser: Any, locale: str = "en-US", width: int = 1440, height: int
     return page
 
 
-VIEWS = ("#login-view", "#tracer-view", "#analyst-view")
+VIEWS = ("#login-view", "#role-view", "#tracer-view", "#sources-view", "#analyst-view")
 
 
 def visible_views(page: Any) -> list[str]:
@@ -155,11 +155,17 @@ def test_exactly_one_view_and_readable_tabs(browser: Any, world: Server) -> None
     sign_in(page, world, world.tracer_key)
     assert visible_views(page) == ["#tracer-view"]
     assert page.input_value("#api-key") == ""  # the key does not stay in the form
-    page.click("nav .tab[data-view='analyst']")
-    assert visible_views(page) == ["#analyst-view"]
+    # a tracer's tabs are the tracer's: no analyst tab
+    assert [t for t in ("tracer", "sources", "analyst") if page.is_visible(f"nav .tab[data-view='{t}']")] == [
+        "tracer",
+        "sources",
+    ]
+    page.click("nav .tab[data-view='sources']")
+    assert visible_views(page) == ["#sources-view"]
     # the inactive tab is not white on white
     colours = page.eval_on_selector(
-        "nav .tab:not(.active)", "b => [getComputedStyle(b).color, getComputedStyle(b).backgroundColor]"
+        "nav .tab:not(.active):not([hidden])",
+        "b => [getComputedStyle(b).color, getComputedStyle(b).backgroundColor]",
     )
     assert colours[0] != colours[1]
     page.click("nav .tab[data-view='tracer']")

@@ -59,7 +59,7 @@ def hand_made(base: int) -> World:
 def test_the_reference_follows_the_definition_on_a_hand_made_case() -> None:
     base = 1_800_000_000_000
     world = hand_made(base)
-    common, sources = reference_sources(world.stays, [1, 2, 3], base, base + 24 * HOUR_MS)
+    common, sources = reference_sources(world.stays, [1, 2, 3], base, base + 24 * HOUR_MS, with_stays=False)
     assert common == [
         {
             "venue_id": 7,
@@ -119,6 +119,10 @@ async def test_sources_answer_the_hand_made_case(
     common, sources = reference_sources(world.stays, [1, 2, 3], base - HOUR_MS, base + 24 * HOUR_MS)
     assert got["common_venues"] == common and got["possible_sources"] == sources
     assert got["cases"] == [1, 2, 3] and got["cases_without_stays"] == [] and got["index_stays"] == 5
+    # each common venue lists when each case was there (the console's timeline, a flagged site's window)
+    assert got["common_venues"][1]["stays"] == [
+        {"person_id": p, "at": iso(base + 200 * M), "end_at": iso(base + 260 * M)} for p in (1, 2)
+    ]
     got = await sources_api(tracing, headers, [1, 2, 3, 77], base - HOUR_MS, base + 24 * HOUR_MS, 2, 10)
     assert [s["person_id"] for s in got["possible_sources"]] == [10, 9]
     assert got["cases_without_stays"] == [77]
@@ -339,7 +343,7 @@ async def test_sources_refuse_bad_input_with_clear_problems(
     await problem(400, "person_ids", person_ids=list(range(1, 502)))
     await problem(400, "min_cases (3) is more than the 2 cases", min_cases=3)
     await problem(400, "min_cases", min_cases=1)
-    await problem(400, "must be before", until=iso(base - HOUR_MS))
-    await problem(400, "at most 60 days", since=iso(base - 61 * 24 * HOUR_MS))
+    await problem(422, "must be before", until=iso(base - HOUR_MS))
+    await problem(422, "at most 60 days", since=iso(base - 61 * 24 * HOUR_MS))
     await problem(400, "format", params={"format": "xlsx"})
     await problem(404, "no stays recorded for any of the 2 cases", person_ids=[500, 501])

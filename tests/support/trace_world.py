@@ -261,9 +261,12 @@ def reference_sources(
     min_cases: int = 2,
     min_overlap_ms: int = 15 * MIN_MS,
     scope: str = "",
+    with_stays: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(common_venues, possible_sources)`` of source tracing, as the sources answer lists them, from
-    the final stays (:func:`reference_stays`).
+    the final stays (:func:`reference_stays`). With ``with_stays`` each common venue also lists the
+    cases' index stays there (``stays``: ``person_id``, ``at``, ``end_at``, by start then person), which
+    the answer adds for the console's timeline.
 
     A case's stays starting in ``[since, until)`` are its index stays (as for contacts).
     ``common_venues``: every venue where at least ``min_cases`` cases have an index stay; ``cases``
@@ -290,15 +293,17 @@ def reference_sources(
         if len(by_case) < min_cases:
             continue
         starts = [s.at for mine in by_case.values() for s in mine]
-        common.append(
-            {
-                "venue_id": venue,
-                "cases": sorted(by_case),
-                "first_at": iso(min(starts)),
-                "last_at": iso(max(starts)),
-                "together_seconds": _together_ms(by_case) / 1000,
-            }
-        )
+        item: dict[str, Any] = {
+            "venue_id": venue,
+            "cases": sorted(by_case),
+            "first_at": iso(min(starts)),
+            "last_at": iso(max(starts)),
+            "together_seconds": _together_ms(by_case) / 1000,
+        }
+        if with_stays:
+            there = sorted((s for mine in by_case.values() for s in mine), key=lambda s: (s.at, s.person_id))
+            item["stays"] = [{"person_id": s.person_id, "at": iso(s.at), "end_at": iso(s.end)} for s in there]
+        common.append(item)
     common.sort(key=lambda v: (-len(v["cases"]), -v["together_seconds"], v["venue_id"]))
     possible = []
     for person, theirs in by_person.items():

@@ -19,10 +19,19 @@ from checkin.platform.errors import NotFound
 from checkin.platform.service import Part
 
 STATIC = Path(__file__).resolve().parent / "static"
+JS = "text/javascript; charset=utf-8"
 FILES = {
-    "app.js": "text/javascript; charset=utf-8",
+    "main.js": JS,
+    "i18n.js": JS,
+    "core.js": JS,
+    "tracer.js": JS,
+    "graph.js": JS,
+    "sources.js": JS,
+    "analyst.js": JS,
     "app.css": "text/css; charset=utf-8",
 }
+"""The page's files: ES modules (``<script type="module">``, same origin, so the self-only CSP holds)
+and the style sheet."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

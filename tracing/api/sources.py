@@ -46,6 +46,12 @@ class SourcesRequest(msgspec.Struct, forbid_unknown_fields=True):
     min_overlap_minutes: Annotated[int, msgspec.Meta(ge=0, le=720)] = 15
 
 
+class CaseStayOut(msgspec.Struct):
+    person_id: Annotated[int, msgspec.Meta(examples=[100230])]
+    at: Annotated[str, msgspec.Meta(examples=["2026-03-12T09:12:44.218Z"])]
+    end_at: Annotated[str, msgspec.Meta(examples=["2026-03-12T10:12:44.218Z"])]
+
+
 class CommonVenueOut(msgspec.Struct):
     venue_id: Annotated[int, msgspec.Meta(examples=[1024])]
     cases: Annotated[list[int], msgspec.Meta(examples=[[100230, 100877]])]
@@ -53,6 +59,9 @@ class CommonVenueOut(msgspec.Struct):
     last_at: Annotated[str, msgspec.Meta(examples=["2026-03-12T11:40:02.000Z"])]
     together_seconds: Annotated[float, msgspec.Meta(examples=[2460.0])]
     """Time during which at least two of the cases were there at once."""
+    stays: list[CaseStayOut] = msgspec.field(default_factory=list)
+    """The cases' stays there that start in the window, by start: when each case was there (what the
+    console's timeline draws, and the window of an exposure site flagged from here)."""
 
 
 class SourceOut(msgspec.Struct, omit_defaults=True):
@@ -178,6 +187,7 @@ async def post_sources(
                 first_at=format_ms(v.first_ms),
                 last_at=format_ms(v.last_ms),
                 together_seconds=v.together_ms / 1000,
+                stays=[CaseStayOut(c, format_ms(a), format_ms(e)) for c, a, e in v.stays],
             )
             for v in result.common_venues
         ],

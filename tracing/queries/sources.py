@@ -56,6 +56,8 @@ class CommonVenue:
     first_ms: int
     last_ms: int
     together_ms: int
+    stays: list[tuple[int, int, int]] = field(default_factory=list)
+    """The cases' index stays there, ``(case, start, end)`` by start then case: what a timeline draws."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,17 @@ def common_venues(stays: Sequence[IndexStay], min_cases: int) -> list[CommonVenu
     for venue, by_case in by_venue.items():
         if len(by_case) < min_cases:
             continue
-        starts = [start for spans in by_case.values() for start, _ in spans]
-        out.append(CommonVenue(venue, sorted(by_case), min(starts), max(starts), together_ms(by_case)))
+        stays_there = sorted((start, case, end) for case, spans in by_case.items() for start, end in spans)
+        out.append(
+            CommonVenue(
+                venue,
+                sorted(by_case),
+                stays_there[0][0],
+                stays_there[-1][0],
+                together_ms(by_case),
+                [(case, start, end) for start, case, end in stays_there],
+            )
+        )
     out.sort(key=lambda v: (-len(v.cases), -v.together_ms, v.venue_id))
     return out
 
