@@ -17,8 +17,8 @@
 --       scan there is that check-in), [10] lifetime of a day-entries hash (s), [11] record key
 --       prefix of this shard, [12] person-state key prefix of this shard, [13] scans remembered per
 --       owner and venue for the repeat rule, [14] how long a person's stays are kept for the
---       one-place-at-a-time rule (ms: the longest backdating plus the longest stay), [15] stays key
---       prefix (stays.lua),
+--       one-place-at-a-time rule (ms: the longest backdating plus the longest stay), [15] key prefix
+--       of the persons' kept stays (stays.lua),
 --       then per item: venue id, code version ('' = any), code kind ('s' printed poster, 'r'
 --       rotating screen, '' = a door device), scan instant (ms), new check-in id, client id
 --       ('' = none), source, lat, lon, accuracy, the owner's token version ('' = not checked: an
@@ -57,7 +57,7 @@ local records = ARGV[11]
 local pstates = ARGV[12]
 local remembered = tonumber(ARGV[13])
 local keep = tonumber(ARGV[14])
-local stays = ARGV[15]
+local stays_prefix = ARGV[15]
 local stream = KEYS[1]
 
 local function budget(key, limit)
@@ -81,28 +81,41 @@ local function state(key)
   return s
 end
 local touched = {}
-local touched_stays = {}
+local moved = {}  -- persons whose kept stays changed: written once, at the end
+
+-- A person's kept stays (stays.lua), read and parsed once per call.
+local lists = {}
+local function stays_of(pid)
+  local list = lists[pid]
+  if not list then
+    list = stays_list(redis.call('GET', stays_prefix .. pid))
+    lists[pid] = list
+  end
+  return list
+end
 
 -- Fill in each person's stay end as it is now (a later stay of theirs may have ended it).
 local function current_ends(rec)
   for _, p in ipairs(rec.p) do
     local start = p[8] or rec.at
-    local st = stay_find(stays .. p[1], start, rec.cid)
-    if st then p[8], p[9], p[10] = start, string.format('%d', st.e), stay_ended_by(st) end
+    local st = stay_find(stays_of(p[1]), tonumber(start), rec.cid)
+    if st then p[8], p[9], p[10] = start, st.e_s, stay_ended_by(st) end
   end
 end
 
--- A new stay of one person of check-in `cid`: its row (after the end rows of the stays it ends).
-local function open_stay(pid, ps, cid, vid, at, at_s, dw, dw_s, place, scan, rnt)
+-- A new stay of one person of check-in `cid` (their hot state at `pkey`): its row, after the end
+-- rows of the stays it ends.
+local function open_stay(pid, pkey, cid, vid, at, at_s, dw, dw_s, place, scan, rnt)
+  local ps = state(pkey)
   local st, vd, rs, wl, nt = judge(ps, rnt, at, now, unknown, lite)
-  local head = table.concat({cid, pid, vid, at_s}, '\t')
   local tail = table.concat({dw_s, place[1], place[2], place[3], st, vd, rs, scan[1], scan[2], wl,
     scan[3], scan[4], scan[5], place[4], place[5], now_s}, '\t')
-  local key = stays .. pid
-  local s = stay_open(key, at, at_s, at + dw * 1000, head, tail, stream, now, keep)
-  touched_stays[key] = true
-  redis.call('XADD', stream, '*', 'scan', stay_row(s))
-  return {pid, st, vd, rs, wl, ps[5] or '', nt, at_s, string.format('%d', s.e), stay_ended_by(s)}
+  local base = at + dw * 1000
+  local s = stay_open(stays_of(pid), pid, cid, vid, at, at_s, base, string.format('%d', base), tail,
+    stream)
+  moved[pid] = true
+  redis.call('XADD', stream, '*', 'scan', stay_row(s, pid))
+  return {pid, st, vd, rs, wl, ps[5] or '', nt, at_s, s.e_s, stay_ended_by(s)}
 end
 
 local function foreign_of(own_state, a, np, skip)
@@ -142,7 +155,7 @@ local function repeat_of(pcid, rnt, k, a, at, at_s, own_state, dkey)
     local dw = tonumber(rec.dw)
     for _, j in ipairs(added) do
       local pid = ARGV[a + 11 + j]
-      rec.p[#rec.p + 1] = open_stay(pid, state(KEYS[k + 3 + j]), rec.cid, rec.vid, at, at_s, dw, rec.dw,
+      rec.p[#rec.p + 1] = open_stay(pid, KEYS[k + 3 + j], rec.cid, rec.vid, at, at_s, dw, rec.dw,
         place, scan, rnt)
     end
     spend(caller_budget, #added)
@@ -212,9 +225,7 @@ local function one(k, a)
   local scan = {src, owner, lat, lon, acc}
   local people = {}
   for j = 1, np do
-    local ps = own_state
-    if j > 1 then ps = state(KEYS[k + 3 + j]) end
-    people[j] = open_stay(ARGV[a + 11 + j], ps, cid, vid, at, at_s, dw, dw_s, place, scan, rnt)
+    people[j] = open_stay(ARGV[a + 11 + j], KEYS[k + 3 + j], cid, vid, at, at_s, dw, dw_s, place, scan, rnt)
   end
   spend(caller_budget, np)
   spend(address_budget, np)
@@ -262,6 +273,7 @@ end
 settle(caller_budget)
 settle(address_budget)
 for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
-local keep_s = math.ceil(keep / 1000)
-for key in pairs(touched_stays) do redis.call('EXPIRE', key, keep_s) end
+for pid in pairs(moved) do
+  redis.call('SET', stays_prefix .. pid, stays_text(lists[pid], now - keep), 'PX', keep)
+end
 return out

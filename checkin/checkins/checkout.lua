@@ -2,7 +2,8 @@
 -- at a time) come from stays.lua, prepended when the script is loaded.
 --
 -- KEYS  [1] stream of the check-in's shard, [2] the check-in record.
--- ARGV  [1] now (unix ms), [2] person id of the caller, [3] longest stay (ms), [4] stays key prefix.
+-- ARGV  [1] now (unix ms), [2] person id of the caller, [3] longest stay (ms), [4] key prefix of the
+--       persons' kept stays (stays.lua).
 --
 -- For each person of the check-in the check-out replaces the stay's own end by now; a stay that the
 -- person's next stay already ended keeps that end (nothing is written for it). Changed ends go out
@@ -19,16 +20,20 @@ local now = tonumber(ARGV[1])
 local at = tonumber(rec.at)
 if now <= at then return {'early', rec.at} end
 if now > at + tonumber(ARGV[3]) then return {'late', rec.at} end
-local stays = ARGV[4]
+local stays_prefix = ARGV[4]
 for _, p in ipairs(rec.p) do
   local start = p[8] or rec.at
-  local key = stays .. p[1]
-  local s = stay_find(key, start, rec.cid)
+  local key = stays_prefix .. p[1]
+  local list = stays_list(redis.call('GET', key))
+  local s = stay_find(list, tonumber(start), rec.cid)
   if s then
-    if now > tonumber(start) then s = stay_check_out(key, start, s, now, KEYS[1]) end
-    p[9], p[10] = string.format('%d', s.e), stay_ended_by(s)
+    if now > tonumber(start) then
+      stay_check_out(list, s, p[1], now, KEYS[1])
+      redis.call('SET', key, stays_text(list, 0), 'KEEPTTL')
+    end
+    p[9], p[10] = s.e_s, stay_ended_by(s)
   else
-    -- a stay opened before stays were kept per person: the check-out is its end
+    -- a stay no longer kept (opened before stays were kept): the check-out is its end
     redis.call('XADD', KEYS[1], '*', 'scan', table.concat({'1', rec.cid, p[1], rec.vid, start, ARGV[1],
       rec.dw, rec.d, rec.s, rec.c, p[2], p[3], p[4], rec.src, rec.own, p[5], rec.lat, rec.lon, rec.acc,
       rec.vlat, rec.vlon, rec.rcv, 'checkout'}, '\t'))

@@ -6,7 +6,7 @@
 -- ARGV  [1] the caller's person id (only the owner sees the check-in), [2] now (unix ms),
 --       [3] colour of unknown persons, [4] venue key prefix of the record's shard, [5] person-state
 --       key prefix of the shard (names built by checkin/platform/redis_keys.py, same hash tag),
---       [6] stays key prefix.
+--       [6] key prefix of the persons' kept stays (stays.lua).
 -- Reply: {'ok', record JSON with each person's colour, verdict, reason, watchlist and test as now}
 --        | {'missing'} (no such record, expired, or someone else's)
 
@@ -21,7 +21,7 @@ for _, p in ipairs(rec.p) do
   local st, vd, rs, wl, nt = judge(ps, rnt, now, now, ARGV[3], false)
   p[2], p[3], p[4], p[5], p[7] = st, vd, rs, wl, nt
   local start = p[8] or rec.at
-  local s = stay_find(ARGV[6] .. p[1], start, rec.cid)
-  if s then p[8], p[9], p[10] = start, string.format('%d', s.e), stay_ended_by(s) end
+  local s = stay_find(stays_list(redis.call('GET', ARGV[6] .. p[1])), tonumber(start), rec.cid)
+  if s then p[8], p[9], p[10] = start, s.e_s, stay_ended_by(s) end
 end
 return {'ok', cjson.encode(rec)}
