@@ -16,7 +16,7 @@ from checkin.health import routes as health_routes
 from checkin.pages import display, phone
 from checkin.platform.service import Part, build_app
 from checkin.platform.settings import Settings
-from checkin.residents import own_record
+from checkin.residents import home, own_record
 from checkin.residents import routes as resident_routes
 from venues import operator_page
 from venues import routes as venue_routes
@@ -25,6 +25,7 @@ INGEST_PARTS: list[Part] = [
     api_keys.PART,
     resident_routes.PART,
     own_record.PART,
+    home.PART,
     health_routes.PART,
     checkin_routes.PART,
     sentinel.PART,

@@ -203,6 +203,10 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("ingest", "GET", "/v1/checkins/{checkin_id:str}"): rule(
         {"resident"}, hidden={"resident_other"}, note="only the owner, judged now (404 for others)"
     ),
+    ("ingest", "GET", "/v1/residents/me"): rule(
+        RESIDENTS, note="own health code, and the persons the caller may check in"
+    ),
+    ("ingest", "PUT", "/v1/residents/me/language"): rule(RESIDENTS, note="own record only"),
     ("ingest", "GET", "/v1/residents/me/notices"): rule(RESIDENTS, note="own notices only"),
     ("ingest", "POST", "/v1/residents/me/notices/{notice_id:str}/ack"): rule(
         RESIDENTS, ok={404}, note="own notices only (no such notice: 404)"
@@ -220,6 +224,8 @@ RULES: dict[tuple[str, str, str], Rule] = {
         {"admin", "device"}, note="upload for venue A; a device key only for its own venue"
     ),
     ("ingest", "GET", "/v/{token:str}"): PUBLIC,
+    ("ingest", "GET", "/me"): public("the page without a venue code; its script reads with the token"),
+    ("ingest", "GET", "/sw.js"): PUBLIC,
     ("ingest", "GET", "/static/phone.js"): PUBLIC,
     ("ingest", "GET", "/static/phone.css"): PUBLIC,
     ("ingest", "GET", "/v1/venues"): rule(
@@ -622,6 +628,7 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
             "name": "kid",
             "id_number": child_id_number(100 + ROLES.index(role)),
         },
+        ("PUT", "/v1/residents/me/language"): {"lang": "en"},
         ("PUT", "/v1/health/{person_id:int}"): {"status": "green", "reason": "matrix"},
         ("POST", "/v1/health/tests"): [{"person_id": w.p, "sampled_at": since, "result": "negative"}],
         ("PUT", "/v1/watchlist/{person_id:int}"): {"reason": "matrix", "until": until},

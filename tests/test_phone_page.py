@@ -92,8 +92,10 @@ async def test_page_shows_the_venue_name_escaped_with_no_inline_script(
     )
     assert not [a for _, attrs in tags.seen for a in attrs if a.startswith("on") or a == "style"]
     assert not [tag for tag, _ in tags.seen if tag in ("style", "iframe")]
-    # the one image is the door pass, filled in by the script (no source in the page itself)
-    assert [(a.get("id"), a.get("src")) for tag, a in tags.seen if tag == "img"] == [("pass-qr", None)]
+    # the only images are the door pass (its own view, and the home's), filled in by the script
+    images = [(a.get("id"), a.get("src")) for tag, a in tags.seen if tag == "img"]
+    assert images == [("home-pass-qr", None), ("pass-qr", None)]
+    assert 'data-page="poster"' in page and 'data-code-proof=""' in page  # a poster's code: no proof
     assert HOSTILE_NAME in tags.texts  # shown as text, exactly
     assert f'data-code="{token}"' in page
     assert 'data-tz="Asia/Shanghai"' in page and 'data-venue-id="7001"' in page
@@ -244,6 +246,69 @@ async def test_redis_down_gives_a_503_page(make_settings: Any, tmp_path: Path) -
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 def test_script_parses() -> None:
     subprocess.run(["node", "--check", str(STATIC / "phone.js")], check=True)
+    subprocess.run(["node", "--check", str(STATIC / "sw.js")], check=True)
+
+
+async def test_the_home_is_the_page_without_a_code(ingest: AsyncTestClient[Any]) -> None:
+    r = await ingest.get("/me", headers={"Accept-Language": "en-GB"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert_security_headers(r.headers)
+    page = r.text
+    assert 'data-page="home"' in page and 'data-code=""' in page and '<html lang="en">' in page
+    tags = Tags()
+    tags.feed(page)
+    card = [a for tag, a in tags.seen if a.get("id") == "venue-card"]
+    assert card and "hidden" in card[0]  # no venue on the home
+
+
+async def test_the_service_worker_keeps_the_shell_and_never_an_api_answer(
+    ingest: AsyncTestClient[Any],
+) -> None:
+    r = await ingest.get("/sw.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert r.headers["cache-control"] == "no-cache"  # a new page makes a new worker at once
+    assert r.headers["x-content-type-options"] == "nosniff"
+    body = r.text
+    assets = (await ingest.get("/me")).text
+    js = re.search(r"/static/phone\.js\?v=[0-9a-f]+", assets)
+    css = re.search(r"/static/phone\.css\?v=[0-9a-f]+", assets)
+    assert js and css and js.group(0) in body and css.group(0) in body
+    assert '"/me"' in body and "__" not in body  # every placeholder filled in
+    assert 'url.pathname.indexOf("/v1/") === 0) return;' in body
+    # no other host, no inline anything: the worker's own policy allows only this origin
+    assert "http" not in body.replace("http(s)", "")
+    assert r.headers["content-security-policy"] == "default-src 'self'"
+
+
+async def test_a_screen_code_page_carries_a_proof_that_it_was_seen_current(
+    make_settings: Any, sync_redis: redis.Redis
+) -> None:
+    from checkin.app import create_app
+
+    settings = make_settings(rotating_step_s=30)
+    keyring = Keyring.parse(settings.keyring)
+    put_venue(sync_redis, settings, 7011, code_mode="rotating")
+    step = codes.current_step(30)
+    current = codes.sign_rotating(keyring, 7011, 1, step)
+    photo = codes.sign_rotating(keyring, 7011, 1, step - 3)  # the screen a minute and a half ago
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        before = int(time.time() * 1000)
+        r = await client.get(f"/v/{current}")
+        assert r.status_code == 200, r.text
+        proof = re.search(r'data-code-proof="([^"]+)"', r.text)
+        assert proof is not None
+        now = int(time.time() * 1000)
+        seen = codes.verify_seen(keyring, current, proof.group(1), now, 300)
+        assert seen is not None and before <= seen <= now
+        # bound to the code, and to its key; a proof older than the grace is refused
+        assert codes.verify_seen(keyring, photo, proof.group(1), now, 300) is None
+        assert (
+            codes.verify_seen(Keyring.parse(Keyring.generate(1)), current, proof.group(1), now, 300) is None
+        )
+        assert codes.verify_seen(keyring, current, proof.group(1), now + 301_000, 300) is None
+        # a photo opened later gets the 410 page and no proof
+        r = await client.get(f"/v/{photo}")
+        assert r.status_code == 410 and "data-code-proof" not in r.text
 
 
 @pytest.mark.parametrize(

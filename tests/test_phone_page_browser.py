@@ -5,11 +5,9 @@ state set through the API -> check out."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,168 +19,51 @@ import redis
 
 from checkin.platform import resident_tokens
 from checkin.platform.keyring import Keyring
-from checkin.platform.redis_keys import RedisKeys
-from checkin.platform.scan_stream import decode_scan
-from tests.support.ingest import child_id_number
-from tests.support.servers import ingest_server
-from tests.support.values import ADMIN_KEY, free_port
-from venues import codes
-from venues.model import Venue
+from tests.support.ingest import born_years_ago, child_id_number
+from tests.support.phone import (
+    CJK,
+    DESKTOP,
+    PHONE,
+    RGB,
+    VENUE_LAT,
+    VENUE_LON,
+    VERDICT_OF,
+    City,
+    Server,
+    api_venue,
+    background,
+    both_sizes,
+    font_px,
+    health_key,
+    id_number,
+    import_resident,
+    local_text,
+    negative_test,
+    new_phone,
+    open_signed_in,
+    put_venue,
+    register,
+    screenshot_dir,
+    served,
+    served_city,
+    set_status,
+    shot,
+    stream_entries,
+)
+from tests.support.values import ADMIN_KEY
 
 pytestmark = pytest.mark.browser
-QUEUED_ZH = "网络不可用：本次登记已保存在本机（待上传），联网后自动上传。"
-
-SHOTS = (
-    Path(os.environ.get("CHECKIN_SCREENSHOT_DIR", "")) if os.environ.get("CHECKIN_SCREENSHOT_DIR") else None
-)
-RGB = {"green": "rgb(18, 132, 63)", "yellow": "rgb(242, 180, 0)", "red": "rgb(208, 39, 29)"}
-VERDICT_OF = {"green": "pass", "yellow": "restricted", "red": "deny"}
-VENUE_LAT, VENUE_LON = 36.0611, 103.8343
-
-
-@dataclass
-class Server:
-    base: str
-    keyring: Keyring
-    keys: RedisKeys
-    log: Path
-    outbox: Path
-
-    def last_code(self, phone: str) -> str:
-        """The last one-time code the outbox gateway texted to ``phone``."""
-        lines = [json.loads(x) for x in self.outbox.read_text().splitlines() if x.strip()]
-        return str([m for m in lines if m["phone"] == phone and m["kind"] == "otp"][-1]["otp"])
-
-    def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base, timeout=10)
 
 
 @pytest.fixture
 def server(tmp_path: Path, prefix: str) -> Iterator[Server]:
-    # no tracing service behind it: own visits answer 503 (a dead port, not whatever runs on 8001)
-    dead = f"http://127.0.0.1:{free_port()}"
-    with ingest_server(tmp_path, prefix, CHECKIN_TZ="Asia/Shanghai", CHECKIN_TRACING_URL=dead) as (
-        base,
-        keyring,
-        log,
-    ):
-        yield Server(
-            base=base,
-            keyring=Keyring.parse(keyring),
-            keys=RedisKeys(prefix),
-            log=log,
-            outbox=tmp_path / "var" / "sms-outbox.ndjson",
-        )
-
-
-def id_number(seq: int) -> str:
-    """A well-formed 18-digit resident id (GB 11643 check digit)."""
-    body = f"620102199{seq % 10}0101{seq % 1000:03d}"[:17]
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    total = sum(int(c) * w for c, w in zip(body, weights, strict=True))
-    return body + "10X98765432"[total % 11]
-
-
-def put_venue(sync_redis: redis.Redis, srv: Server, venue_id: int, name: str, **fields: Any) -> str:
-    fields.setdefault("address", "城关区幸福路 12 号")
-    venue = Venue(
-        venue_id=venue_id,
-        name=name,
-        district="620102",
-        street="620102001",
-        community="620102001001",
-        lat=VENUE_LAT,
-        lon=VENUE_LON,
-        **fields,
-    )
-    sync_redis.hset(srv.keys.venue(venue_id), mapping=venue.to_hash())  # type: ignore[arg-type]
-    return codes.sign(srv.keyring, venue_id, venue.code_version)
-
-
-def health_key(srv: Server) -> str:
-    with srv.api() as c:
-        r = c.post(
-            "/v1/keys",
-            json={"role": "health", "name": "phone-page test"},
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        )
-    assert r.status_code == 201, r.text
-    return str(r.json()["key"])
-
-
-async def new_phone(browser: Any, **options: Any) -> Any:
-    options.setdefault("viewport", {"width": 375, "height": 740})
-    options.setdefault("locale", "zh-CN")
-    return await browser.new_context(
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        timezone_id="Europe/London",  # the page must show the configured zone, not the phone's
-        **options,
-    )
+    with served(tmp_path, prefix) as srv:
+        yield srv
 
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: CHECKIN_SCREENSHOT_DIR to keep them, else the test's tmp dir."""
-    folder = Path(os.environ.get("CHECKIN_SCREENSHOT_DIR") or tmp_path / "shots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-async def shot(page: Any, folder: Path, name: str) -> None:
-    path = folder / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 1000
-
-
-async def fill_in_with_code(page: Any, srv: Server, name: str, phone: str, idn: str) -> None:
-    """Fill the registration form, ask for the code and type it as the SMS brought it."""
-    from playwright.async_api import expect
-
-    await page.wait_for_selector("#view-register:not([hidden])")
-    await page.fill("#reg-name", name)
-    await page.fill("#reg-id", idn)
-    await page.fill("#reg-phone", phone)
-    await page.click("#otp-send")
-    await expect(page.locator("#otp-send")).to_have_text(re.compile(r"重新获取\(\d+s\)"))
-    await page.fill("#reg-otp", srv.last_code(phone.replace("-", "").replace(" ", "")))
-
-
-async def register(page: Any, srv: Server, name: str, phone: str, idn: str) -> int:
-    await fill_in_with_code(page, srv, name, phone, idn)
-    await page.click("#register-submit")
-    await page.wait_for_selector("#view-ready:not([hidden])", timeout=10_000)
-    stored = await page.evaluate("JSON.parse(localStorage.getItem('venue-checkin.resident'))")
-    assert stored["token"].startswith("r2.")
-    return int(stored["person_id"])
-
-
-def set_status(srv: Server, key: str, person_id: int, status: str) -> None:
-    with srv.api() as c:
-        r = c.put(
-            f"/v1/health/{person_id}",
-            json={"status": status, "reason": "phone-page test"},
-            headers={"Authorization": f"Bearer {key}"},
-        )
-    assert r.status_code in (200, 204), r.text
-
-
-def local_text(instant: datetime) -> str:
-    """What Intl.DateTimeFormat('zh-CN', 2-digit fields, Asia/Shanghai) shows."""
-    t = instant.astimezone(ZoneInfo("Asia/Shanghai"))
-    return t.strftime("%Y/%m/%d %H:%M:%S")
-
-
-def stream_entries(sync_redis: redis.Redis, srv: Server, venue_id: int) -> list[Any]:
-    out = []
-    for stream in srv.keys.streams():
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = sync_redis.xrange(stream)  # type: ignore[assignment]
-        for entry_id, fields in entries:
-            event = decode_scan(entry_id, fields)
-            if event.venue_id == venue_id:
-                out.append(event)
-    return out
+    return screenshot_dir(tmp_path)
 
 
 @pytest.mark.parametrize(("status", "verdict"), [("green", "通行"), ("yellow", "限制"), ("red", "禁止")])
@@ -277,7 +158,9 @@ async def test_scan_register_check_in_and_out(
         await page.click("#stay-list .stay-view")
         await page.wait_for_selector("#result-panel[data-verdict='deny']")
         assert await panel.get_attribute("data-status") == "red"
-    await page.click("#checkout-button")
+    await page.click("#checkout-button")  # the first tap asks again ...
+    assert await page.text_content("#checkout-button") == "再点一次确认离场"
+    await page.click("#checkout-button")  # ... the second checks out
     await page.wait_for_selector("#checkout-done:not([hidden])", timeout=10_000)
     done = await page.text_content("#checkout-done")
     assert done is not None and done.startswith("已离场 ")
@@ -375,7 +258,6 @@ async def test_overload_and_network_failures_are_explained(
     server: Server, browser: Any, sync_redis: redis.Redis, shots: Path
 ) -> None:
     """Shedding (503 + Retry-After) and a lost connection, as the phone sees them."""
-    from playwright.async_api import expect
 
     token = put_venue(sync_redis, server, 9501, "幸福路社区菜市场")
     ctx = await new_phone(browser)
@@ -407,8 +289,11 @@ async def test_overload_and_network_failures_are_explained(
 
     await page.route("**/v1/checkins", drop)
     await page.click("#checkin-button")
-    await expect(page.locator("#message")).to_have_text(QUEUED_ZH, timeout=10_000)
+    # kept on the phone: the grey screen says so, no verdict
+    await page.wait_for_selector("#view-offline:not([hidden])", timeout=10_000)
+    assert await page.text_content("#o-title") == "未联网核验"
     assert len(bodies) == 3 and len({b["client_id"] for b in bodies}) == 1
+    await page.click("#offline-back")
     assert await page.locator("#queue-list li").count() == 1
     assert await page.get_attribute("#queue-list li", "data-client-id") == bodies[0]["client_id"]
     await page.unroute("**/v1/checkins")
@@ -500,72 +385,6 @@ async def wait_for_new_pass(page: Any, old: str) -> str:
 
 # --- the door screen, stays, queue, notices, visits, languages ------------------------------------------
 
-CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
-PHONE = {"width": 390, "height": 844}
-SIGN_IN_JS = (
-    "([t, p]) => localStorage.setItem('venue-checkin.resident', JSON.stringify({token: t, person_id: p}))"
-)
-DESKTOP = {"width": 1440, "height": 900}
-
-
-def import_resident(base: str, seq: int, name: str) -> tuple[int, str]:
-    """A resident registered through the registry's bulk import (the tests of registration itself
-    use the one-time code flow above)."""
-    line = json.dumps({"name": name, "phone": f"139{seq:08d}", "id_number": id_number(seq)})
-    r = httpx.post(
-        f"{base}/v1/residents/import",
-        content=line.encode(),
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
-    body = json.loads(r.text.splitlines()[0])
-    return int(body["person_id"]), str(body["token"])
-
-
-async def open_signed_in(page: Any, base: str, code: str, person_id: int, token: str) -> None:
-    """Open the venue page as a phone that registered before (its token in localStorage)."""
-    await page.goto(f"{base}/v/{code}")
-    await page.evaluate(SIGN_IN_JS, [token, person_id])
-    await page.reload()
-    await page.wait_for_selector("#view-ready:not([hidden])")
-
-
-async def both_sizes(page: Any, folder: Path, name: str) -> None:
-    """Screenshots at phone (390x844) and desktop (1440x900) size."""
-    await page.set_viewport_size(DESKTOP)
-    await shot(page, folder, f"{name}-desktop")
-    await page.set_viewport_size(PHONE)
-    await shot(page, folder, f"{name}-phone")
-
-
-async def background(page: Any, selector: str) -> str:
-    return str(await page.locator(selector).first.evaluate("el => getComputedStyle(el).backgroundColor"))
-
-
-async def font_px(page: Any, selector: str) -> float:
-    size = await page.locator(selector).first.evaluate("el => getComputedStyle(el).fontSize")
-    return float(str(size).removesuffix("px"))
-
-
-def negative_test(srv: Server, key: str, person_id: int, hours_ago: float) -> datetime:
-    """A negative test of ``person_id`` sampled ``hours_ago`` hours ago, from the health feed; its instant."""
-    at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=hours_ago)
-    with srv.api() as c:
-        r = c.post(
-            "/v1/health/tests",
-            json=[
-                {
-                    "person_id": person_id,
-                    "sampled_at": at.isoformat().replace("+00:00", "Z"),
-                    "result": "negative",
-                }
-            ],
-            headers={"Authorization": f"Bearer {key}"},
-        )
-    assert r.status_code in (200, 201, 204), r.text
-    return at
-
 
 async def test_a_repeat_scan_shows_the_colour_of_now_not_of_the_first_scan(
     server: Server, browser: Any, sync_redis: redis.Redis, shots: Path
@@ -641,7 +460,8 @@ async def test_a_resumed_page_shows_only_what_the_server_says_now(
     await page.click("#r-retry")
     await page.wait_for_selector("#result-panel[data-verdict='pass']", timeout=10_000)
     assert await page.is_visible("#r-live")
-    # checked out from the door screen: the stay leaves 在场中
+    # checked out from the door screen (two taps): the stay leaves 在场中
+    await page.click("#checkout-button")
     await page.click("#checkout-button")
     await page.wait_for_selector("#checkout-done:not([hidden])", timeout=10_000)
     await page.click("#result-back")
@@ -710,10 +530,10 @@ async def test_a_family_is_judged_person_by_person_at_a_venue_that_needs_a_test(
     negative_test(server, key, pid, 20)
     family = []
     with server.api() as c:
-        for seq, name in ((9604, "周小宝"), (9605, "吴奶奶")):
+        for idn, name in ((child_id_number(9604), "周小宝"), (born_years_ago(80, 9605), "吴奶奶")):
             r = c.post(
                 "/v1/residents/me/companions",
-                json={"name": name, "id_number": id_number(seq)},
+                json={"name": name, "id_number": idn},
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert r.status_code == 201, r.text
@@ -786,15 +606,18 @@ async def test_a_scan_without_network_waits_on_the_phone_and_is_sent_once(
     await ctx.set_offline(True)
     tapped = datetime.now(UTC)
     await page.click("#checkin-button")
-    await page.wait_for_selector("#queue:not([hidden])", timeout=10_000)
-    assert await page.text_content("#message") == QUEUED_ZH
-    assert await page.text_content("#queue-list .queue-state") == "待上传"
+    # the grey screen: kept on the phone, not verified by anyone
+    await page.wait_for_selector("#view-offline:not([hidden])", timeout=10_000)
+    assert await page.text_content("#o-title") == "未联网核验"
+    assert await page.text_content("#o-state") == "待上传"
     queued = await page.evaluate("JSON.parse(localStorage.getItem('venue-checkin.queue'))")
     assert len(queued) == 1 and re.fullmatch(r"[0-9a-f]{32}", queued[0]["client_id"])
     scanned = datetime.fromisoformat(queued[0]["scanned_at"].replace("Z", "+00:00"))
     assert abs((scanned - tapped).total_seconds()) < 3
-    assert await page.is_visible("#view-ready") and await page.is_enabled("#checkin-button")
     await both_sizes(page, shots, "queue-waiting")
+    await page.click("#offline-back")
+    assert await page.text_content("#queue-list .queue-state") == "待上传"
+    assert await page.is_visible("#view-ready") and await page.is_enabled("#checkin-button")
     await page.wait_for_timeout(1500)  # time passes before the network comes back
     assert stream_entries(sync_redis, server, 9606) == []
 
@@ -822,9 +645,10 @@ async def test_a_scan_without_network_waits_on_the_phone_and_is_sent_once(
 
     await page.route("**/v1/checkins", lose_answer)
     await page.click("#checkin-button")
-    await page.wait_for_selector("#queue:not([hidden])", timeout=15_000)
+    await page.wait_for_selector("#view-offline:not([hidden])", timeout=15_000)
     assert arrived[0] == 201 and set(arrived[1:]) <= {200}
     await page.unroute("**/v1/checkins")
+    await page.click("#offline-back")
     await page.click("#queue-send")
     await page.wait_for_selector("#queue", state="hidden", timeout=10_000)
     events = [e for e in stream_entries(sync_redis, server, 9607) if e.kind == "in"]
@@ -834,6 +658,8 @@ async def test_a_scan_without_network_waits_on_the_phone_and_is_sent_once(
     assert [s["checkin_id"] for s in stays] == [events[0].checkin_id]
     assert await page.locator("#stay-list li").count() == 1
     assert [e.ended_by for e in stream_entries(sync_redis, server, 9606) if e.kind == "out"] == ["next_stay"]
+    await page.locator("#stay-list li .stay-checkout").click()  # asks again
+    assert await page.locator("#stay-list li .stay-checkout").text_content() == "再点一次确认离场"
     await page.locator("#stay-list li .stay-checkout").click()
     await expect_count(page, "#stay-list li", 0)
     assert [e.ended_by for e in stream_entries(sync_redis, server, 9607) if e.kind == "out"] == ["checkout"]
@@ -946,42 +772,10 @@ async def test_english_and_the_large_text_mode(
     await ctx.close()
 
 
-@dataclass
-class City:
-    """The ingest API and the tracing service (sink, venue mirror, notices) of one test's settings."""
-
-    base: str
-    tracing: str
-    settings: Any
-    outbox: Path
-
-
 @pytest.fixture
 def city(tmp_path: Path, make_settings: Any) -> Iterator[City]:
-    from tests.support.servers import ingest_server_of, tracing_server
-
-    settings = make_settings(
-        clickhouse_dsn=f"chdb://{tmp_path / 'ch'}",
-        tracing_port=free_port(),
-        ingest_port=free_port(),
-        tz="Asia/Shanghai",
-    )
-    with (
-        tracing_server(settings, "sink,mirror,notices", tmp_path / "tracing.log") as tracing,
-        ingest_server_of(settings, tmp_path / "ingest.log") as base,
-    ):
-        yield City(base, tracing, settings, tmp_path / "var" / "sms-outbox.ndjson")
-
-
-def api_venue(base: str, name: str) -> tuple[int, str]:
-    from tests.support.access_world import venue_body
-
-    adm = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    r = httpx.post(f"{base}/v1/venues", json=venue_body(name, "110101"), headers=adm, timeout=10)
-    assert r.status_code == 201, r.text
-    vid = int(r.json()["venue_id"])
-    code = httpx.get(f"{base}/v1/venues/{vid}/code", headers=adm, timeout=10).json()["token"]
-    return vid, str(code)
+    with served_city(tmp_path, make_settings) as world:
+        yield world
 
 
 async def test_a_notice_reaches_the_exposed_resident_and_no_one_else(

@@ -66,3 +66,62 @@ def test_the_scan_instant_must_lie_in_the_code_step_or_the_next(offset_s: float,
         assert refused.value.extra["reason"] == "scanned_at_outside_code"
     poster = codes.CodeClaims(venue_id=1, code_version=1, key_id=1, kind="s", step=0)
     codes.check_scanned_at(poster, 30, at_ms)  # a poster's code carries no time
+
+
+async def test_a_screen_code_seen_before_registering_is_taken_for_the_grace_and_recorded_when_seen(
+    ingest: AsyncTestClient[Any], sync_redis: redis.Redis, settings: Any
+) -> None:
+    """The phone page's seen proof (made when it served a current code) lets a first-time visitor's
+    check-in through after the code expired, within CHECKIN_ROTATING_REGISTER_S, at the instant seen;
+    no proof, a forged or an old one, or one of another code does not."""
+    import time
+
+    from checkin.platform.keyring import Keyring
+
+    keyring = Keyring.parse(settings.keyring)
+    adm = admin_headers()
+    vid = (await ingest.post("/v1/venues", json=venue_body("Cinema", "110101"), headers=adm)).json()[
+        "venue_id"
+    ]
+    assert (
+        await ingest.patch(f"/v1/venues/{vid}", json={"code_mode": "rotating"}, headers=adm)
+    ).status_code == 200
+    step_s = settings.rotating_step_s
+    now_ms = int(time.time() * 1000)
+    # a code seen current 4 minutes ago: expired long since (30 s steps)
+    seen_ms = now_ms - 240_000
+    old = codes.sign_rotating(keyring, vid, 1, seen_ms // 1000 // step_s)
+    proof = codes.sign_seen(keyring, old, seen_ms)
+    _pid, token = await register(ingest, 91)
+    r = await ingest.post("/v1/checkins", json={"code": old}, headers=bearer(token))
+    assert r.status_code == 410 and r.json()["reason"] == "code_expired"
+    forged = proof[:-2] + ("AA" if not proof.endswith("AA") else "BB")
+    other = codes.sign_rotating(keyring, vid, 1, seen_ms // 1000 // step_s - 1)
+    too_old = codes.sign_seen(keyring, old, now_ms - 301_000)
+    for bad in (
+        {"code": old, "code_proof": forged},
+        {"code": other, "code_proof": proof},
+        {"code": old, "code_proof": too_old},
+    ):
+        r = await ingest.post("/v1/checkins", json=bad, headers=bearer(token))
+        assert r.status_code == 410 and r.json()["reason"] == "code_expired", (bad, r.text)
+    assert stream_events(sync_redis, settings) == []
+    # the proof of that code: taken, recorded at the instant it was seen whatever scanned_at says
+    r = await ingest.post(
+        "/v1/checkins",
+        json={"code": old, "code_proof": proof, "scanned_at": iso(dt.datetime.now(dt.UTC))},
+        headers=bearer(token),
+    )
+    assert r.status_code == 201, r.text
+    events = stream_events(sync_redis, settings)
+    assert [e.at_ms for e in events if e.kind == "in"] == [seen_ms]
+    # the same through the offline queue
+    _pid2, token2 = await register(ingest, 92)
+    r = await ingest.post(
+        "/v1/checkins/batch", json={"items": [{"code": old, "code_proof": proof}]}, headers=bearer(token2)
+    )
+    assert r.status_code == 200 and r.json()["results"][0]["status"] == 201, r.text
+    assert sorted(e.at_ms for e in stream_events(sync_redis, settings) if e.kind == "in") == [
+        seen_ms,
+        seen_ms,
+    ]

@@ -11,6 +11,15 @@
 
 Verification needs no Redis call; whether the version is current, the venue active and its code
 mode the code's kind is checked against the registry by the check-in script.
+
+A first-time visitor at a screen registers before checking in, which takes longer than a code lives.
+When the phone page is served for a screen code that is still current, it carries a **seen proof**:
+``key_id.instant_ms.MAC`` with MAC = HMAC-SHA256(subkey("venue-code-seen"), token | instant)
+truncated to 12 bytes. The check-in takes an expired screen code with a proof of that code no older
+than ``CHECKIN_ROTATING_REGISTER_S`` (300), and records the scan at the proof's instant, which lies in
+the code's own time step or the next, as for any screen code. The proof is made only by the server,
+only while the code is current: a photo of the screen opened later gets the 410 page and no proof,
+and a proof ends 300 s after the code was seen, so a code still dies within minutes.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from checkin.platform.keyring import Keyring, b64url_decode, b64url_encode
 
 PURPOSE = "venue-code"
 ROTATING_PURPOSE = "venue-code-rotating"
+SEEN_PURPOSE = "venue-code-seen"
 _BODY = struct.Struct(">IHB")
 _ROTATING_BODY = struct.Struct(">IHBI")
 _MAC_LEN = 12
@@ -137,3 +147,33 @@ def check_scanned_at(claims: CodeClaims, step_s: int, scanned_at_ms: int) -> Non
 
 def checkin_url(public_base_url: str, token: str) -> str:
     return f"{public_base_url.rstrip('/')}/v/{token}"
+
+
+def _seen_mac(keyring: Keyring, kid: int, token: str, at_ms: int) -> str:
+    mac = hmac.new(keyring.subkey(SEEN_PURPOSE, kid), f"{token}|{at_ms}".encode(), sha256).digest()
+    return b64url_encode(mac[:_MAC_LEN])
+
+
+def sign_seen(keyring: Keyring, token: str, at_ms: int) -> str:
+    """The proof that the server saw ``token`` current at ``at_ms`` (made when it serves the page)."""
+    kid = keyring.active_id
+    return f"{kid}.{at_ms}.{_seen_mac(keyring, kid, token, at_ms)}"
+
+
+def verify_seen(keyring: Keyring, token: str, proof: str, now_ms: int, max_age_s: int) -> int | None:
+    """The instant a valid proof of ``token`` names, or None (forged, of another code, from the
+    future, or older than ``max_age_s``)."""
+    kid_text, _, rest = proof.partition(".")
+    at_text, _, mac = rest.partition(".")
+    if not (kid_text.isdigit() and at_text.isdigit() and mac) or len(kid_text) > 3 or len(at_text) > 15:
+        return None
+    kid, at_ms = int(kid_text), int(at_text)
+    try:
+        expected = _seen_mac(keyring, kid, token, at_ms)
+    except KeyError:
+        return None
+    if not hmac.compare_digest(expected, mac):
+        return None
+    if not now_ms - max_age_s * 1000 <= at_ms <= now_ms + 5_000:
+        return None
+    return at_ms

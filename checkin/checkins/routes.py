@@ -19,7 +19,7 @@ from checkin.checkins.hot_route import HotResponse, authorization, context_of, h
 from checkin.platform import auth
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
-from checkin.platform.instants import now_ms
+from checkin.platform.instants import from_ms, now_ms
 from checkin.platform.metrics import Metrics
 from checkin.platform.service import Part
 from checkin.protection import REJECTIONS, guard_of
@@ -51,10 +51,11 @@ VERIFIED_CODES_MAX = 65_536
 a worker never changes; the code version and venue state are checked by the script every time)."""
 
 
-def verify_code(ctx: Context, token: str, counted: bool = True) -> codes.CodeClaims:
+def verify_code(ctx: Context, token: str, counted: bool = True, seen: bool = False) -> codes.CodeClaims:
     """The claims of a venue code (HMAC, remembered per worker); a screen's code must also be of the
-    current time step or the one before. ``counted``: a refusal counts in the rejection metric (a
-    batch counts its items' refusals itself)."""
+    current time step or the one before, unless the phone page proved it saw it current (``seen``).
+    ``counted``: a refusal counts in the rejection metric (a batch counts its items' refusals
+    itself)."""
     verified: dict[str, codes.CodeClaims] = ctx.shared("verified_codes", dict)
     claims = verified.get(token)
     if claims is None:
@@ -67,7 +68,7 @@ def verify_code(ctx: Context, token: str, counted: bool = True) -> codes.CodeCla
         if len(verified) >= VERIFIED_CODES_MAX:
             verified.clear()
         verified[token] = claims
-    if claims.kind == "r":
+    if claims.kind == "r" and not seen:
         try:
             codes.check_step(claims, ctx.settings.rotating_step_s)
         except codes.CodeExpired:
@@ -75,6 +76,19 @@ def verify_code(ctx: Context, token: str, counted: bool = True) -> codes.CodeCla
                 ctx.metrics.inc(REJECTIONS, reason="code_expired")
             raise
     return claims
+
+
+def as_seen(ctx: Context, data: checkins.CheckinIn) -> tuple[checkins.CheckinIn, bool]:
+    """A scan with a valid seen proof of its code (``codes.verify_seen``: the page saw the screen
+    code current at most ``CHECKIN_ROTATING_REGISTER_S`` ago) is recorded at the instant it was seen."""
+    if data.code_proof is None:
+        return data, False
+    at = codes.verify_seen(
+        ctx.keyring, data.code, data.code_proof, now_ms(), ctx.settings.rotating_register_s
+    )
+    if at is None:
+        return data, False
+    return msgspec.structs.replace(data, scanned_at=from_ms(at)), True
 
 
 async def resident_of(ctx: Context, scope: Scope) -> Principal:
@@ -102,8 +116,9 @@ async def resident_of(ctx: Context, scope: Scope) -> Principal:
 async def post_checkin(data: checkins.CheckinIn, scope: Scope) -> Response[bytes]:
     ctx = context_of(scope)
     owner = await resident_of(ctx, scope)
+    data, seen = as_seen(ctx, data)
     with admitted(ctx, "checkin") as lite:
-        claims = verify_code(ctx, data.code)
+        claims = verify_code(ctx, data.code, seen=seen)
         out = await checkins.check_in(
             ctx,
             owner.person_id or 0,
@@ -131,13 +146,17 @@ async def post_checkin(data: checkins.CheckinIn, scope: Scope) -> Response[bytes
 async def post_batch(data: checkins.BatchIn, scope: Scope) -> Response[bytes]:
     ctx = context_of(scope)
     owner = await resident_of(ctx, scope)
+    items = [as_seen(ctx, item) for item in data.items]
+    seen = {item.code for item, proven in items if proven}
+    if seen:
+        data = checkins.BatchIn(items=[item for item, _ in items])
     with admitted(ctx, "batch") as lite:
         out, retry_after = await checkins.check_in_batch(
             ctx,
             owner.person_id or 0,
             owner.token_version,
             data,
-            lambda t: verify_code(ctx, t, counted=False),
+            lambda t: verify_code(ctx, t, counted=False, seen=t in seen),
             protection.client_ip(ctx, scope),
             now_ms(),
             lite,

@@ -81,6 +81,12 @@ class CheckinIn(msgspec.Struct, forbid_unknown_fields=True):
     scanned_at: Annotated[Instant | None, msgspec.Meta(examples=["2026-03-15T09:12:40+08:00"])] = None
     client_id: ClientId | None = None
     location: Location | None = None
+    code_proof: (
+        Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[0-9]{1,3}\.[0-9]{1,15}\.[A-Za-z0-9_-]{16}\Z")]
+        | None
+    ) = None
+    """The phone page's proof that this screen code was current when it opened it: an expired screen
+    code is then taken for ``CHECKIN_ROTATING_REGISTER_S`` and the scan recorded at that instant."""
 
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):

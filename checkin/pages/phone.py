@@ -9,6 +9,15 @@ screen, notices, own visits, open stays and the offline queue run in ``/static/p
 JSON API. Values the script needs (code, venue, rules, time zone, language) travel in escaped
 ``data-`` attributes, so the Content-Security-Policy allows no inline script or style at all.
 
+``GET /me`` is the same page without a venue code: the resident's home, their health code and their
+family's (``GET /v1/residents/me``). ``GET /sw.js`` is the page's service worker: it caches that
+shell on the first visit and answers a poster opened without network with it, so the scan is queued
+on the phone (docs/ARCHITECTURE.md, "The phone page").
+
+A screen's rotating code is rendered with a seen proof (:func:`venues.codes.sign_seen`, made only
+while the code is current): a first-time visitor who registers before checking in sends it with the
+scan, and the check-in takes the code for ``CHECKIN_ROTATING_REGISTER_S`` after it was seen.
+
 Language: zh-CN by default, English on request. The page's remembered choice (a cookie the script
 writes beside its localStorage entry) wins, else the first of zh/en in ``Accept-Language``; the
 error pages are rendered in that language here, the check-in page is translated by its script.
@@ -16,6 +25,7 @@ error pages are rendered in that language here, the check-in page is translated 
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 from importlib import resources
@@ -27,6 +37,7 @@ from redis.exceptions import RedisError
 
 from checkin.platform.context import Context
 from checkin.platform.errors import Gone, NotFound
+from checkin.platform.instants import now_ms
 from checkin.platform.metrics import Metrics
 from checkin.platform.service import Part
 from checkin.platform.static_assets import Asset
@@ -60,6 +71,17 @@ def _read_static(name: str) -> str:
 _JS = Asset("checkin.pages", "phone.js")
 _CSS = Asset("checkin.pages", "phone.css")
 _PAGE = Template(_read_static("phone.html"))
+_SW = (
+    _read_static("sw.js")
+    .replace("__JS_VERSION__", _JS.version)
+    .replace("__CSS_VERSION__", _CSS.version)
+    .replace(
+        "__VERSION__",
+        hashlib.sha256(f"{_JS.version}{_CSS.version}{_read_static('phone.html')}".encode()).hexdigest()[:12],
+    )
+    .encode("utf-8")
+)
+SW_CSP = "default-src 'self'"
 _ERROR_PAGE = Template(
     """<!doctype html>
 <html lang="${lang}">
@@ -211,10 +233,14 @@ def error_page(
     return _html(body, status, headers)
 
 
-def render_checkin_page(venue: Venue, token: str, tz: str, lang: Lang = "zh-CN") -> str:
-    """The check-in page for one verified venue code; every value is HTML-escaped."""
+def render_checkin_page(venue: Venue, token: str, tz: str, lang: Lang = "zh-CN", code_proof: str = "") -> str:
+    """The check-in page for one verified venue code; every value is HTML-escaped. ``code_proof``: the
+    seen proof of a screen's code."""
     esc = html.escape
     return _PAGE.substitute(
+        page="poster",
+        venue_hidden="",
+        code_proof=esc(code_proof),
         venue_name=esc(venue.name),
         venue_address=esc(venue.address),
         venue_id=str(venue.venue_id),
@@ -222,6 +248,25 @@ def render_checkin_page(venue: Venue, token: str, tz: str, lang: Lang = "zh-CN")
         dwell_minutes=str(venue.dwell_minutes),
         code=esc(token),
         tz=esc(tz),
+        lang=lang,
+        js_version=_JS.version,
+        css_version=_CSS.version,
+    )
+
+
+def render_home_page(tz: str, lang: Lang = "zh-CN") -> str:
+    """The page without a venue code: the resident's home (and the shell the service worker keeps)."""
+    return _PAGE.substitute(
+        page="home",
+        venue_hidden="hidden",
+        code_proof="",
+        venue_name="",
+        venue_address="",
+        venue_id="",
+        test_hours="",
+        dwell_minutes="",
+        code="",
+        tz=html.escape(tz),
         lang=lang,
         js_version=_JS.version,
         css_version=_CSS.version,
@@ -243,7 +288,8 @@ def _gone_page(reason: str, venue_name: str, lang: Lang, closed_on: str = "") ->
 
 def setup_metrics(metrics: Metrics) -> None:
     metrics.counter(
-        PAGE_VIEWS, "Phone check-in page loads by result (ok, tampered, unknown, gone, unavailable)"
+        PAGE_VIEWS,
+        "Phone page loads by result (ok, tampered, unknown, gone, unavailable; home: without a code)",
     )
 
 
@@ -273,7 +319,34 @@ async def checkin_page(token: str, ctx: Context, request: Request[Any, Any, Any]
             503, t["busy.title"], t["busy.message"], t["busy.hint"], headers={"Retry-After": "5"}, lang=lang
         )
     ctx.metrics.inc(PAGE_VIEWS, result="ok")
-    return _html(render_checkin_page(venue, token, ctx.settings.tz, lang), 200)
+    proof = ""
+    if len(token) == codes.ROTATING_TOKEN_CHARS:  # a screen's code, current now (check_code said so)
+        proof = codes.sign_seen(ctx.keyring, token, now_ms())
+    return _html(render_checkin_page(venue, token, ctx.settings.tz, lang, proof), 200)
+
+
+@get(
+    "/me",
+    summary="The resident's home on the phone: their health code and their family's",
+    tags=["pages"],
+    media_type="text/html",
+)
+async def home_page(ctx: Context, request: Request[Any, Any, Any]) -> Response[bytes]:
+    ctx.metrics.inc(PAGE_VIEWS, result="home")
+    return _html(render_home_page(ctx.settings.tz, lang_of(request)), 200)
+
+
+@get("/sw.js", summary="Service worker of the phone page", tags=["pages"], include_in_schema=False)
+async def service_worker() -> Response[bytes]:
+    return Response(
+        content=_SW,
+        media_type="text/javascript; charset=utf-8",
+        headers={
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": SW_CSP,
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @get("/static/phone.js", summary="Script of the phone check-in page", tags=["pages"], include_in_schema=False)
@@ -291,4 +364,6 @@ async def phone_css(v: str | None = None) -> Response[bytes]:
     return _CSS.response(v)
 
 
-PART = Part("phone-page", routes=[checkin_page, phone_js, phone_css], metrics=setup_metrics)
+PART = Part(
+    "phone-page", routes=[checkin_page, home_page, service_worker, phone_js, phone_css], metrics=setup_metrics
+)

@@ -41,6 +41,9 @@ _PHONE_STRIP = str.maketrans("", "", "-()")
 _CHINA_PREFIXES = ("+86", "0086", "86")
 MAX_AGE_YEARS = 130
 """A birth date further back than this is no real person's (the id number is made up)."""
+LANG_FIELD = "lang"
+"""Field of ``person:<id>`` with the language the phone page remembered for the person's texts
+(``en``; absent or anything else: Chinese)."""
 
 
 class ContactDetails(msgspec.Struct, frozen=True):

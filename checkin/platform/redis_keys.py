@@ -19,6 +19,8 @@ ALERTS_HISTORY_GROUP = "alerts-history"
 """Consumer group on the alerts stream that copies alerts into ClickHouse."""
 AUDIT_GROUP = "audit-history"
 """Consumer group on the audit stream that copies audit rows into ClickHouse."""
+TEXTS_GROUP = "texts"
+"""Consumer group on the notice texts outbox that hands each text to the SMS gateway."""
 
 
 RENAMED: tuple[tuple[str, str, bool], ...] = (
@@ -178,8 +180,9 @@ class RedisKeys:
         return [self.pstate(person_id, n) for n in range(self.shards)]
 
     def stays(self, person_id: int, shard: int = 0) -> str:
-        """Sorted set of the person's recent stays (score = start), for the one-place-at-a-time rule
-        of the check-in script; tagged like ``pstate`` (docs/ARCHITECTURE.md, "Stays and contacts")."""
+        """The person's recent stays as one string (checkin/checkins/stays.lua has its layout), for
+        the one-place-at-a-time rule of the check-in script; tagged like ``pstate``
+        (docs/ARCHITECTURE.md, "Stays and contacts")."""
         return f"{self.stays_prefix(shard)}{person_id}"
 
     def stays_prefix(self, shard: int) -> str:
@@ -259,6 +262,12 @@ class RedisKeys:
         """The site being told now (moved here from the queue; put back if the worker dies); same
         hash tag as the queue, so one LMOVE moves between them on a Redis Cluster too."""
         return f"{self.prefix}notices:{{q}}:working"
+
+    def notice_texts(self) -> str:
+        """Stream of the notice texts still to send (recipient, notice id): written with the notices,
+        sent by the notices worker, acknowledged (group ``texts``) and deleted once the gateway
+        took them (docs/ARCHITECTURE.md, "Notices to residents")."""
+        return f"{self.prefix}notices:{{q}}:texts"
 
     def exposure_sites_gen(self) -> str:
         """Counter bumped on every exposure-site change (rule engines reload their copy)."""

@@ -125,6 +125,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rotating_step_s: PosInt = 30
     """Seconds one code of a venue's screen (code_mode rotating) is current; the one before it is still
     accepted, older ones are refused with 410."""
+    rotating_register_s: PosInt = 300
+    """A screen code the phone page saw current is still taken this long after, with the page's proof
+    (a first-time visitor registers in between); the scan is recorded at the instant it was seen."""
     rate_resident_per_min: PosInt = 120
     """Scans a resident may write a minute (a check-in with two companions is three; a batch item
     counts the same as a single check-in)."""

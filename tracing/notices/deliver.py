@@ -1,32 +1,32 @@
 """Notices for the visitors of one exposure site: stored for the phone page, texted to the phone on
-record, and for level ``isolate`` with ``CHECKIN_EXPOSURE_ISOLATE_YELLOW`` a yellow colour.
+record (through the outbox, :mod:`tracing.notices.texts`), and for level ``isolate`` with
+``CHECKIN_EXPOSURE_ISOLATE_YELLOW`` a yellow colour.
 
 A person is told once per site (the notice's id is the site's); a text goes only with a notice that
 is new, so telling the same visitors twice (a re-screen, a later visit, a restarted worker) sends
-nothing twice.
+nothing twice. A visitor who is someone's dependant (a confirmed guardian link: the guardian may
+check them in) is also told to each guardian: a copy in the guardian's notices naming the dependant
+(masked), with its own text to the guardian's phone.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from checkin.platform import notices, persons
 from checkin.platform.context import Context
-from checkin.platform.errors import Unavailable
 from checkin.platform.instants import format_ms
 from checkin.platform.notices import Level, Notice
-from checkin.platform.sms import SmsGateway
-from tracing.notices import template
+from tracing.notices import texts
 
 log = logging.getLogger("tracing.notices")
 
-SMS_IN_FLIGHT = 16
-"""Messages sent at once through an HTTP gateway."""
 NOTICES = "notices_created_total"
-TEXTS = "notice_texts_total"
+TEXTS = texts.TEXTS
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,9 @@ class SiteFacts:
 class Told:
     visitors: int = 0
     notified: int = 0
-    """Notices that were new."""
+    """Notices that were new (guardians' copies included)."""
+    family: int = 0
+    """Of those, copies to guardians about their dependants."""
     texted: int = 0
     text_failures: int = 0
     turned_yellow: int = 0
@@ -52,7 +54,7 @@ class Told:
 
 def declare_metrics(ctx: Context) -> None:
     ctx.metrics.counter(NOTICES, "Exposure notices written, by source (flag, visit)")
-    ctx.metrics.counter(TEXTS, "Exposure notice text messages, by outcome (sent, failed)")
+    ctx.metrics.counter(TEXTS, "Exposure notice text messages, by outcome (sent, duplicate, failed, refused)")
 
 
 def notice_of(site: SiteFacts, visited_ms: int, now_ms: int) -> Notice:
@@ -69,23 +71,14 @@ def notice_of(site: SiteFacts, visited_ms: int, now_ms: int) -> Notice:
     )
 
 
-async def _text_all(ctx: Context, gateway: SmsGateway, texts: Sequence[tuple[str, str]], told: Told) -> None:
-    gate = asyncio.Semaphore(SMS_IN_FLIGHT)
-
-    async def one(phone: str, text: str) -> None:
-        async with gate:
-            try:
-                await gateway.send(phone, text, "notice")
-            except Unavailable as exc:
-                told.text_failures += 1
-                log.warning("a notice text could not be sent: %s", exc.detail)
-            else:
-                told.texted += 1
-
-    await asyncio.gather(*(one(phone, text) for phone, text in texts))
-    ctx.metrics.inc(TEXTS, told.texted, outcome="sent")
-    if told.text_failures:
-        ctx.metrics.inc(TEXTS, told.text_failures, outcome="failed")
+def family_copy(notice: Notice, dependant: int, name_masked: str) -> Notice:
+    """A guardian's copy of a dependant's notice: its own id, naming the dependant."""
+    return msgspec.structs.replace(
+        notice,
+        notice_id=notices.copy_id(notice.notice_id, dependant),
+        for_person_id=dependant,
+        for_name_masked=name_masked,
+    )
 
 
 async def _turn_yellow(ctx: Context, person_ids: Sequence[int], now_ms: int) -> int:
@@ -104,30 +97,35 @@ async def _turn_yellow(ctx: Context, person_ids: Sequence[int], now_ms: int) -> 
 
 async def tell(
     ctx: Context,
-    gateway: SmsGateway,
     site: SiteFacts,
     visitors: Sequence[tuple[int, int]],
     now_ms: int,
     source: str,
 ) -> Told:
-    """Tell these visitors (person id, start of their first stay in the window) about the site."""
+    """Tell these visitors (person id, start of their first stay in the window) about the site, and
+    each dependant's guardians about them. Texts are queued in the outbox (before the notices are
+    stored); the caller sends them (:meth:`texts.TextSender.drain`)."""
     told = Told(visitors=len(visitors))
     if not visitors:
         return told
-    created = await notices.write_many(ctx, [(pid, notice_of(site, at, now_ms)) for pid, at in visitors])
-    told.notified = len(created)
-    if not created:
-        return told
-    ctx.metrics.inc(NOTICES, len(created), source=source)
-    if site.level == "isolate" and ctx.settings.exposure_isolate_yellow:
-        told.turned_yellow = await _turn_yellow(ctx, created, now_ms)
-    first = dict(visitors)
-    phones = await persons.phones_of(ctx, created)
-    langs = await template.languages_of(ctx, list(phones))
-    tz, base = ctx.settings.tz, ctx.settings.public_base_url
-    texts = [
-        (phone, template.sms_text(notice_of(site, first[pid], now_ms), tz, base, langs[pid]))
-        for pid, phone in phones.items()
+    own = [(pid, notice_of(site, at, now_ms)) for pid, at in visitors]
+    guardians = await notices.guardians_of(ctx, [pid for pid, _ in own])
+    names = await persons.masked_names(ctx, list(guardians)) if guardians else {}
+    copies = [
+        (guardian, family_copy(notice, pid, names.get(pid, "*")))
+        for pid, notice in own
+        for guardian in guardians.get(pid, ())
     ]
-    await _text_all(ctx, gateway, texts, told)
+    new = await notices.missing(ctx, own + copies)
+    if not new:
+        return told
+    await texts.enqueue(ctx, new)
+    created = await notices.write_many(ctx, new)
+    told.notified = len(created)
+    told.family = sum(1 for _, n in new if n.for_person_id is not None)
+    if created:
+        ctx.metrics.inc(NOTICES, len(created), source=source)
+    if site.level == "isolate" and ctx.settings.exposure_isolate_yellow:
+        exposed = sorted({pid for pid, n in new if n.for_person_id is None})
+        told.turned_yellow = await _turn_yellow(ctx, exposed, now_ms)
     return told

@@ -9,7 +9,11 @@ on the phone page (``{CHECKIN_PUBLIC_BASE_URL}/me#notice-<notice id>``). The tra
 is shown on the page only.
 
 Language: Chinese unless the person's record holds the phone page's remembered choice ``en``
-(field ``lang`` of ``person:<id>``; none yet means Chinese).
+(field ``lang`` of ``person:<id>``, written by ``PUT /v1/residents/me/language``; none yet means
+Chinese).
+
+A guardian's copy of a dependant's notice says whose visit it was (the dependant's masked name), so
+the guardian knows it is about grandma, not about them.
 """
 
 from __future__ import annotations
@@ -21,11 +25,10 @@ from zoneinfo import ZoneInfo
 
 from checkin.platform.context import Context
 from checkin.platform.notices import Notice
+from checkin.platform.persons import LANG_FIELD
 from venues.text import usable
 
 Lang = Literal["zh", "en"]
-LANG_FIELD = "lang"
-"""Field of the person's record with the language the phone page remembered."""
 NOTICE_PATH = "/me#notice-{notice_id}"
 """Where on the phone page a notice opens (the resident's home, scrolled to the notice)."""
 
@@ -59,6 +62,12 @@ def venue_label(notice: Notice, lang: Lang) -> str:
     return f"场所 {notice.venue_id} 号" if lang == "zh" else f"venue no. {notice.venue_id}"
 
 
+def safe_name(masked: str) -> str:
+    """A masked name as a text may carry it: letters and the mask only (a name is free text: a 【 or
+    a digit of a web address must not reach an official text), at most 20 characters."""
+    return "".join(c if c.isalpha() or c in "*· " else "*" for c in masked.strip())[:20] or "*"
+
+
 def link(public_base_url: str, notice_id: str) -> str:
     return public_base_url.rstrip("/") + NOTICE_PATH.format(notice_id=notice_id)
 
@@ -68,13 +77,16 @@ def sms_text(notice: Notice, tz: str, public_base_url: str, lang: Lang = "zh") -
     venue = venue_label(notice, lang)
     since, until = _local(notice.since, tz, lang), _local(notice.until, tz, lang)
     url = link(public_base_url, notice.notice_id)
+    family = safe_name(notice.for_name_masked or "*") if notice.for_person_id is not None else None
     if lang == "en":
+        who = f"your family member {family} was" if family else "you were"
         return (
-            f"{SENDER}{venue} was an exposure site from {since} to {until} (local time), while you were "
+            f"{SENDER}{venue} was an exposure site from {since} to {until} (local time), while {who} "
             f"there. {INSTRUCTION['en'][notice.level]} Details: {url}"
         )
+    who = f"您的家人{family}" if family else "您"
     return (
-        f"{SENDER}您到访的“{venue}”在{since}至{until}被列为风险场所。"
+        f"{SENDER}{who}到访的“{venue}”在{since}至{until}被列为风险场所。"
         f"{INSTRUCTION['zh'][notice.level]}详情：{url}"
     )
 

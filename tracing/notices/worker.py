@@ -8,9 +8,12 @@
   way to ClickHouse when it was flagged; notices are kept per site, so no one is told twice.
 * **Later visits.** It follows the alerts stream (consumer group ``notices``): each
   ``exposure_site_visit`` alert tells its person about the sites it names.
+* **Texts.** Telling queues one text per new notice in the outbox stream; the worker sends them right
+  after (:mod:`tracing.notices.texts`) and, every few seconds, takes over the texts a dead or failed
+  send left pending.
 
-Every screening writes an audit row (``exposure_notices``: site, level, persons told, texts, persons
-turned yellow).
+Every screening writes an audit row (``exposure_notices``: site, level, persons told, guardians told
+about a dependant, texts, persons turned yellow).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from checkin.platform.redis_conn import async_client
 from checkin.platform.sms import SmsGateway, gateway_for
 from tracing.api import audit
 from tracing.notices.deliver import SiteFacts, Told, declare_metrics, tell
+from tracing.notices.texts import TextSender
 from tracing.queries import trace
 from tracing.rules.alerts import from_fields
 from tracing.storage.store import Store, StoreError
@@ -68,12 +72,32 @@ class NoticeWorker:
             consumer_name("notices"),
             cluster=ctx.keys.cluster,
         )
+        self.texts = TextSender(ctx, self.gateway)
         self.rescreen: list[tuple[float, str]] = []
         self.clock = SystemClock()
+        self.taken_over_at = float("-inf")
+
+    async def ensure(self) -> None:
+        """Create the consumer groups (alerts, texts)."""
+        await self.reader.ensure()
+        await self.texts.ensure()
 
     async def close(self) -> None:
         await self.reader.close()
+        await self.texts.close()
         await self.gateway.close()
+
+    async def send_texts(self, told: Told | None = None) -> None:
+        """Send the queued texts; every half of the pending timeout, also those a dead or failed
+        send left behind."""
+        now = self.clock.monotonic()
+        take_over = now - self.taken_over_at >= self.ctx.settings.sink_claim_idle_ms / 2000
+        if take_over:
+            self.taken_over_at = now
+        sent = await self.texts.drain(take_over)
+        if told is not None:
+            told.texted += sent.sent + sent.duplicate
+            told.text_failures += sent.failed + sent.refused
 
     # --- sites ------------------------------------------------------------------------------------
     async def site(self, site_id: str) -> SiteFacts | None:
@@ -97,13 +121,13 @@ class NoticeWorker:
             trace.exposures, self.store, [trace.Site(site.venue_id, site.since_ms, site.until_ms)]
         )
         now = int(time.time() * 1000)
-        told = await tell(
-            self.ctx, self.gateway, site, [(e.person_id, e.first_ms) for e in found], now, "flag"
-        )
+        told = await tell(self.ctx, site, [(e.person_id, e.first_ms) for e in found], now, "flag")
+        await self.send_texts(told)
         params = {
             "site_id": site.site_id,
             "venue_id": site.venue_id,
             "level": site.level,
+            "family": told.family,
             "texted": told.texted,
             "text_failures": told.text_failures,
             "turned_yellow": told.turned_yellow,
@@ -153,13 +177,14 @@ class NoticeWorker:
                     site = await self.site(str(site_id))
                     if site is not None:
                         now = int(time.time() * 1000)
-                        await tell(self.ctx, self.gateway, site, [(alert.person_id, at)], now, "visit")
+                        await tell(self.ctx, site, [(alert.person_id, at)], now, "visit")
         if ids:
+            await self.send_texts()
             await self.reader.ack({0: ids})
 
     async def run(self, stop: asyncio.Event) -> None:
         keys = self.ctx.keys
-        await self.reader.ensure()
+        await self.ensure()
         # a site a dead worker was telling goes back to the front of the queue
         while await self.ctx.redis.lmove(keys.notify_working(), keys.notify_queue(), "RIGHT", "LEFT"):
             pass
@@ -167,6 +192,7 @@ class NoticeWorker:
             try:
                 busy = await self.flagged_step()
                 await self.visits_step(0 if busy else POLL_MS)
+                await self.send_texts()
             except (redis_errors.RedisError, OSError, StoreError) as exc:
                 log.warning("notices: %s; retrying", exc)
                 await self.clock.wait(stop, 1.0)

@@ -1,5 +1,8 @@
 /* Phone check-in page: register once, check in with one tap, the door screen, exposure notices,
  * open stays, an offline queue, own visits; zh-CN or English, and a 长辈模式 (large text).
+ * Without a venue code (/me) it is the resident's home: their health code, the refreshing door pass,
+ * their family's colours and guardian links to confirm. A service worker (/sw.js) keeps the page
+ * shell, so a poster opened without network queues the scan and shows the grey 未联网核验 screen.
  * Everything shown is set with textContent (never innerHTML): names and messages are data. */
 (function () {
   "use strict";
@@ -9,7 +12,13 @@
   var QUEUE_KEY = "venue-checkin.queue";
   var COMPANIONS_KEY = "venue-checkin.companions";
   var LANG_KEY = "venue-checkin.lang";
+  var LANG_SENT_KEY = "venue-checkin.lang-sent";
   var ELDER_KEY = "venue-checkin.elder";
+  var OTP_KEY = "venue-checkin.otp";
+  var LAST_KEY = "venue-checkin.last-colour";
+  var VENUES_KEY = "venue-checkin.venues";
+  var MAX_VENUES = 50;
+  var CONFIRM_MS = 5000;
   var REQUEST_TIMEOUT_MS = 15000;
   var LOCATION_WAIT_MS = 600;
   var MAX_STAY_MS = 12 * 3600 * 1000;
@@ -21,13 +30,40 @@
   var app = document.getElementById("app");
   if (!app) return;
   var cfg = {
+    page: app.getAttribute("data-page") || "poster",
     code: app.getAttribute("data-code") || "",
+    codeProof: app.getAttribute("data-code-proof") || "",
     venueId: app.getAttribute("data-venue-id") || "",
     venueName: app.getAttribute("data-venue-name") || "",
     tz: app.getAttribute("data-tz") || "Asia/Shanghai",
     testHours: parseInt(app.getAttribute("data-test-hours") || "", 10) || 0,
     dwellMinutes: parseInt(app.getAttribute("data-dwell-minutes") || "", 10) || 0,
+    offlinePoster: false,
   };
+  /** The instant the server saw a screen code current (its seen proof "key.ms.mac"), or null. */
+  cfg.seenAt = (function () {
+    var m = /^\d+\.(\d+)\./.exec(cfg.codeProof);
+    return m ? new Date(parseInt(m[1], 10)) : null;
+  })();
+  /** Venue id of a poster's token: base64url, the first 4 bytes big-endian (docs: "Venue codes"). */
+  function venueIdOf(token) {
+    try {
+      var b64 = token.replace(/-/g, "+").replace(/_/g, "/");
+      var raw = atob(b64 + "===".slice((b64.length + 3) % 4));
+      if (raw.length < 4) return "";
+      return String(((raw.charCodeAt(0) << 24) >>> 0) + (raw.charCodeAt(1) << 16) + (raw.charCodeAt(2) << 8) +
+        raw.charCodeAt(3));
+    } catch (e) {
+      return "";
+    }
+  }
+  // the service worker answered a poster's address with the cached shell: the network is down
+  if (cfg.page === "home" && /^\/v\/[^/]+$/.test(location.pathname)) {
+    cfg.offlinePoster = true;
+    cfg.code = decodeURIComponent(location.pathname.slice(3));
+    cfg.venueId = venueIdOf(cfg.code);
+  }
+  var home = cfg.page === "home" && !cfg.offlinePoster;
 
   function $(id) {
     return document.getElementById(id);
@@ -37,6 +73,37 @@
   /** Texts the script writes: key -> [zh-CN, English]; "{name}" is filled in by t(). */
   var M = {
     title: ["场所码登记", "Venue check-in"],
+    "title.home": ["我的健康码", "My health code"],
+    "code.reason": ["原因：{reason}", "Reason: {reason}"],
+    "code.since": ["{at} 起", "Since {at}"],
+    "code.test": ["最近核酸阴性：{at}", "Last negative test: {at}"],
+    "code.test_none": ["最近核酸阴性：无", "Last negative test: none"],
+    "code.reason.exposure": ["到访风险场所", "visited an exposure site"],
+    "code.loading": ["正在读取健康码…", "Reading your health code…"],
+    "code.down": ["暂时无法读取健康码，请稍后再试。", "Your health code cannot be read right now; try again shortly."],
+    "family.here": ["在场：{venue}", "At {venue}"],
+    "family.unread": ["{n} 条未读提醒", "{n} unread notice(s)"],
+    "guardian.pending": ["{name} 此前可以代您登记", "{name} could check you in before"],
+    "guardian.confirm": ["允许", "Allow"],
+    "guardian.refuse": ["拒绝", "Refuse"],
+    "guardian.confirmed": ["已允许 {name} 代您登记。", "{name} may check you in."],
+    "guardian.refused": ["已拒绝 {name} 代您登记。", "{name} can no longer check you in."],
+    "guardian.refuse_confirm": ["确定不再允许“{name}”代您登记吗？", "Stop {name} from checking you in?"],
+    "offline.title": ["未联网核验", "NOT VERIFIED"],
+    "offline.other": ["NOT VERIFIED", "未联网核验"],
+    "offline.saved": [
+      "没有网络：本次扫码已保存在本机，联网后自动上传。此页面不是通行结果，请向工作人员出示联网后的核验结果。",
+      "No network: this scan is saved on the phone and uploaded when the network is back. This is not an entry result.",
+    ],
+    "offline.last": ["最近一次联网核验：{colour}（{at}）", "Last checked online: {colour} ({at})"],
+    "offline.last_none": ["本机没有联网核验记录。", "No online check on this phone yet."],
+    "offline.waiting": ["待上传", "waiting to upload"],
+    "offline.no_resident": [
+      "没有网络，无法首次登记。请联网后重新扫码。",
+      "No network: the first registration needs one. Connect and scan again.",
+    ],
+    "offline.venue": ["场所编号 {id}", "Venue no. {id}"],
+    "checkout.confirm": ["再点一次确认离场", "Tap again to check out"],
     "lang.other": ["English", "中文"],
     "elder.on": ["长辈模式", "Large text"],
     "elder.off": ["标准模式", "Standard text"],
@@ -91,7 +158,10 @@
     "reason.watchlist": ["请配合工作人员核查", "Please see the staff"],
     "reason.other": ["原因：{code}", "Reason: {code}"],
     "group.all_pass": ["{n} 人同行 · 全部通行", "{n} people · all pass"],
-    "group.some": ["{n} 人同行 · {deny} 人禁止 · {limited} 人限制", "{n} people · {deny} no entry · {limited} limited"],
+    "group.people": ["{n} 人同行", "{n} people"],
+    "group.all": ["全部通行", "all pass"],
+    "group.deny": ["{n} 人禁止", "{n} no entry"],
+    "group.limited": ["{n} 人限制", "{n} limited"],
     "group.see_each": ["请逐一查看下方每位人员的结果", "Check each person below"],
     "test.none": ["无", "none"],
     "test.label": ["最近核酸阴性：{at}", "Last negative test: {at}"],
@@ -124,10 +194,6 @@
     "dur.under": ["不到 1 分钟", "under a minute"],
     "queue.item": ["{at} 扫码", "Scanned {at}"],
     "queue.state": ["待上传", "waiting"],
-    "queue.saved": [
-      "网络不可用：本次登记已保存在本机（待上传），联网后自动上传。",
-      "No network: this check-in is saved on the phone (waiting to upload) and is sent when the network is back.",
-    ],
     "queue.sent": ["{n} 条待上传的登记已上传。", "{n} saved check-in(s) uploaded."],
     "queue.refused": ["{n} 条待上传的登记未被接受：{why}", "{n} saved check-in(s) were refused: {why}"],
     "queue.full": ["待上传的登记过多，请联网后再登记。", "Too many check-ins are waiting; connect before checking in again."],
@@ -145,7 +211,13 @@
     "advice.test": ["请尽快就近进行一次核酸检测。", "Get a test at the nearest testing site as soon as you can."],
     "advice.isolate": ["请立即居家，不要外出，等待社区联系。", "Go home now, do not go out, and wait for your community to contact you."],
     "notice.from": ["流调人员说明：", "From the tracer: "],
+    "notice.family_title": ["家人 {name}：{title}", "Family member {name}: {title}"],
+    "notice.family_body": [
+      "您的家人 {name} 于 {visited} 到访的“{venue}”，在 {since} 至 {until} 期间被列为风险场所。",
+      "Your family member {name} was at “{venue}” on {visited}; it was an exposure site from {since} to {until}.",
+    ],
     "notice.ack": ["我知道了", "I understand"],
+    "notice.ack_for": ["代 {name} 确认", "I understand, for {name}"],
     "notice.ack_failed": ["确认未能提交，请稍后再试。", "Could not confirm; try again shortly."],
     "visits.loading": ["正在读取…", "Loading…"],
     "visits.count": ["共 {n} 次登记", "{n} visit(s)"],
@@ -230,6 +302,12 @@
   /** English for the page's own elements (data-i18n); their zh-CN text is the HTML itself. */
   var STATIC_EN = {
     brand: "Venue check-in",
+    "guardians.title": "Confirm your guardians",
+    "guardians.help": "You registered with your own phone. These family members could check you in " +
+      "before: allow each to go on, or refuse.",
+    "family.title": "Family health codes",
+    "offline.scanned": "Scanned",
+    "offline.state": "State",
     "notices.title": "Health risk notices",
     "venue.entering": "You are entering",
     "reg.title": "Your details",
@@ -562,8 +640,9 @@
     }
     var alt = lang === "en" ? STATIC_EN["pass.alt"] : zhStatic["pass.alt"];
     $("pass-qr").setAttribute("alt", alt);
+    $("home-pass-qr").setAttribute("alt", alt);
     document.documentElement.setAttribute("lang", lang);
-    document.title = t("title") + " · " + cfg.venueName;
+    document.title = home ? t("title.home") : t("title") + (cfg.venueName ? " · " + cfg.venueName : "");
     var toggle = $("lang-toggle");
     toggle.textContent = t("lang.other");
     toggle.setAttribute("lang", lang === "en" ? "zh-CN" : "en");
@@ -579,6 +658,18 @@
     applyStatic();
     clearMessage();
     rerender();
+    sendLang();
+  }
+  /** The server keeps the page's language for the texts it sends (once per change and resident). */
+  function sendLang() {
+    if (!resident || navigator.onLine === false) return;
+    var sent = storeGet(LANG_SENT_KEY);
+    var owner = resident;
+    if (sent && String(sent.owner) === String(owner.person_id) && sent.lang === lang) return;
+    var want = lang;
+    api("PUT", "/v1/residents/me/language", { lang: want }, owner.token)
+      .then(function () { storeSet(LANG_SENT_KEY, { owner: String(owner.person_id), lang: want }, 365 * 86400); })
+      .catch(function () { /* sent again on the next load */ });
   }
   function elderOn() {
     return document.documentElement.classList.contains("elder");
@@ -611,21 +702,22 @@
   }
 
   // ---- views -------------------------------------------------------------------------------------
-  var VIEWS = ["view-register", "view-ready", "view-result", "view-pass", "view-visits"];
+  var VIEWS = ["view-register", "view-ready", "view-result", "view-pass", "view-visits", "view-offline"];
   var view = "";
   function show(id) {
     view = id;
     VIEWS.forEach(function (v) { $(v).hidden = v !== id; });
     app.setAttribute("data-view", id);
     // the poster's venue card would name another venue above a result: the panel names its own
-    $("venue-card").hidden = id === "view-result";
+    $("venue-card").hidden = id === "view-result" || id === "view-offline" || !cfg.code || cfg.offlinePoster;
     if (id !== "view-result") stopResultTimers();
-    if (id !== "view-pass") stopPass();
+    if (id !== "view-pass" && !(home && id === "view-ready")) stopPass();
   }
   function rerender() {
     if (view === "view-ready") renderReady();
     if (view === "view-result") renderResult();
     if (view === "view-visits") renderVisits();
+    if (view === "view-offline") renderOffline();
     renderNotices();
   }
 
@@ -642,16 +734,232 @@
     show("view-ready");
     if (notice) showMessage(notice, "info"); else clearMessage();
     renderReady();
-    refreshCompanions();
-    startLocating();
+    if (!home) {
+      refreshCompanions();
+      startLocating();
+    }
+    loadHome();
+    if (home) loadPass();
   }
   function renderReady() {
+    $("checkin-card").hidden = home;
     var btn = $("checkin-button");
     btn.disabled = busy;
     btn.textContent = busy ? t("checkin.busy") : t("checkin");
-    renderCompanions(cachedCompanions());
+    if (!home) renderCompanions(cachedCompanions());
+    renderCode();
+    renderFamily();
+    renderGuardians();
     renderStays();
     renderQueue();
+  }
+
+  // ---- the health code (GET /v1/residents/me): the resident's and their family's -------------------------
+  var homeData = null;     // the last answer for this resident, or {error: true}
+  var staysEpoch = 0;      // bumped by every local change of the open stays
+  function loadHome() {
+    if (!resident) return Promise.resolve();
+    var owner = resident;
+    var epoch = staysEpoch;
+    return api("GET", "/v1/residents/me", undefined, owner.token)
+      .then(function (data) {
+        if (resident !== owner || !data) return;
+        homeData = data;
+        rememberColour(data.status, data.evaluated_at);
+        if (epoch === staysEpoch) syncStays(data.open_stay);
+        if (data.pending_guardians > 0) loadGuardians(); else pendingGuardians = [];
+        if (view === "view-ready") {
+          renderCode();
+          renderFamily();
+          renderGuardians();
+          if (!home) renderCompanions(cachedCompanions());
+        }
+      })
+      .catch(function (err) {
+        if (err instanceof ApiError && err.status === 401) {
+          forgetResident();
+          showRegister(describe(err, "home"));
+          return;
+        }
+        if (!homeData) homeData = { error: true };
+        if (view === "view-ready") renderCode();
+      });
+  }
+  /** The open stay as the server knows it (one place at a time: at most one) replaces the kept one. */
+  function syncStays(open) {
+    var kept = loadStays();
+    var next = open ? [{
+      checkin_id: open.checkin_id, owner: String(resident.person_id), venue_id: String(open.venue_id),
+      venue_name: open.venue_name, at: open.at, ends_at: open.ends_at,
+    }] : [];
+    var same = kept.length === next.length && (!next.length ||
+      (kept[0].checkin_id === next[0].checkin_id && kept[0].ends_at === next[0].ends_at));
+    if (same) return;
+    saveStays(next);
+    if (view === "view-ready") renderStays();
+  }
+  function ownData() {
+    return homeData && !homeData.error ? homeData : null;
+  }
+  function codeReason(reason) {
+    return M["code.reason." + reason] ? t("code.reason." + reason) : reason;
+  }
+  function renderCode() {
+    $("my-code").hidden = !resident;
+    $("my-code").classList.toggle("compact", !home);
+    var d = ownData();
+    $("code-panel").setAttribute("data-status", d && M["status." + d.status] ? d.status : "");
+    $("code-name").textContent = d ? d.name_masked : "";
+    $("code-colour").textContent = d ? statusText(d.status) : homeData && homeData.error ? t("code.down") : t("code.loading");
+    var reason = d && d.reason ? t("code.reason", { reason: codeReason(d.reason) }) : "";
+    $("code-reason").textContent = reason;
+    $("code-reason").hidden = !reason;
+    var since = d && d.since ? t("code.since", { at: fmt("short", d.since) }) : "";
+    $("code-since").textContent = since;
+    $("code-since").hidden = !since;
+    $("code-test").textContent = d ? (d.last_negative_test_at
+      ? t("code.test", { at: fmt("short", d.last_negative_test_at) }) : t("code.test_none")) : "";
+    $("code-test").hidden = !d;
+    $("home-pass").hidden = !home;
+  }
+  function dependantOf(personId) {
+    var d = ownData();
+    var list = (d && d.dependants) || [];
+    for (var i = 0; i < list.length; i++) if (String(list[i].person_id) === String(personId)) return list[i];
+    return null;
+  }
+  function renderFamily() {
+    var d = ownData();
+    var list = (home && d && d.dependants) || [];
+    var ul = $("family-list");
+    while (ul.firstChild) ul.removeChild(ul.firstChild);
+    list.forEach(function (p) {
+      var li = item("li", "member");
+      li.setAttribute("data-person-id", String(p.person_id));
+      li.setAttribute("data-status", M["status." + p.status] ? p.status : "");
+      var chip = item("div", "f-chip");
+      chip.setAttribute("data-status", M["status." + p.status] ? p.status : "");
+      chip.appendChild(item("span", "f-colour", statusText(p.status)));
+      li.appendChild(chip);
+      var who = item("div", "f-who");
+      who.appendChild(item("div", "f-name", p.name_masked || "*"));
+      if (p.reason) who.appendChild(item("div", "f-reason", t("code.reason", { reason: codeReason(p.reason) })));
+      if (p.since) who.appendChild(item("div", "f-since", t("code.since", { at: fmt("short", p.since) })));
+      who.appendChild(item("div", "f-test", p.last_negative_test_at
+        ? t("code.test", { at: fmt("short", p.last_negative_test_at) }) : t("code.test_none")));
+      if (p.open_stay) who.appendChild(item("div", "f-stay", t("family.here", { venue: p.open_stay.venue_name })));
+      if (p.unread_notices) who.appendChild(item("div", "f-unread", t("family.unread", { n: p.unread_notices })));
+      li.appendChild(who);
+      ul.appendChild(li);
+    });
+    $("family").hidden = list.length === 0;
+  }
+
+  // ---- guardian links waiting for this resident's confirmation (after taking over their record) ---------
+  var pendingGuardians = [];
+  function loadGuardians() {
+    if (!resident) return Promise.resolve();
+    var owner = resident;
+    return api("GET", "/v1/residents/me/guardians", undefined, owner.token)
+      .then(function (list) {
+        if (resident !== owner || !Array.isArray(list)) return;
+        pendingGuardians = list.filter(function (g) { return g.pending; });
+        if (view === "view-ready") renderGuardians();
+      })
+      .catch(function () { /* shown again on the next load */ });
+  }
+  function renderGuardians() {
+    var list = home ? pendingGuardians : [];
+    var ul = $("guardian-list");
+    while (ul.firstChild) ul.removeChild(ul.firstChild);
+    list.forEach(function (g) {
+      var li = item("li", "guardian");
+      li.setAttribute("data-person-id", String(g.person_id));
+      li.appendChild(item("div", "g-name", t("guardian.pending", { name: g.name_masked || "*" })));
+      var buttons = item("div", "g-buttons");
+      var yes = item("button", "btn primary g-confirm", t("guardian.confirm"));
+      yes.type = "button";
+      yes.addEventListener("click", function () { answerGuardian(g, true, yes); });
+      var no = item("button", "btn secondary g-refuse", t("guardian.refuse"));
+      no.type = "button";
+      no.addEventListener("click", function () {
+        confirmTap(no, t("guardian.refuse_confirm", { name: g.name_masked || "" }), function () {
+          answerGuardian(g, false, no);
+        });
+      });
+      buttons.appendChild(yes);
+      buttons.appendChild(no);
+      li.appendChild(buttons);
+      ul.appendChild(li);
+    });
+    $("guardians").hidden = list.length === 0;
+  }
+  function answerGuardian(g, allow, button) {
+    if (!resident) return showRegister();
+    button.disabled = true;
+    var path = "/v1/residents/me/guardians/" + encodeURIComponent(String(g.person_id));
+    var call = allow ? api("POST", path + "/confirm", {}, resident.token) : api("DELETE", path, undefined, resident.token);
+    call
+      .catch(function (err) {
+        if (err instanceof ApiError && err.status === 404) return null;  // ended meanwhile
+        throw err;
+      })
+      .then(function () {
+        pendingGuardians = pendingGuardians.filter(function (x) { return x.person_id !== g.person_id; });
+        renderGuardians();
+        showMessage(t(allow ? "guardian.confirmed" : "guardian.refused", { name: g.name_masked || "" }), "info");
+        loadHome();
+      })
+      .catch(function (err) {
+        button.disabled = false;
+        showMessage(describe(err, "guardian"), "error");
+      });
+  }
+
+  /** A tap that ends something asks for a second one: the first turns the button into the question. */
+  function confirmTap(button, question, action) {
+    if (button.getAttribute("data-armed") === "1") {
+      disarm(button);
+      action();
+      return;
+    }
+    button.setAttribute("data-armed", "1");
+    button.setAttribute("data-label", button.textContent);
+    button.textContent = question;
+    button.classList.add("armed");
+    var timer = setTimeout(function () { disarm(button); }, CONFIRM_MS);
+    button.setAttribute("data-timer", String(timer));
+  }
+  function disarm(button) {
+    if (button.getAttribute("data-armed") !== "1") return;
+    clearTimeout(parseInt(button.getAttribute("data-timer") || "0", 10));
+    button.removeAttribute("data-armed");
+    button.classList.remove("armed");
+    button.textContent = button.getAttribute("data-label") || button.textContent;
+  }
+
+  // ---- what the phone remembers for the offline screen: the last colour, the venues seen -------------------
+  function rememberColour(status, at) {
+    if (!resident || !M["status." + status] || !at) return;
+    storeSet(LAST_KEY, { owner: String(resident.person_id), status: status, at: at }, 30 * 86400);
+  }
+  function lastColour() {
+    var c = storeGet(LAST_KEY);
+    return c && resident && String(c.owner) === String(resident.person_id) && M["status." + c.status] ? c : null;
+  }
+  function rememberVenue() {
+    if (!cfg.venueId || !cfg.venueName) return;
+    var all = storeGet(VENUES_KEY);
+    if (!all || typeof all !== "object" || Array.isArray(all)) all = {};
+    all[cfg.venueId] = { name: cfg.venueName, dwell: cfg.dwellMinutes, test_hours: cfg.testHours, seen: Date.now() };
+    var ids = Object.keys(all).sort(function (a, b) { return (all[b].seen || 0) - (all[a].seen || 0); });
+    ids.slice(MAX_VENUES).forEach(function (id) { delete all[id]; });
+    storeSet(VENUES_KEY, all, 365 * 86400);
+  }
+  function rememberedVenue(venueId) {
+    var all = storeGet(VENUES_KEY);
+    var v = all && typeof all === "object" ? all[venueId] : null;
+    return v && typeof v.name === "string" ? v : null;
   }
   // ---- companions (family members checked in from this phone) ---------------------------------------
   function cachedCompanions() {
@@ -683,6 +991,13 @@
       var name = document.createElement("span");
       name.textContent = c.name_masked || "*";
       label.appendChild(box);
+      var dep = dependantOf(c.person_id);
+      if (dep && M["status." + dep.status]) {  // the family member's colour, beside their name
+        var dot = item("span", "dot");
+        dot.setAttribute("data-status", dep.status);
+        dot.setAttribute("title", statusText(dep.status));
+        label.appendChild(dot);
+      }
       label.appendChild(name);
       li.appendChild(label);
       var remove = document.createElement("button");
@@ -840,7 +1155,46 @@
 
   // ---- one-time codes ----------------------------------------------------------------------------
   var OTP_WAIT_S = 60;
-  var challenges = {};  // phone -> challenge id of the last code sent to it
+  var challenges = {};  // phone -> challenge id of the last code sent to it (kept until it expires)
+  /** Codes asked for survive a reload (the browser killed while the resident reads the SMS). */
+  function keptChallenges() {
+    var kept = storeGet(OTP_KEY);
+    var out = {};
+    if (!kept || typeof kept !== "object" || Array.isArray(kept)) return out;
+    var now = Date.now();
+    Object.keys(kept).forEach(function (phone) {
+      var c = kept[phone];
+      var until = c && asDate(c.expires_at);
+      if (c && typeof c.challenge_id === "string" && until && until.getTime() > now) out[phone] = c;
+    });
+    return out;
+  }
+  function keepChallenge(phone, data) {
+    var kept = keptChallenges();
+    kept[phone] = { challenge_id: data.challenge_id, expires_at: data.expires_at, sent_at: new Date().toISOString() };
+    storeSet(OTP_KEY, kept, 600);
+  }
+  function dropChallenge(phone) {
+    var kept = keptChallenges();
+    delete kept[phone];
+    if (Object.keys(kept).length) storeSet(OTP_KEY, kept, 600); else storeDel(OTP_KEY);
+    delete challenges[phone];
+  }
+  /** On load: the codes still valid, the phone of the latest in the form, its wait still counted. */
+  function restoreChallenges() {
+    var kept = keptChallenges();
+    var latest = null;
+    Object.keys(kept).forEach(function (phone) {
+      challenges[phone] = kept[phone].challenge_id;
+      if (!latest || (kept[phone].sent_at || "") > (kept[latest].sent_at || "")) latest = phone;
+    });
+    if (!latest) return;
+    if (!$("reg-phone").value) $("reg-phone").value = latest;
+    var sent = asDate(kept[latest].sent_at);
+    var left = sent ? OTP_WAIT_S - Math.floor((Date.now() - sent.getTime()) / 1000) : 0;
+    if (left > 0) countdown($("otp-send"), left, t("otp.send"));
+    showMessage(t("otp.sent", { phone: latest.slice(0, 3) + "****" + latest.slice(7) }), "info");
+  }
   function countdown(button, seconds, label) {
     var left = seconds;
     button.disabled = true;
@@ -862,6 +1216,7 @@
     return api("POST", "/v1/residents/otp", { phone: phone })
       .then(function (data) {
         challenges[phone] = data.challenge_id;
+        keepChallenge(phone, data);
         countdown(button, OTP_WAIT_S, label);
         return true;
       })
@@ -913,12 +1268,16 @@
         storeSet(RESIDENT_KEY, resident, maxAge);
         $("register-form").reset();
         challenges = {};
+        storeDel(OTP_KEY);
+        sendLang();
         showReady(t("reg.saved"));
       })
       .catch(function (err) {
         if (err instanceof ApiError && err.problem && err.problem.reason === "phone_mismatch") {
           $("rebind-help").open = true;
         }
+        var reason = err instanceof ApiError && err.problem && err.problem.reason;
+        if (reason === "otp_expired" || reason === "otp_locked") dropChallenge(phone);
         fieldError(null, describe(err, "register"));
       })
       .then(function () {
@@ -976,7 +1335,9 @@
     btn.textContent = t("checkin.busy");
     // taken at the tap: an offline scan is uploaded later with these two
     var body = { code: cfg.code, client_id: randomId() };
-    var scannedAt = new Date().toISOString();
+    // a screen's code: the instant the server saw it current, and its proof (taken for 5 minutes)
+    if (cfg.codeProof) body.code_proof = cfg.codeProof;
+    var scannedAt = (cfg.seenAt || new Date()).toISOString();
     var companions = selectedCompanions().map(Number);
     if (companions.length) body.companions = companions;
     var owner = resident;
@@ -992,18 +1353,19 @@
         rememberStay(data);
         showResult(data);
         loadNotices();
+        loadHome();
       })
       .catch(function (err) {
         busy = false;
         if (isNetworkError(err)) {
           // it may have arrived: the same client_id makes the upload a repeat, not a second stay
-          var queued = enqueue({
-            client_id: body.client_id, scanned_at: scannedAt, code: cfg.code, companions: companions,
-            venue_id: cfg.venueId, venue_name: cfg.venueName, dwell_minutes: cfg.dwellMinutes,
-            owner: String(owner.person_id),
-          });
-          renderReady();
-          showMessage(queued ? t("queue.saved") : t("queue.full"), queued ? "info" : "error");
+          var entry = queueEntry(owner, body.client_id, scannedAt, companions);
+          if (!enqueue(entry)) {
+            renderReady();
+            showMessage(t("queue.full"), "error");
+            return;
+          }
+          showOffline(entry);
           return;
         }
         if (err instanceof ApiError && err.status === 401) {
@@ -1014,6 +1376,60 @@
         showMessage(describe(err, "checkin"), "error");
         renderReady();
       });
+  }
+
+  function queueEntry(owner, clientId, scannedAt, companions) {
+    var entry = {
+      client_id: clientId, scanned_at: scannedAt, code: cfg.code, companions: companions,
+      venue_id: cfg.venueId, venue_name: cfg.venueName, dwell_minutes: cfg.dwellMinutes,
+      owner: String(owner.person_id),
+    };
+    if (cfg.codeProof) entry.code_proof = cfg.codeProof;
+    return entry;
+  }
+
+  // ---- the grey screen: a scan kept on the phone, not verified by anyone -----------------------------------
+  var offlineEntry = null;
+  function showOffline(entry) {
+    offlineEntry = entry;
+    clearMessage();
+    show("view-offline");
+    renderOffline();
+    window.scrollTo(0, 0);
+  }
+  /** What the screen says: the scan is saved, not verified; the last colour the server gave and when
+   * (words, not a coloured panel); no clock, no moving band, no verdict. */
+  function renderOffline() {
+    var e = offlineEntry || {};
+    $("o-venue").textContent = e.venue_name || (e.venue_id ? t("offline.venue", { id: e.venue_id }) : "");
+    $("o-venue").hidden = !$("o-venue").textContent;
+    $("o-title").textContent = t("offline.title");
+    $("o-sub").textContent = t("offline.other");
+    $("o-sub").setAttribute("lang", lang === "en" ? "zh-CN" : "en");
+    $("o-saved").textContent = t("offline.saved");
+    var last = lastColour();
+    $("o-last").textContent = last
+      ? t("offline.last", { colour: statusText(last.status), at: formatInstant(last.at) })
+      : t("offline.last_none");
+    $("o-time").textContent = formatInstant(e.scanned_at);
+    $("o-state").textContent = t("offline.waiting");
+  }
+  /** A poster opened with no network (the service worker's shell): the scan is queued at once. */
+  function queueOfflinePoster() {
+    var now = Date.now();
+    var owner = resident;
+    // the same poster opened again within a minute is the same scan (the server's repeat rule too)
+    var again = myQueue().filter(function (x) {
+      var at = asDate(x.scanned_at);
+      return x.code === cfg.code && at && now - at.getTime() < 60000;
+    })[0];
+    var entry = again || queueEntry(owner, randomId(), new Date(now).toISOString(), []);
+    if (!again && !enqueue(entry)) {
+      showReady();
+      showMessage(t("queue.full"), "error");
+      return;
+    }
+    showOffline(entry);
   }
 
   // ---- open stays (this phone's check-ins not yet checked out, any venue) ---------------------------
@@ -1029,6 +1445,7 @@
   /** The newest stay only, whatever order the answers came in: a person is in one place at a time,
    * so a later check-in has ended every earlier stay (docs/ARCHITECTURE.md, "Stays and contacts"). */
   function saveStays(list) {
+    staysEpoch += 1;
     var ms = function (s) { var d = asDate(s.at); return d ? d.getTime() : 0; };
     list.sort(function (a, b) { return ms(b) - ms(a); });
     storeSet(STAYS_KEY, list.slice(0, 1), 43200);
@@ -1077,7 +1494,9 @@
       viewBtn.addEventListener("click", function () { resume(s); });
       var outBtn = item("button", "btn primary stay-checkout", t("checkout"));
       outBtn.type = "button";
-      outBtn.addEventListener("click", function () { checkOut(s.checkin_id, outBtn); });
+      outBtn.addEventListener("click", function () {
+        confirmTap(outBtn, t("checkout.confirm"), function () { checkOut(s.checkin_id, outBtn); });
+      });
       buttons.appendChild(viewBtn);
       buttons.appendChild(outBtn);
       li.appendChild(buttons);
@@ -1197,6 +1616,8 @@
   }
 
   function showResult(data) {
+    var mine = ownRow((data && data.people) || []);
+    if (mine) rememberColour(mine.status, data.evaluated_at || data.at);
     current = data;
     resultState = "live";
     staleStay = null;
@@ -1234,10 +1655,13 @@
     } else {
       var deny = people.filter(function (p) { return verdictOf(p) === "deny"; }).length;
       var limited = people.filter(function (p) { return verdictOf(p) === "restricted"; }).length;
-      $("r-status").textContent = group
-        ? (deny + limited ? t("group.some", { n: people.length, deny: deny, limited: limited })
-          : t("group.all_pass", { n: people.length }))
-        : statusText(me.status);
+      if (group) {
+        // each count is one unbreakable piece: the line breaks between them, never inside "0 人限制"
+        counters($("r-status"), [t("group.people", { n: people.length })].concat(deny + limited
+          ? [t("group.deny", { n: deny }), t("group.limited", { n: limited })] : [t("group.all")]));
+      } else {
+        $("r-status").textContent = statusText(me.status);
+      }
       $("r-verdict").textContent = t("verdict." + worst);
       var reason = group ? (worst !== "pass" ? t("group.see_each") : "") : reasonText(me);
       $("r-reason").textContent = reason;
@@ -1261,10 +1685,18 @@
     var checkedOutAt = live ? current.checked_out_at : staleStay && staleStay.checked_out_at;
     out.hidden = !!checkedOutAt || !(live || staleStay);
     out.disabled = false;
-    out.textContent = t("checkout");
+    if (out.getAttribute("data-armed") === "1") out.setAttribute("data-label", t("checkout"));
+    else out.textContent = t("checkout");
     done.hidden = !checkedOutAt;
     done.textContent = checkedOutAt ? t("checked_out", { at: formatInstant(checkedOutAt) }) : "";
     if (live) tick();
+  }
+  function counters(el, parts) {
+    while (el.firstChild) el.removeChild(el.firstChild);
+    parts.forEach(function (text, i) {
+      if (i) el.appendChild(document.createTextNode(" · "));
+      el.appendChild(item("span", "counter", text));
+    });
   }
   function renderPeople(people) {
     var ul = $("r-people");
@@ -1376,23 +1808,35 @@
     if (passTimer !== null) clearTimeout(passTimer);
     passTimer = null;
   }
+  /** Where the pass shows: its own view, or the home's first screen (the health code). */
+  function passWanted() {
+    return view === "view-pass" || (home && view === "view-ready");
+  }
+  function passEls() {
+    return view === "view-pass" ? { img: $("pass-qr"), expiry: $("pass-expiry") }
+      : { img: $("home-pass-qr"), expiry: $("home-pass-expiry") };
+  }
   function loadPass() {
     stopPass();
     if (!resident) return showRegister();
+    if (!passWanted()) return;
     var owner = resident.person_id;
     var keep = passShown && passShown.owner === owner &&
       new Date(passShown.expires_at).getTime() - Date.now() > PASS_REFRESH_BEFORE_MS;
     var query = keep ? "?current=" + encodeURIComponent(passShown.pass) : "";
     api("GET", "/v1/residents/me/pass" + query, undefined, resident.token)
       .then(function (data) {
-        if (!passShown || data["pass"] !== passShown.pass) {
-          $("pass-qr").src = data.qr_svg;
-          $("pass-qr").setAttribute("data-pass", data["pass"]);
+        if (!passWanted()) return;
+        var els = passEls();
+        if (els.img.getAttribute("data-pass") !== data["pass"]) {
+          els.img.src = data.qr_svg;
+          els.img.setAttribute("data-pass", data["pass"]);
         }
         passShown = { owner: owner, pass: data["pass"], expires_at: data.expires_at };
-        $("pass-expiry").textContent = t("pass.until", { at: formatInstant(data.expires_at) });
+        els.expiry.textContent = t("pass.until", { at: formatInstant(data.expires_at) });
+        stopPass();
         passTimer = setTimeout(function () {
-          if (!$("view-pass").hidden) loadPass();
+          if (passWanted()) loadPass();
         }, PASS_POLL_MS);
       })
       .catch(function (err) {
@@ -1401,8 +1845,11 @@
           showRegister(describe(err, "pass"));
           return;
         }
-        $("pass-expiry").textContent = describe(err, "pass");
-        passTimer = setTimeout(loadPass, 10000);
+        passEls().expiry.textContent = describe(err, "pass");
+        stopPass();
+        passTimer = setTimeout(function () {
+          if (passWanted()) loadPass();
+        }, 10000);
       });
   }
   function showPass() {
@@ -1474,6 +1921,7 @@
     var items = mine.map(function (x) {
       var it = { code: x.code, client_id: x.client_id, scanned_at: x.scanned_at };
       if (x.companions && x.companions.length) it.companions = x.companions;
+      if (x.code_proof) it.code_proof = x.code_proof;
       return it;
     });
     if (view === "view-ready") renderQueue();
@@ -1483,12 +1931,18 @@
         var done = {};
         var sent = 0;
         var refused = [];
+        var shown = null;  // the scan the grey screen is about, now recorded: its verdict is asked for
+        var shownRefused = "";
         results.forEach(function (r) {
           var x = mine[r.index];
           if (!x) return;
+          var onScreen = view === "view-offline" && offlineEntry && offlineEntry.client_id === x.client_id;
           if (r.status === 200 || r.status === 201) {
             done[x.client_id] = true;
             sent += 1;
+            if (onScreen && r.checkin_id) {
+              shown = { checkin_id: r.checkin_id, venue_name: x.venue_name, at: r.at || x.scanned_at };
+            }
             if (r.checkin_id && resident && resident.person_id === owner.person_id) {
               var at = asDate(r.at || x.scanned_at) || new Date();
               var list = loadStays().filter(function (s) { return s.checkin_id !== r.checkin_id; });
@@ -1502,10 +1956,21 @@
           } else if (r.status !== 429 && r.status !== 503 && r.status < 500) {
             done[x.client_id] = true;  // refused for good (an old code, a closed venue...)
             refused.push(describeReason(r.status, r.error_reason, r.error, null, "checkin", null));
+            if (onScreen) shownRefused = refused[refused.length - 1];
           }
         });
         saveQueue(loadQueue().filter(function (x) { return !done[x.client_id]; }));
         flushing = false;
+        if (shown) {
+          resume(shown);  // the server judges it now: the grey screen gives way to a real verdict
+          return refreshStays();
+        }
+        if (shownRefused) {
+          offlineEntry = null;
+          showReady();
+          showMessage(shownRefused, "error");
+          return refreshStays();
+        }
         if (refused.length) {
           showMessage(t("queue.refused", { n: refused.length, why: refused[0] }), "error");
         } else if (sent) {
@@ -1551,11 +2016,17 @@
     list.forEach(function (n) {
       var level = M["notice." + n.level] ? n.level : "inform";
       var li = item("li", "exposure");
+      li.id = "notice-" + n.notice_id;  // the text's link opens /me#notice-<id>
       li.setAttribute("data-notice-id", n.notice_id);
       li.setAttribute("data-level", level);
-      li.appendChild(item("h3", "n-title", t("notice." + level)));
-      li.appendChild(item("p", "n-body", t("notice.body", {
-        visited: fmt("short", n.visited_at), venue: n.venue_name,
+      // a guardian's copy: the notice is about a family member, named (masked)
+      var family = n.for_person_id !== undefined && n.for_person_id !== null;
+      var name = n.for_name_masked || "*";
+      if (family) li.setAttribute("data-for-person-id", String(n.for_person_id));
+      li.appendChild(item("h3", "n-title", family
+        ? t("notice.family_title", { name: name, title: t("notice." + level) }) : t("notice." + level)));
+      li.appendChild(item("p", "n-body", t(family ? "notice.family_body" : "notice.body", {
+        name: name, visited: fmt("short", n.visited_at), venue: n.venue_name,
         since: fmt("short", n.since), until: fmt("short", n.until),
       })));
       li.appendChild(item("p", "n-advice", t("advice." + level)));
@@ -1564,14 +2035,24 @@
         msg.appendChild(item("span", "n-message-text", n.message));
         li.appendChild(msg);
       }
-      var ack = item("button", "btn primary n-ack", t("notice.ack"));
+      var ack = item("button", "btn primary n-ack", family ? t("notice.ack_for", { name: name }) : t("notice.ack"));
       ack.type = "button";
       ack.addEventListener("click", function () { acknowledge(n, ack); });
       li.appendChild(ack);
       ul.appendChild(li);
     });
     $("notices").hidden = list.length === 0;
+    var target = /^#notice-([0-9a-f]{18}(-\d+)?)$/.exec(location.hash);
+    if (target && !noticeShown) {
+      var el = document.getElementById("notice-" + target[1]);
+      if (el) {
+        noticeShown = true;
+        el.classList.add("target");
+        el.scrollIntoView({ block: "start" });
+      }
+    }
   }
+  var noticeShown = false;
   function acknowledge(n, button) {
     if (!resident) return;
     button.disabled = true;
@@ -1668,7 +2149,9 @@
     $("visits-back").addEventListener("click", function () { showReady(); });
     $("revoke-button").addEventListener("click", onRevoke);
     $("checkin-button").addEventListener("click", onCheckin);
-    $("checkout-button").addEventListener("click", onResultCheckout);
+    $("checkout-button").addEventListener("click", function () {
+      confirmTap($("checkout-button"), t("checkout.confirm"), onResultCheckout);
+    });
     $("result-back").addEventListener("click", function () { showReady(); });
     $("r-retry").addEventListener("click", function () { if (staleStay) resume(staleStay); });
     $("queue-send").addEventListener("click", function () { flushQueue(); });
@@ -1682,23 +2165,54 @@
       notices = [];
       showRegister();
     });
+    $("offline-back").addEventListener("click", function () { showReady(); });
     window.addEventListener("online", function () {
       flushQueue();
       loadNotices();
+      if (view === "view-ready") loadHome();
     });
     document.addEventListener("visibilitychange", function () {
-      if (document.visibilityState === "visible") loadNotices();
+      if (document.visibilityState !== "visible") return;
+      loadNotices();
+      if (view === "view-ready") loadHome();
     });
     setInterval(function () {
-      if (document.visibilityState !== "hidden") loadNotices();
+      if (document.visibilityState === "hidden") return;
+      loadNotices();
+      if (view === "view-ready") loadHome();
     }, NOTICE_POLL_MS);
+    if ("serviceWorker" in navigator && window.isSecureContext) {
+      // the shell for the next poster opened without network (docs/ARCHITECTURE.md, "The phone page")
+      navigator.serviceWorker.register("/sw.js").catch(function () { /* the page works without it */ });
+    }
+    if (cfg.offlinePoster) {
+      var known = rememberedVenue(cfg.venueId);
+      if (known) {
+        cfg.venueName = known.name;
+        cfg.dwellMinutes = known.dwell || 0;
+        cfg.testHours = known.test_hours || 0;
+      }
+      applyStatic();
+    } else if (cfg.code) {
+      rememberVenue();
+    }
 
     var r = loadResident();
     if (r && r.expired) return showRegister(t("reg.expired"));
-    if (!r) return showRegister();
+    if (!r) {
+      showRegister(cfg.offlinePoster ? t("offline.no_resident") : "");
+      if (!cfg.offlinePoster) restoreChallenges();
+      return;
+    }
     resident = r;
+    if (cfg.offlinePoster) {
+      queueOfflinePoster();
+      flushQueue();
+      return;
+    }
     showReady();
     loadNotices();
+    sendLang();
     flushQueue().then(function () { return refreshStays(); });
   }
 
