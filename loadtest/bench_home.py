@@ -2,7 +2,7 @@
 
 Seeds a private ``redis-server`` (AOF everysec, as ``checkin up`` runs it) with ``--residents``
 residents as the check-in path and the health feed leave them: a colour with its reason and time, a
-negative test, a masked name, an open stay in ``person-stays`` (the member layout of
+negative test, a masked name, an open stay in ``person-stays`` (the string layout of
 checkin/checkins/stays.lua) at one of ``--venues`` venues, a few notices, half of them read; every
 ``--family``-th resident checks in ``--dependants`` dependants, who have their own state and stays.
 Then serves the ingest app with granian (one worker: one process) and drives the route with ``wrk``
@@ -126,13 +126,14 @@ async def seed(env: dict[str, str], residents: int, venues: int, family: int, de
         if companions:
             state["cmp"] = "," + ",".join(str(c) for c in companions) + ","
         pipe.hset(ctx.keys.pstate(pid), mapping=state)
-        # the newest stays: one ended yesterday, one open now (member layout of stays.lua)
-        for ago, dwell in ((86_400_000, 3_600_000), (rng.randrange(1, 1_800_000), 3_600_000)):
-            at = now - ago
+        # the kept stays (the layout of checkin/checkins/stays.lua): one ended yesterday, one open now
+        entries = []
+        for ago in (86_400_000, rng.randrange(1, 1_800_000)):
+            at, end = now - ago, now - ago + 3_600_000
             vid = rng.randrange(1, venues + 1)
-            head = f"{rng.getrandbits(64):016x}\t{pid}\t{vid}\t{at}"
-            member = f"{at + dwell}||0|{at + dwell}|{head}|3600\t110105\t110105001\t110105001001\tgreen\tpass"
-            pipe.zadd(ctx.keys.stays(pid), {member: at})
+            tail = "3600\t110105\t110105001\t110105001001\tgreen\tpass"
+            entries.append(f"{at}|{end}||0|{end}|{rng.getrandbits(64):016x}|{vid}|{tail}")
+        pipe.set(ctx.keys.stays(pid), ";".join(entries))
         for k in range(rng.randrange(0, 4)):
             notice = notices.Notice(
                 notice_id=f"{rng.getrandbits(72):018x}",

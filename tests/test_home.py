@@ -192,11 +192,11 @@ async def test_a_dependant_who_took_over_sees_the_guardian_links_that_wait_for_t
     assert [d["person_id"] for d in home["dependants"]] == [child]
 
 
-async def test_the_open_stay_is_read_from_either_layout_of_the_kept_stays(
+async def test_the_open_stay_is_the_newest_kept_stay_that_has_begun_and_not_ended(
     ingest: AsyncTestClient[Any], settings: Settings, sync_redis: redis.Redis
 ) -> None:
-    """The check-in script keeps a person's recent stays in a sorted set (``person-stays``) or in the
-    hot state's field ``sy``; the home finds the open stay in either, by the script and by pipelines."""
+    """The check-in script keeps a person's recent stays in one string (checkin/checkins/stays.lua);
+    the home reads the open stay from it, by the script and by pipelines alike."""
     import time
 
     from checkin.platform.auth import Principal
@@ -210,37 +210,31 @@ async def test_the_open_stay_is_read_from_either_layout_of_the_kept_stays(
     b, _ = await register(ingest, 322)
     now = int(time.time() * 1000)
     tail = "3600\t110105\t110105001\t110105001001\tgreen\tpass"
-    # a: an earlier stay (ended by the next one) and the open one, as sorted-set members
-    for cid, vid, start, end in (
-        ("c1", 7312, now - 7_200_000, now - 600_000),
-        ("c2", 7311, now - 600_000, now + 3_000_000),
-    ):
-        member = f"{end}||0|{end}|{cid}\t{a}\t{vid}\t{start}|{tail}"
-        sync_redis.zadd(keys.stays(a), {member: start})
-    # b: the same as entries of the field sy (oldest first); the newest has ended: nothing is open
-    sy = ";".join(
-        f"{start}|{end}||0|{end}|{cid}|{vid}|{tail}"
-        for cid, vid, start, end in (
-            ("d1", 7311, now - 7_200_000, now - 5_000_000),
-            ("d2", 7312, now - 600_000, now - 60_000),
-        )
+
+    def kept(*stays: tuple[str, int, int, int]) -> str:
+        return ";".join(f"{start}|{end}||0|{end}|{cid}|{vid}|{tail}" for cid, vid, start, end in stays)
+
+    # a: an earlier stay (ended by the next one), the open one, and one a few minutes ahead
+    sync_redis.set(
+        keys.stays(a),
+        kept(
+            ("c1", 7312, now - 7_200_000, now - 600_000),
+            ("c2", 7311, now - 600_000, now + 3_000_000),
+            ("c3", 7312, now + 120_000, now + 3_720_000),
+        ),
     )
-    sync_redis.hset(keys.pstate(b), "sy", sy)
+    # b: the newest stay that has begun has ended: nothing is open
+    ended = kept(("d1", 7311, now - 7_200_000, now - 5_000_000), ("d2", 7312, now - 600_000, now - 60_000))
+    sync_redis.set(keys.stays(b), ended)
     client = aioredis.Redis.from_url(REDIS_URL)
     ctx = Context.build(settings, client, "test")
     try:
         for one_call in (True, False):
             mine = await home(ctx, Principal(role="resident", person_id=a), one_call=one_call)
-            assert mine.open_stay is not None and (mine.open_stay.checkin_id, mine.open_stay.venue_name) == (
-                "c2",
-                "老王牛肉面馆",
-            )
+            assert mine.open_stay is not None
+            assert (mine.open_stay.checkin_id, mine.open_stay.venue_name) == ("c2", "老王牛肉面馆")
             theirs = await home(ctx, Principal(role="resident", person_id=b), one_call=one_call)
             assert theirs.open_stay is None
-            sync_redis.hset(keys.pstate(b), "sy", sy.replace(f"|{now - 60_000}|d2", f"|{now + 60_000}|d2"))
-            theirs = await home(ctx, Principal(role="resident", person_id=b), one_call=one_call)
-            assert theirs.open_stay is not None and theirs.open_stay.venue_name == "幸福路书店"
-            sync_redis.hset(keys.pstate(b), "sy", sy)
     finally:
         hot = hot_of(ctx)
         if hot is not None:

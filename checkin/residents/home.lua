@@ -11,10 +11,11 @@
 local pid, now = ARGV[1], tonumber(ARGV[2])
 local pstate, stays, person, venue, shards = ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 
--- The newest stay that has begun, from the kept stays: members of the sorted set
--- (base end|kind|version|end|check-in id TAB person TAB venue TAB start|tail) and entries of the hot
--- state's `sy` (start|base end|kind|version|end|check-in id|venue id|tail, ';'-separated).
-local function newest(members, sy)
+-- The newest stay that has begun, from the person's kept stays (checkin/checkins/stays.lua): the
+-- string of ';'-separated entries start|base end|kind|version|end|check-in id|venue id|tail, or, kept
+-- from before that layout, the members of a sorted set (base end|kind|version|end|check-in id TAB
+-- person TAB venue TAB start|tail).
+local function newest(members, text)
   local best = nil
   local function consider(start, e, cid, vid)
     if start and start <= now and (not best or start > best[3]) then best = {cid, vid, start, e} end
@@ -23,8 +24,8 @@ local function newest(members, sy)
     local e, cid, vid, start = string.match(members[i], '^%d+|[%a_]*|%d+|(%d+)|([^\t|]*)\t%d+\t(%d+)\t(%d+)|')
     if e then consider(tonumber(start), tonumber(e), cid, tonumber(vid)) end
   end
-  if sy then
-    for entry in string.gmatch(sy, '[^;]+') do
+  if text then
+    for entry in string.gmatch(text, '[^;]+') do
       local start, e, cid, vid = string.match(entry, '^(%d+)|%d+|[%a_]*|%d+|(%d+)|([^|]*)|(%d+)|')
       if start then consider(tonumber(start), tonumber(e), cid, tonumber(vid)) end
     end
@@ -33,14 +34,20 @@ local function newest(members, sy)
 end
 
 local function read(p)
-  local s = redis.call('HMGET', pstate .. p, 'st', 'sr', 'su', 'nt', 'pt', 'nm', 'cmp', 'tv', 'sy')
+  local s = redis.call('HMGET', pstate .. p, 'st', 'sr', 'su', 'nt', 'pt', 'nm', 'cmp', 'tv')
   local unread = 0
   for _, v in ipairs(redis.call('HVALS', person .. p .. ':notices')) do
     if not string.find(v, '"acked_at"', 1, true) then unread = unread + 1 end
   end
   local row = {p, s[1], s[2], s[3], s[4], s[5], s[6], s[8], unread, false, false, false, false, false}
-  local zset = redis.call('ZREVRANGEBYSCORE', stays .. p, '+inf', '-inf', 'WITHSCORES', 'LIMIT', 0, 4)
-  local stay = newest(zset, s[9])
+  local kept, text, members = stays .. p, nil, {}
+  local kind = redis.call('TYPE', kept)['ok']
+  if kind == 'string' then
+    text = redis.call('GET', kept)
+  elseif kind == 'zset' then
+    members = redis.call('ZREVRANGEBYSCORE', kept, '+inf', '-inf', 'WITHSCORES', 'LIMIT', 0, 4)
+  end
+  local stay = newest(members, text)
   if stay and stay[4] > now then
     local name = redis.call('HGET', venue .. '{' .. (stay[2] % shards) .. '}:' .. stay[2], 'name')
     row[10], row[11], row[12], row[13], row[14] = stay[1], stay[2], stay[3], stay[4], name

@@ -14,9 +14,8 @@ the same for each dependant and the name of each open stay's venue. The token's 
 with the one read there, so authentication costs no call of its own. On a Redis Cluster the same
 reads go in pipelines (the keys lie in several slots): the resident's, the dependants', the venues'.
 An open stay comes from the person's recent stays kept beside the check-in script
-(checkin/checkins/stays.lua; the sorted set ``person-stays``, or the field ``sy`` of the hot state
-where the script keeps them there): the newest stay that has begun and whose end, as the
-one-place-at-a-time rule has set it, is still ahead.
+(checkin/checkins/stays.lua: the string ``person-stays``, its entries oldest first): the newest stay
+that has begun and whose end, as the one-place-at-a-time rule has set it, is still ahead.
 
 ``PUT /v1/residents/me/language`` remembers the page's language on the person's record (field
 ``lang``), so the texts the tracing service sends them are in that language.
@@ -41,9 +40,6 @@ from checkin.platform.persons import LANG_FIELD
 from checkin.platform.service import Part
 
 TAGS = ["residents"]
-STAYS_LOOKED_AT = 4
-"""Newest stays read per person (several share a start only in odd cases; a stay that begins in
-the future, a scan a few minutes ahead, is passed over)."""
 _UNREAD = b'"acked_at"'
 """An acknowledged notice carries this key (an unread one leaves it out)."""
 
@@ -88,7 +84,7 @@ class Language(msgspec.Struct):
     lang: Literal["zh-CN", "en"]
 
 
-_STATE_FIELDS = ("st", "sr", "su", "nt", "pt", "nm", "cmp", "tv", "sy")
+_STATE_FIELDS = ("st", "sr", "su", "nt", "pt", "nm", "cmp", "tv")
 _SCRIPT = (resources.files("checkin.residents") / "home.lua").read_bytes()
 _SCRIPT_SHA = hashlib.sha1(_SCRIPT).hexdigest().encode()  # noqa: S324 - the name Redis gives a script
 
@@ -105,35 +101,18 @@ def _stay_keys(ctx: Context, person_id: int) -> list[str]:
 
 
 def _person_commands(ctx: Context, person_id: int) -> list[tuple[Any, ...]]:
-    """The reads of one person: hot state, newest stays (each copy), notices."""
-    copies = ctx.keys.pstate_copies(person_id)
-    commands: list[tuple[Any, ...]] = [("HMGET", copies[0], *_STATE_FIELDS)]
-    commands += [("HGET", key, "sy") for key in copies[1:]]  # cluster: each shard keeps its stays
-    for key in _stay_keys(ctx, person_id):
-        commands.append(("ZREVRANGEBYSCORE", key, "+inf", "-inf", "WITHSCORES", "LIMIT", 0, STAYS_LOOKED_AT))
+    """The reads of one person: hot state, kept stays (each copy), notices."""
+    commands: list[tuple[Any, ...]] = [("HMGET", ctx.keys.pstate_copies(person_id)[0], *_STATE_FIELDS)]
+    commands += [("GET", key) for key in _stay_keys(ctx, person_id)]
     commands.append(("HVALS", ctx.keys.notices(person_id)))
     return commands
 
 
-def _pairs(flat: Sequence[Any]) -> list[tuple[Any, Any]]:
-    """A WITHSCORES reply, flat ``[member, score, ...]``, as pairs."""
-    it = iter(flat or ())
-    return list(zip(it, it, strict=False))
-
-
-def _stays(sorted_sets: Sequence[Sequence[Any]], fields: Sequence[Any]) -> list[tuple[int, int, str, int]]:
-    """(start, end, check-in id, venue id) of the person's kept stays: members of the sorted set
-    (``base end|kind|version|end|head|tail``, head = check-in id, person, venue, start) and entries of
-    the hot state's ``sy`` (``start|base end|kind|version|end|check-in id|venue id|tail``, ';'-separated)."""
+def _stays(texts: Sequence[Any]) -> list[tuple[int, int, str, int]]:
+    """(start, end, check-in id, venue id) of the person's kept stays: the entries of the string,
+    ``start|base end|kind|version|end|check-in id|venue id|tail``, ';'-separated."""
     out: list[tuple[int, int, str, int]] = []
-    for member, _score in (pair for one in sorted_sets for pair in _pairs(one)):
-        parts = _text(member).split("|", 5)
-        try:
-            head = parts[4].split("\t")
-            out.append((int(head[3]), int(parts[3]), head[0], int(head[2])))
-        except (ValueError, IndexError):
-            continue
-    for text in fields:
+    for text in texts:
         for entry in _text(text).split(";") if text else ():
             parts = entry.split("|", 7)
             try:
@@ -175,20 +154,16 @@ class _Read:
         self.stay: tuple[str, int, int, int] | None = None
 
     @classmethod
-    def of_pipeline(
-        cls, person_id: int, replies: Sequence[Any], now: int, copies: int, unknown: str
-    ) -> _Read:
+    def of_pipeline(cls, person_id: int, replies: Sequence[Any], now: int, unknown: str) -> _Read:
         """From the replies of :func:`_person_commands`."""
-        state = replies[0]
-        read = cls(person_id, state, sum(1 for v in replies[-1] or () if _UNREAD not in v), unknown)
-        kept = [state[8], *replies[1:copies]]
-        read.stay = _open_stay(_stays(replies[copies:-1], kept), now)
+        read = cls(person_id, replies[0], sum(1 for v in replies[-1] or () if _UNREAD not in v), unknown)
+        read.stay = _open_stay(_stays(replies[1:-1]), now)
         return read
 
     @classmethod
     def of_script(cls, row: Sequence[Any], unknown: str, names: dict[int, str]) -> _Read:
         """From one person of ``home.lua``'s answer (the venue's name goes into ``names``)."""
-        pid, state, unread = int(row[0]), [*row[1:6], row[6], None, row[7]], int(row[8])
+        pid, state, unread = int(row[0]), [*row[1:7], None, row[7]], int(row[8])
         read = cls(pid, state, unread, unknown)
         if row[9]:
             read.stay = (_text(row[9]), int(row[10]), int(row[11]), int(row[12]))
@@ -247,8 +222,7 @@ async def home(ctx: Context, principal: Principal, one_call: bool = True) -> Hom
         )
     commands = _person_commands(ctx, pid)
     replies = await run_commands(ctx, [*commands, ("SCARD", ctx.keys.pending_guardians(pid))])
-    copies = len(ctx.keys.pstate_copies(pid))
-    me = _Read.of_pipeline(pid, replies[:-1], now, copies, unknown)
+    me = _Read.of_pipeline(pid, replies[:-1], now, unknown)
     if principal.token_version < me.token_version:
         raise auth.revoked()
     pending = int(replies[-1] or 0)
@@ -258,7 +232,7 @@ async def home(ctx: Context, principal: Principal, one_call: bool = True) -> Hom
         replies = await run_commands(ctx, [c for batch in batches for c in batch])
         at = 0
         for dep, batch in zip(me.companions, batches, strict=True):
-            dependants.append(_Read.of_pipeline(dep, replies[at : at + len(batch)], now, copies, unknown))
+            dependants.append(_Read.of_pipeline(dep, replies[at : at + len(batch)], now, unknown))
             at += len(batch)
     wanted = sorted({r.stay[1] for r in (me, *dependants) if r.stay})
     names = {}
