@@ -25,7 +25,10 @@ from venues import registry
 from venues.model import Venue
 
 ScopeCode = Annotated[
-    str, msgspec.Meta(pattern=r"^(\d{6}|\d{9}|\d{12})?$", description="district, street or community code")
+    str,
+    msgspec.Meta(
+        pattern=r"^([0-9]{6}|[0-9]{9}|[0-9]{12})?\Z", description="district, street or community code"
+    ),
 ]
 
 

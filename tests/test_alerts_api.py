@@ -149,7 +149,7 @@ async def test_exposure_sites_api_feeds_the_rule(
         await tracing.post("/v1/exposure-sites", json={**body, "venue_id": 999}, headers=tracer)
     ).status_code == 404
     bad = {**body, "until": format_ms(since - 1)}
-    assert (await tracing.post("/v1/exposure-sites", json=bad, headers=tracer)).status_code == 400
+    assert (await tracing.post("/v1/exposure-sites", json=bad, headers=tracer)).status_code == 422
     assert (
         await tracing.post("/v1/exposure-sites", json={**body, "since": "8pm"}, headers=tracer)
     ).status_code == 400

@@ -99,7 +99,7 @@ async def test_registration_needs_the_code_of_that_phone(
     challenge, code = await request_code(ingest, settings, "13800000001")
     base = {"name": "李雷", "id_number": id_number(2), "challenge_id": challenge}
     wrong_phone = await ingest.post("/v1/residents", json={**base, "phone": "13800000002", "otp": code})
-    assert wrong_phone.status_code == 400 and wrong_phone.json()["reason"] == "otp_wrong"
+    assert wrong_phone.status_code == 422 and wrong_phone.json()["reason"] == "otp_wrong"
     no_code = await ingest.post(
         "/v1/residents", json={"name": "李雷", "phone": "13800000001", "id_number": id_number(2)}
     )
@@ -158,7 +158,7 @@ async def test_five_wrong_codes_lock_the_challenge(ingest: AsyncTestClient[Any],
     lefts = []
     for _ in range(5):
         r = await ingest.post("/v1/residents", json={**body, "otp": wrong})
-        assert r.status_code == 400 and r.json()["reason"] == "otp_wrong", r.text
+        assert r.status_code == 422 and r.json()["reason"] == "otp_wrong", r.text
         lefts.append(r.json()["attempts_left"])
     assert lefts == [4, 3, 2, 1, 0]
     r = await ingest.post("/v1/residents", json={**body, "otp": code})

@@ -26,7 +26,7 @@ from checkin.residents.service import Registered, RegisterIn
 from tests.support.api_contract import apps
 from tests.support.browser import chromium
 from tests.support.servers import ingest_server, tracing_server
-from tests.support.values import free_port
+from tests.support.values import ADMIN_KEY, free_port
 from tracing.api.alerts import SEVERITIES
 from tracing.api.trace import ContactOut, ContactsRequest, VisitOut
 from tracing.rules.alerts import Alert
@@ -199,3 +199,37 @@ def test_swagger_ui_draws_both_apis_with_other_hosts_unreachable(
                 page.screenshot(path=str(SHOTS / f"schema-{name}-{width}x{height}.png"))
                 page.close()
             assert refused == []
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_swagger_authorize_takes_a_bearer_key_and_try_it_out_answers_200(tmp_path: Path, prefix: str) -> None:
+    """The documents declare the bearer scheme: Swagger UI's Authorize takes the admin key, and "Try it
+    out" on a protected route (GET /v1/keys) sends it and shows the 200."""
+    with ingest_server(tmp_path, prefix) as (base, _keyring, _log), chromium() as browser:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(base + "/schema")
+        page.locator(".swagger-ui .auth-wrapper .authorize").click()
+        dialog = page.locator(".swagger-ui .dialog-ux .modal-ux")
+        dialog.locator("input#auth-bearer-value").fill(ADMIN_KEY)
+        dialog.locator("button.authorize").click()
+        dialog.locator("h6", has_text="Authorized").wait_for(timeout=5_000)
+        dialog.locator("button.btn-done").click()
+
+        route = page.locator(
+            ".opblock-get", has=page.locator(".opblock-summary-path", has_text=re.compile(r"^/v1/keys$"))
+        )
+        assert route.locator(".authorization__btn svg.locked").count() == 1  # the route needs the scheme
+        route.locator(".opblock-summary-control").click()
+        route.locator("button.try-out__btn").click()
+        route.locator("button.execute").click()
+        live = route.locator(".live-responses-table tbody .response-col_status").first
+        live.wait_for(timeout=20_000)
+        assert live.inner_text().strip() == "200"
+        assert (
+            '"role": "admin"' not in route.locator(".live-responses-table").inner_text()
+        )  # keys listed, no secret
+        curl = route.locator(".curl-command").inner_text()
+        assert "Authorization: Bearer" in curl
+        page.screenshot(path=str(tmp_path / "swagger-authorize.png"))
+        page.close()

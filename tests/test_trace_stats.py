@@ -53,7 +53,7 @@ async def test_stats_count_stays_once_per_hour_district_and_venue(
     assert (await tracing.get("/v1/stats/districts", params=window, headers=tracer)).status_code == 403
     bad = {"since": iso(base), "until": iso(base - 1)}
     r = await tracing.get("/v1/stats/scans-per-hour", params=bad, headers=analyst)
-    assert r.status_code == 400 and "before" in r.json()["detail"]
+    assert r.status_code == 422 and "before" in r.json()["detail"]
     r = await tracing.get("/v1/stats/scans-per-hour", params={"district": "62"}, headers=analyst)
     assert r.status_code == 400 and "district" in r.json()["detail"]
     r = await tracing.get("/v1/stats/venues", params={"limit": 0}, headers=analyst)

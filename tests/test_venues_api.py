@@ -124,8 +124,6 @@ async def test_create_get_patch_deactivate(
     [
         ({"lat": 91}, "lat"),
         ({"lon": -181}, "lon"),
-        ({"street": "620103001"}, "not in district"),
-        ({"community": "620102002001"}, "not in street"),
         ({"district": "62010"}, "district"),
         ({"type": "casino"}, "type"),
         ({"name": "   "}, "blank"),
@@ -142,6 +140,20 @@ async def test_bad_venue_bodies_are_400(
     assert r.status_code == 400, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert needle in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("over", "needle"),
+    [({"street": "620103001"}, "not in district"), ({"community": "620102002001"}, "not in street")],
+)
+async def test_a_place_outside_its_hierarchy_is_422(
+    ingest: AsyncTestClient[Any], over: dict[str, Any], needle: str
+) -> None:
+    """Each code has its form (the schema says so: 400 otherwise); a street outside its district is a
+    rule between two members no schema states (422 place_hierarchy)."""
+    r = await ingest.post("/v1/venues", json={**body(5), **over}, headers=admin_headers())
+    assert r.status_code == 422, r.text
+    assert r.json()["reason"] == "place_hierarchy" and needle in r.json()["detail"]
 
 
 async def test_unknown_and_bad_ids(ingest: AsyncTestClient[Any]) -> None:

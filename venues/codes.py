@@ -45,6 +45,9 @@ TOKEN_BYTES = _BODY.size + _MAC_LEN
 TOKEN_CHARS = 26
 ROTATING_TOKEN_BYTES = _ROTATING_BODY.size + _MAC_LEN
 ROTATING_TOKEN_CHARS = 31
+TOKEN_PATTERN = f"^(?:[A-Za-z0-9_-]{{{TOKEN_CHARS}}}|[A-Za-z0-9_-]{{{ROTATING_TOKEN_CHARS}}})$"
+"""What a venue code looks like (base64url of a poster's or a screen's code); whether this service
+signed it no pattern can tell."""
 
 Kind = Literal["s", "r"]
 """``s`` a printed poster's code, ``r`` a screen's rotating code."""

@@ -22,7 +22,7 @@ from typing import IO, Any
 import msgspec
 import redis
 
-from checkin.platform.errors import BadInput, Forbidden
+from checkin.platform.errors import BadInput, Forbidden, Unprocessable
 from checkin.platform.instants import now_rfc3339, now_us
 from checkin.platform.redis_keys import RedisKeys
 from venues import history, registry
@@ -127,7 +127,7 @@ def parse_row(values: list[str], index: dict[str, int]) -> Venue:
     )
     try:
         registry.validate(venue)
-    except BadInput as exc:
+    except (BadInput, Unprocessable) as exc:
         raise ValueError(exc.detail) from None
     return venue
 

@@ -52,9 +52,10 @@ CSV_COLUMNS: tuple[str, ...] = ("venue_id", *DATA_FIELDS)
 RECORD_COLUMNS: tuple[str, ...] = (*CSV_COLUMNS, "active", "code_version", "updated_at")
 """Every column of a venue record (the ClickHouse `venues` table)."""
 
-District = Annotated[str, msgspec.Meta(pattern=r"^\d{6}$")]
-Street = Annotated[str, msgspec.Meta(pattern=r"^\d{9}$")]
-Community = Annotated[str, msgspec.Meta(pattern=r"^\d{12}$")]
+# \Z: the end of the text (Python's $ also matches before a final line break); the documents say $
+District = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}\Z")]
+Street = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{9}\Z")]
+Community = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{12}\Z")]
 VenueId = Annotated[int, msgspec.Meta(ge=1, le=2**32 - 1)]
 
 

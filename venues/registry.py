@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -18,7 +19,7 @@ import msgspec
 
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, Conflict, Forbidden, Gone, NotFound
+from checkin.platform.errors import BadInput, Conflict, Forbidden, Gone, NotFound, Unprocessable
 from checkin.platform.instants import (
     HOUR_MS,
     format_ms,
@@ -28,6 +29,7 @@ from checkin.platform.instants import (
     now_us,
     parse_instant,
 )
+from checkin.platform.openapi_doc import OPERATOR_TEXT_FORMAT
 from checkin.platform.redis_keys import RedisKeys
 from venues import codes, history, poster, text
 from venues.model import (
@@ -49,18 +51,21 @@ from venues.model import (
 MAX_CODE_VERSION = 2**16 - 1
 CODE_CHECKS = "checkin_venue_code_checks_total"
 MAX_LIST_LIMIT = 200
+COMMUNITY_PREFIX = r"[0-9]{0,12}"
+"""``community`` of a venue list: a district, street or community code prefix (or nothing)."""
 LIST_SCAN_BUDGET = 5000
 """Registry records a name search reads per request before it returns a cursor."""
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=text.MAX_CHARS)]
+_TEXT = {"format": OPERATOR_TEXT_FORMAT}
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=text.MAX_CHARS, extra_json_schema=_TEXT)]
 """Printable text, no web address, no 【】 (:mod:`venues.text`)."""
-Address = Annotated[str, msgspec.Meta(max_length=text.MAX_CHARS)]
+Address = Annotated[str, msgspec.Meta(max_length=text.MAX_CHARS, extra_json_schema=_TEXT)]
 Lat = Annotated[float, msgspec.Meta(ge=-90, le=90)]
 Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 Capacity = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
 Dwell = Annotated[int, msgspec.Meta(ge=MIN_DWELL_MINUTES, le=MAX_DWELL_MINUTES)]
 TestHours = Annotated[int, msgspec.Meta(ge=1, le=8760)]
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=text.MAX_CHARS)]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=text.MAX_CHARS, extra_json_schema=_TEXT)]
 
 OLD_POSTER_MESSAGE = (
     "This venue has a new code and this poster is no longer valid: please ask the venue staff "
@@ -189,6 +194,13 @@ class VenuePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Why the venue closes; required with ``active: false`` and only there (kept in the venue's
     ``closed_reason`` and its history)."""
 
+    # reason goes with {"active": false} and only there (400 reason_required, reason_unexpected)
+    __json_schema_extra__ = {
+        "if": {"properties": {"active": {"const": False}}, "required": ["active"]},
+        "then": {"required": ["reason"]},
+        "else": {"not": {"required": ["reason"]}},
+    }
+
 
 class VenueCode(msgspec.Struct, omit_defaults=True):
     venue_id: int
@@ -261,9 +273,13 @@ def validate(venue: Venue | VenueIn, texts: Sequence[str] = text.TEXT_FIELDS) ->
     if "address" in texts:
         text.check("address", venue.address, required=False)
     if not venue.street.startswith(venue.district):
-        raise BadInput(f"street {venue.street} is not in district {venue.district}")
+        raise Unprocessable(
+            f"street {venue.street} is not in district {venue.district}", reason="place_hierarchy"
+        )
     if not venue.community.startswith(venue.street):
-        raise BadInput(f"community {venue.community} is not in street {venue.street}")
+        raise Unprocessable(
+            f"community {venue.community} is not in street {venue.street}", reason="place_hierarchy"
+        )
     if not (math.isfinite(venue.lat) and math.isfinite(venue.lon)):
         raise BadInput("lat and lon must be finite numbers")
 
@@ -366,7 +382,7 @@ async def list_venues(
     """Venues visible to the caller, by id; ``community`` is a code prefix, ``q`` an id or name part."""
     principal.require("operator")
     limit = max(1, min(limit, MAX_LIST_LIMIT))
-    if community and not community.isdigit():
+    if not re.fullmatch(COMMUNITY_PREFIX, community):
         raise BadInput("community must be a district, street or community code prefix (digits)")
     if principal.role == "operator" and principal.venue_id is not None:
         try:

@@ -50,7 +50,7 @@ def _venue_id(value: int) -> int:
     return value
 
 
-@post("/v1/venues", summary="Register a venue (operator, admin)", tags=TAGS)
+@post("/v1/venues", summary="Register a venue (operator, admin)", tags=TAGS, problems=(409, 422))
 async def create_venue(data: registry.VenueIn, ctx: Context, principal: Principal) -> Venue:
     return await registry.create_venue(ctx, principal, data)
 
@@ -60,7 +60,12 @@ async def list_venues(
     ctx: Context,
     principal: Principal,
     community: Annotated[
-        str, Parameter(description="district, street or community code prefix", max_length=12)
+        str,
+        Parameter(
+            description="district, street or community code prefix",
+            max_length=12,
+            schema_extra={"pattern": f"^{registry.COMMUNITY_PREFIX}$"},
+        ),
     ] = "",
     q: Annotated[
         str, Parameter(description="venue number, or part of the name or address", max_length=100)
@@ -80,6 +85,7 @@ async def get_venue(venue_id: int, ctx: Context, principal: Principal) -> Venue:
     "/v1/venues/{venue_id:int}",
     summary="Change a venue; {active: false, reason} closes it (its codes then answer 410 with the date)",
     tags=TAGS,
+    problems=(422,),
 )
 async def patch_venue(venue_id: int, data: registry.VenuePatch, ctx: Context, principal: Principal) -> Venue:
     return await registry.patch_venue(ctx, principal, _venue_id(venue_id), data)
@@ -121,6 +127,7 @@ async def get_code(venue_id: int, ctx: Context, principal: Principal) -> registr
     status_code=200,
     summary="Issue a new code version; posters with the old code get 410 at check-in",
     tags=TAGS,
+    problems=(409,),
 )
 async def rotate_code(venue_id: int, ctx: Context, principal: Principal) -> registry.VenueCode:
     return await registry.rotate_code(ctx, principal, _venue_id(venue_id))
@@ -232,6 +239,8 @@ async def poster_pdf(
     ),
     tags=TAGS,
     request_max_body_size=None,
+    raw_body=("text/csv", "CSV with the header " + ",".join(importer.COLUMNS)),
+    problems=(422,),
 )
 async def import_venues(
     request: Request[Any, Any, State], ctx: Context, principal: Principal, strict: bool = False

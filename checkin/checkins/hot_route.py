@@ -24,7 +24,7 @@ from litestar.exceptions import ClientException, HTTPException, ValidationExcept
 from litestar.handlers import HTTPRouteHandler
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
-from checkin.platform import json_depth
+from checkin.platform import json_depth, strict_body
 from checkin.platform.context import Context
 
 Answer = Callable[..., Awaitable[Response[bytes]]]
@@ -94,14 +94,9 @@ def decode_body(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
         )
     json_depth.check(body)
     try:
-        return decoder.decode(body)
+        return strict_body.decode(decoder, body)
     except msgspec.ValidationError as exc:
-        text, sep, where = str(exc).rpartition(" - at `$")
-        if sep:
-            key = where.rstrip("`").lstrip(".") or "data"
-        else:
-            text, key = str(exc), "data"
-        raise ValidationException(detail="Validation failed", extra=[{"message": text, "key": key}]) from None
+        raise strict_body.refusal(exc) from None
     except msgspec.DecodeError as exc:
         raise ClientException(detail=str(exc)) from None
 

@@ -21,6 +21,7 @@ from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.instants import from_ms, now_ms
 from checkin.platform.metrics import Metrics
+from checkin.platform.openapi_doc import SECURITY
 from checkin.platform.service import Part
 from checkin.protection import REJECTIONS, guard_of
 from venues import codes
@@ -102,6 +103,8 @@ async def resident_of(ctx: Context, scope: Scope) -> Principal:
     status_code=201,
     summary="Check in at a venue by its code (resident); 200 for a repeat of the same check-in",
     tags=TAGS,
+    security=SECURITY,
+    problems=(404, 410, 422, 429),
     responses={
         201: ResponseSpec(
             data_container=checkins.CheckinOut, description="Checked in", generate_examples=False
@@ -137,6 +140,7 @@ async def post_checkin(data: checkins.CheckinIn, scope: Scope) -> Response[bytes
     status_code=200,
     summary="Upload an offline queue of check-ins (resident); per-item results",
     tags=TAGS,
+    security=SECURITY,
     responses={
         200: ResponseSpec(
             data_container=checkins.BatchOut, description="Per-item results", generate_examples=False
@@ -170,6 +174,7 @@ async def post_batch(data: checkins.BatchIn, scope: Scope) -> Response[bytes]:
     status_code=200,
     summary="End the stay of one of your check-ins (within 12 h of its start)",
     tags=TAGS,
+    problems=(409, 410),
 )
 async def post_checkout(checkin_id: str, ctx: Context, principal: Principal) -> checkins.CheckoutOut:
     principal.require("resident")

@@ -34,6 +34,7 @@ from checkin.platform.errors import (
     NotFound,
     TooManyRequests,
     Unauthenticated,
+    Unprocessable,
 )
 from checkin.platform.instants import now_ms
 from checkin.platform.service import Part
@@ -62,6 +63,7 @@ _encoder = msgspec.json.Encoder()
     status_code=200,
     summary="Upload scans from a venue's door device (device key); per-scan verdicts",
     tags=["sentinel"],
+    problems=(422,),
     responses={
         200: ResponseSpec(
             data_container=checkins.SentinelOut, description="Per-scan verdicts", generate_examples=False
@@ -82,7 +84,9 @@ async def post_scans(
             raise Forbidden(f"this device key is bound to venue {principal.venue_id}")
         target = principal.venue_id
     elif venue_id is None:
-        raise BadInput("venue_id: an admin upload must name the venue (?venue_id=)")
+        raise Unprocessable(
+            "venue_id: an admin upload must name the venue (?venue_id=)", reason="venue_required"
+        )
     else:
         target = venue_id
     with admitted(ctx, "sentinel") as lite:

@@ -42,6 +42,7 @@ from checkin.platform.errors import (
 )
 from checkin.platform.hot_redis import hot_of
 from checkin.platform.instants import format_ms, local_day, to_ms
+from checkin.platform.openapi_doc import VENUE_CODE_FORMAT
 from checkin.protection import REJECTIONS, WINDOW_MS, window_now
 from venues import codes, registry
 
@@ -64,7 +65,7 @@ SCANS = "checkin_scan_entries_total"
 DEDUPES = "checkin_dedupes_total"
 CHECKOUTS = "checkin_checkouts_total"
 
-ClientId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$", examples=["door-2-tablet"])]
+ClientId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}\Z", examples=["door-2-tablet"])]
 PersonId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 Instant = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 
@@ -76,8 +77,19 @@ class Location(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CheckinIn(msgspec.Struct, forbid_unknown_fields=True):
-    code: Annotated[str, msgspec.Meta(max_length=64, examples=["AAAEAAABAT9rcFucpeb3cm_DZw"])]
-    companions: Annotated[list[PersonId], msgspec.Meta(max_length=50, examples=[[100231]])] = []
+    code: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=64,
+            examples=["AAAEAAABAT9rcFucpeb3cm_DZw"],
+            description="A venue code this service signed (base64url, 26 or 31 characters)",
+            extra_json_schema={"format": VENUE_CODE_FORMAT},
+        ),
+    ]
+    companions: Annotated[
+        list[PersonId],
+        msgspec.Meta(max_length=50, examples=[[100231]], extra_json_schema={"uniqueItems": True}),
+    ] = []
     scanned_at: Annotated[Instant | None, msgspec.Meta(examples=["2026-03-15T09:12:40+08:00"])] = None
     client_id: ClientId | None = None
     location: Location | None = None
@@ -87,6 +99,11 @@ class CheckinIn(msgspec.Struct, forbid_unknown_fields=True):
     ) = None
     """The phone page's proof that this screen code was current when it opened it: an expired screen
     code is then taken for ``CHECKIN_ROTATING_REGISTER_S`` and the scan recorded at that instant."""
+
+    def __post_init__(self) -> None:
+        # the schema's uniqueItems, checked while decoding: a batch refuses the item's duplicate whole
+        if len(self.companions) > 1 and len(set(self.companions)) != len(self.companions):
+            raise ValueError("companions: a person is listed twice")
 
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -560,7 +577,10 @@ def persons_of(owner: int, companions: Sequence[int]) -> list[int]:
     if not companions:
         return [owner]
     if owner in companions:
-        raise BadInput("companions: the resident is checked in already; list only family members")
+        raise Unprocessable(
+            "companions: the resident is checked in already; list only family members",
+            reason="self_companion",
+        )
     if len(set(companions)) != len(companions):
         raise BadInput("companions: a person is listed twice")
     return [owner, *companions]

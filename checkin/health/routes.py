@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import delete, get, post, put
+from litestar.params import Body
 
 from checkin.health import service as health
 from checkin.platform.auth import Principal
@@ -42,7 +45,11 @@ async def get_status(person_id: int, ctx: Context, principal: Principal) -> heal
 
 
 @post("/v1/health/tests", status_code=200, summary="Record test results (batch)", tags=TAGS)
-async def post_tests(data: list[health.TestIn], ctx: Context, principal: Principal) -> health.TestsReport:
+async def post_tests(
+    data: Annotated[list[health.TestIn], Body(max_items=health.MAX_TESTS_PER_CALL)],
+    ctx: Context,
+    principal: Principal,
+) -> health.TestsReport:
     principal.require("health")
     report = await health.record_tests(ctx, data)
     if report.accepted:
@@ -50,7 +57,12 @@ async def post_tests(data: list[health.TestIn], ctx: Context, principal: Princip
     return report
 
 
-@put("/v1/watchlist/{person_id:int}", summary="Put a person on the watchlist until a time", tags=TAGS)
+@put(
+    "/v1/watchlist/{person_id:int}",
+    summary="Put a person on the watchlist until a time",
+    tags=TAGS,
+    problems=(422,),
+)
 async def put_watch(
     person_id: int, data: health.WatchIn, ctx: Context, principal: Principal
 ) -> health.HealthState:

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, NotFound
+from checkin.platform.errors import BadInput, NotFound, Unprocessable
 from checkin.platform.instants import format_ms, now_ms, to_ms
 from checkin.platform.persons import person_exists, set_hot_state
 
@@ -131,7 +131,7 @@ async def record_tests(ctx: Context, tests: Sequence[TestIn]) -> TestsReport:
 async def set_watch(ctx: Context, person_id: int, data: WatchIn) -> HealthState:
     until = to_ms(data.until)
     if until <= now_ms():
-        raise BadInput("until: must be in the future")
+        raise Unprocessable("until: must be in the future", reason="in_past")
     await _require_person(ctx, person_id)
     await set_hot_state(ctx, person_id, {"wl": str(until), "wlr": data.reason})
     return await get_state(ctx, person_id)

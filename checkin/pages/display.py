@@ -24,9 +24,10 @@ from string import Template
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, Parameter
 
 from checkin.pages.phone import error_page
@@ -35,6 +36,7 @@ from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import Conflict, DomainError, Forbidden, Gone, Unauthenticated
 from checkin.platform.instants import format_ms, now_ms
+from checkin.platform.openapi_doc import SECURITY
 from checkin.platform.service import Part
 from checkin.platform.static_assets import Asset, read_text
 from venues import qr, registry
@@ -139,7 +141,15 @@ def _refused_page(error: DomainError) -> Response[bytes]:
     )
 
 
-@get("/display/{venue_id:int}", summary="Full-screen rotating code for a tablet at the door", tags=["pages"])
+@get(
+    "/display/{venue_id:int}",
+    summary="Full-screen rotating code for a tablet at the door",
+    tags=["pages"],
+    media_type=MediaType.HTML,
+    security=SECURITY,
+    problems=(409, 410),
+    responses={303: ResponseSpec(None, description="?key= kept in the display's cookie; on to the page")},
+)
 async def display_page(
     venue_id: int, request: Request[Any, Any, State], ctx: Context, key: str | None = None
 ) -> Response[bytes]:
@@ -165,6 +175,8 @@ async def display_page(
     "/display/{venue_id:int}/code",
     summary="The screen's current code and QR (the venue's device key, header or display cookie)",
     tags=["pages"],
+    security=SECURITY,
+    problems=(409, 410),
 )
 async def display_code(venue_id: int, request: Request[Any, Any, State], ctx: Context) -> Response[bytes]:
     _, venue = await _screen_of(ctx, venue_id, _key_of(request))

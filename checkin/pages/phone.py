@@ -30,15 +30,17 @@ import html
 import logging
 from importlib import resources
 from string import Template
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from litestar import Request, Response, get
+from litestar import MediaType, Request, Response, get
+from litestar.params import Parameter
 from redis.exceptions import RedisError
 
 from checkin.platform.context import Context
 from checkin.platform.errors import Gone, NotFound
 from checkin.platform.instants import now_ms
 from checkin.platform.metrics import Metrics
+from checkin.platform.openapi_doc import VENUE_CODE_FORMAT
 from checkin.platform.service import Part
 from checkin.platform.static_assets import Asset
 from venues import codes, registry
@@ -293,8 +295,20 @@ def setup_metrics(metrics: Metrics) -> None:
     )
 
 
-@get("/v/{token:str}", summary="Phone check-in page for a venue code", tags=["pages"])
-async def checkin_page(token: str, ctx: Context, request: Request[Any, Any, Any]) -> Response[bytes]:
+@get(
+    "/v/{token:str}",
+    summary="Phone check-in page for a venue code",
+    tags=["pages"],
+    media_type=MediaType.HTML,
+    problems=(410,),
+)
+async def checkin_page(
+    token: Annotated[
+        str, Parameter(schema_extra={"pattern": codes.TOKEN_PATTERN, "format": VENUE_CODE_FORMAT})
+    ],
+    ctx: Context,
+    request: Request[Any, Any, Any],
+) -> Response[bytes]:
     lang = lang_of(request)
     t = _TEXT[lang]
     if len(token) > MAX_TOKEN_CHARS:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -53,17 +54,22 @@ def from_ms(ms: int) -> dt.datetime:
     return EPOCH + dt.timedelta(milliseconds=ms)
 
 
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+"""The shape of an RFC 3339 date-time (what the OpenAPI documents call ``format: date-time``)."""
+
+
 def parse_instant(name: str, value: str) -> int:
     """Unix ms of an RFC 3339 instant; a clear 400 naming the parameter otherwise."""
-    text = value.strip()
     try:
-        parsed = dt.datetime.fromisoformat(text.replace("z", "Z"))
+        parsed: dt.datetime | None = dt.datetime.fromisoformat(value.upper())
     except ValueError:
-        raise BadInput(
-            f"{name}: expected an RFC 3339 instant like 2026-11-29T08:15:00Z, got {value!r}"
-        ) from None
-    if parsed.tzinfo is None:
+        parsed = None
+    if parsed is not None and parsed.tzinfo is None:
         raise BadInput(f"{name}: the instant needs a UTC offset (Z or +08:00), got {value!r}")
+    if parsed is None or not RFC3339.fullmatch(value):
+        raise BadInput(f"{name}: expected an RFC 3339 instant like 2026-11-29T08:15:00Z, got {value!r}")
     return to_ms(parsed)
 
 

@@ -34,11 +34,23 @@ PHONE_PURPOSE = "phone"
 PHONE_HASH_PURPOSE = "phone-hash"
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-_ID_RE = re.compile(r"^\d{17}[\dX]$")
-_PHONE_RE = re.compile(r"^(1\d{10}|\+\d{7,15})$")
-_MOBILE_RE = re.compile(r"^1\d{10}$")
-_PHONE_STRIP = str.maketrans("", "", "-()")
+_ID_RE = re.compile(r"^[0-9]{17}[0-9X]$")
+_PHONE_RE = re.compile(r"^(1[0-9]{10}|\+[0-9]{7,15})$")
+_MOBILE_RE = re.compile(r"^1[0-9]{10}$")
 _CHINA_PREFIXES = ("+86", "0086", "86")
+_SEPARATORS = " \t\u00a0\u3000()-"
+"""What a phone may be written with between its digits: spaces (ASCII, tab, no-break, ideographic),
+dashes and brackets."""
+_PHONE_STRIP = str.maketrans("", "", _SEPARATORS)
+_SEP = "[ \\t\\u00a0\\u3000()-]*"
+PHONE_PATTERN = (
+    f"^{_SEP}(?:(?:(?:\\+{_SEP}|0{_SEP}0{_SEP})?8{_SEP}6{_SEP})?1(?:{_SEP}[0-9]){{10}}"
+    f"|\\+(?:{_SEP}[0-9]){{7,15}}){_SEP}$"
+)
+"""The phones :func:`normalise_phone` takes, as a JSON-schema pattern (ECMA: ``$`` is the end of the
+text, ``[0-9]`` what ``\\d`` would be)."""
+ID_NUMBER_PATTERN = "^ *(?:[0-9] *){17}[0-9Xx] *$"
+"""The id numbers :func:`normalise_id_number` takes, as a JSON-schema pattern."""
 MAX_AGE_YEARS = 130
 """A birth date further back than this is no real person's (the id number is made up)."""
 LANG_FIELD = "lang"
@@ -60,7 +72,7 @@ def normalise_id_number(value: str) -> str:
     see :func:`check_digit_ok`.
     """
     text = value.replace(" ", "").upper()
-    if not _ID_RE.match(text):
+    if not _ID_RE.fullmatch(text):
         raise BadInput("id_number: expected 18 characters (17 digits and a check character 0-9 or X)")
     return text
 
@@ -75,15 +87,16 @@ def normalise_phone(value: str, required: bool = True) -> str:
     """The one canonical form of a phone number, used everywhere a phone is stored, hashed or
     limited: a mainland mobile is its 11 digits (``+86 138-0000-0001``, ``0086 13800000001`` and
     ``8613800000001`` are all ``13800000001``); another country's number keeps its ``+`` form.
-    Spaces (any white space), dashes and brackets are dropped. Raises BadInput otherwise."""
-    text = "".join(value.split()).translate(_PHONE_STRIP)
+    Spaces (:data:`_SEPARATORS`), dashes and brackets are dropped. Raises BadInput otherwise
+    (:data:`PHONE_PATTERN` says the same)."""
+    text = value.translate(_PHONE_STRIP)
     if not text and not required:
         return ""
     for prefix in _CHINA_PREFIXES:
-        if text.startswith(prefix) and _MOBILE_RE.match(text[len(prefix) :]):
+        if text.startswith(prefix) and _MOBILE_RE.fullmatch(text[len(prefix) :]):
             text = text[len(prefix) :]
             break
-    if not _PHONE_RE.match(text):
+    if not _PHONE_RE.fullmatch(text):
         raise BadInput("phone: expected an 11-digit mobile number (1xxxxxxxxxx) or +country number")
     return text
 

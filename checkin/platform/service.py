@@ -13,13 +13,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from checkin.platform import auth, json_depth
+from checkin.platform import auth, json_depth, openapi_doc, strict_body
 from checkin.platform.context import Context, get_ctx
 from checkin.platform.metrics import Metrics
+from checkin.platform.openapi_structs import MsgspecStructSchemaPlugin
 from checkin.platform.openapi_ui import render_plugin, swagger_asset
 from checkin.platform.ops import HealthCheck, health_route, metrics_route, redis_check
 from checkin.platform.problems import EXCEPTION_HANDLERS, PROBLEMS
@@ -60,6 +61,13 @@ class Part:
     on_shutdown: Hook | None = None
 
 
+async def _before_request(request: Request[Any, Any, Any]) -> None:
+    """Every body is measured (:mod:`~checkin.platform.json_depth`), then decoded as strictly as the
+    documents describe it (:mod:`~checkin.platform.strict_body`), before the route reads it."""
+    await json_depth.guard(request)
+    await strict_body.check(request)
+
+
 def build_app(
     *,
     service: str,
@@ -74,8 +82,9 @@ def build_app(
 ) -> Litestar:
     """One service app. ``redis`` lets tests pass their own client."""
     cfg = settings or get_settings()
-    handlers: list[Any] = [h for part in parts for h in part.routes]
     checks: dict[str, HealthCheck] = {"redis": redis_check, **(extra_checks or {})}
+    declared: list[Any] = [health_route(checks), metrics_route, *(h for part in parts for h in part.routes)]
+    handlers = [openapi_doc.document(h, {"ctx", "principal", *(dependencies or {})}) for h in declared]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -111,7 +120,7 @@ def build_app(
                 await _bounded("closing Redis", client.aclose())
 
     return Litestar(
-        route_handlers=[health_route(checks), metrics_route, swagger_asset, *handlers],
+        route_handlers=[*openapi_doc.options_answers(handlers), swagger_asset, *handlers],
         lifespan=[lifespan],
         dependencies={
             "ctx": Provide(get_ctx, sync_to_thread=False),
@@ -119,13 +128,15 @@ def build_app(
             **(dependencies or {}),
         },
         exception_handlers=EXCEPTION_HANDLERS,
-        before_request=json_depth.guard,
+        before_request=_before_request,
         openapi_config=OpenAPIConfig(
             title=title,
             version="1.0.0",
             path="/schema",
             render_plugins=[render_plugin()],
+            components=openapi_doc.components(),
         ),
+        plugins=[MsgspecStructSchemaPlugin()],
         request_max_body_size=cfg.max_body_bytes,
         debug=False,
     )

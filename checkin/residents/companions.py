@@ -24,6 +24,7 @@ the ``cmp`` field of the guardian's hot state, which is rewritten on every chang
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
 import msgspec
 
@@ -31,15 +32,20 @@ from checkin import protection
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Conflict, DomainError, Forbidden, NotFound, TooManyRequests
 from checkin.platform.instants import local_day, now_ms
-from checkin.platform.persons import age_on, birth_date, mask_name, normalise_id_number, phone_cipher
+from checkin.platform.persons import (
+    PHONE_PATTERN,
+    age_on,
+    birth_date,
+    mask_name,
+    normalise_id_number,
+    phone_cipher,
+)
 from checkin.residents import otp
 from checkin.residents.guardianship import GUARDIAN_FIELD, active_companions, write_companion_copies
+from checkin.residents.otp import CODE_PATTERN
 from checkin.residents.service import (
-    ChallengeId,
-    IdNumber,
     Name,
-    OtpCode,
-    Phone,
+    NewIdNumber,
     claim_persons,
     identity,
     require_check_digit,
@@ -57,10 +63,33 @@ class CompanionIn(msgspec.Struct, forbid_unknown_fields=True):
     nor an elder; the phone becomes theirs on record when they are new)."""
 
     name: Name
-    id_number: IdNumber
-    phone: Phone = ""
-    challenge_id: ChallengeId | None = None
-    otp: OtpCode | None = None
+    id_number: NewIdNumber
+    phone: Annotated[
+        str, msgspec.Meta(max_length=32, extra_json_schema={"pattern": f"^$|{PHONE_PATTERN}"})
+    ] = ""
+    challenge_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    otp: Annotated[str, msgspec.Meta(max_length=16)] | None = None
+
+    # phone, challenge_id and otp go together (400 otp_missing otherwise): all three or none
+    __json_schema_extra__ = {
+        "anyOf": [
+            {
+                "properties": {
+                    "phone": {"maxLength": 0},
+                    "challenge_id": {"anyOf": [{"type": "null"}, {"maxLength": 0}]},
+                    "otp": {"anyOf": [{"type": "null"}, {"maxLength": 0}]},
+                }
+            },
+            {
+                "required": ["phone", "challenge_id", "otp"],
+                "properties": {
+                    "phone": {"minLength": 1},
+                    "challenge_id": {"type": "string", "minLength": 1},
+                    "otp": {"type": "string", "pattern": CODE_PATTERN},
+                },
+            },
+        ]
+    }
 
 
 class Companion(msgspec.Struct):

@@ -16,19 +16,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
+from typing import Annotated
 
 import msgspec
 
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, DomainError, Gone, TooManyRequests
+from checkin.platform.errors import BadInput, DomainError, Gone, TooManyRequests, Unprocessable
 from checkin.platform.instants import format_ms, local_day, now_ms
-from checkin.platform.persons import normalise_phone, phone_hash
+from checkin.platform.persons import PHONE_PATTERN, normalise_phone, phone_hash
 from checkin.platform.sms import SmsGateway
 
 OTP_PURPOSE = "otp"
 CODE_DIGITS = 6
+CODE_PATTERN = f"^[0-9]{{{CODE_DIGITS}}}$"
 CHALLENGE_TTL_S = 300
 MAX_TRIES = 5
 PER_PHONE_MINUTE = 1
@@ -46,7 +49,9 @@ return {'try', v[1], v[2], tostring(tries)}
 
 
 class OtpRequest(msgspec.Struct, forbid_unknown_fields=True):
-    phone: str
+    phone: Annotated[
+        str, msgspec.Meta(examples=["13800138000"], extra_json_schema={"pattern": PHONE_PATTERN})
+    ]
 
 
 class Challenge(msgspec.Struct):
@@ -125,7 +130,7 @@ async def prove(ctx: Context, raw_phone: str, challenge_id: str | None, code: st
         raise refused(
             ctx, "otp_missing", BadInput("challenge_id and otp: ask for a code first, then send it")
         )
-    if len(challenge_id) > 64 or not code.isdigit() or len(code) != CODE_DIGITS:
+    if len(challenge_id) > 64 or not re.fullmatch(CODE_PATTERN, code):
         raise refused(
             ctx, "otp_malformed", BadInput(f"otp: expected the {CODE_DIGITS}-digit code from the SMS")
         )
@@ -152,7 +157,7 @@ async def prove(ctx: Context, raw_phone: str, challenge_id: str | None, code: st
         raise refused(
             ctx,
             "otp_wrong",
-            BadInput(
+            Unprocessable(
                 "the code is not right for this phone"
                 + (f"; {left} attempt(s) left" if left > 0 else "; ask for a new code"),
                 attempts_left=max(0, left),

@@ -29,8 +29,10 @@ from checkin.platform.errors import (
     TooManyRequests,
     Unauthenticated,
     Unavailable,
+    Unprocessable,
 )
 from checkin.platform.instants import now_ms
+from checkin.platform.openapi_doc import SECURITY
 from checkin.platform.own_visits import OwnVisits, decoder
 from checkin.platform.service import Part
 
@@ -79,6 +81,8 @@ async def ack_notice(notice_id: str, ctx: Context, principal: Principal) -> noti
     summary="Your own stays, newest first, with venue names (resident)",
     description="From the tracing service's store; at most CHECKIN_RETENTION_DAYS back. Rate-limited.",
     tags=TAGS,
+    security=SECURITY,
+    problems=(404, 429),
 )
 async def get_visits(
     request: Request[Any, Any, Any],
@@ -131,6 +135,7 @@ _BY_STATUS: dict[int, type[DomainError]] = {
     401: Unauthenticated,
     403: Forbidden,
     404: NotFound,
+    422: Unprocessable,
     429: TooManyRequests,
 }
 

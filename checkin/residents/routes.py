@@ -68,6 +68,7 @@ async def limit_address(ctx: Context, request: Request[Any, Any, Any]) -> None:
     status_code=202,
     summary="Send a one-time code to a phone (anyone; limited per phone and per address)",
     tags=TAGS,
+    problems=(429,),
 )
 async def request_code(data: otp.OtpRequest, ctx: Context, request: Request[Any, Any, Any]) -> otp.Challenge:
     await limit_address(ctx, request)
@@ -83,6 +84,7 @@ async def request_code(data: otp.OtpRequest, ctx: Context, request: Request[Any,
     "200 only with the phone on its record (409 phone_mismatch otherwise), and a dependant takes "
     "their record over (201, took_over)",
     tags=TAGS,
+    problems=(409, 410, 422, 429),
     responses={
         201: ResponseSpec(
             data_container=residents.Registered,
@@ -169,6 +171,8 @@ def _spool_reader(spool: IO[bytes]) -> Any:
     ),
     tags=TAGS,
     request_max_body_size=None,
+    media_type="application/x-ndjson",
+    raw_body=("application/x-ndjson", 'one {"name", "phone", "id_number"} object a line'),
 )
 async def import_residents(
     request: Request[Any, Any, Any], ctx: Context, principal: Principal, tokens: bool = True
@@ -229,6 +233,7 @@ async def import_residents(
     "or over not yet registered becomes your dependant; anyone else needs the code sent to a phone "
     "they hold (403 consent_required); limited per resident and per address",
     tags=TAGS,
+    problems=(404, 409, 410, 422, 429),
 )
 async def add_companion(
     data: companions.CompanionIn, ctx: Context, principal: Principal, request: Request[Any, Any, Any]

@@ -26,14 +26,17 @@ from typing import Annotated, Any
 
 import msgspec
 
-from checkin.platform import resident_tokens
+from checkin.platform import json_depth, resident_tokens
 from checkin.platform.auth import TOKEN_VERSION_FIELD
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Conflict
 from checkin.platform.hot_redis import run_commands
 from checkin.platform.instants import format_ms, now_ms
 from checkin.platform.keyring import Keyring
+from checkin.platform.openapi_doc import ID_NUMBER_FORMAT, PY_SPACE
 from checkin.platform.persons import (
+    ID_NUMBER_PATTERN,
+    PHONE_PATTERN,
     check_digit_ok,
     id_hash,
     mask_name,
@@ -46,17 +49,45 @@ from checkin.platform.redis_keys import RedisKeys
 from checkin.residents import otp
 from checkin.residents.guardianship import GUARDIAN_FIELD, claim_dependant, hold_guardians
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=50, examples=["张三丰"])]
-Phone = Annotated[str, msgspec.Meta(max_length=32, examples=["13800138000"])]
-IdNumber = Annotated[str, msgspec.Meta(max_length=32, examples=["11010519491231002X"])]
-ChallengeId = Annotated[str, msgspec.Meta(max_length=64)]
-OtpCode = Annotated[str, msgspec.Meta(max_length=16, examples=["482913"])]
+_CONTROL = "\\x00-\\x08\\x0e-\\x1b"
+NAME_PATTERN = f"^[^{_CONTROL}]*[^{_CONTROL}{PY_SPACE}][^{_CONTROL}]*$"
+"""The names :func:`normalise_name` takes: something besides white space, no control character."""
+# The schemas of the identity fields say what the registry's own checks (which name the field and
+# the rule in their 400) take: the decoder enforces only the lengths.
+Name = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=50, examples=["张三丰"], extra_json_schema={"pattern": NAME_PATTERN}
+    ),
+]
+Phone = Annotated[
+    str, msgspec.Meta(max_length=32, examples=["13800138000"], extra_json_schema={"pattern": PHONE_PATTERN})
+]
+IdNumber = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=32, examples=["11010519491231002X"], extra_json_schema={"pattern": ID_NUMBER_PATTERN}
+    ),
+]
+NewIdNumber = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=32,
+        examples=["11010519491231002X"],
+        extra_json_schema={"pattern": ID_NUMBER_PATTERN, "format": ID_NUMBER_FORMAT},
+        description="GB 11643: 17 digits and the check character (0-9 or X) they give (400 id_check_digit)",
+    ),
+]
+ChallengeId = Annotated[str, msgspec.Meta(max_length=64, extra_json_schema={"minLength": 1})]
+OtpCode = Annotated[
+    str, msgspec.Meta(max_length=16, examples=["482913"], extra_json_schema={"pattern": otp.CODE_PATTERN})
+]
 
 
 class RegisterIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     phone: Phone
-    id_number: IdNumber
+    id_number: NewIdNumber
     challenge_id: ChallengeId
     otp: OtpCode
 
@@ -282,6 +313,7 @@ def parse_lines(
         if not raw.strip():
             continue
         try:
+            json_depth.check(raw)  # a line nested too deep is refused before the decoder sees it
             item = _line_decoder.decode(raw)
             good.append((number, identity(keyring, item.name, item.phone, item.id_number)))
         except msgspec.DecodeError as exc:

@@ -33,6 +33,7 @@ from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, NotFound
 from checkin.platform.instants import DAY_MS, format_ms, now_ms
+from checkin.platform.openapi_doc import PY_SPACE
 from checkin.platform.service import Part
 from tracing.api import audit
 from tracing.api.alerts import find_alert, find_in_stream
@@ -74,8 +75,16 @@ class Queue(msgspec.Struct):
     ack_times: list[AckTime]
 
 
+AlertId = Annotated[str, Parameter(schema_extra={"pattern": al.ALERT_ID_RE.pattern})]
+
+
 class ResolveIn(msgspec.Struct, forbid_unknown_fields=True):
-    outcome: str
+    outcome: Annotated[
+        str,
+        msgspec.Meta(
+            extra_json_schema={"pattern": f"^[{PY_SPACE}]*(?:{'|'.join(al.OUTCOMES)})[{PY_SPACE}]*$"}
+        ),
+    ]
     note: Annotated[str, msgspec.Meta(max_length=al.NOTE_MAX)] = ""
 
 
@@ -139,7 +148,7 @@ async def alert_queue(
     ctx: Context,
     store: Store,
     principal: Principal,
-    level: str | None = None,
+    level: Annotated[str | None, Parameter(schema_extra={"enum": list(al.LEVELS)})] = None,
     queue_state: Annotated[Literal["waiting", "acked"], Parameter(query="state")] = "waiting",
     limit: Annotated[int, Parameter(ge=1, le=10_000)] = 500,
 ) -> Queue:
@@ -211,7 +220,7 @@ async def _record(ctx: Context, store: Store, alert: al.Alert, event: str) -> No
     tags=["alerts"],
     status_code=200,
 )
-async def ack_alert(alert_id: str, ctx: Context, store: Store, principal: Principal) -> al.Alert:
+async def ack_alert(alert_id: AlertId, ctx: Context, store: Store, principal: Principal) -> al.Alert:
     alert = await _alert_in_scope(ctx, store, principal, alert_id)
     if alert.acked or alert.resolved:
         return alert
@@ -227,7 +236,7 @@ async def ack_alert(alert_id: str, ctx: Context, store: Store, principal: Princi
     status_code=200,
 )
 async def resolve_alert(
-    alert_id: str, data: ResolveIn, ctx: Context, store: Store, principal: Principal
+    alert_id: AlertId, data: ResolveIn, ctx: Context, store: Store, principal: Principal
 ) -> al.Alert:
     principal.require("analyst")
     outcome = data.outcome.strip()

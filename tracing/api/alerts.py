@@ -43,8 +43,9 @@ from litestar.response import Stream
 from checkin.platform import auth
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput
+from checkin.platform.errors import BadInput, Unprocessable
 from checkin.platform.instants import format_ms, parse_instant
+from checkin.platform.openapi_doc import INSTANT, SECURITY
 from checkin.platform.service import Part
 from checkin.platform.settings import ALERT_KINDS
 from tracing.api import audit
@@ -70,6 +71,11 @@ class AlertList(msgspec.Struct):
 
 
 # --- history -----------------------------------------------------------------------------------------
+
+
+KIND = Parameter(schema_extra={"enum": list(ALERT_KINDS)})
+SEVERITY = Parameter(schema_extra={"enum": list(SEVERITIES)})
+SCOPE = Parameter(query="scope", schema_extra={"pattern": al.SCOPE_PATTERN})
 
 
 def _check_filters(kind: str | None, severity: str | None, scope: str) -> None:
@@ -124,17 +130,18 @@ def query_alerts(
     "/v1/alerts",
     summary="Alert history, newest first (analyst; the key's jurisdiction only)",
     tags=["alerts"],
+    problems=(422,),
 )
 async def list_alerts(
     request: Request[Any, Any, Any],
     ctx: Context,
     store: Store,
     principal: Principal,
-    since: str | None = None,
-    until: str | None = None,
-    kind: str | None = None,
-    severity: str | None = None,
-    scope_prefix: Annotated[str, Parameter(query="scope")] = "",
+    since: Annotated[str | None, INSTANT] = None,
+    until: Annotated[str | None, INSTANT] = None,
+    kind: Annotated[str | None, KIND] = None,
+    severity: Annotated[str | None, SEVERITY] = None,
+    scope_prefix: Annotated[str, SCOPE] = "",
     acked: bool | None = None,
     venue_id: int | None = None,
     limit: Annotated[int, Parameter(ge=1, le=10_000)] = 200,
@@ -145,7 +152,7 @@ async def list_alerts(
     until_ms = parse_instant("until", until) if until else now_ms + 3_600_000
     since_ms = parse_instant("since", since) if since else until_ms - 7 * 86_400_000
     if since_ms >= until_ms:
-        raise BadInput("since must be before until")
+        raise Unprocessable("since must be before until", reason="empty_window")
     found = await asyncio.to_thread(
         query_alerts,
         store,
@@ -461,6 +468,8 @@ async def feed(
     "/v1/alerts/stream",
     summary="Live alerts as Server-Sent Events (analyst); resume with Last-Event-ID; ?key= for EventSource",
     tags=["alerts"],
+    media_type="text/event-stream",
+    security=SECURITY,
 )
 async def alerts_stream(
     request: Request[Any, Any, Any],
@@ -468,9 +477,9 @@ async def alerts_stream(
     store: Store,
     key: str | None = None,
     last_event_id: str | None = None,
-    scope_prefix: Annotated[str, Parameter(query="scope")] = "",
-    kind: str | None = None,
-    severity: str | None = None,
+    scope_prefix: Annotated[str, SCOPE] = "",
+    kind: Annotated[str | None, KIND] = None,
+    severity: Annotated[str | None, SEVERITY] = None,
 ) -> Stream:
     authorization = request.headers.get("authorization") or (f"Bearer {key}" if key else None)
     principal = await auth.authenticate(ctx, authorization)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get
+from litestar.params import Parameter
 
 from checkin.platform.auth import Principal
 from checkin.platform.client_address import client_address
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, Unavailable
+from checkin.platform.errors import BadInput, Unavailable, Unprocessable
 from checkin.platform.instants import format_ms, now_ms, parse_instant
+from checkin.platform.openapi_doc import INSTANT
 from checkin.platform.service import Part
 from tracing.storage.store import Store, StoreError
 
@@ -142,15 +144,16 @@ def read(
     "/v1/audit",
     summary="Read the trace audit log (admin), newest first",
     tags=["tracing"],
+    problems=(422,),
 )
 async def get_audit(
     store: Store,
     principal: Principal,
-    since: str | None = None,
-    until: str | None = None,
+    since: Annotated[str | None, INSTANT] = None,
+    until: Annotated[str | None, INSTANT] = None,
     actor: str = "",
     action: str = "",
-    limit: int = 100,
+    limit: Annotated[int, Parameter(ge=1, le=10_000)] = 100,
 ) -> AuditPage:
     principal.require("admin")
     if not 1 <= limit <= 10_000:
@@ -158,7 +161,7 @@ async def get_audit(
     until_ms = parse_instant("until", until) if until else now_ms() + 1
     since_ms = parse_instant("since", since) if since else until_ms - 30 * 86_400_000
     if since_ms >= until_ms:
-        raise BadInput("since must be before until")
+        raise Unprocessable("since must be before until", reason="empty_window")
     entries = await asyncio.to_thread(read, store, since_ms, until_ms, actor, action, limit)
     return AuditPage(entries=entries, count=len(entries))
 

@@ -24,10 +24,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, delete, get, post
+from litestar.params import Parameter
 
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, NotFound
+from checkin.platform.errors import BadInput, NotFound, Unprocessable
 from checkin.platform.instants import format_ms, parse_instant
 from checkin.platform.service import Part
 from tracing.api import audit
@@ -43,8 +44,8 @@ NoticeLevel = Literal["inform", "test", "isolate"]
 
 class ExposureSiteIn(msgspec.Struct, forbid_unknown_fields=True):
     venue_id: Annotated[int, msgspec.Meta(ge=1, le=2**32 - 1)]
-    since: str
-    until: str
+    since: Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
+    until: Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
     level: NoticeLevel = "inform"
     message: Annotated[str, msgspec.Meta(max_length=500)] = ""
@@ -123,7 +124,9 @@ async def load_sites(ctx: Context) -> list[StoredSite]:
     return sorted(out, key=lambda s: s.site_id)
 
 
-@post("/v1/exposure-sites", summary="Flag a venue for a period (tracer)", tags=["alerts"])
+@post(
+    "/v1/exposure-sites", summary="Flag a venue for a period (tracer)", tags=["alerts"], problems=(404, 422)
+)
 async def create_site(
     data: ExposureSiteIn, request: Request[Any, Any, Any], ctx: Context, store: Store, principal: Principal
 ) -> ExposureSiteOut:
@@ -131,9 +134,9 @@ async def create_site(
     since_ms = parse_instant("since", data.since)
     until_ms = parse_instant("until", data.until)
     if since_ms >= until_ms:
-        raise BadInput("since must be before until")
+        raise Unprocessable("since must be before until", reason="empty_window")
     if until_ms - since_ms > MAX_PERIOD_DAYS * 86_400_000:
-        raise BadInput(f"the period may span at most {MAX_PERIOD_DAYS} days")
+        raise Unprocessable(f"the period may span at most {MAX_PERIOD_DAYS} days", reason="window_too_long")
     raw = await ctx.redis.hgetall(ctx.keys.venue(data.venue_id))
     if not raw:
         raise NotFound(f"no venue {data.venue_id}")
@@ -216,7 +219,11 @@ async def list_sites(
 
 @delete("/v1/exposure-sites/{site_id:str}", summary="Remove an exposure site (tracer)", tags=["alerts"])
 async def delete_site(
-    site_id: str, request: Request[Any, Any, Any], ctx: Context, store: Store, principal: Principal
+    site_id: Annotated[str, Parameter(schema_extra={"pattern": SITE_ID_RE})],
+    request: Request[Any, Any, Any],
+    ctx: Context,
+    store: Store,
+    principal: Principal,
 ) -> None:
     principal.require("tracer")
     if not re.fullmatch(SITE_ID_RE, site_id):

@@ -17,7 +17,7 @@ from litestar.params import Parameter
 
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, TooManyRequests, Unavailable
+from checkin.platform.errors import TooManyRequests, Unavailable, Unprocessable
 from checkin.platform.instants import DAY_MS, format_ms, now_ms
 from checkin.platform.own_visits import OwnVisit, OwnVisits
 from checkin.platform.service import Part
@@ -68,7 +68,10 @@ async def own_visits(
 ) -> OwnVisits:
     principal.require("resident")
     if days > ctx.settings.retention_days:
-        raise BadInput(f"days: at most {ctx.settings.retention_days} (stays are kept that long)")
+        raise Unprocessable(
+            f"days: at most {ctx.settings.retention_days} (stays are kept that long)",
+            reason="beyond_retention",
+        )
     pid = principal.person_id or 0
     until = now_ms() + 1
     await limit(ctx, pid, until)

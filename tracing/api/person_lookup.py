@@ -11,7 +11,7 @@ contact details can be read; otherwise an id number alone would yield the phone 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, post
@@ -20,19 +20,38 @@ from checkin.platform import persons
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Unavailable
+from checkin.platform.openapi_doc import PY_SPACE
+from checkin.platform.persons import ID_NUMBER_PATTERN, PHONE_PATTERN
 from checkin.platform.service import Part
 from tracing.api import audit
-from tracing.api.trace import check_reason
+from tracing.api.trace import REASON_PATTERN, check_reason
 from tracing.queries import trace
 from tracing.storage.store import Store, StoreError
 
 MAX_MATCHES = 20
 
 
+_BLANK = f"^[{PY_SPACE}]*$"
+
+
 class LookupRequest(msgspec.Struct, forbid_unknown_fields=True):
-    reason: str
+    reason: Annotated[str, msgspec.Meta(extra_json_schema={"pattern": REASON_PATTERN})]
     id_number: str = ""
     phone: str = ""
+
+    # exactly one of id_number or phone (400 otherwise), each in the form the registry takes
+    __json_schema_extra__ = {
+        "anyOf": [
+            {
+                "required": ["id_number"],
+                "properties": {"id_number": {"pattern": ID_NUMBER_PATTERN}, "phone": {"pattern": _BLANK}},
+            },
+            {
+                "required": ["phone"],
+                "properties": {"phone": {"pattern": PHONE_PATTERN}, "id_number": {"pattern": _BLANK}},
+            },
+        ]
+    }
 
 
 class PersonMatch(msgspec.Struct):

@@ -121,6 +121,7 @@ def write_regions(store: Store, names: dict[str, str]) -> ImportAnswer:
     summary="Import names of districts, streets and communities (CSV code,name; admin)",
     description="Body: CSV lines `code,name` (header optional). A bad line refuses the whole file (400).",
     tags=["regions"],
+    raw_body=("text/csv", "lines of code,name (a header line code,name may come first)"),
 )
 async def import_regions(request: Request[Any, Any, Any], store: Store, principal: Principal) -> ImportAnswer:
     principal.require("admin")

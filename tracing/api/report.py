@@ -30,8 +30,16 @@ async def report(
     store: Store,
     principal: Principal,
     period: Literal["day", "month"],
-    date: str,
-    scope_code: Annotated[str | None, Parameter(query="scope")] = None,
+    date: Annotated[
+        str,
+        Parameter(
+            description="YYYY-MM-DD (a month report takes any day of the month, or YYYY-MM)",
+            schema_extra={"format": "date"},
+        ),
+    ],
+    scope_code: Annotated[
+        str | None, Parameter(query="scope", schema_extra={"pattern": al.SCOPE_PATTERN})
+    ] = None,
     top: Annotated[int, Parameter(ge=1, le=10_000)] = 20,
 ) -> Report:
     principal.require("analyst")

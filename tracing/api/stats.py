@@ -9,15 +9,18 @@ days). A scoped key counts only stays at venues in its jurisdiction. Every read 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import re
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get
+from litestar.params import Parameter
 
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, Unavailable
+from checkin.platform.errors import BadInput, Unavailable, Unprocessable
 from checkin.platform.instants import DAY_MS, format_ms, now_ms, parse_instant
+from checkin.platform.openapi_doc import INSTANT
 from checkin.platform.service import Part
 from tracing.api import audit
 from tracing.queries import trace
@@ -71,9 +74,9 @@ def _window(since: str | None, until: str | None) -> tuple[int, int]:
     until_ms = parse_instant("until", until) if until else now_ms() + 1
     since_ms = parse_instant("since", since) if since else until_ms - DAY_MS
     if since_ms >= until_ms:
-        raise BadInput("since must be before until")
+        raise Unprocessable("since must be before until", reason="empty_window")
     if until_ms - since_ms > MAX_WINDOW_DAYS * DAY_MS:
-        raise BadInput(f"the window may span at most {MAX_WINDOW_DAYS} days")
+        raise Unprocessable(f"the window may span at most {MAX_WINDOW_DAYS} days", reason="window_too_long")
     return since_ms, until_ms
 
 
@@ -148,8 +151,14 @@ async def _call(fn: Any, *args: Any) -> Any:
         raise Unavailable(f"the statistics store failed: {exc}", retry_after=5) from exc
 
 
+DISTRICT = Parameter(
+    description="a 6-digit district code (empty: every district)",
+    schema_extra={"anyOf": [{"maxLength": 0}, {"pattern": "^[0-9]{6}$"}]},
+)
+
+
 def _check_district(district: str) -> str:
-    if district and not (len(district) == 6 and district.isdigit()):
+    if district and not re.fullmatch(r"[0-9]{6}", district):
         raise BadInput(f"district must be a 6-digit code, got {district!r}")
     return district
 
@@ -170,15 +179,20 @@ async def _audit(
     await audit.record(ctx, store, principal, "stats", "", params, rows, audit.client_ip(request))
 
 
-@get("/v1/stats/scans-per-hour", summary="Scans per hour by district (analyst)", tags=["stats"])
+@get(
+    "/v1/stats/scans-per-hour",
+    summary="Scans per hour by district (analyst)",
+    tags=["stats"],
+    problems=(422,),
+)
 async def get_scans_per_hour(
     request: Request[Any, Any, Any],
     ctx: Context,
     store: Store,
     principal: Principal,
-    since: str | None = None,
-    until: str | None = None,
-    district: str = "",
+    since: Annotated[str | None, INSTANT] = None,
+    until: Annotated[str | None, INSTANT] = None,
+    district: Annotated[str, DISTRICT] = "",
 ) -> ScansPerHour:
     principal.require("analyst")
     since_ms, until_ms = _window(since, until)
@@ -194,14 +208,19 @@ async def get_scans_per_hour(
     )
 
 
-@get("/v1/stats/districts", summary="Scans and distinct persons per district (analyst)", tags=["stats"])
+@get(
+    "/v1/stats/districts",
+    summary="Scans and distinct persons per district (analyst)",
+    tags=["stats"],
+    problems=(422,),
+)
 async def get_districts(
     request: Request[Any, Any, Any],
     ctx: Context,
     store: Store,
     principal: Principal,
-    since: str | None = None,
-    until: str | None = None,
+    since: Annotated[str | None, INSTANT] = None,
+    until: Annotated[str | None, INSTANT] = None,
 ) -> DistrictStats:
     principal.require("analyst")
     since_ms, until_ms = _window(since, until)
@@ -210,16 +229,16 @@ async def get_districts(
     return DistrictStats(since=format_ms(since_ms), until=format_ms(until_ms), rows=rows)
 
 
-@get("/v1/stats/venues", summary="Busiest venues (analyst)", tags=["stats"])
+@get("/v1/stats/venues", summary="Busiest venues (analyst)", tags=["stats"], problems=(422,))
 async def get_venues(
     request: Request[Any, Any, Any],
     ctx: Context,
     store: Store,
     principal: Principal,
-    since: str | None = None,
-    until: str | None = None,
-    limit: int = 20,
-    district: str = "",
+    since: Annotated[str | None, INSTANT] = None,
+    until: Annotated[str | None, INSTANT] = None,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 20,
+    district: Annotated[str, DISTRICT] = "",
 ) -> VenueStats:
     principal.require("analyst")
     if not 1 <= limit <= 1000:

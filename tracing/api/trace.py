@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import time
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import Parameter
 
 from checkin.platform import persons
 from checkin.platform.auth import Principal
@@ -32,6 +34,7 @@ from checkin.platform.errors import (
     Unprocessable,
 )
 from checkin.platform.instants import DAY_MS, format_ms, now_ms, parse_instant, to_ms
+from checkin.platform.openapi_doc import INSTANT, trimmed
 from checkin.platform.service import Part
 from tracing.api import audit, purpose
 from tracing.api.csv_export import LocalTime, csv_response, csv_text
@@ -41,12 +44,28 @@ from tracing.storage.store import Store, StoreError
 MAX_WINDOW_DAYS = 60
 MAX_SITES = 100
 MAX_REASON_CHARS = 500
+REASON_PATTERN = trimmed(MAX_REASON_CHARS)
+"""Why the trace is run (written to the audit log): 1 to 500 characters besides surrounding spaces."""
+REASON_REQUIRED = {"required": ["reason"]}
+"""A request struct whose ``reason`` defaults to "" only so that its absence gets the 400 that says
+why it is needed (:func:`check_reason`): the documents call it required."""
+PERSON_ID_PATTERN = r"^[0-9]{1,20}$"
+PersonId = Annotated[str, Parameter(description="a person id", schema_extra={"pattern": PERSON_ID_PATTERN})]
+ReasonQuery = Annotated[
+    str,
+    Parameter(
+        required=True,
+        description="why the trace is run (written to the audit log)",
+        schema_extra={"pattern": REASON_PATTERN},
+    ),
+]
+FORMAT = Parameter(schema_extra={"enum": ["json", "csv"]})
 CONTACTS_PAGE = 1_000
 """Contacts returned per list unless the request sets ``limit``."""
 MAX_CONTACTS_PAGE = 100_000
 U64_MAX = 2**64 - 1
 
-UInt64 = Annotated[int, msgspec.Meta(ge=0)]
+UInt64 = Annotated[int, msgspec.Meta(ge=0, extra_json_schema={"maximum": U64_MAX})]
 """Upper bound checked by hand: msgspec bounds must fit in an int64."""
 UInt32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
 Instant = Annotated[dt.datetime, msgspec.Meta(tz=True)]
@@ -59,12 +78,19 @@ class ContactsRequest(msgspec.Struct, forbid_unknown_fields=True):
     person_id: Annotated[UInt64, msgspec.Meta(examples=[100230])]
     since: Annotated[Instant, msgspec.Meta(examples=["2026-03-01T00:00:00Z"])]
     until: Annotated[Instant, msgspec.Meta(examples=["2026-03-15T00:00:00Z"])]
-    reason: Annotated[str, msgspec.Meta(examples=["case 2026-0314-07: positive test on 14 March"])] = ""
+    reason: Annotated[
+        str,
+        msgspec.Meta(
+            examples=["case 2026-0314-07: positive test on 14 March"],
+            extra_json_schema={"pattern": REASON_PATTERN},
+        ),
+    ] = ""
     depth: Literal[1, 2] = 1
     min_overlap_minutes: Annotated[int, msgspec.Meta(ge=0, le=720)] = 15
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_CONTACTS_PAGE)] = CONTACTS_PAGE
     """Rows per list (contacts, second_degree); the totals count all of them."""
     offset: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = 0
+    __json_schema_extra__ = REASON_REQUIRED
 
 
 class SiteIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -74,8 +100,9 @@ class SiteIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ExposuresRequest(msgspec.Struct, forbid_unknown_fields=True):
-    sites: list[SiteIn]
-    reason: str = ""
+    sites: Annotated[list[SiteIn], msgspec.Meta(extra_json_schema={"minItems": 1, "maxItems": MAX_SITES})]
+    reason: Annotated[str, msgspec.Meta(extra_json_schema={"pattern": REASON_PATTERN})] = ""
+    __json_schema_extra__ = REASON_REQUIRED
 
 
 class VisitOut(msgspec.Struct):
@@ -165,16 +192,22 @@ def check_reason(reason: str | None) -> str:
 
 def check_window(since_ms: int, until_ms: int, what: str = "window") -> None:
     if since_ms >= until_ms:
-        raise BadInput(f"{what}: since ({format_ms(since_ms)}) must be before until ({format_ms(until_ms)})")
+        raise Unprocessable(
+            f"{what}: since ({format_ms(since_ms)}) must be before until ({format_ms(until_ms)})",
+            reason="empty_window",
+        )
     if until_ms - since_ms > MAX_WINDOW_DAYS * DAY_MS:
-        raise BadInput(
-            f"{what}: at most {MAX_WINDOW_DAYS} days, got {(until_ms - since_ms) / DAY_MS:.1f} days"
+        raise Unprocessable(
+            f"{what}: at most {MAX_WINDOW_DAYS} days, got {(until_ms - since_ms) / DAY_MS:.1f} days",
+            reason="window_too_long",
         )
 
 
 def parse_person_id(raw: str) -> int:
-    if not raw.isdigit() or int(raw) > U64_MAX:
+    if not re.fullmatch(PERSON_ID_PATTERN, raw):
         raise BadInput(f"person_id must be an unsigned 64-bit integer, got {raw!r}")
+    if int(raw) > U64_MAX:  # no one has it
+        raise NotFound(f"no person {raw}")
     return int(raw)
 
 
@@ -218,16 +251,21 @@ async def _require_person(
 # --- routes ---------------------------------------------------------------------------------------
 
 
-@get("/v1/trace/persons/{person_id:str}/visits", summary="Timeline of a person's stays", tags=["tracing"])
+@get(
+    "/v1/trace/persons/{person_id:str}/visits",
+    summary="Timeline of a person's stays",
+    tags=["tracing"],
+    problems=(422,),
+)
 async def get_visits(
     request: Request[Any, Any, Any],
     ctx: Context,
     store: Store,
     principal: Principal,
-    person_id: str,
-    reason: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
+    person_id: PersonId,
+    reason: ReasonQuery = "",
+    since: Annotated[str | None, INSTANT] = None,
+    until: Annotated[str | None, INSTANT] = None,
 ) -> VisitsResponse:
     principal.require("tracer")
     pid = parse_person_id(person_id)
@@ -280,7 +318,13 @@ def _contact_out(c: trace.Contact, second: bool, names: dict[int, str]) -> Conta
     )
 
 
-@post("/v1/trace/contacts", summary="Contacts of a person (depth 1 or 2)", tags=["tracing"], status_code=200)
+@post(
+    "/v1/trace/contacts",
+    summary="Contacts of a person (depth 1 or 2)",
+    tags=["tracing"],
+    status_code=200,
+    problems=(404, 422),
+)
 async def post_contacts(
     request: Request[Any, Any, Any], data: ContactsRequest, ctx: Context, store: Store, principal: Principal
 ) -> ContactsResponse:
@@ -351,6 +395,7 @@ async def post_contacts(
     summary="Exposure screening of sites (JSON or ?format=csv)",
     tags=["tracing"],
     status_code=200,
+    problems=(422,),
 )
 async def post_exposures(
     request: Request[Any, Any, Any],
@@ -358,7 +403,7 @@ async def post_exposures(
     ctx: Context,
     store: Store,
     principal: Principal,
-    format: str = "json",
+    format: Annotated[str, FORMAT] = "json",
 ) -> Response[Any]:
     principal.require("tracer")
     why = check_reason(data.reason)
@@ -465,8 +510,8 @@ async def get_contact_details(
     ctx: Context,
     store: Store,
     principal: Principal,
-    person_id: str,
-    reason: str | None = None,
+    person_id: PersonId,
+    reason: ReasonQuery = "",
 ) -> ContactDetails:
     principal.require("tracer")
     pid = parse_person_id(person_id)

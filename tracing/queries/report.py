@@ -24,6 +24,7 @@ import csv
 import datetime as dt
 import html
 import io
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -130,8 +131,10 @@ class Report(msgspec.Struct, kw_only=True):
 def report_day(text: str, period: str) -> dt.date:
     """YYYY-MM-DD (any day of the month for a month report; YYYY-MM is accepted there too)."""
     try:
-        if period == "month" and len(text) == 7:
+        if period == "month" and re.fullmatch(r"[0-9]{4}-[0-9]{2}", text):
             return dt.date.fromisoformat(text + "-01")
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):  # fromisoformat takes more forms
+            raise ValueError(text)
         return dt.date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"expected YYYY-MM-DD, got {text!r}") from None

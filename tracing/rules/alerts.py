@@ -98,7 +98,8 @@ class Alert(msgspec.Struct, kw_only=True):
         return parse_instant("escalated_at", self.escalated_at or self.at)
 
 
-SCOPE_RE = re.compile(r"^\d{0,12}$")
+SCOPE_PATTERN = r"^[0-9]{0,12}$"
+SCOPE_RE = re.compile(SCOPE_PATTERN)
 """A jurisdiction: a hierarchy code prefix (none = the city, 6 digits a district, 9 a street, 12 a
 community)."""
 
