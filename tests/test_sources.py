@@ -339,9 +339,9 @@ async def test_sources_refuse_bad_input_with_clear_problems(
     await problem(403, "tracer", headers=analyst)
     await problem(400, "reason is required", reason=" ")
     await problem(400, "person_ids", person_ids=[1])
-    await problem(400, "at least 2 distinct", person_ids=[1, 1])
+    await problem(422, "at least 2 distinct", person_ids=[1, 1])  # a rule over the items: 422
     await problem(400, "person_ids", person_ids=list(range(1, 502)))
-    await problem(400, "min_cases (3) is more than the 2 cases", min_cases=3)
+    await problem(422, "min_cases (3) is more than the 2 cases", min_cases=3)
     await problem(400, "min_cases", min_cases=1)
     await problem(422, "must be before", until=iso(base - HOUR_MS))
     await problem(422, "at most 60 days", since=iso(base - 61 * 24 * HOUR_MS))

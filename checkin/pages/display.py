@@ -350,6 +350,7 @@ async def _sealed(ctx: Context, venue_id: int, code: str, spend: bool) -> str:
     "/display/{venue_id:int}/setup",
     summary="The page a set-up link opens on the tablet: confirm to make it this venue's door screen",
     tags=["pages"],
+    media_type=MediaType.HTML,
     problems={409: "the venue uses a printed poster", 410: "the link was used or has expired"},
 )
 async def setup_page(
@@ -378,6 +379,7 @@ async def setup_page(
     status_code=303,
     summary="Confirm a set-up link: the tablet keeps the venue's device key and shows the door screen",
     tags=["pages"],
+    media_type=MediaType.HTML,
     problems={409: "the venue uses a printed poster", 410: "the link was used or has expired"},
 )
 async def redeem_setup(

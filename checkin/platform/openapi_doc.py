@@ -33,7 +33,7 @@ import copy
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 from litestar import MediaType, Response
@@ -197,13 +197,15 @@ class DocumentedOperation(Operation):
     """An operation whose refusals carry ``Retry-After`` where they have one, and a page's refusals
     their ``text/html`` form beside the problem+json one."""
 
+    PAGE: ClassVar[bool] = False
+    """A page: a route whose media type is ``text/html`` (its success may be a redirect)."""
+    BODY: ClassVar[RequestBody | None] = None
+    """The body a route reads itself."""
+
     def __post_init__(self) -> None:
+        if self.BODY is not None:
+            self.request_body = self.BODY
         answers = self.responses or {}
-        page = any(
-            isinstance(answer, DocResponse) and answer.content and PAGE_TYPE in next(iter(answer.content))
-            for status, answer in answers.items()
-            if status.startswith("2")
-        )
         for status, answer in answers.items():
             if (
                 not isinstance(answer, DocResponse)
@@ -213,7 +215,7 @@ class DocumentedOperation(Operation):
                 continue
             if status in ("429", "503"):
                 answer.headers = {**(answer.headers or {}), **RETRY_AFTER}
-            if page:
+            if self.PAGE:
                 answer.content = {
                     f"{PAGE_TYPE}; charset=utf-8": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
                     **answer.content,
@@ -237,25 +239,22 @@ def document(handler: HTTPRouteHandler, dependencies: Iterable[str] = ()) -> HTT
         if status not in declared
     }
     out.responses = {**declared, **problems}
+    page = str(getattr(handler.media_type, "value", handler.media_type)).startswith(PAGE_TYPE)
     raw_body = handler.opt.get(RAW_BODY_OPT)
-    out.operation_class = DocumentedOperation if raw_body is None else _with_body(*raw_body)
-    return out
-
-
-def _with_body(media_type: str, description: str) -> type[Operation]:
-    body = RequestBody(
-        content={media_type: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, min_length=1))},
-        description=description,
-        required=True,
+    if not page and raw_body is None:
+        out.operation_class = DocumentedOperation
+        return out
+    body = None
+    if raw_body is not None:
+        media_type, description = raw_body
+        schema = Schema(type=OpenAPIType.STRING, min_length=1)
+        body = RequestBody(
+            content={media_type: OpenAPIMediaType(schema=schema)}, description=description, required=True
+        )
+    out.operation_class = dataclass(
+        type("RouteOperation", (DocumentedOperation,), {"PAGE": page, "BODY": body})
     )
-
-    @dataclass
-    class RawBodyOperation(DocumentedOperation):
-        def __post_init__(self) -> None:
-            super().__post_init__()
-            self.request_body = body
-
-    return RawBodyOperation
+    return out
 
 
 def options_answers(handlers: Sequence[Any]) -> list[HTTPRouteHandler]:

@@ -26,7 +26,16 @@ from checkin.platform.instants import format_ms, now_ms, to_ms
 from checkin.platform.service import Part
 from tracing.api import audit, purpose
 from tracing.api.csv_export import LocalTime, csv_response, csv_text, ids_text, names_text
-from tracing.api.trace import U64_MAX, Instant, UInt64, check_reason, check_window
+from tracing.api.trace import (
+    FORMAT,
+    REASON_PATTERN,
+    REASON_REQUIRED,
+    U64_MAX,
+    Instant,
+    UInt64,
+    check_reason,
+    check_window,
+)
 from tracing.queries import sources as sq
 from tracing.queries import trace
 from tracing.storage.store import Store, StoreError
@@ -40,10 +49,17 @@ class SourcesRequest(msgspec.Struct, forbid_unknown_fields=True):
     """The cases (2..500 distinct person ids)."""
     since: Annotated[Instant, msgspec.Meta(examples=["2026-03-01T00:00:00Z"])]
     until: Annotated[Instant, msgspec.Meta(examples=["2026-03-15T00:00:00Z"])]
-    reason: Annotated[str, msgspec.Meta(examples=["cluster 2026-0314: twelve positives in Chengguan"])] = ""
+    reason: Annotated[
+        str,
+        msgspec.Meta(
+            examples=["cluster 2026-0314: twelve positives in Chengguan"],
+            extra_json_schema={"pattern": REASON_PATTERN},
+        ),
+    ] = ""
     min_cases: Annotated[int, msgspec.Meta(ge=sq.MIN_CASES, le=sq.MAX_CASES)] = sq.MIN_CASES
     """A venue or person counts when at least this many cases were there / met them."""
     min_overlap_minutes: Annotated[int, msgspec.Meta(ge=0, le=720)] = 15
+    __json_schema_extra__ = REASON_REQUIRED
 
 
 class CaseStayOut(msgspec.Struct):
@@ -107,6 +123,7 @@ async def _run(ctx: Context, kind: str, fn: Any, *args: Any, **kwargs: Any) -> A
     summary="Source tracing of a cluster of cases: common venues and possible sources (JSON or ?format=csv)",
     tags=["tracing"],
     status_code=200,
+    problems=(404, 422),
 )
 async def post_sources(
     request: Request[Any, Any, Any],
@@ -114,7 +131,7 @@ async def post_sources(
     ctx: Context,
     store: Store,
     principal: Principal,
-    format: str = "json",
+    format: Annotated[str, FORMAT] = "json",
 ) -> Response[Any]:
     principal.require("tracer")
     why = check_reason(data.reason)
@@ -123,10 +140,15 @@ async def post_sources(
     if any(p > U64_MAX for p in data.person_ids):
         raise BadInput("person_ids must be unsigned 64-bit integers")
     cases = sorted(set(data.person_ids))
+    # rules between the items and the members, which no schema states: 422
     if len(cases) < sq.MIN_CASES:
-        raise BadInput(f"person_ids: name at least {sq.MIN_CASES} distinct cases")
+        raise Unprocessable(
+            f"person_ids: name at least {sq.MIN_CASES} distinct cases", reason="too_few_cases"
+        )
     if data.min_cases > len(cases):
-        raise BadInput(f"min_cases ({data.min_cases}) is more than the {len(cases)} cases named")
+        raise Unprocessable(
+            f"min_cases ({data.min_cases}) is more than the {len(cases)} cases named", reason="min_cases"
+        )
     since_ms, until_ms = to_ms(data.since), to_ms(data.until)
     check_window(since_ms, until_ms)
     params: dict[str, Any] = {
