@@ -104,18 +104,19 @@ local function current_ends(rec)
 end
 
 -- A new stay of one person of check-in `cid` (their hot state at `pkey`): its row, after the end
--- rows of the stays it ends.
-local function open_stay(pid, pkey, cid, vid, at, at_s, dw, dw_s, place, scan, rnt)
+-- rows of the stays it ends. `base` is its own end (at + dwell), `base_s` the same as text.
+local function open_stay(pid, pkey, cid, vid, at, at_s, base, base_s, dw_s, d, s, c, vlat, vlon, src,
+                         owner, lat, lon, acc, rnt)
   local ps = state(pkey)
   local st, vd, rs, wl, nt = judge(ps, rnt, at, now, unknown, lite)
-  local tail = table.concat({dw_s, place[1], place[2], place[3], st, vd, rs, scan[1], scan[2], wl,
-    scan[3], scan[4], scan[5], place[4], place[5], now_s}, '\t')
-  local base = at + dw * 1000
-  local s = stay_open(stays_of(pid), pid, cid, vid, at, at_s, base, string.format('%d', base), tail,
-    stream)
+  local list = stays_of(pid)
+  local pos, e_s, by = stay_place(list, at, base, base_s)
+  local row = table.concat({'0', cid, pid, vid, at_s, e_s, dw_s, d, s, c, st, vd, rs, src, owner, wl, lat,
+    lon, acc, vlat, vlon, now_s, by}, '\t')
+  redis.call('XADD', stream, '*', 'scan', row)
+  stay_insert(list, pos, at, at_s, base_s, e_s, row, stream)
   moved[pid] = true
-  redis.call('XADD', stream, '*', 'scan', stay_row(s, pid))
-  return {pid, st, vd, rs, wl, ps[5] or '', nt, at_s, s.e_s, stay_ended_by(s)}
+  return {pid, st, vd, rs, wl, ps[5] or '', nt, at_s, e_s, by}
 end
 
 local function foreign_of(own_state, a, np, skip)
@@ -150,13 +151,12 @@ local function repeat_of(pcid, rnt, k, a, at, at_s, own_state, dkey)
     if bad then return 'foreign', bad end
     if not fits(caller_budget, #added) then return 'rate', 'caller' end
     if not fits(address_budget, #added) then return 'rate', 'address' end
-    local place = {rec.d, rec.s, rec.c, rec.vlat, rec.vlon}
-    local scan = {ARGV[a + 6], ARGV[a + 12], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]}
-    local dw = tonumber(rec.dw)
+    local base = at + tonumber(rec.dw) * 1000
+    local base_s = string.format('%d', base)
     for _, j in ipairs(added) do
-      local pid = ARGV[a + 11 + j]
-      rec.p[#rec.p + 1] = open_stay(pid, KEYS[k + 3 + j], rec.cid, rec.vid, at, at_s, dw, rec.dw,
-        place, scan, rnt)
+      rec.p[#rec.p + 1] = open_stay(ARGV[a + 11 + j], KEYS[k + 3 + j], rec.cid, rec.vid, at, at_s, base,
+        base_s, rec.dw, rec.d, rec.s, rec.c, rec.vlat, rec.vlon, ARGV[a + 6], ARGV[a + 12], ARGV[a + 7],
+        ARGV[a + 8], ARGV[a + 9], rnt)
     end
     spend(caller_budget, #added)
     spend(address_budget, #added)
@@ -221,11 +221,11 @@ local function one(k, a)
   local end_s = string.format('%d', at + dw * 1000)
   local d, s, c = v[3] or '', v[4] or '', v[5] or ''
   local vlat, vlon = v[6] or '', v[7] or ''
-  local place = {d, s, c, vlat, vlon}
-  local scan = {src, owner, lat, lon, acc}
+  local base = at + dw * 1000
   local people = {}
   for j = 1, np do
-    people[j] = open_stay(ARGV[a + 11 + j], KEYS[k + 3 + j], cid, vid, at, at_s, dw, dw_s, place, scan, rnt)
+    people[j] = open_stay(ARGV[a + 11 + j], KEYS[k + 3 + j], cid, vid, at, at_s, base, end_s, dw_s, d, s, c,
+      vlat, vlon, src, owner, lat, lon, acc, rnt)
   end
   spend(caller_budget, np)
   spend(address_budget, np)

@@ -28,7 +28,7 @@ for _, p in ipairs(rec.p) do
   local s = stay_find(list, tonumber(start), rec.cid)
   if s then
     if now > tonumber(start) then
-      stay_check_out(list, s, p[1], now, KEYS[1])
+      stay_check_out(list, s, now, KEYS[1])
       redis.call('SET', key, stays_text(list, 0), 'KEEPTTL')
     end
     p[9], p[10] = s.e_s, stay_ended_by(s)

@@ -10,21 +10,21 @@
 -- come in time, at the cost of one read and one write per person and call.
 --
 -- The string: entries separated by ';', oldest first; an entry is
---   at | base end | base kind | row version | end | checkin_id | venue_id | tail
+--   at | base end | base kind | row version | end | row
 -- where base end is the stay's own end (natural, or the check-out instant), base kind '' or
--- 'checkout', end = min(base end, start of the person's next stay), and tail the stay's scan line
--- after end_at (checkin/platform/scan_stream.py's LAYOUT: dwell_s .. received_at), so an end row
--- can be written for a stay whose check-in record has expired. An end row is the stay's line with
--- the next version (255 at most), the new end_at and ended_by; ClickHouse keeps the highest version
--- (tracing/storage/schema.py).
+-- 'checkout', end = min(base end, start of the person's next stay), and row the stay's latest scan
+-- line (checkin/platform/scan_stream.py's LAYOUT), so an end row can be written for a stay whose
+-- check-in record has expired: the row with the next version (255 at most), the new end_at and
+-- ended_by. ClickHouse keeps the highest version (tracing/storage/schema.py).
 --
 -- Within one call a person's list is parsed once and written once (a batch may carry hundreds of a
--- person's scans): stays_list() / stays_text().
+-- person's scans): stays_list() / stays_text(). The functions allocate as little as they can: every
+-- table and string here is garbage the script's Lua collector must sweep.
 
 local MAX_ROW_VERSION = 255
 
--- Parse the string into a list of stays, oldest first: {at = number, raw = entry}; the other fields are
--- read by stay_full() only for the stays a scan touches.
+-- Parse the string into a list of stays, oldest first: {at = number, raw = entry}; the rest is read
+-- by stay_full() only for the stays a scan touches.
 local function stays_list(text)
   local out = {}
   if not text or text == '' then return out end
@@ -35,16 +35,21 @@ local function stays_list(text)
 end
 
 local function stay_full(s)
-  if s.cid then return s end
-  local at_s, base, kind, ver, e, cid, vid, tail =
-    string.match(s.raw, '^(%d+)|(%d+)|([%a_]*)|(%d+)|(%d+)|([^|]*)|([^|]*)|(.*)$')
-  s.at_s, s.base_s, s.kind, s.ver, s.e_s = at_s, base, kind, tonumber(ver), e
-  s.base, s.e, s.cid, s.vid, s.tail = tonumber(base), tonumber(e), cid, vid, tail
+  if s.row then return s end
+  local at_s, base_s, kind, ver, e_s, row = string.match(s.raw, '^(%d+)|(%d+)|([%a_]*)|(%d+)|(%d+)|(.*)$')
+  s.at_s, s.base_s, s.kind, s.ver, s.e_s, s.row = at_s, base_s, kind, tonumber(ver), e_s, row
+  s.base, s.e = tonumber(base_s), tonumber(e_s)
   return s
 end
 
-local function stay_encode(s)
-  s.raw = table.concat({s.at_s, s.base_s, s.kind, s.ver, s.e_s, s.cid, s.vid, s.tail}, '|')
+local function stay_ended_by(s)
+  if s.e < s.base then return 'next_stay' end
+  return s.kind
+end
+
+-- The check-in id in a stay's row.
+local function stay_cid(s)
+  return string.match(stay_full(s).row, '^%d+\t([^\t]*)')
 end
 
 -- The kept stays as their string, those that started before `oldest` left out.
@@ -54,27 +59,6 @@ local function stays_text(list, oldest)
     if s.at >= oldest then parts[#parts + 1] = s.raw end
   end
   return table.concat(parts, ';')
-end
-
-local function stay_ended_by(s)
-  if s.e < s.base then return 'next_stay' end
-  return s.kind
-end
-
-local function stay_row(s, pid)
-  return table.concat({s.ver, s.cid, pid, s.vid, s.at_s, s.e_s, s.tail, stay_ended_by(s)}, '\t')
-end
-
-local function set_end(s, e)
-  s.e = e
-  s.e_s = string.format('%d', e)
-end
-
--- A new end (or base) of a kept stay: the next row version, written to `stream`.
-local function stay_ended(s, pid, stream)
-  s.ver = math.min(s.ver + 1, MAX_ROW_VERSION)
-  stay_encode(s)
-  redis.call('XADD', stream, '*', 'scan', stay_row(s, pid))
 end
 
 -- The position in `list` (oldest first) of the first stay starting strictly after `at`
@@ -88,30 +72,39 @@ local function stay_after(list, at)
   return lo
 end
 
--- Open a stay of person `pid` at `at` (`at_s` its text) in the kept stays `list` (changed in
--- place): end the stays just before it that run past its start (end rows to `stream`) and cut it
--- at the person's next stay. Returns the stay (its end and ended_by are those of its check-in row).
-local function stay_open(list, pid, cid, vid, at, at_s, base_end, base_s, tail, stream)
-  local new = {at = at, at_s = at_s, base = base_end, base_s = base_s, kind = '', ver = 0,
-    e = base_end, e_s = base_s, cid = cid, vid = vid, tail = tail}
+-- A kept stay whose end or base changed: its row with the next version and the new end, written to
+-- `stream`, and its entry.
+local function stay_ended(s, stream)
+  s.ver = math.min(s.ver + 1, MAX_ROW_VERSION)
+  local mid, rest = string.match(s.row, '^%d+\t([^\t]*\t[^\t]*\t[^\t]*\t[^\t]*)\t%d+\t(.*)\t[%a_]*$')
+  s.row = s.ver .. '\t' .. mid .. '\t' .. s.e_s .. '\t' .. rest .. '\t' .. stay_ended_by(s)
+  s.raw = s.at_s .. '|' .. s.base_s .. '|' .. s.kind .. '|' .. s.ver .. '|' .. s.e_s .. '|' .. s.row
+  redis.call('XADD', stream, '*', 'scan', s.row)
+end
+
+-- Where a new stay at `at` goes in `list`, and its end and ended_by (the next stay may cut it).
+local function stay_place(list, at, base, base_s)
   local pos = stay_after(list, at)
   local nxt = list[pos]
-  if nxt and nxt.at < base_end then set_end(new, nxt.at) end
-  -- the stays just before (several only when they share their start)
+  if nxt and nxt.at < base then return pos, string.match(nxt.raw, '^%d+'), 'next_stay' end
+  return pos, base_s, ''
+end
+
+-- Put the new stay (its row already written) in `list` at `pos`, and end the stays just before it
+-- that run past its start (several only when they share their start).
+local function stay_insert(list, pos, at, at_s, base_s, e_s, row, stream)
   local i = pos - 1
   while i >= 1 and list[i].at == at do i = i - 1 end
   local before = list[i] and list[i].at
   while i >= 1 and list[i].at == before do
     local s = stay_full(list[i])
     if s.e > at then
-      set_end(s, at)
-      stay_ended(s, pid, stream)
+      s.e, s.e_s = at, at_s
+      stay_ended(s, stream)
     end
     i = i - 1
   end
-  stay_encode(new)
-  table.insert(list, pos, new)
-  return new
+  table.insert(list, pos, {at = at, raw = at_s .. '|' .. base_s .. '||0|' .. e_s .. '|' .. row})
 end
 
 -- The kept stay of check-in `cid` starting at `at`, or nil (older than `keep`, or opened before
@@ -120,22 +113,22 @@ local function stay_find(list, at, cid)
   for i = stay_after(list, at) - 1, 1, -1 do
     local s = list[i]
     if s.at ~= at then return nil end
-    if stay_full(s).cid == cid then return s end
+    if stay_cid(s) == cid then return s end
   end
   return nil
 end
 
 -- A check-out at `c` of a kept stay: the check-out replaces its base end, the next stay still cuts
 -- it. Writes an end row only when the end or its cause changed.
-local function stay_check_out(list, s, pid, c, stream)
+local function stay_check_out(list, s, c, stream)
   local before_e, before_by = s.e, stay_ended_by(s)
   s.base, s.base_s, s.kind = c, string.format('%d', c), 'checkout'
-  set_end(s, c)
+  s.e, s.e_s = c, s.base_s
   local nxt = list[stay_after(list, s.at)]
-  if nxt and nxt.at < c then set_end(s, nxt.at) end
+  if nxt and nxt.at < c then s.e, s.e_s = nxt.at, string.match(nxt.raw, '^%d+') end
   if s.e ~= before_e or stay_ended_by(s) ~= before_by then
-    stay_ended(s, pid, stream)
+    stay_ended(s, stream)
   else
-    stay_encode(s)
+    s.raw = s.at_s .. '|' .. s.base_s .. '|' .. s.kind .. '|' .. s.ver .. '|' .. s.e_s .. '|' .. s.row
   end
 end
