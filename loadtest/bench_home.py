@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=1000, help="requests a second to drive")
     parser.add_argument("--seconds", type=int, default=30)
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--residents", type=int, default=20_000)
     parser.add_argument("--venues", type=int, default=2_000)
     parser.add_argument("--family", type=int, default=3, help="every n-th resident has dependants")
@@ -213,9 +213,10 @@ def main(argv: list[str] | None = None) -> int:
             probe = run_wrk(url, script(delay), 3, args.connections)
             loop_ms = args.connections * 1000 / max(probe.rps, 1.0)
             delay = max(0.0, delay + 0.8 * (target_ms - loop_ms))
-        cpu0 = _cpu_s(proc.pid)
+        cpu0, load0 = _cpu_s(proc.pid), os.getloadavg()[0]
         result: WrkResult = run_wrk(url, script(delay), args.seconds, args.connections)
         server_us = (_cpu_s(proc.pid) - cpu0) / max(1.0, result.rps * result.seconds) * 1e6
+        load = max(load0, os.getloadavg()[0])
     finally:
         if proc is not None:
             stop(proc)
@@ -224,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"GET /v1/residents/me: {result.rps:,.0f} req/s for {result.seconds:.0f} s, {result.non2xx} non-2xx, "
         f"{result.errors} socket errors; p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms "
-        f"(target < {TARGET_P99_MS:.0f} ms); server CPU {server_us:.0f} us a request",
+        f"(target < {TARGET_P99_MS:.0f} ms); server CPU {server_us:.0f} us a request; "
+        f"load average {load:.1f} on {os.cpu_count()} cores",
         flush=True,
     )
     if args.quick:
@@ -233,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         f"one granian process, wrk -c{args.connections} paced to {result.rps:,.0f} req/s "
         f"for {args.seconds} s, "
         f"{result.non2xx} non-2xx; {args.residents:,} residents, every {args.family}rd with "
-        f"{args.dependants} dependants; p50 {result.p50_ms:.2f} ms; server CPU {server_us:.0f} us a request"
+        f"{args.dependants} dependants; p50 {result.p50_ms:.2f} ms; server CPU {server_us:.0f} us a request; "
+        f"machine load average {load:.1f} on {os.cpu_count()} cores during the run"
     )
     record(
         "home",

@@ -214,6 +214,13 @@ async def test_the_open_stay_is_the_newest_kept_stay_that_has_begun_and_not_ende
     def kept(*stays: tuple[str, int, int, int]) -> str:
         return ";".join(f"{start}|{end}||0|{end}|{cid}|{vid}|{tail}" for cid, vid, start, end in stays)
 
+    def kept_rows(*stays: tuple[str, int, int, int]) -> str:
+        """The layout where an entry ends with the stay's whole scan line."""
+        return ";".join(
+            f"{start}|{end}||0|{end}|0\t{cid}\t{a}\t{vid}\t{start}\t{end}\t{tail}"
+            for cid, vid, start, end in stays
+        )
+
     # a: an earlier stay (ended by the next one), the open one, and one a few minutes ahead
     sync_redis.set(
         keys.stays(a),
@@ -235,6 +242,17 @@ async def test_the_open_stay_is_the_newest_kept_stay_that_has_begun_and_not_ende
             assert (mine.open_stay.checkin_id, mine.open_stay.venue_name) == ("c2", "老王牛肉面馆")
             theirs = await home(ctx, Principal(role="resident", person_id=b), one_call=one_call)
             assert theirs.open_stay is None
+        # entries that end with the stay's whole scan line
+        sync_redis.set(
+            keys.stays(a),
+            kept_rows(
+                ("e1", 7312, now - 7_200_000, now - 600_000), ("e2", 7311, now - 600_000, now + 60_000)
+            ),
+        )
+        for one_call in (True, False):
+            mine = await home(ctx, Principal(role="resident", person_id=a), one_call=one_call)
+            assert mine.open_stay is not None
+            assert (mine.open_stay.checkin_id, mine.open_stay.venue_id) == ("e2", 7311)
     finally:
         hot = hot_of(ctx)
         if hot is not None:

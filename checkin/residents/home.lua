@@ -12,9 +12,9 @@ local pid, now = ARGV[1], tonumber(ARGV[2])
 local pstate, stays, person, venue, shards = ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 
 -- The newest stay that has begun, from the person's kept stays (checkin/checkins/stays.lua): the
--- string of ';'-separated entries start|base end|kind|version|end|check-in id|venue id|tail, or, kept
--- from before that layout, the members of a sorted set (base end|kind|version|end|check-in id TAB
--- person TAB venue TAB start|tail).
+-- string of ';'-separated entries start|base end|kind|version|end|..., where ... is the stay's scan
+-- line or check-in id|venue id|the line's tail; or, kept from before that layout, the members of a
+-- sorted set (base end|kind|version|end|check-in id TAB person TAB venue TAB start|tail).
 local function newest(members, text)
   local best = nil
   local function consider(start, e, cid, vid)
@@ -26,8 +26,14 @@ local function newest(members, text)
   end
   if text then
     for entry in string.gmatch(text, '[^;]+') do
-      local start, e, cid, vid = string.match(entry, '^(%d+)|%d+|[%a_]*|%d+|(%d+)|([^|]*)|(%d+)|')
-      if start then consider(tonumber(start), tonumber(e), cid, tonumber(vid)) end
+      local start, e, rest = string.match(entry, '^(%d+)|%d+|[%a_]*|%d+|(%d+)|(.*)$')
+      if start then
+        -- the rest is the stay's scan line (version TAB check-in id TAB person TAB venue ...), or
+        -- check-in id|venue id|the line's tail
+        local cid, vid = string.match(rest, '^([^|\t]*)|(%d+)|')
+        if not cid then cid, vid = string.match(rest, '^%d+\t([^\t]*)\t%d+\t(%d+)\t') end
+        if cid then consider(tonumber(start), tonumber(e), cid, tonumber(vid)) end
+      end
     end
   end
   return best

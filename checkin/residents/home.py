@@ -112,13 +112,20 @@ def _person_commands(ctx: Context, person_id: int) -> list[tuple[Any, ...]]:
 
 def _stays(texts: Sequence[Any]) -> list[tuple[int, int, str, int]]:
     """(start, end, check-in id, venue id) of the person's kept stays: the entries of the string,
-    ``start|base end|kind|version|end|check-in id|venue id|tail``, ';'-separated."""
+    ``start|base end|kind|version|end|...`` (';'-separated), where ``...`` is the stay's scan line
+    (version, check-in id, person, venue, ... tab-separated) or ``check-in id|venue id|tail``."""
     out: list[tuple[int, int, str, int]] = []
     for text in texts:
         for entry in _text(text).split(";") if text else ():
-            parts = entry.split("|", 7)
+            parts = entry.split("|", 5)
             try:
-                out.append((int(parts[0]), int(parts[4]), parts[5], int(parts[6])))
+                start, end, rest = int(parts[0]), int(parts[4]), parts[5]
+                cid, sep, after = rest.partition("|")
+                if sep and "\t" not in cid:  # check-in id|venue id|tail
+                    out.append((start, end, cid, int(after.partition("|")[0])))
+                else:  # the scan line: version, check-in id, person, venue, ...
+                    line = rest.split("\t", 4)
+                    out.append((start, end, line[1], int(line[3])))
             except (ValueError, IndexError):
                 continue
     return out
