@@ -204,7 +204,7 @@ async def test_repeat_scans_are_the_same_check_in(
     # the new check-in ended the first stay where it began (one place at a time)
     ends = [e for e in events if e.kind == "out"]
     assert [(e.checkin_id, e.end_ms, e.ended_by, e.version) for e in ends] == [
-        (cid, events[-1].at_ms, "next_stay", 1)
+        (cid, [e for e in events if e.kind == "in"][-1].at_ms, "next_stay", 1)
     ]
     r = await ingest.get("/metrics")
     assert 'checkin_dedupes_total{source="phone"} 2' in r.text
