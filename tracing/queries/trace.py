@@ -450,20 +450,26 @@ def _contacts_round(
     if not stays:
         return [], 0
     per_person, params = overlaps_sql(store, stays, exclude, min_ms, scope)
-    limit = ""
-    if page.limit is not None:
-        limit = " LIMIT {limit:UInt64} OFFSET {offset:UInt64}"
+    if page.limit is None:
+        # Every row: the total is their number, no window needed.
+        sql = (
+            "SELECT person, overlap, first, arraySort(venues), arraySort(via), 0 "
+            f"FROM ({per_person}) ORDER BY overlap DESC, person"
+        )
+    else:
         params.update({"limit": page.limit, "offset": page.offset})
-    sql = (
-        "SELECT person, overlap, first, arraySort(venues), arraySort(via), count() OVER () "
-        f"FROM ({per_person}) "
-        f"ORDER BY overlap DESC, person{limit}"
-    )
+        sql = (
+            "SELECT person, overlap, first, arraySort(venues), arraySort(via), count() OVER () "
+            f"FROM ({per_person}) ORDER BY overlap DESC, person "
+            "LIMIT {limit:UInt64} OFFSET {offset:UInt64}"
+        )
     rows = store.rows(sql, params, FINAL_SETTINGS)
     found = [
         Contact(int(p), int(overlap), int(first), [int(v) for v in venues], [int(o) for o in via])
         for p, overlap, first, venues, via, _total in rows
     ]
+    if page.limit is None:
+        return page.cut(found), len(found)
     if rows:
         return found, int(rows[0][5])
     if not page.offset:
