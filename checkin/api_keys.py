@@ -38,6 +38,12 @@ class KeyRequest(msgspec.Struct, forbid_unknown_fields=True):
     scope: ScopeCode = ""
     venue_id: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] | None = None
 
+    # a device key is bound to a venue (400 otherwise)
+    __json_schema_extra__ = {
+        "if": {"properties": {"role": {"const": "device"}}, "required": ["role"]},
+        "then": {"required": ["venue_id"], "properties": {"venue_id": {"type": "integer"}}},
+    }
+
 
 class KeyCreated(msgspec.Struct):
     key: str

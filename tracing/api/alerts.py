@@ -59,7 +59,8 @@ HEARTBEAT_S = 15.0
 NAMES_TTL_S = 600.0
 NAMES_CACHED = 200_000
 QUEUE_LIMIT = 10_000
-STREAM_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
+STREAM_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+STREAM_ID_RE = re.compile(STREAM_ID_PATTERN)
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -476,7 +477,7 @@ async def alerts_stream(
     ctx: Context,
     store: Store,
     key: str | None = None,
-    last_event_id: str | None = None,
+    last_event_id: Annotated[str | None, Parameter(schema_extra={"pattern": STREAM_ID_PATTERN})] = None,
     scope_prefix: Annotated[str, SCOPE] = "",
     kind: Annotated[str | None, KIND] = None,
     severity: Annotated[str | None, SEVERITY] = None,
