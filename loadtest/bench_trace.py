@@ -398,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     end = dt.datetime.combine(today, dt.time(0), dt.UTC)
     api = Api(store, data_dir, args.days)
     rng = random.Random(args.seed)
+    load_before = os.getloadavg()[0]
     try:
         res = run_queries(api, rng, args.queries, args.persons, args.venues, end)
     finally:
@@ -408,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     scale = f"{rows / 1e6:.1f} M stays ({args.generator} history), {args.days} days, 14-day window, {merged}"
     scale += ", embedded engine, API in process, first page of 1,000 rows per list with whole-list totals"
     scale += f", cumulative overlap >= 15 min, index persons of --seed {args.seed}"
+    scale += (
+        f", machine load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+        "(others' work shares the cores)"
+    )
     figures = [
         Figure(
             "contacts depth 1 p95",
