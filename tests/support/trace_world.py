@@ -305,7 +305,7 @@ def reference_sources(
             item["stays"] = [{"person_id": s.person_id, "at": iso(s.at), "end_at": iso(s.end)} for s in there]
         common.append(item)
     common.sort(key=lambda v: (-len(v["cases"]), -v["together_seconds"], v["venue_id"]))
-    possible = []
+    possible: list[dict[str, Any]] = []
     for person, theirs in by_person.items():
         if person in chosen:
             continue
