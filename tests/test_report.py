@@ -51,6 +51,7 @@ def stay(
         "lon": 0.0,
         "stream_id": f"{cid}-{version}",
         "received_at": at,
+        "ended_by": "checkout" if version else "natural",
     }
     row.update(kw)
     return [row[name] for name, _ in STAY_COLUMNS]
