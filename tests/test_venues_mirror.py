@@ -53,7 +53,7 @@ async def test_changes_are_mirrored_and_the_queue_drains(
     assert rows[2]["requires_negative_test_hours"] is None and rows[2]["active"] == 1
     assert await redis_client.zcard(ctx.keys.venue_mirror_queue()) == 0
 
-    await registry.patch_venue(ctx, ADMIN, 1, registry.VenuePatch(name="改名", active=False))
+    await registry.patch_venue(ctx, ADMIN, 1, registry.VenuePatch(name="改名", active=False, reason="停业"))
     await registry.rotate_code(ctx, ADMIN, 2)
     store.inject_failures(1)
     with pytest.raises(StoreError):
