@@ -129,3 +129,25 @@ def test_depth_counts_brackets_outside_strings_only() -> None:
     assert depth(b'"' + b"[" * 40) == 0  # an unterminated string: the decoder stops there
     batch = b'{"items":[' + b",".join([b'{"code":"c","companions":[1,2],"location":{"lat":1}}'] * 500) + b"]}"
     assert depth(batch) == 4 and not too_deep(batch)
+
+
+async def test_a_deep_line_in_a_resident_import_is_refused_on_its_own(
+    ingest: AsyncTestClient[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """One NDJSON line nested 1,000 levels deep: that line's result says why, the others are imported,
+    and nothing is logged as a traceback."""
+    from tests.support.ingest import id_number
+
+    caplog.set_level(logging.INFO)
+    good = ("{\"name\":\"张三\",\"phone\":\"13900009001\",\"id_number\":\"%s\"}" % id_number(9001)).encode()
+    deep = b"[" * 1000 + b"]" * 1000
+    r = await ingest.post(
+        "/v1/residents/import",
+        content=good + b"\n" + deep + b"\n",
+        headers={**admin_headers(), "content-type": "application/x-ndjson"},
+    )
+    assert r.status_code == 200, r.text
+    results = [line for line in r.text.splitlines() if line.strip()]
+    assert any('"person_id"' in line for line in results)
+    assert any('"line":2' in line and "nested deeper" in line for line in results), results
+    assert tracebacks(caplog) == []
