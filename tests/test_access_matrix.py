@@ -603,7 +603,7 @@ def request_for(w: World, method: str, path: str, role: str) -> tuple[str, dict[
         .replace("{alert_id:str}", "0" * 22)
         .replace("{site_id:str}", w.site_id)
         .replace("{notice_id:str}", "0" * 18)
-        .replace("{name:str}", "app.js")
+        .replace("{name:str}", "main.js")
         .replace("{asset:str}", "swagger-ui.css")
         .replace("{path:str}", "openapi.yaml")
     )
