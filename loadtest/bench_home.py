@@ -31,6 +31,7 @@ import msgspec
 from loadtest.bench_ingest import (
     WrkResult,
     _cpu_s,
+    bench_identities,
     free_port,
     granian,
     lua_list,
@@ -65,10 +66,9 @@ async def seed(env: dict[str, str], residents: int, venues: int, family: int, de
     from checkin.platform import notices, resident_tokens
     from checkin.platform.context import Context
     from checkin.platform.instants import format_ms, now_ms
-    from checkin.platform.persons import id_hash, mask_name, phone_cipher, phone_hash
     from checkin.platform.redis_conn import connect
     from checkin.platform.settings import load_settings
-    from checkin.residents.service import Identity, claim_persons
+    from checkin.residents.service import claim_persons
     from venues.model import Venue
 
     settings = load_settings(env)
@@ -88,23 +88,9 @@ async def seed(env: dict[str, str], residents: int, venues: int, family: int, de
         )
         pipe.hset(ctx.keys.venue(vid), mapping=venue.to_hash())
     await pipe.execute()
-    cipher = phone_cipher(ctx.keyring)
     owners_n = residents
     deps_n = -(-residents // family) * dependants
-    idents = []
-    for i in range(owners_n + deps_n):
-        idn = f"110105{19700101 + i % 28:08d}{i:05d}"[:17] + "X"
-        idh = id_hash(ctx.keyring, f"{idn}{i}")
-        phone = f"139{i:08d}"
-        idents.append(
-            Identity(
-                f"居民{i}",
-                mask_name(f"居民{i}"),
-                cipher.encrypt(phone, idh),
-                idh,
-                phone_hash(ctx.keyring, phone),
-            )
-        )
+    idents = bench_identities(ctx, owners_n + deps_n, serial_digits=5)
     pids: list[int] = []
     for start in range(0, len(idents), 5000):
         pids += [

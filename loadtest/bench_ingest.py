@@ -31,11 +31,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import redis
 
 from loadtest.redis_proc import RedisProcess
+
+if TYPE_CHECKING:
+    from checkin.platform.context import Context
+    from checkin.residents.service import Identity
 from loadtest.results import Figure, record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,14 +264,32 @@ end
 )
 
 
+def bench_identities(ctx: Context, count: int, serial_digits: int) -> list[Identity]:
+    """Registry identities of ``count`` synthetic residents (phone ``139`` + number), ready for
+    ``claim_persons``; ``serial_digits`` keeps the id numbers of earlier recorded runs."""
+    from checkin.platform.persons import id_hash, mask_name, phone_cipher, phone_hash
+    from checkin.residents.service import Identity
+
+    cipher = phone_cipher(ctx.keyring)
+    idents = []
+    for i in range(count):
+        idn = f"110105{19700101 + i % 28:08d}{i:0{serial_digits}d}"[:17] + "X"
+        idh = id_hash(ctx.keyring, f"{idn}{i}")
+        phone = f"139{i:08d}"
+        name = f"居民{i}"
+        idents.append(
+            Identity(name, mask_name(name), cipher.encrypt(phone, idh), idh, phone_hash(ctx.keyring, phone))
+        )
+    return idents
+
+
 async def seed(env: dict[str, str], venues: int, residents: int) -> tuple[list[str], list[str]]:
     """Write venues and residents straight into Redis; return (resident tokens, venue codes)."""
     from checkin.platform import resident_tokens
     from checkin.platform.context import Context
-    from checkin.platform.persons import id_hash, mask_name, phone_cipher, phone_hash
     from checkin.platform.redis_conn import connect
     from checkin.platform.settings import load_settings
-    from checkin.residents.service import Identity, claim_persons
+    from checkin.residents.service import claim_persons
     from venues import codes
     from venues.model import Venue
 
@@ -287,21 +310,7 @@ async def seed(env: dict[str, str], venues: int, residents: int) -> tuple[list[s
         )
         pipe.hset(ctx.keys.venue(vid), mapping=venue.to_hash())
     await pipe.execute()
-    cipher = phone_cipher(ctx.keyring)
-    idents = []
-    for i in range(residents):
-        idn = f"110105{19700101 + i % 28:08d}{i:04d}"[:17] + "X"
-        idh = id_hash(ctx.keyring, f"{idn}{i}")
-        phone = f"139{i:08d}"
-        idents.append(
-            Identity(
-                f"居民{i}",
-                mask_name(f"居民{i}"),
-                cipher.encrypt(phone, idh),
-                idh,
-                phone_hash(ctx.keyring, phone),
-            )
-        )
+    idents = bench_identities(ctx, residents, serial_digits=4)
     tokens: list[str] = []
     ttl = 86400
     for start in range(0, residents, 5000):
