@@ -8,7 +8,6 @@ row cannot be written the caller gets 503 and no data. ``GET /v1/audit``
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Annotated, Any
 
 import msgspec
@@ -18,13 +17,14 @@ from litestar.params import Parameter
 from checkin.platform.auth import Principal
 from checkin.platform.client_address import client_address
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, Unavailable, Unprocessable
+from checkin.platform.errors import BadInput, Unprocessable
 from checkin.platform.instants import format_ms, now_ms, parse_instant
 from checkin.platform.openapi_doc import INSTANT
 from checkin.platform.service import Part
-from tracing.storage.store import Store, StoreError
-
-COLUMNS = ["at", "actor", "role", "action", "reason", "params", "rows", "client_ip"]
+from tracing.storage.audit_log import COLUMNS as COLUMNS
+from tracing.storage.audit_log import record as record
+from tracing.storage.audit_log import write as write
+from tracing.storage.store import Store
 
 
 class AuditEntry(msgspec.Struct):
@@ -47,56 +47,6 @@ def client_ip(request: Request[Any, Any, Any]) -> str:
     """The client address of the request (behind a trusted proxy, the forwarded client's)."""
     ctx: Context = request.app.state["ctx"]
     return client_address(request.scope, ctx.settings.trusted_proxies)
-
-
-def write(
-    store: Store,
-    principal: Principal,
-    action: str,
-    reason: str,
-    params: dict[str, Any],
-    rows: int,
-    ip: str = "",
-) -> None:
-    """Blocking: insert one audit row."""
-    now = dt.datetime.now(dt.UTC)
-    store.insert(
-        "audit",
-        COLUMNS,
-        [
-            [
-                now,
-                principal.key_id,
-                principal.role,
-                action,
-                reason,
-                msgspec.json.encode(params).decode(),
-                max(0, int(rows)),
-                ip,
-            ]
-        ],
-        column_oriented=False,
-    )
-
-
-async def record(
-    ctx: Context,
-    store: Store,
-    principal: Principal,
-    action: str,
-    reason: str,
-    params: dict[str, Any],
-    rows: int,
-    ip: str = "",
-) -> None:
-    """Write the audit row of one trace call; a failure refuses the answer (503)."""
-    try:
-        await asyncio.to_thread(write, store, principal, action, reason, params, rows, ip)
-    except StoreError as exc:
-        ctx.metrics.inc("trace_audit_failures_total")
-        raise Unavailable(
-            "the audit log cannot be written, so no trace data is returned; retry shortly", retry_after=5
-        ) from exc
 
 
 def read(

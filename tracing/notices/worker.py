@@ -31,11 +31,11 @@ from checkin.platform.context import Context
 from checkin.platform.instants import parse_instant
 from checkin.platform.redis_conn import async_client
 from checkin.platform.sms import SmsGateway, gateway_for
-from tracing.api import audit
 from tracing.notices.deliver import SiteFacts, Told, declare_metrics, tell
 from tracing.notices.texts import TextSender
 from tracing.queries import trace
 from tracing.rules.alerts import from_fields
+from tracing.storage import audit_log
 from tracing.storage.store import Store, StoreError
 from tracing.streams.group import GroupReader, consumer_name, fields_of
 from tracing.streams.retry import SystemClock
@@ -133,7 +133,7 @@ class NoticeWorker:
             "turned_yellow": told.turned_yellow,
             "visitors": told.visitors,
         }
-        await audit.record(
+        await audit_log.record(
             self.ctx, self.store, WORKER, "exposure_notices", "exposure site", params, told.notified
         )
         return told

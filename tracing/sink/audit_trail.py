@@ -13,7 +13,7 @@ from checkin.platform import audit_trail
 from checkin.platform.context import Context
 from checkin.platform.instants import from_ms
 from checkin.platform.redis_keys import AUDIT_GROUP
-from tracing.api.audit import COLUMNS
+from tracing.storage.audit_log import COLUMNS
 from tracing.storage.store import Store
 from tracing.streams.table_writer import Table, run_table_writer
 
