@@ -1,7 +1,8 @@
 """Who is calling: the admin key, API keys (stored hashed) and resident tokens.
 
-Handlers take a ``principal`` dependency and call ``principal.require(...)``.
-API-key lookups are cached in process for a few seconds (revocation latency).
+A route states the roles it admits with a guard, ``guards=[requires_role("health")]``; the handler
+takes the ``principal`` dependency when it needs the caller (the guard and the dependency share one
+authentication per request). API-key lookups are cached in process for a few seconds (revocation latency).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from typing import Any, Literal
 
 import msgspec
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
 
 from checkin.platform import resident_tokens
 from checkin.platform.context import Context
@@ -213,7 +217,38 @@ async def authenticate(ctx: Context, authorization: str | None, *, check_version
     return principal
 
 
+_PRINCIPAL = "checkin.principal"
+"""Where a request keeps its authenticated caller (the connection's state)."""
+
+
+async def request_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The authenticated caller of this request, authenticated once and kept for the request."""
+    state = connection.state
+    cached = state.get(_PRINCIPAL)
+    if isinstance(cached, Principal):
+        return cached
+    ctx: Context = connection.app.state["ctx"]
+    principal = await authenticate(ctx, connection.headers.get("authorization"))
+    state[_PRINCIPAL] = principal
+    return principal
+
+
 async def provide_principal(request: Request[Any, Any, State]) -> Principal:
     """Litestar dependency: the authenticated caller of this request."""
-    ctx: Context = request.app.state["ctx"]
-    return await authenticate(ctx, request.headers.get("authorization"))
+    return await request_principal(request)
+
+
+def requires_role(*roles: str) -> Guard:
+    """A route guard admitting these roles (the admin passes every non-resident guard).
+
+    Refuses as ``Principal.require`` does: 401 for a missing, unknown or revoked credential, 403
+    (problem+json ``forbidden``) for a caller of another role. It runs before the body is read.
+    """
+    if not roles:
+        raise ValueError("requires_role needs at least one role")
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        (await request_principal(connection)).require(*roles)
+
+    guard.__name__ = f"requires_role({', '.join(roles)})"
+    return guard
