@@ -21,11 +21,11 @@ from tests.support.trace_world import (
     reference_contacts,
 )
 from tests.support.values import admin_headers
-from tracing.queries import trace
+from tracing.queries import plans
 from tracing.storage.store import Store
 
 PLANS = {"key_ranges": 1_000_000, "venue_days": 0}
-"""``trace.KEY_RANGES_MAX`` that forces each plan whatever the number of ranges."""
+"""``plans.KEY_RANGES_MAX`` that forces each plan whatever the number of ranges."""
 
 
 def _midnight_ms(days_ago: int) -> int:
@@ -35,7 +35,7 @@ def _midnight_ms(days_ago: int) -> int:
 
 @pytest.fixture(params=sorted(PLANS))
 def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(trace, "KEY_RANGES_MAX", PLANS[request.param])
+    monkeypatch.setattr(plans, "KEY_RANGES_MAX", PLANS[request.param])
     return str(request.param)
 
 
@@ -103,8 +103,8 @@ async def test_reach_is_the_longest_stay_at_the_venue_on_the_candidate_days(stor
         ],
     )
     load(store, world)
-    stays = trace.index_stays(store, [1, 3], midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS)
-    reach = {s.owner: s.reach_ms for s in trace.with_reach(store, stays, 12 * HOUR_MS)}
+    stays = plans.index_stays(store, [1, 3], midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS)
+    reach = {s.owner: s.reach_ms for s in plans.with_reach(store, stays, 12 * HOUR_MS)}
     assert reach == {1: 5 * HOUR_MS, 3: 30 * MIN_MS}
 
 
@@ -118,9 +118,9 @@ async def test_index_stays_of_tens_of_thousands_of_persons_pass_in_one_query(sto
     )
     load(store, world)
     persons = list(range(1, 80_001))
-    stays = trace.index_stays(store, persons, midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS)
+    stays = plans.index_stays(store, persons, midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS)
     assert sorted((s.owner, s.at_ms) for s in stays) == [
         (1, midnight + HOUR_MS),
         (79_999, midnight + 2 * HOUR_MS),
     ]
-    assert trace.index_stays(store, [], midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS) == []
+    assert plans.index_stays(store, [], midnight, midnight + 24 * HOUR_MS, "", 12 * HOUR_MS) == []
