@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
@@ -18,7 +19,6 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.handlers.base import BaseRouteHandler
-from litestar.types import Guard
 
 from checkin.platform import resident_tokens
 from checkin.platform.context import Context
@@ -219,17 +219,23 @@ async def authenticate(ctx: Context, authorization: str | None, *, check_version
 
 _PRINCIPAL = "checkin.principal"
 """Where a request keeps its authenticated caller (the connection's state)."""
+_PRINCIPAL_UNCHECKED = "checkin.principal.unchecked"
+"""The same, for a resident token whose version the route checks itself."""
 
 
-async def request_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    """The authenticated caller of this request, authenticated once and kept for the request."""
+async def request_principal(
+    connection: ASGIConnection[Any, Any, Any, Any], *, check_version: bool = True
+) -> Principal:
+    """The authenticated caller of this request, authenticated once and kept for the request.
+    ``check_version=False`` as in :func:`authenticate`, for a route that checks it itself."""
     state = connection.state
-    cached = state.get(_PRINCIPAL)
-    if isinstance(cached, Principal):
-        return cached
+    for key in (_PRINCIPAL,) if check_version else (_PRINCIPAL, _PRINCIPAL_UNCHECKED):
+        cached = state.get(key)
+        if isinstance(cached, Principal):
+            return cached
     ctx: Context = connection.app.state["ctx"]
-    principal = await authenticate(ctx, connection.headers.get("authorization"))
-    state[_PRINCIPAL] = principal
+    principal = await authenticate(ctx, connection.headers.get("authorization"), check_version=check_version)
+    state[_PRINCIPAL if check_version else _PRINCIPAL_UNCHECKED] = principal
     return principal
 
 
@@ -238,17 +244,26 @@ async def provide_principal(request: Request[Any, Any, State]) -> Principal:
     return await request_principal(request)
 
 
-def requires_role(*roles: str) -> Guard:
+@dataclass(frozen=True)
+class RoleGuard:
+    """A route guard admitting some roles; see :func:`requires_role`."""
+
+    roles: tuple[str, ...]
+    check_version: bool = True
+
+    async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        (await request_principal(connection, check_version=self.check_version)).require(*self.roles)
+
+
+def requires_role(*roles: str, check_version: bool = True) -> RoleGuard:
     """A route guard admitting these roles (the admin passes every non-resident guard).
 
     Refuses as ``Principal.require`` does: 401 for a missing, unknown or revoked credential, 403
     (problem+json ``forbidden``) for a caller of another role. It runs before the body is read.
+    ``check_version=False`` leaves a resident token's version to the route (see :func:`authenticate`);
+    the route then reads its caller with ``request_principal(request, check_version=False)``.
+    A guarded route is documented as needing the bearer scheme (:mod:`checkin.platform.openapi_doc`).
     """
     if not roles:
         raise ValueError("requires_role needs at least one role")
-
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        (await request_principal(connection)).require(*roles)
-
-    guard.__name__ = f"requires_role({', '.join(roles)})"
-    return guard
+    return RoleGuard(roles, check_version)

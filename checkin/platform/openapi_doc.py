@@ -5,7 +5,8 @@ Litestar documents a route's success answer and its parameters. Everything else 
 is added here, in one place, when :func:`checkin.platform.service.build_app` builds a service:
 
 * the ``bearer`` security scheme (HTTP bearer: a resident token or an API key) and, on every route
-  that takes the ``principal`` dependency or declares ``security`` itself, that requirement;
+  that takes the ``principal`` dependency, has a role guard or declares ``security`` itself, that
+  requirement;
 * the refusals every route of a kind can give, as ``application/problem+json`` with the shared
   :class:`Problem` schema: 400 (a parameter or body field fails its rule, a JSON body nested too deep)
   for a route with parameters or a body, 413 for a route with a body, 401 and 403 for a protected
@@ -53,6 +54,7 @@ from litestar.openapi.spec import OpenAPIResponse as DocResponse
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
+from checkin.platform.auth import RoleGuard
 from checkin.platform.problems import PROBLEM_JSON
 
 BEARER = "bearer"
@@ -228,7 +230,10 @@ def document(handler: HTTPRouteHandler, dependencies: Iterable[str] = ()) -> HTT
     if not handler.include_in_schema:
         return handler
     out = copy.copy(handler)
-    if out.security is None and "principal" in inspect.signature(handler.fn).parameters:
+    if out.security is None and (
+        "principal" in inspect.signature(handler.fn).parameters
+        or any(isinstance(guard, RoleGuard) for guard in handler.guards or ())
+    ):
         out.security = SECURITY
     declared = dict(handler.responses or {})
     problems = {
