@@ -33,7 +33,7 @@ from litestar import Request, get, put
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
 from checkin.platform import auth
-from checkin.platform.auth import Principal
+from checkin.platform.auth import Principal, requires_role
 from checkin.platform.context import Context
 from checkin.platform.hot_redis import hot_of, run_commands
 from checkin.platform.instants import format_ms, now_ms
@@ -41,6 +41,7 @@ from checkin.platform.persons import LANG_FIELD
 from checkin.platform.service import Part
 
 TAGS = ["residents"]
+RESIDENT = [requires_role("resident")]
 _UNREAD = b'"acked_at"'
 _encoder = msgspec.json.Encoder()
 """An acknowledged notice carries this key (an unread one leaves it out)."""
@@ -295,21 +296,21 @@ def _front(app: ASGIApp) -> ASGIApp:
     tags=TAGS,
     security=[{"bearer": []}],
     middleware=[_front],
+    # the token's version is compared with the one the script reads
+    guards=[requires_role("resident", check_version=False)],
 )
 async def get_home(ctx: Context, request: Request[Any, Any, Any]) -> Home:
     """Declares the route (answered by :func:`_front`)."""
-    principal = await auth.authenticate(ctx, request.headers.get("authorization"), check_version=False)
-    principal.require("resident")
-    return await home(ctx, principal)
+    return await home(ctx, await auth.request_principal(request, check_version=False))
 
 
 @put(
     "/v1/residents/me/language",
     summary="Remember the phone page's language (resident): the texts you are sent use it",
     tags=TAGS,
+    guards=RESIDENT,
 )
 async def put_language(data: LanguageIn, ctx: Context, principal: Principal) -> Language:
-    principal.require("resident")
     await ctx.redis.hset(
         ctx.keys.person(principal.person_id or 0), LANG_FIELD, "en" if data.lang == "en" else "zh"
     )

@@ -19,7 +19,7 @@ from litestar.params import Parameter
 
 from checkin import protection
 from checkin.platform import notices
-from checkin.platform.auth import Principal, authenticate
+from checkin.platform.auth import Principal, request_principal, requires_role
 from checkin.platform.context import Context
 from checkin.platform.errors import (
     BadInput,
@@ -37,6 +37,7 @@ from checkin.platform.own_visits import OwnVisits, decoder
 from checkin.platform.service import Part
 
 TAGS = ["residents"]
+RESIDENT = [requires_role("resident")]
 TRACING_TIMEOUT_S = 10.0
 MAX_DAYS = 366
 """Upper bound of ``days`` in the schema; the tracing service caps it at the retention."""
@@ -59,9 +60,13 @@ async def on_shutdown(ctx: Context) -> None:
         await client.close()
 
 
-@get("/v1/residents/me/notices", summary="Your exposure notices, unread first (resident)", tags=TAGS)
+@get(
+    "/v1/residents/me/notices",
+    summary="Your exposure notices, unread first (resident)",
+    tags=TAGS,
+    guards=RESIDENT,
+)
 async def get_notices(ctx: Context, principal: Principal) -> notices.NoticeList:
-    principal.require("resident")
     return await notices.read(ctx, principal.person_id or 0)
 
 
@@ -70,9 +75,9 @@ async def get_notices(ctx: Context, principal: Principal) -> notices.NoticeList:
     status_code=200,
     summary="Mark one of your notices read (resident)",
     tags=TAGS,
+    guards=RESIDENT,
 )
 async def ack_notice(notice_id: str, ctx: Context, principal: Principal) -> notices.Notice:
-    principal.require("resident")
     return await notices.acknowledge(ctx, principal.person_id or 0, notice_id, now_ms())
 
 
@@ -83,15 +88,15 @@ async def ack_notice(notice_id: str, ctx: Context, principal: Principal) -> noti
     tags=TAGS,
     security=SECURITY,
     problems=(404, 429),
+    # the token's version is checked by the tracing service, which answers a revoked one 401
+    guards=[requires_role("resident", check_version=False)],
 )
 async def get_visits(
     request: Request[Any, Any, Any],
     ctx: Context,
     days: Annotated[int, Parameter(ge=1, le=MAX_DAYS)] = 14,
 ) -> OwnVisits:
-    # the token's version is checked by the tracing service, which answers a revoked one 401
-    principal = await authenticate(ctx, request.headers.get("authorization"), check_version=False)
-    principal.require("resident")
+    principal = await request_principal(request, check_version=False)
     pid = str(principal.person_id or 0)
     await protection.hit(ctx, [("visits", pid, ctx.settings.rate_visits_per_min)], now_ms())
     try:

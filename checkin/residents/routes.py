@@ -15,7 +15,7 @@ from litestar.params import Parameter
 from litestar.response import Stream
 
 from checkin import protection
-from checkin.platform.auth import Principal
+from checkin.platform.auth import Principal, requires_role
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, PayloadTooLarge
 from checkin.platform.instants import now_ms
@@ -26,6 +26,9 @@ from checkin.residents import companions, credentials, otp
 from checkin.residents import service as residents
 
 TAGS = ["residents"]
+ADMIN = [requires_role("admin")]
+RESIDENT = [requires_role("resident")]
+HEALTH = [requires_role("health")]
 REGISTRATIONS = "checkin_registrations_total"
 IMPORT_LINES = "checkin_resident_import_lines_total"
 OTP_SENT = "checkin_otp_sent_total"
@@ -173,11 +176,9 @@ def _spool_reader(spool: IO[bytes]) -> Any:
     request_max_body_size=None,
     media_type="application/x-ndjson",
     raw_body=("application/x-ndjson", 'one {"name", "phone", "id_number"} object a line'),
+    guards=ADMIN,
 )
-async def import_residents(
-    request: Request[Any, Any, Any], ctx: Context, principal: Principal, tokens: bool = True
-) -> Stream:
-    principal.require("admin")
+async def import_residents(request: Request[Any, Any, Any], ctx: Context, tokens: bool = True) -> Stream:
     limit = ctx.settings.max_import_bytes
     announced = request.headers.get("content-length")
     if announced is not None and announced.isdigit() and int(announced) > limit:
@@ -234,25 +235,28 @@ async def import_residents(
     "they hold (403 consent_required); limited per resident and per address",
     tags=TAGS,
     problems=(404, 409, 410, 422, 429),
+    guards=RESIDENT,
 )
 async def add_companion(
     data: companions.CompanionIn, ctx: Context, principal: Principal, request: Request[Any, Any, Any]
 ) -> companions.Companion:
-    principal.require("resident")
     return await companions.add_companion(
         ctx, principal.person_id or 0, data, protection.client_ip(ctx, request.scope)
     )
 
 
-@get("/v1/residents/me/companions", summary="Your companions (resident)", tags=TAGS)
+@get("/v1/residents/me/companions", summary="Your companions (resident)", tags=TAGS, guards=RESIDENT)
 async def list_companions(ctx: Context, principal: Principal) -> list[companions.Companion]:
-    principal.require("resident")
     return await companions.list_companions(ctx, principal.person_id or 0)
 
 
-@delete("/v1/residents/me/companions/{person_id:int}", summary="Remove a companion (resident)", tags=TAGS)
+@delete(
+    "/v1/residents/me/companions/{person_id:int}",
+    summary="Remove a companion (resident)",
+    tags=TAGS,
+    guards=RESIDENT,
+)
 async def remove_companion(person_id: int, ctx: Context, principal: Principal) -> None:
-    principal.require("resident")
     await companions.remove_companion(ctx, principal.person_id or 0, person_id)
 
 
@@ -260,9 +264,9 @@ async def remove_companion(person_id: int, ctx: Context, principal: Principal) -
     "/v1/residents/me/guardians",
     summary="Who may check you in (resident); pending: waits for your confirmation",
     tags=TAGS,
+    guards=RESIDENT,
 )
 async def list_guardians(ctx: Context, principal: Principal) -> list[companions.Guardian]:
-    principal.require("resident")
     return await companions.list_guardians(ctx, principal.person_id or 0)
 
 
@@ -271,9 +275,9 @@ async def list_guardians(ctx: Context, principal: Principal) -> list[companions.
     status_code=200,
     summary="Let a pending guardian check you in (resident)",
     tags=TAGS,
+    guards=RESIDENT,
 )
 async def confirm_guardian(person_id: int, ctx: Context, principal: Principal) -> companions.Guardian:
-    principal.require("resident")
     return await companions.confirm_guardian(ctx, principal.person_id or 0, person_id)
 
 
@@ -281,9 +285,9 @@ async def confirm_guardian(person_id: int, ctx: Context, principal: Principal) -
     "/v1/residents/me/guardians/{person_id:int}",
     summary="Stop a person from checking you in, or refuse a pending guardian (resident)",
     tags=TAGS,
+    guards=RESIDENT,
 )
 async def end_guardian(person_id: int, ctx: Context, principal: Principal) -> None:
-    principal.require("resident")
     await companions.end_guardian(ctx, principal.person_id or 0, person_id)
 
 
@@ -292,9 +296,9 @@ async def end_guardian(person_id: int, ctx: Context, principal: Principal) -> No
     status_code=200,
     summary="Revoke every token of yours, this one included (resident)",
     tags=TAGS,
+    guards=RESIDENT,
 )
 async def revoke_mine(ctx: Context, principal: Principal) -> credentials.Revoked:
-    principal.require("resident")
     return await credentials.revoke(ctx, principal.person_id or 0)
 
 
@@ -304,13 +308,13 @@ async def revoke_mine(ctx: Context, principal: Principal) -> credentials.Revoked
     description="With current= the pass the phone shows: the same pass while no door has read it and "
     "it has more than 20 s left, else a fresh one (the phone polls to replace a pass once read).",
     tags=TAGS,
+    guards=RESIDENT,
 )
 async def door_pass(
     ctx: Context,
     principal: Principal,
     current: Annotated[str | None, Parameter(max_length=128)] = None,
 ) -> credentials.DoorPass:
-    principal.require("resident")
     return await credentials.door_pass(ctx, principal, current)
 
 
@@ -318,6 +322,7 @@ async def door_pass(
     "/v1/residents/{person_id:int}/phone",
     summary="Re-bind a person's phone on record (health, admin; audited); every token of theirs ends",
     tags=TAGS,
+    guards=HEALTH,
 )
 async def rebind_phone(
     person_id: int,
@@ -326,7 +331,6 @@ async def rebind_phone(
     principal: Principal,
     request: Request[Any, Any, Any],
 ) -> credentials.Rebound:
-    principal.require("health")
     return await credentials.rebind_phone(
         ctx, principal, person_id, data, protection.client_ip(ctx, request.scope)
     )
@@ -337,11 +341,11 @@ async def rebind_phone(
     status_code=200,
     summary="Revoke every token of a person (health, admin; audited)",
     tags=TAGS,
+    guards=HEALTH,
 )
 async def revoke_person(
     person_id: int, ctx: Context, principal: Principal, request: Request[Any, Any, Any]
 ) -> credentials.Revoked:
-    principal.require("health")
     return await credentials.revoke_and_record(
         ctx, principal, person_id, protection.client_ip(ctx, request.scope)
     )
