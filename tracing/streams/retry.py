@@ -2,16 +2,21 @@
 
 A consumer keeps a :class:`Backoff` (the policy, a clock, a failure count): after a failure it waits
 ``policy.delay(failures)``, cut short when the consumer is asked to stop; after a success it resets.
+One call repeated in place (an acknowledgement, the last flush at a stop) goes through
+:func:`retry_call`, a bounded number of attempts with the policy's delays in between.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+log = logging.getLogger("tracing.streams.retry")
 
 
 class Clock(Protocol):
@@ -49,6 +54,8 @@ class RetryPolicy:
     multiplier: float = 2.0
     attempts_after_stop: int = 3
     """Once stopping, give up after this many failed attempts (the entries stay pending)."""
+    call_attempts: int = 5
+    """Attempts of one call repeated in place (:func:`retry_call`), e.g. an acknowledgement."""
     permanent: Callable[[BaseException], bool] = field(default=never)
     """Errors that retrying the same input cannot cure (the caller isolates the bad input instead)."""
 
@@ -74,3 +81,25 @@ class Backoff:
 
     def succeeded(self) -> None:
         self.failures = 0
+
+
+async def retry_call(
+    call: Callable[[], Awaitable[bool | None]],
+    policy: RetryPolicy,
+    clock: Clock,
+    *,
+    attempts: int,
+    retry_on: tuple[type[BaseException], ...] = (),
+    what: str = "call",
+) -> bool:
+    """Await ``call`` until it succeeds (returns anything but ``False`` without raising one of
+    ``retry_on``), at most ``attempts`` times, pausing ``policy.delay(n)`` after failed attempt n.
+    True once it succeeded."""
+    for attempt in range(1, attempts + 1):
+        try:
+            if await call() is not False:
+                return True
+        except retry_on as exc:
+            log.warning("%s failed (%s), attempt %d", what, exc, attempt)
+        await clock.sleep(policy.delay(attempt))
+    return False
