@@ -117,6 +117,7 @@ async def test_audit_rows_of_the_ingest_api_reach_the_audit_log_once(
     from checkin.platform.auth import Principal
     from checkin.platform.context import Context
     from tracing.sink.audit_trail import AUDIT_TABLE
+    from tracing.streams.runner import Runner
     from tracing.streams.table_writer import TableWriter
 
     ctx = Context.build(settings, redis_client, "ingest")
@@ -125,7 +126,7 @@ async def test_audit_rows_of_the_ingest_api_reach_the_audit_log_once(
     await audit_trail.record(ctx, health, "tokens_revoke", "stolen", {"person_id": 8}, 1, "10.0.0.9")
     writer = TableWriter(ctx, store, AUDIT_TABLE, batch_ms=10)
     stop = asyncio.Event()
-    task = asyncio.create_task(writer.run(stop))
+    task = asyncio.create_task(Runner(writer).run(stop))
     try:
         for _ in range(200):
             r = await tracing.get("/v1/audit", params={"actor": "cdc-key"}, headers=admin_headers())

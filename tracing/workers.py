@@ -1,9 +1,12 @@
 """The tracing side's background workers and the one runner that starts and stops them.
 
-A worker is ``async def run(ctx, store, stop)`` that returns once ``stop`` is set. The same
-:class:`WorkerSet` runs them inside the tracing service (``CHECKIN_TRACING_WORKERS``, what
-``checkin up`` uses with the embedded engine) and as their own processes (``checkin sink``,
-``checkin rules``) against a ClickHouse server.
+A worker is ``async def run(ctx, store, stop)`` that returns once ``stop`` is set. The stream
+workers are registered here the same way: by the factories of their steps
+(:mod:`tracing.streams.runner`), each building a step with its retry and dead-letter policies; a
+worker serves its factories' runners side by side (``rules``: the rule consumer and the alerts
+history writer). The same :class:`WorkerSet` runs them inside the tracing service
+(``CHECKIN_TRACING_WORKERS``, what ``checkin up`` uses with the embedded engine) and as their own
+processes (``checkin sink``, ``checkin rules``) against a ClickHouse server.
 """
 
 from __future__ import annotations
@@ -13,29 +16,33 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from checkin.platform.context import Context
 from checkin.platform.redis_conn import connect
 from checkin.platform.settings import TRACING_WORKERS, Settings
 from tracing.notices.worker import run_notices
-from tracing.rules.engine import run_rules
+from tracing.rules.engine import rules_consumer
 from tracing.rules.escalation import run_escalation
-from tracing.sink.audit_trail import run_audit_trail
-from tracing.sink.consumer import run_sink
-from tracing.sink.venue_mirror import run_venue_mirror
+from tracing.rules.history import alerts_history
+from tracing.sink.audit_trail import audit_copier
+from tracing.sink.consumer import sink_consumer
+from tracing.sink.venue_mirror import venue_mirror
 from tracing.storage.store import Store, StoreError
+from tracing.streams.runner import Factory, Worker, served
 
 log = logging.getLogger("tracing.workers")
 
-Worker = Callable[[Context, Store, asyncio.Event], Coroutine[Any, Any, None]]
+STEPS: dict[str, tuple[Factory, ...]] = {
+    "sink": (sink_consumer,),
+    "rules": (rules_consumer, alerts_history()),
+    "mirror": (venue_mirror,),
+    "audit": (audit_copier,),
+}
+"""The stream workers: name -> the factories of the steps the worker runs."""
 
 WORKERS: dict[str, Worker] = {
-    "sink": run_sink,
-    "rules": run_rules,
-    "mirror": run_venue_mirror,
-    "audit": run_audit_trail,
+    **{name: served(*factories) for name, factories in STEPS.items()},
     "notices": run_notices,
     "escalation": run_escalation,
 }

@@ -14,9 +14,10 @@ from checkin.platform.redis_keys import RULES_GROUP
 from checkin.platform.scan_stream import ScanEvent, encode_scan
 from checkin.platform.settings import Settings
 from tracing.rules.engine import RuleEngine, RulesConsumer
-from tracing.rules.history import run_history_writer
+from tracing.rules.history import alerts_history
 from tracing.storage.store import Store
 from tracing.streams.retry import RetryPolicy
+from tracing.streams.runner import served
 from venues.model import Venue
 
 DAY_MS = 86_400_000
@@ -133,9 +134,8 @@ class Harness:
 async def write_history(h: Harness, store: Store, expect: int, **kw: Any) -> None:
     """Run the history writer until ClickHouse holds ``expect`` alerts."""
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_history_writer(h.ctx, store, stop, batch_ms=20, retry=RetryPolicy(0.01, 0.05), **kw)
-    )
+    run = served(alerts_history(batch_ms=20, retry=RetryPolicy(0.01, 0.05), **kw))
+    task = asyncio.create_task(run(h.ctx, store, stop))
     try:
         for _ in range(500):
             if store._fail_next:  # injected failures are for the writer, not for this poll

@@ -81,6 +81,9 @@ class FastClock:
         self.offset += seconds
         await asyncio.sleep(0)
 
+    async def wait(self, stop: asyncio.Event, seconds: float) -> None:
+        await self.sleep(seconds)
+
 
 def sink_pending(sync_redis: redis.Redis, settings: Settings) -> tuple[int, int]:
     """(pending, undelivered) of group sink over every shard."""

@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from redis import exceptions as redis_errors
 
 from checkin.platform.context import Context
 from checkin.platform.redis_conn import async_client
@@ -40,11 +39,12 @@ from checkin.platform.redis_keys import RULES_GROUP
 from checkin.platform.scan_stream import PoisonEntry, ScanEvent, decode_scan
 from tracing.rules import checks as rc
 from tracing.rules.alerts import Alert, Op, publish, rules_script, run_ops, stream_id_key
-from tracing.rules.history import run_history_writer
+from tracing.rules.history import alerts_history
 from tracing.storage.store import Store
 from tracing.streams.dead_letters import DeadItem, DeadLetters
 from tracing.streams.group import Entry, GroupReader, consumer_name, fields_of
-from tracing.streams.retry import Backoff, Clock, RetryPolicy, SystemClock
+from tracing.streams.retry import Clock, RetryPolicy, SystemClock
+from tracing.streams.runner import Runner, served
 from venues.model import OPERATOR_ALERT_KINDS, VenueAlert
 
 log = logging.getLogger("tracing.rules.engine")
@@ -217,8 +217,9 @@ class RulesConsumer:
     """Reads the scan streams for group ``rules`` and feeds :class:`RuleEngine`; acks after publishing.
 
     Built from the stream core: a :class:`~tracing.streams.group.GroupReader` on its own
-    connection, the dead-letter policy in its acknowledge-only form (the sink keeps the dead
-    letters of these streams), and a :class:`~tracing.streams.retry.Backoff`.
+    connection and the dead-letter policy in its acknowledge-only form (the sink keeps the dead
+    letters of these streams); a step of :class:`~tracing.streams.runner.Runner`
+    (:func:`rules_consumer` builds both). A batch whose processing failed is held and retried.
     """
 
     def __init__(
@@ -244,8 +245,9 @@ class RulesConsumer:
             cluster=ctx.keys.cluster,
         )
         self.dead = DeadLetters(self.reader, None, ctx.metrics, "rules_poison_total")
-        self.backoff = Backoff(RULES_POLICY, clock or SystemClock())
+        self.clock: Clock = clock or SystemClock()
         self.streams = self.reader.streams
+        self.held: list[tuple[int, Entry]] = []
         self._last_claim = -CLAIM_EVERY_S
 
     @property
@@ -260,7 +262,7 @@ class RulesConsumer:
 
     async def _read(self) -> list[tuple[int, Entry]]:
         """Entries to process: reclaimed idle ones first (every few seconds), else new ones."""
-        now = self.backoff.clock.monotonic()
+        now = self.clock.monotonic()
         if now - self._last_claim > CLAIM_EVERY_S:
             self._last_claim = now
             claimed = await self.reader.claim_idle(self.ctx.settings.sink_claim_idle_ms, self.count)
@@ -290,35 +292,32 @@ class RulesConsumer:
             metrics.observe("rules_delay_seconds", max(0.0, now_ms - stream_id_key(ev.entry_id)[0]) / 1000)
         return alerts
 
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.setup()
-        held: list[tuple[int, Entry]] = []
-        while not stop.is_set():
-            try:
-                entries = held or await self._read()
-                if entries:
-                    held = entries
-                    await self.handle(entries)
-                    held = []
-                self.backoff.succeeded()
-            except (redis_errors.RedisError, OSError) as exc:
-                self.ctx.metrics.inc("rules_errors_total")
-                log.warning("rules: Redis unavailable (%s); retrying", exc)
-                await self.backoff.failed(stop)
+    async def poll(self, stop: asyncio.Event) -> bool:
+        """One batch: the one held after a failure, else what :meth:`_read` returns."""
+        entries = self.held or await self._read()
+        if not entries:
+            return False
+        self.held = entries
+        await self.handle(entries)
+        self.held = []
+        return True
+
+    async def join(self, stop: asyncio.Event) -> bool:
+        return True  # a held batch stays pending in Redis
 
 
-async def run_rules(ctx: Context, store: Store, stop: asyncio.Event) -> None:
-    """Background worker "rules": the rule consumer plus the alerts history writer."""
+def rules_consumer(ctx: Context, store: Store) -> Runner:
+    """The factory of the rule consumer: its step, the retry policy, errors counted."""
     declare_metrics(ctx)
     consumer = RulesConsumer(ctx, RuleEngine(ctx))
-    history = asyncio.create_task(run_history_writer(ctx, store, stop), name="alerts-history")
-    try:
-        await consumer.run(stop)
-    finally:
-        await consumer.close()
-        try:
-            await asyncio.wait_for(history, timeout=20)
-        except (TimeoutError, asyncio.CancelledError):
-            history.cancel()
-        except Exception:
-            log.exception("alerts history writer failed")
+    return Runner(
+        consumer,
+        RULES_POLICY,
+        consumer.clock,
+        on_error=lambda exc: ctx.metrics.inc("rules_errors_total"),
+    )
+
+
+run_rules = served(rules_consumer, alerts_history())
+"""Worker "rules" on its own (as :mod:`tracing.workers` registers it): the rule consumer and, beside
+it, the alerts history writer."""

@@ -1,16 +1,14 @@
 """The alert history: the live alerts stream copied into ClickHouse ``alerts`` (consumer group
-``alerts-history``) by the stream core's table writer, beside the rule engine."""
+``alerts-history``) by the stream core's table writer. Registered beside the rule engine in
+:mod:`tracing.workers` (worker ``rules``)."""
 
 from __future__ import annotations
 
-import asyncio
-
-from checkin.platform.context import Context
 from checkin.platform.redis_keys import ALERTS_HISTORY_GROUP
 from tracing.rules.alerts import from_fields, insert_alerts
-from tracing.storage.store import Store
-from tracing.streams.retry import RetryPolicy
-from tracing.streams.table_writer import Table, run_table_writer
+from tracing.streams.retry import Clock, RetryPolicy
+from tracing.streams.runner import Factory
+from tracing.streams.table_writer import Table, table_writer
 
 ALERTS_TABLE = Table(
     name="alerts_history",
@@ -22,23 +20,15 @@ ALERTS_TABLE = Table(
 )
 
 
-async def run_history_writer(
-    ctx: Context,
-    store: Store,
-    stop: asyncio.Event,
+def alerts_history(
     *,
     batch_rows: int = 5000,
     batch_ms: int = 1000,
     retry: RetryPolicy | None = None,
     consumer: str | None = None,
-) -> None:
-    await run_table_writer(
-        ctx,
-        store,
-        ALERTS_TABLE,
-        stop,
-        batch_rows=batch_rows,
-        batch_ms=batch_ms,
-        retry=retry,
-        consumer=consumer,
+    clock: Clock | None = None,
+) -> Factory:
+    """The factory of the history writer (defaults: what the ``rules`` worker runs)."""
+    return table_writer(
+        ALERTS_TABLE, batch_rows=batch_rows, batch_ms=batch_ms, retry=retry, consumer=consumer, clock=clock
     )

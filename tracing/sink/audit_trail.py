@@ -4,18 +4,16 @@ the tracing service's own audit rows. Worker name ``audit``."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import msgspec
 
 from checkin.platform import audit_trail
-from checkin.platform.context import Context
 from checkin.platform.instants import from_ms
 from checkin.platform.redis_keys import AUDIT_GROUP
 from tracing.storage.audit_log import COLUMNS
 from tracing.storage.store import Store
-from tracing.streams.table_writer import Table, run_table_writer
+from tracing.streams.table_writer import Table, table_writer
 
 
 def insert_rows(store: Store, rows: list[audit_trail.AuditRow], dedup_token: str) -> None:
@@ -45,6 +43,5 @@ AUDIT_TABLE = Table(
     insert=insert_rows,
 )
 
-
-async def run_audit_trail(ctx: Context, store: Store, stop: asyncio.Event) -> None:
-    await run_table_writer(ctx, store, AUDIT_TABLE, stop)
+audit_copier = table_writer(AUDIT_TABLE)
+"""The factory of worker ``audit`` (registered in :mod:`tracing.workers`)."""

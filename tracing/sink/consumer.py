@@ -57,7 +57,8 @@ from tracing.sink.rows import INSERT_COLUMNS, INSERT_FORMAT, INSERT_SETTINGS, Ro
 from tracing.storage.store import Store, StoreError, rejects_data
 from tracing.streams.dead_letters import DeadItem, DeadLetters
 from tracing.streams.group import ByStream, Entry, GroupReader, consumer_name
-from tracing.streams.retry import Clock, RetryPolicy, SystemClock
+from tracing.streams.retry import Clock, RetryPolicy, SystemClock, retry_call
+from tracing.streams.runner import REDIS_ERRORS, Runner
 
 log = logging.getLogger("tracing.sink")
 
@@ -147,6 +148,8 @@ class SinkConsumer:
         self._poison: list[DeadItem] = []
         self._prefetch: asyncio.Task[ByStream] | None = None
         self._last_count = 1
+        self._batch = self._new_batch()
+        self._writing: tuple[asyncio.Task[bool], Batch] | None = None
 
     async def close(self) -> None:
         if self._own_redis:
@@ -156,43 +159,40 @@ class SinkConsumer:
         """Both groups (sink and rules) on every shard, from the start of the stream (idempotent)."""
         await self.reader.ensure()
 
-    # --- the loop ------------------------------------------------------------------------
+    # --- the loop: a step of tracing.streams.runner.Runner ------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        await self.setup()
-        batch = self._new_batch()
-        writing: tuple[asyncio.Task[bool], Batch] | None = None
-        failures = 0
-        try:
-            while not stop.is_set():
-                try:
-                    await self._housekeeping(batch)
-                    await self._fill(batch)
-                    await self.flush_poison()
-                    failures = 0
-                except (redis.exceptions.RedisError, OSError) as exc:
-                    failures += 1
-                    log.warning("sink: Redis error (%s); retrying", exc)
-                    await self.clock.sleep(self.policy.delay(failures))
-                    continue
-                except Exception:
-                    # An unexpected fault must not stop the sink for good: held entries stay
-                    # pending in Redis and are read again after the pause.
-                    failures += 1
-                    log.exception("sink: unexpected error; retrying")
-                    await self.clock.sleep(self.policy.delay(failures))
-                    continue
-                if self._due(batch):
-                    if writing is not None:
-                        await self._wait_for(writing, batch)
-                    writing = (asyncio.create_task(self.write_and_ack(batch.rows, stop)), batch)
-                    batch = self._new_batch()
-        finally:
-            await self._drain_prefetch(batch)
-            if writing is not None:
-                await self._wait_for(writing, batch)
-            await self.flush_poison()
-            if len(batch):
-                await self.write_and_ack(batch.rows, stop)
+        """Until ``stop``, then the last flush (what :func:`sink_consumer` builds, with this consumer)."""
+        await self.runner().run(stop)
+
+    def runner(self) -> Runner:
+        # An unexpected fault must not stop the sink for good: held entries stay pending in Redis
+        # and are read again after the pause.
+        return Runner(self, self.policy, self.clock, any_error=True)
+
+    async def poll(self, stop: asyncio.Event) -> bool:
+        batch = self._batch
+        await self._housekeeping(batch)
+        await self._fill(batch)
+        await self.flush_poison()
+        if self._due(batch):
+            if self._writing is not None:
+                await self._wait_for(self._writing, batch)
+            self._writing = (asyncio.create_task(self.write_and_ack(batch.rows, stop)), batch)
+            self._batch = self._new_batch()
+        return True
+
+    async def join(self, stop: asyncio.Event) -> bool:
+        """Stopping: the batch being written, then the open one."""
+        batch = self._batch
+        await self._drain_prefetch(batch)
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await self._wait_for(writing, batch)
+        await self.flush_poison()
+        if len(batch):
+            await self.write_and_ack(batch.rows, stop)
+            self._batch = self._new_batch()
+        return True
 
     def _new_batch(self) -> Batch:
         now = self.clock.monotonic()
@@ -348,14 +348,15 @@ class SinkConsumer:
 
     # --- ack, dead letters, trim ------------------------------------------------------------
     async def ack(self, ids_by_shard: dict[int, list[bytes]]) -> None:
-        for attempt in range(1, 6):
-            try:
-                await self.reader.ack(ids_by_shard)
-                return
-            except (redis.exceptions.RedisError, OSError) as exc:
-                # Unacked entries are reclaimed later and re-inserted: harmless under FINAL.
-                log.warning("sink: XACK failed (%s), attempt %d", exc, attempt)
-                await self.clock.sleep(self.policy.delay(attempt))
+        # Entries left unacked are reclaimed later and re-inserted: harmless under FINAL.
+        await retry_call(
+            lambda: self.reader.ack(ids_by_shard),
+            self.policy,
+            self.clock,
+            attempts=self.policy.call_attempts,
+            retry_on=REDIS_ERRORS,
+            what="sink: XACK",
+        )
 
     async def flush_poison(self) -> None:
         if self._poison:
@@ -392,12 +393,9 @@ class SinkConsumer:
         await self.reader.touch(rows.ids_by_shard())
 
 
-async def run_sink(ctx: Context, store: Store, stop: asyncio.Event) -> None:
-    """Background worker "sink" of the tracing service (and the ``checkin sink`` process)."""
+def sink_consumer(ctx: Context, store: Store) -> Runner:
+    """The factory of worker "sink" of the tracing service (and the ``checkin sink`` process)."""
     setup_metrics(ctx.metrics)
     consumer = SinkConsumer(ctx, store)
     log.info("sink %s reading %d shard(s)", consumer.name, len(consumer.streams))
-    try:
-        await consumer.run(stop)
-    finally:
-        await consumer.close()
+    return consumer.runner()

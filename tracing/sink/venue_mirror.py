@@ -23,7 +23,8 @@ from checkin.platform.context import Context
 from checkin.platform.errors import BadInput
 from checkin.platform.instants import from_ms, now_ms, parse_instant
 from tracing.storage.store import Store, StoreError
-from tracing.streams.retry import Backoff, Clock, RetryPolicy, SystemClock
+from tracing.streams.retry import Clock, RetryPolicy, SystemClock
+from tracing.streams.runner import Runner
 from venues.model import RECORD_COLUMNS, Venue
 
 log = logging.getLogger("tracing.sink.venue_mirror")
@@ -103,23 +104,37 @@ async def mirror_once(ctx: Context, store: Store, batch: int = BATCH) -> int:
 MIRROR_POLICY = RetryPolicy(first_delay_s=1.0, max_delay_s=MAX_BACKOFF_S)
 
 
-async def run_venue_mirror(
-    ctx: Context, store: Store, stop: asyncio.Event, clock: Clock | None = None
-) -> None:
-    """Background loop of the tracing service (worker name ``mirror``)."""
-    ctx.metrics.counter(MIRRORED, "Venue registry rows mirrored into ClickHouse")
-    backoff = Backoff(MIRROR_POLICY, clock or SystemClock())
-    while not stop.is_set():
-        try:
-            taken = await mirror_once(ctx, store)
-        except (StoreError, OSError, ConnectionError, RedisError) as exc:
-            log.warning("venue mirror failed, retrying: %s", exc)
-            await backoff.failed(stop)
-            continue
-        except Exception:  # an unexpected fault must not stop the mirror for good
-            log.exception("venue mirror failed")
-            await backoff.failed(stop)
-            continue
-        backoff.succeeded()
-        if taken == 0:
-            await backoff.clock.wait(stop, IDLE_S)
+class VenueMirror:
+    """The mirror as a step of :class:`~tracing.streams.runner.Runner`: one batch per round."""
+
+    name = "venue mirror"
+
+    def __init__(self, ctx: Context, store: Store) -> None:
+        self.ctx = ctx
+        self.store = store
+
+    async def setup(self) -> None:
+        self.ctx.metrics.counter(MIRRORED, "Venue registry rows mirrored into ClickHouse")
+
+    async def poll(self, stop: asyncio.Event) -> bool:
+        return await mirror_once(self.ctx, self.store) > 0
+
+    async def join(self, stop: asyncio.Event) -> bool:
+        return True  # what is not mirrored yet stays queued
+
+    async def close(self) -> None:
+        pass
+
+
+def venue_mirror(ctx: Context, store: Store, clock: Clock | None = None) -> Runner:
+    """The factory of worker ``mirror``: a failed round (an unexpected fault too: the mirror must
+    never stop for good) leaves the queue as it was and is retried with back-off; an empty queue
+    is looked at again after :data:`IDLE_S`."""
+    return Runner(
+        VenueMirror(ctx, store),
+        MIRROR_POLICY,
+        clock or SystemClock(),
+        retry_on=(StoreError, OSError, ConnectionError, RedisError),
+        any_error=True,
+        idle_s=IDLE_S,
+    )

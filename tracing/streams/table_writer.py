@@ -17,14 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis import exceptions as redis_errors
-
 from checkin.platform.context import Context
 from checkin.platform.redis_conn import async_client
 from tracing.storage.store import Store, StoreError
 from tracing.streams.dead_letters import DeadItem, DeadLetters
 from tracing.streams.group import GroupReader, consumer_name, fields_of
-from tracing.streams.retry import Backoff, Clock, RetryPolicy, SystemClock
+from tracing.streams.retry import Clock, RetryPolicy, SystemClock
+from tracing.streams.runner import REDIS_ERRORS, Factory, Runner
 
 log = logging.getLogger("tracing.streams.table_writer")
 
@@ -50,6 +49,9 @@ READ_BLOCK_MS = 500
 
 
 class TableWriter:
+    """The step of one table copier: read, decode (dead-lettering what cannot be), batch, insert,
+    acknowledge. :class:`tracing.streams.runner.Runner` drives it (:func:`table_writer`)."""
+
     def __init__(
         self,
         ctx: Context,
@@ -58,7 +60,6 @@ class TableWriter:
         *,
         batch_rows: int = 5000,
         batch_ms: int = 1000,
-        retry: RetryPolicy | None = None,
         consumer: str | None = None,
         clock: Clock | None = None,
         redis_client: Any = None,
@@ -78,31 +79,44 @@ class TableWriter:
         self.dead = DeadLetters(
             self.reader, table.dead_letters(ctx), ctx.metrics, f"{table.name}_dead_letters_total"
         )
-        self.backoff = Backoff(retry or HISTORY_POLICY, clock or SystemClock())
+        self.clock: Clock = clock or SystemClock()
         self.ids: list[bytes] = []
         self.rows: list[Any] = []
         self.opened = 0.0
+        self.failed_inserts = 0
+        self.unfinished = False
+        """A flush of the open batch failed (insert or ack): it is retried before reading more."""
         self._last_claim = -CLAIM_EVERY_S
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    async def setup(self) -> None:
+        await self.reader.ensure()
 
     async def close(self) -> None:
         await self.reader.close()
 
-    async def flush(self) -> bool:
-        """Insert the open batch, then acknowledge it; False (batch kept) when the insert failed."""
+    async def flush(self) -> None:
+        """Insert the open batch, then acknowledge it; a failed insert keeps the batch and raises."""
         if not self.ids:
-            return True
+            return
         name = self.table.name
         token = f"{name}:{self.ids[0].decode()}:{self.ids[-1].decode()}:{len(self.ids)}"
+        self.unfinished = True
         try:
             await asyncio.to_thread(self.table.insert, self.store, self.rows, token)
         except StoreError as exc:
+            self.failed_inserts += 1
             self.ctx.metrics.inc(f"{name}_failures_total")
-            log.warning("%s insert failed (%s), retry %d", name, exc, self.backoff.failures + 1)
-            return False
+            log.warning("%s insert failed (%s), retry %d", name, exc, self.failed_inserts)
+            raise
+        self.failed_inserts = 0
         await self.reader.ack({0: self.ids})
         self.ctx.metrics.inc(f"{name}_rows_total", float(len(self.rows)))
         self.ids, self.rows = [], []
-        return True
+        self.unfinished = False
 
     def _take(self, entries: Sequence[Any]) -> list[DeadItem]:
         dead: list[DeadItem] = []
@@ -113,14 +127,15 @@ class TableWriter:
                 dead.append(self.dead.item(0, entry, f"undecodable entry: {type(exc).__name__}"))
                 continue
             if not self.ids:
-                self.opened = self.backoff.clock.monotonic()
+                self.opened = self.clock.monotonic()
             self.ids.append(bytes(entry[0]))
             self.rows.append(row)
         return dead
 
-    async def step(self, stop: asyncio.Event) -> None:
-        clock = self.backoff.clock
-        now = clock.monotonic()
+    async def poll(self, stop: asyncio.Event) -> bool:
+        if self.unfinished:
+            await self.flush()  # the held batch first; raises again while ClickHouse refuses
+        now = self.clock.monotonic()
         entries: list[Any] = []
         if now - self._last_claim > CLAIM_EVERY_S:
             self._last_claim = now
@@ -134,46 +149,32 @@ class TableWriter:
             for _, got in await self.reader.read(room, max(1, min(left_ms, READ_BLOCK_MS))):
                 entries.extend(got)
         await self.dead.send(self._take(entries))
-        age_ms = (clock.monotonic() - self.opened) * 1000
+        age_ms = (self.clock.monotonic() - self.opened) * 1000
         if self.ids and (len(self.ids) >= self.batch_rows or age_ms >= self.batch_ms):
-            if not await self.flush():
-                await self.backoff.failed(stop)
-                return
-        self.backoff.succeeded()
+            await self.flush()
+        return True
 
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.reader.ensure()
-        while not stop.is_set():
-            try:
-                if self.backoff.failures and not await self.flush():
-                    await self.backoff.failed(stop)
-                    continue
-                await self.step(stop)
-            except (redis_errors.RedisError, OSError) as exc:
-                log.warning("%s: Redis unavailable (%s)", self.table.name, exc)
-                await self.backoff.failed(stop)
-        for attempt in range(1, 4):
-            if await self.flush():
-                break
-            await self.backoff.clock.sleep(self.backoff.policy.delay(attempt))
+    async def join(self, stop: asyncio.Event) -> bool:
+        await self.flush()
+        return True
 
 
-async def run_table_writer(
-    ctx: Context,
-    store: Store,
+def table_writer(
     table: Table,
-    stop: asyncio.Event,
     *,
     batch_rows: int = 5000,
     batch_ms: int = 1000,
     retry: RetryPolicy | None = None,
     consumer: str | None = None,
-) -> None:
-    """Copy the table's stream into ClickHouse until ``stop`` is set."""
-    writer = TableWriter(
-        ctx, store, table, batch_rows=batch_rows, batch_ms=batch_ms, retry=retry, consumer=consumer
-    )
-    try:
-        await writer.run(stop)
-    finally:
-        await writer.close()
+    clock: Clock | None = None,
+) -> Factory:
+    """The factory of one table copier: its step, the retry policy (inserts refused by ClickHouse
+    and Redis errors are retried) and the table's dead-letter stream."""
+
+    def build(ctx: Context, store: Store) -> Runner:
+        step = TableWriter(
+            ctx, store, table, batch_rows=batch_rows, batch_ms=batch_ms, consumer=consumer, clock=clock
+        )
+        return Runner(step, retry or HISTORY_POLICY, step.clock, retry_on=(*REDIS_ERRORS, StoreError))
+
+    return build
