@@ -5,7 +5,7 @@
 * a masked name beside every person id (``张*丰``; empty for a person not registered);
 * a UTF-8 byte-order mark first (Excel reads the Chinese venue names as UTF-8 only then), CRLF lines;
 * every cell neutralised against spreadsheet formulas: text starting with ``=``, ``+``, ``-``, ``@``,
-  tab or CR is prefixed with ``'``.
+  tab or CR is prefixed with ``'`` (the one rule, :mod:`tracing.queries.spreadsheet`).
 """
 
 from __future__ import annotations
@@ -19,16 +19,10 @@ from zoneinfo import ZoneInfo
 
 from litestar import Response
 
-CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+from tracing.queries.spreadsheet import CSV_DANGEROUS as CSV_DANGEROUS
+from tracing.queries.spreadsheet import csv_cell
+
 MEDIA_TYPE = "text/csv; charset=utf-8"
-
-
-def csv_cell(value: Any) -> str:
-    """A spreadsheet-safe cell: text starting like a formula is prefixed with ``'``."""
-    text = "" if value is None else str(value)
-    if text.startswith(CSV_DANGEROUS):
-        return "'" + text
-    return text
 
 
 class LocalTime:
