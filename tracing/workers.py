@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from checkin.platform.context import Context
 from checkin.platform.redis_conn import connect
 from checkin.platform.settings import TRACING_WORKERS, Settings
-from tracing.notices.worker import run_notices
+from tracing.notices.worker import notice_worker
 from tracing.rules.engine import rules_consumer
 from tracing.rules.escalation import run_escalation
 from tracing.rules.history import alerts_history
@@ -38,12 +38,12 @@ STEPS: dict[str, tuple[Factory, ...]] = {
     "rules": (rules_consumer, alerts_history()),
     "mirror": (venue_mirror,),
     "audit": (audit_copier,),
+    "notices": (notice_worker,),
 }
 """The stream workers: name -> the factories of the steps the worker runs."""
 
 WORKERS: dict[str, Worker] = {
     **{name: served(*factories) for name, factories in STEPS.items()},
-    "notices": run_notices,
     "escalation": run_escalation,
 }
 assert tuple(WORKERS) == TRACING_WORKERS

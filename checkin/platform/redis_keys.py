@@ -21,6 +21,8 @@ AUDIT_GROUP = "audit-history"
 """Consumer group on the audit stream that copies audit rows into ClickHouse."""
 TEXTS_GROUP = "texts"
 """Consumer group on the notice texts outbox that hands each text to the SMS gateway."""
+NOTICES_GROUP = "notices"
+"""Consumer group on the alerts stream that tells the visitors of exposure sites."""
 
 
 RENAMED: tuple[tuple[str, str, bool], ...] = (
@@ -268,6 +270,10 @@ class RedisKeys:
         sent by the notices worker, acknowledged (group ``texts``) and deleted once the gateway
         took them (docs/ARCHITECTURE.md, "Notices to residents")."""
         return f"{self.prefix}notices:{{q}}:texts"
+
+    def notices_dead_letters(self) -> str:
+        """Alert entries the notices worker could not decode."""
+        return f"{self.prefix}notices:dead-letters"
 
     def exposure_sites_gen(self) -> str:
         """Counter bumped on every exposure-site change (rule engines reload their copy)."""

@@ -7,10 +7,14 @@
   same site is screened once more :data:`RESCREEN_AFTER_S` later, for stays that were still on their
   way to ClickHouse when it was flagged; notices are kept per site, so no one is told twice.
 * **Later visits.** It follows the alerts stream (consumer group ``notices``): each
-  ``exposure_site_visit`` alert tells its person about the sites it names.
+  ``exposure_site_visit`` alert tells its person about the sites it names; an entry that cannot be
+  decoded goes to the dead-letter stream ``notices:dead-letters``.
 * **Texts.** Telling queues one text per new notice in the outbox stream; the worker sends them right
   after (:mod:`tracing.notices.texts`) and, every few seconds, takes over the texts a dead or failed
   send left pending.
+
+The worker is a step of :class:`tracing.streams.runner.Runner` (:func:`notice_worker`): a failed round
+(Redis or ClickHouse away) is retried after :data:`NOTICES_POLICY`'s pause on the injected clock.
 
 Every screening writes an audit row (``exposure_notices``: site, level, persons told, guardians told
 about a dependant, texts, persons turned yellow).
@@ -24,12 +28,12 @@ import time
 from typing import Any
 
 import msgspec
-import redis.exceptions as redis_errors
 
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.instants import parse_instant
 from checkin.platform.redis_conn import async_client
+from checkin.platform.redis_keys import NOTICES_GROUP
 from checkin.platform.sms import SmsGateway, gateway_for
 from tracing.notices.deliver import SiteFacts, Told, declare_metrics, tell
 from tracing.notices.texts import TextSender
@@ -37,12 +41,15 @@ from tracing.queries import trace
 from tracing.rules.alerts import from_fields
 from tracing.storage import audit_log
 from tracing.storage.store import Store, StoreError
+from tracing.streams.dead_letters import DeadItem, DeadLetters
 from tracing.streams.group import GroupReader, consumer_name, fields_of
-from tracing.streams.retry import SystemClock
+from tracing.streams.retry import Clock, RetryPolicy, SystemClock
+from tracing.streams.runner import REDIS_ERRORS, Runner
 
 log = logging.getLogger("tracing.notices")
 
-NOTICES_GROUP = "notices"
+NOTICES_POLICY = RetryPolicy(first_delay_s=1.0, max_delay_s=1.0, multiplier=1.0)
+"""After a failed round the worker waits 1 s and tries again."""
 RESCREEN_AFTER_S = 30.0
 POLL_MS = 500
 WORKER = Principal(role="admin", key_id="worker:notices")
@@ -61,7 +68,11 @@ class StoredSiteView(msgspec.Struct):
 
 
 class NoticeWorker:
-    def __init__(self, ctx: Context, store: Store, gateway: SmsGateway | None = None) -> None:
+    name = "notices"
+
+    def __init__(
+        self, ctx: Context, store: Store, gateway: SmsGateway | None = None, clock: Clock | None = None
+    ) -> None:
         self.ctx = ctx
         self.store = store
         self.gateway = gateway or gateway_for(ctx.settings)
@@ -72,9 +83,12 @@ class NoticeWorker:
             consumer_name("notices"),
             cluster=ctx.keys.cluster,
         )
+        self.dead = DeadLetters(
+            self.reader, ctx.keys.notices_dead_letters(), ctx.metrics, "notices_dead_letters_total"
+        )
         self.texts = TextSender(ctx, self.gateway)
         self.rescreen: list[tuple[float, str]] = []
-        self.clock = SystemClock()
+        self.clock: Clock = clock or SystemClock()
         self.taken_over_at = float("-inf")
 
     async def ensure(self) -> None:
@@ -160,16 +174,19 @@ class NoticeWorker:
     async def visits_step(self, block_ms: int) -> None:
         batches = await self.reader.read(500, block_ms)
         ids: list[bytes] = []
+        dead: list[DeadItem] = []
         for _, entries in batches:
             for entry in entries:
-                ids.append(bytes(entry[0]))
                 fields = fields_of(entry[1])
                 if b"e" in fields:
+                    ids.append(bytes(entry[0]))
                     continue  # a state change (escalated, acked, resolved) of an alert already seen
                 try:
                     alert = from_fields(fields)
-                except (KeyError, ValueError):
+                except (KeyError, ValueError) as exc:  # msgspec's decode errors are ValueErrors
+                    dead.append(self.dead.item(0, entry, f"undecodable entry: {type(exc).__name__}"))
                     continue
+                ids.append(bytes(entry[0]))
                 if alert.kind != "exposure_site_visit" or alert.person_id is None:
                     continue
                 at = parse_instant("at", alert.at)
@@ -178,30 +195,32 @@ class NoticeWorker:
                     if site is not None:
                         now = int(time.time() * 1000)
                         await tell(self.ctx, site, [(alert.person_id, at)], now, "visit")
+        await self.dead.send(dead)
         if ids:
             await self.send_texts()
             await self.reader.ack({0: ids})
 
-    async def run(self, stop: asyncio.Event) -> None:
+    # --- the step ---------------------------------------------------------------------------------
+    async def setup(self) -> None:
         keys = self.ctx.keys
         await self.ensure()
         # a site a dead worker was telling goes back to the front of the queue
         while await self.ctx.redis.lmove(keys.notify_working(), keys.notify_queue(), "RIGHT", "LEFT"):
             pass
-        while not stop.is_set():
-            try:
-                busy = await self.flagged_step()
-                await self.visits_step(0 if busy else POLL_MS)
-                await self.send_texts()
-            except (redis_errors.RedisError, OSError, StoreError) as exc:
-                log.warning("notices: %s; retrying", exc)
-                await self.clock.wait(stop, 1.0)
+
+    async def poll(self, stop: asyncio.Event) -> bool:
+        busy = await self.flagged_step()
+        await self.visits_step(0 if busy else POLL_MS)
+        await self.send_texts()
+        return True
+
+    async def join(self, stop: asyncio.Event) -> bool:
+        return True  # what is not told yet stays queued or pending
 
 
-async def run_notices(ctx: Context, store: Store, stop: asyncio.Event) -> None:
+def notice_worker(ctx: Context, store: Store) -> Runner:
+    """The factory of worker ``notices``."""
     declare_metrics(ctx)
+    ctx.metrics.counter("notices_dead_letters_total", "Alert entries the notices worker could not decode")
     worker = NoticeWorker(ctx, store)
-    try:
-        await worker.run(stop)
-    finally:
-        await worker.close()
+    return Runner(worker, NOTICES_POLICY, worker.clock, retry_on=(*REDIS_ERRORS, StoreError))
