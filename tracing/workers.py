@@ -23,7 +23,7 @@ from checkin.platform.redis_conn import connect
 from checkin.platform.settings import TRACING_WORKERS, Settings
 from tracing.notices.worker import notice_worker
 from tracing.rules.engine import rules_consumer
-from tracing.rules.escalation import run_escalation
+from tracing.rules.escalation import escalation
 from tracing.rules.history import alerts_history
 from tracing.sink.audit_trail import audit_copier
 from tracing.sink.consumer import sink_consumer
@@ -39,13 +39,11 @@ STEPS: dict[str, tuple[Factory, ...]] = {
     "mirror": (venue_mirror,),
     "audit": (audit_copier,),
     "notices": (notice_worker,),
+    "escalation": (escalation,),
 }
-"""The stream workers: name -> the factories of the steps the worker runs."""
+"""Every worker: name -> the factories of the steps it runs."""
 
-WORKERS: dict[str, Worker] = {
-    **{name: served(*factories) for name, factories in STEPS.items()},
-    "escalation": run_escalation,
-}
+WORKERS: dict[str, Worker] = {name: served(*factories) for name, factories in STEPS.items()}
 assert tuple(WORKERS) == TRACING_WORKERS
 STOP_TIMEOUT_S = 30.0
 

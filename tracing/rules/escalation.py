@@ -27,7 +27,8 @@ from checkin.platform.context import Context
 from checkin.platform.instants import DAY_MS, format_ms
 from tracing.rules import alerts as al
 from tracing.storage.store import Store, StoreError
-from tracing.streams.retry import SystemClock
+from tracing.streams.retry import Clock, RetryPolicy, SystemClock
+from tracing.streams.runner import Runner
 
 log = logging.getLogger("tracing.rules.escalation")
 
@@ -106,20 +107,41 @@ async def publish_events(ctx: Context, events: list[tuple[al.Alert, str]]) -> No
     await pipe.execute()
 
 
-async def run_escalation(
-    ctx: Context, store: Store, stop: asyncio.Event, clock: Callable[[], float] = time.time
-) -> None:
-    """Worker ``escalation``: the step every :func:`step_interval_s` until ``stop``."""
-    escalator = Escalator(ctx, store, clock)
+class EscalationStep:
+    """The escalator as a step of :class:`~tracing.streams.runner.Runner`: one pass per round."""
+
+    name = "escalation"
+
+    def __init__(self, escalator: Escalator) -> None:
+        self.escalator = escalator
+
+    async def setup(self) -> None:
+        pass
+
+    async def poll(self, stop: asyncio.Event) -> bool:
+        moved = await self.escalator.step()
+        if moved:
+            log.info("escalated %d alert(s)", len(moved))
+        return False  # the next pass after the interval, whatever this one found
+
+    async def join(self, stop: asyncio.Event) -> bool:
+        return True
+
+    async def close(self) -> None:
+        pass
+
+
+def escalation(
+    ctx: Context, store: Store, clock: Callable[[], float] = time.time, wait: Clock | None = None
+) -> Runner:
+    """The factory of worker ``escalation``: the step every :func:`step_interval_s` until ``stop``;
+    a failed pass (any error) is logged and the next one comes after the same interval."""
     interval = step_interval_s(ctx.settings.escalation_s)
-    wait = SystemClock()
-    while not stop.is_set():
-        try:
-            moved = await escalator.step()
-            if moved:
-                log.info("escalated %d alert(s)", len(moved))
-        except (StoreError, RedisError, OSError) as exc:
-            log.warning("escalation step failed, retrying in %.1f s (%s)", interval, exc)
-        except Exception:
-            log.exception("escalation step failed")
-        await wait.wait(stop, interval)
+    return Runner(
+        EscalationStep(Escalator(ctx, store, clock)),
+        RetryPolicy(first_delay_s=interval, max_delay_s=interval, multiplier=1.0),
+        wait or SystemClock(),
+        retry_on=(StoreError, RedisError, OSError),
+        any_error=True,
+        idle_s=interval,
+    )
