@@ -316,3 +316,16 @@ async def test_a_worker_killed_between_sending_and_acknowledging_leaves_each_tex
     assert all(
         "滨河路图书馆" in text and "/me#notice-" + "d" * 18 in text for _, text in provider.delivered.values()
     )
+
+
+async def test_an_alert_entry_the_worker_cannot_decode_goes_to_its_dead_letter_stream(
+    settings: Settings, notice_worker: NoticeWorker
+) -> None:
+    keys, redis = notice_worker.ctx.keys, notice_worker.ctx.redis
+    bad = (await redis.xadd(keys.alerts_stream(), {"kind": "exposure_site_visit", "id": "x"})).decode()
+    await notice_worker.visits_step(0)
+    [(_, fields)] = await redis.xrange(keys.notices_dead_letters())
+    assert fields[b"id"].decode() == bad
+    assert fields[b"reason"].startswith(b"undecodable entry")
+    info = await redis.xpending(keys.alerts_stream(), "notices")
+    assert int(info["pending"]) == 0  # acknowledged with the dead letter: the group keeps moving
