@@ -16,7 +16,8 @@ from checkin.cli import build_parser
 from checkin.platform.instants import format_ms, to_ms
 from checkin.platform.settings import Settings
 from tests.support.rules import DISTRICT_A, DISTRICT_B, key_for
-from tracing.queries.report import build_report, csv_files, period_bounds
+from tracing.queries.report import build_report, period_bounds
+from tracing.queries.report_files import csv_files
 from tracing.rules import alerts as al
 from tracing.storage.schema import STAY_COLUMNS
 from tracing.storage.store import Store

@@ -268,7 +268,8 @@ def report_from_engine(settings: Settings, period: str, day: dt.date, scope: str
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from tracing.queries.report import report_day, write_report
+    from tracing.queries.report import report_day
+    from tracing.queries.report_files import write_report
     from tracing.rules.alerts import SCOPE_RE
 
     try:

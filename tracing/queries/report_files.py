@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from checkin.platform.settings import RULE_KINDS
-from tracing.queries.report_model import KIND_COLOURS, AlertRow, Report
+from tracing.queries.report import KIND_COLOURS, AlertRow, Report
 from tracing.queries.spreadsheet import csv_cell
 
 # --- CSV ----------------------------------------------------------------------------------------------
