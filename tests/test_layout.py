@@ -107,6 +107,15 @@ def test_the_ingest_rooms_never_reach_clickhouse() -> None:
     assert violations(("checkin", "venues"), forbidden) == []
 
 
+def test_the_tracing_workers_never_import_the_http_layer() -> None:
+    workers = ("tracing.streams", "tracing.sink", "tracing.notices", "tracing.rules", "tracing.workers")
+
+    def forbidden(me: str, name: str) -> bool:
+        return any(within(me, w) for w in workers) and within(name, "tracing.api")
+
+    assert violations(("tracing",), forbidden) == []
+
+
 @pytest.mark.parametrize(
     "package",
     sorted(module_name(p) for name in (*PRODUCT, "loadtest") for p in (ROOT / name).rglob("__init__.py")),
