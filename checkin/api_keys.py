@@ -16,13 +16,16 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from checkin.platform import audit_trail, auth
-from checkin.platform.auth import ApiKeyRecord, Principal
+from checkin.platform.auth import ApiKeyRecord, Principal, requires_role
 from checkin.platform.client_address import client_address
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, DomainError, Forbidden, NotFound
 from checkin.platform.service import Part
 from venues import registry
 from venues.model import Venue
+
+ADMIN_OR_OPERATOR = [requires_role("admin", "operator")]
+"""The key routes admit admins and operators; what an operator may do is checked in the route."""
 
 ScopeCode = Annotated[
     str,
@@ -79,13 +82,13 @@ async def _refuse(ctx: Context, principal: Principal, action: str, params: dict[
     summary="Create an API key (admin; an operator: a device key of a venue it manages)",
     tags=["access"],
     problems={403: "not an admin, or an operator asking for another venue or another role (audited)"},
+    guards=ADMIN_OR_OPERATOR,
 )
 async def create_key(
     data: KeyRequest, request: Request[Any, Any, State], ctx: Context, principal: Principal
 ) -> KeyCreated:
     if principal.role == "operator":
         return await _operator_creates(data, ctx, principal, _ip(request, ctx))
-    principal.require("admin")
     if data.role == "device" and data.venue_id is None:
         raise BadInput("a device key must be bound to a venue_id")
     key, record = await auth.create_api_key(
@@ -125,6 +128,7 @@ async def _operator_creates(data: KeyRequest, ctx: Context, principal: Principal
     "/v1/keys",
     summary="List API keys, secrets never shown (admin; an operator: the device keys of a venue it manages)",
     tags=["access"],
+    guards=ADMIN_OR_OPERATOR,
 )
 async def list_keys(
     ctx: Context,
@@ -138,7 +142,6 @@ async def list_keys(
             raise Forbidden("an operator lists the device keys of a venue it manages: ?venue_id=<venue>")
         await _managed_venue(ctx, principal, venue_id)
         return [r for r in await auth.list_venue_api_keys(ctx, venue_id) if r.role == "device"]
-    principal.require("admin")
     records = await auth.list_api_keys(ctx)
     return records if venue_id is None else [r for r in records if r.venue_id == venue_id]
 
@@ -147,12 +150,12 @@ async def list_keys(
     "/v1/keys/{key_id:str}",
     summary="Revoke an API key (admin; an operator: a device key of a venue it manages)",
     tags=["access"],
+    guards=ADMIN_OR_OPERATOR,
 )
 async def revoke_key(
     key_id: str, request: Request[Any, Any, State], ctx: Context, principal: Principal
 ) -> None:
     if principal.role != "operator":
-        principal.require("admin")
         await auth.revoke_api_key(ctx, key_id)
         return
     ip = _ip(request, ctx)
