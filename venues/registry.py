@@ -326,8 +326,8 @@ async def _run(ctx: Context, cmds: list[tuple[Any, ...]]) -> list[Any]:
 
 
 def check_access(principal: Principal, venue: Venue) -> None:
-    """Operators see venues in their scope, or only their own venue when bound to one."""
-    principal.require("operator")
+    """Operators see venues in their scope, or only their own venue when bound to one. The role is
+    the route's guard (operators and admins)."""
     if not principal.in_scope(venue.community):
         raise Forbidden(f"venue {venue.venue_id} is outside this key's jurisdiction ({principal.scope})")
     if principal.role == "operator" and principal.venue_id is not None:
@@ -379,8 +379,8 @@ async def list_venues(
     after: int = 0,
     limit: int = 50,
 ) -> VenuePage:
-    """Venues visible to the caller, by id; ``community`` is a code prefix, ``q`` an id or name part."""
-    principal.require("operator")
+    """Venues visible to the caller (an operator or the admin), by id; ``community`` is a code prefix,
+    ``q`` an id or name part."""
     limit = max(1, min(limit, MAX_LIST_LIMIT))
     if not re.fullmatch(COMMUNITY_PREFIX, community):
         raise BadInput("community must be a district, street or community code prefix (digits)")
@@ -574,7 +574,7 @@ async def allocate_id(ctx: Context) -> int:
 
 
 async def create_venue(ctx: Context, principal: Principal, data: VenueIn) -> Venue:
-    principal.require("operator")
+    """A new venue, by an operator not bound to a venue or the admin (the route's guard)."""
     if principal.role == "operator" and principal.venue_id is not None:
         raise Forbidden(f"this key is bound to venue {principal.venue_id} and cannot create venues")
     validate(data)

@@ -17,7 +17,7 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from checkin.platform import audit_trail
-from checkin.platform.auth import Principal
+from checkin.platform.auth import Principal, requires_role
 from checkin.platform.client_address import client_address
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Forbidden, NotFound, PayloadTooLarge, Unprocessable
@@ -31,6 +31,9 @@ IMPORT_ROWS = "checkin_venue_import_rows_total"
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
 
 TAGS = ["venues"]
+OPERATOR = [requires_role("operator")]
+"""Venue routes admit operators and admins; the venue's jurisdiction and binding are checked in
+:mod:`venues.registry`."""
 
 
 def setup_metrics(metrics: Metrics) -> None:
@@ -50,12 +53,18 @@ def _venue_id(value: int) -> int:
     return value
 
 
-@post("/v1/venues", summary="Register a venue (operator, admin)", tags=TAGS, problems=(409, 422))
+@post(
+    "/v1/venues",
+    summary="Register a venue (operator, admin)",
+    tags=TAGS,
+    problems=(409, 422),
+    guards=OPERATOR,
+)
 async def create_venue(data: registry.VenueIn, ctx: Context, principal: Principal) -> Venue:
     return await registry.create_venue(ctx, principal, data)
 
 
-@get("/v1/venues", summary="Venues visible to the caller, by id", tags=TAGS)
+@get("/v1/venues", summary="Venues visible to the caller, by id", tags=TAGS, guards=OPERATOR)
 async def list_venues(
     ctx: Context,
     principal: Principal,
@@ -76,7 +85,7 @@ async def list_venues(
     return await registry.list_venues(ctx, principal, community=community, q=q, after=after, limit=limit)
 
 
-@get("/v1/venues/{venue_id:int}", summary="One venue", tags=TAGS)
+@get("/v1/venues/{venue_id:int}", summary="One venue", tags=TAGS, guards=OPERATOR)
 async def get_venue(venue_id: int, ctx: Context, principal: Principal) -> Venue:
     return await registry.get_venue(ctx, principal, _venue_id(venue_id))
 
@@ -86,6 +95,7 @@ async def get_venue(venue_id: int, ctx: Context, principal: Principal) -> Venue:
     summary="Change a venue; {active: false, reason} closes it (its codes then answer 410 with the date)",
     tags=TAGS,
     problems=(422,),
+    guards=OPERATOR,
 )
 async def patch_venue(venue_id: int, data: registry.VenuePatch, ctx: Context, principal: Principal) -> Venue:
     return await registry.patch_venue(ctx, principal, _venue_id(venue_id), data)
@@ -95,6 +105,7 @@ async def patch_venue(venue_id: int, data: registry.VenuePatch, ctx: Context, pr
     "/v1/venues/{venue_id:int}/history",
     summary="Every change of the venue: who, when, before, after (admin, analyst in scope)",
     tags=TAGS,
+    guards=[requires_role("analyst")],
 )
 async def venue_history(
     venue_id: int, request: Request[Any, Any, State], ctx: Context, principal: Principal
@@ -117,6 +128,7 @@ async def venue_history(
         "the code before it is accepted one step longer."
     ),
     tags=TAGS,
+    guards=[requires_role("operator", "device")],
 )
 async def get_code(venue_id: int, ctx: Context, principal: Principal) -> registry.VenueCode:
     return await registry.get_code(ctx, principal, _venue_id(venue_id))
@@ -128,12 +140,18 @@ async def get_code(venue_id: int, ctx: Context, principal: Principal) -> registr
     summary="Issue a new code version; posters with the old code get 410 at check-in",
     tags=TAGS,
     problems=(409,),
+    guards=OPERATOR,
 )
 async def rotate_code(venue_id: int, ctx: Context, principal: Principal) -> registry.VenueCode:
     return await registry.rotate_code(ctx, principal, _venue_id(venue_id))
 
 
-@get("/v1/venues/{venue_id:int}/entries", summary="Check-ins counted today (local day)", tags=TAGS)
+@get(
+    "/v1/venues/{venue_id:int}/entries",
+    summary="Check-ins counted today (local day)",
+    tags=TAGS,
+    guards=OPERATOR,
+)
 async def entries_today(venue_id: int, ctx: Context, principal: Principal) -> registry.EntriesToday:
     return await registry.entries_today(ctx, principal, _venue_id(venue_id))
 
@@ -147,6 +165,7 @@ async def entries_today(venue_id: int, ctx: Context, principal: Principal) -> re
         "Read from Redis; the operator page reads it every minute."
     ),
     tags=TAGS,
+    guards=OPERATOR,
 )
 async def venue_day(venue_id: int, ctx: Context, principal: Principal) -> registry.VenueDay:
     return await registry.venue_day(ctx, principal, _venue_id(venue_id))
@@ -190,6 +209,7 @@ async def _poster(
     description=POSTER_KINDS,
     tags=TAGS,
     media_type=poster.MEDIA_TYPES["png"],
+    guards=OPERATOR,
 )
 async def poster_png(
     venue_id: int, ctx: Context, principal: Principal, download: bool = False
@@ -203,6 +223,7 @@ async def poster_png(
     description=POSTER_KINDS,
     tags=TAGS,
     media_type=poster.MEDIA_TYPES["svg"],
+    guards=OPERATOR,
 )
 async def poster_svg(
     venue_id: int, ctx: Context, principal: Principal, download: bool = False
@@ -216,6 +237,7 @@ async def poster_svg(
     description=POSTER_KINDS,
     tags=TAGS,
     media_type=poster.MEDIA_TYPES["pdf"],
+    guards=OPERATOR,
 )
 async def poster_pdf(
     venue_id: int,
@@ -241,11 +263,11 @@ async def poster_pdf(
     request_max_body_size=None,
     raw_body=("text/csv", "CSV with the header " + ",".join(importer.COLUMNS)),
     problems=(422,),
+    guards=OPERATOR,
 )
 async def import_venues(
     request: Request[Any, Any, State], ctx: Context, principal: Principal, strict: bool = False
 ) -> importer.ImportReport:
-    principal.require("operator")
     if principal.role == "operator" and principal.venue_id is not None:
         raise Forbidden(f"this key is bound to venue {principal.venue_id} and cannot import venues")
     limit = ctx.settings.max_import_bytes
