@@ -15,7 +15,8 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-from checkin.platform.settings import Settings, SettingsError, get_settings, load_settings
+from checkin.platform.secrets import get_settings
+from checkin.platform.settings import Settings, SettingsError, load_settings
 from checkin.residents import cli as residents_cli
 from tracing import cli as tracing_cli
 from venues import cli as venues_cli

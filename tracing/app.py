@@ -17,8 +17,9 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from checkin.platform.context import Context
+from checkin.platform.secrets import get_settings
 from checkin.platform.service import Part, build_app
-from checkin.platform.settings import Settings, get_settings
+from checkin.platform.settings import Settings
 from tracing.api import (
     alert_queue,
     alerts,

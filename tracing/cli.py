@@ -19,8 +19,8 @@ log = logging.getLogger("tracing.cli")
 
 
 def cmd_serve_tracing(args: argparse.Namespace, settings: Settings) -> int:
+    from checkin.platform.secrets import get_settings
     from checkin.platform.serve import serve
-    from checkin.platform.settings import get_settings
 
     if args.workers:
         # the app reads its settings in granian's worker process: hand the choice over there

@@ -9,6 +9,7 @@ run later against the same data dir find that server through it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets as pysecrets
@@ -18,7 +19,7 @@ import msgspec
 
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_conn import has_password, reachable, with_password
-from checkin.platform.settings import Settings
+from checkin.platform.settings import Settings, load_settings
 
 SECRETS_FILE = "secrets.json"
 REDIS_PASSWORD = "redis_password"  # noqa: S105 - the name of the field, not a password
@@ -108,3 +109,9 @@ def resolve_secrets(settings: Settings, *, create: bool = True) -> Settings:
     if password and not reachable(settings.redis_url):
         settings = msgspec.structs.replace(settings, redis_url=with_password(settings.redis_url, password))
     return settings
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, built once: the environment's, with the stored secrets filled in."""
+    return resolve_secrets(load_settings())

@@ -25,7 +25,8 @@ from checkin.platform.openapi_ui import render_plugin, swagger_asset
 from checkin.platform.ops import HealthCheck, health_route, metrics_route, redis_check
 from checkin.platform.problems import EXCEPTION_HANDLERS, PROBLEMS
 from checkin.platform.redis_conn import connect
-from checkin.platform.settings import Settings, get_settings
+from checkin.platform.secrets import get_settings
+from checkin.platform.settings import Settings
 
 log = logging.getLogger("checkin.platform.service")
 

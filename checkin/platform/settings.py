@@ -2,13 +2,13 @@
 
 An optional TOML file (``CHECKIN_CONFIG=/path/settings.toml``, keys are the
 field names in lower case) supplies values first; environment variables
-override it. Every bad value is refused at start with one line naming the
+override it. The stored secrets are filled in by :func:`checkin.platform.secrets.get_settings`, the
+process's settings built once. Every bad value is refused at start with one line naming the
 variable, e.g. ``CHECKIN_INGEST_PORT: expected an integer 1..65535, got 'x'``.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import tomllib
@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
+
+from checkin.platform.client_address import parse_networks
+from checkin.platform.keyring import Keyring, KeyringError
 
 ENV_PREFIX = "CHECKIN_"
 
@@ -211,8 +214,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 f"known: {', '.join(RULE_KINDS)}"
             )
         if self.trusted_proxies:
-            from checkin.platform.client_address import parse_networks
-
             try:
                 parse_networks(self.trusted_proxies)
             except ValueError as exc:
@@ -224,8 +225,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 f"known: {', '.join(TRACING_WORKERS)}"
             )
         if self.keyring:
-            from checkin.platform.keyring import Keyring, KeyringError
-
             try:
                 Keyring.parse(self.keyring)
             except KeyringError as exc:
@@ -343,11 +342,3 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             if value is not None:
                 message = f"{message}, got {value!r}"
         raise SettingsError(message) from None
-
-
-@functools.lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process's settings, built once (secrets resolved from the data dir)."""
-    from checkin.platform.secrets import resolve_secrets
-
-    return resolve_secrets(load_settings())
