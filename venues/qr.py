@@ -238,9 +238,6 @@ class Matrix:
         n = self.size
         return [self.cells[r * n : (r + 1) * n] for r in range(n)]
 
-    def is_dark(self, row: int, col: int) -> bool:
-        return self.cells[row * self.size + col] == 1
-
 
 _TO_1BIT = bytes([0xFF, 0x00]) + bytes(254)
 """Module value -> one byte of a 1-bit PNG row (8 pixels): dark = 0 (black)."""

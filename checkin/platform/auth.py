@@ -53,13 +53,6 @@ class Principal(msgspec.Struct, frozen=True):
     def in_scope(self, community: str) -> bool:
         return not self.scope or community.startswith(self.scope)
 
-    def check_scope(self, community: str, venue_id: int | None = None) -> None:
-        if not self.in_scope(community):
-            raise Forbidden(f"outside this key's jurisdiction ({self.scope})")
-        if self.role in ("device", "operator") and self.venue_id is not None and venue_id is not None:
-            if self.venue_id != venue_id:
-                raise Forbidden(f"this key is bound to venue {self.venue_id}")
-
 
 class ApiKeyRecord(msgspec.Struct):
     key_id: str

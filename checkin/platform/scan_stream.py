@@ -71,7 +71,6 @@ LAYOUT = (
     "received_at",
     "ended_by",
 )
-POS = {name: i for i, name in enumerate(LAYOUT)}
 WIDTH = len(LAYOUT)
 EARLIER_WIDTH = WIDTH - 1
 """Lines written before ``ended_by`` existed."""

@@ -34,7 +34,6 @@ CODE_DIGITS = 6
 CODE_PATTERN = f"^[0-9]{{{CODE_DIGITS}}}$"
 CHALLENGE_TTL_S = 300
 MAX_TRIES = 5
-PER_PHONE_MINUTE = 1
 PER_PHONE_DAY = 10
 REFUSALS = "checkin_identity_refusals_total"
 
