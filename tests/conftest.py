@@ -16,6 +16,7 @@ from litestar.testing import AsyncTestClient
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings, load_settings
 from tests.support.browser import async_chromium
+from tests.support.failing_store import FailingStore
 from tests.support.values import ADMIN_KEY, REDIS_URL, own_prefix
 from tracing.storage.store import Store
 
@@ -73,8 +74,9 @@ def sync_redis() -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    st = Store(settings.effective_clickhouse_dsn, settings.clickhouse_database)
+def store(settings: Settings) -> Iterator[FailingStore]:
+    """The test's ClickHouse database; ``store.fail_next(n)`` makes its next requests fail."""
+    st = FailingStore(settings.effective_clickhouse_dsn, settings.clickhouse_database)
     st.apply_schema(settings.retention_days)
     yield st
     st.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")

@@ -9,6 +9,7 @@ from litestar.testing import AsyncTestClient
 
 from checkin.platform.instants import format_ms
 from checkin.platform.settings import Settings
+from tests.support.failing_store import FailingStore
 from tests.support.rules import (
     BASE_MS,
     DISTRICT_A,
@@ -38,11 +39,11 @@ async def seed_two_districts(h: Harness) -> list[al.Alert]:
 
 
 async def test_history_writer_retries_and_writes_each_alert_once(
-    settings: Settings, redis_client: Any, store: Store
+    settings: Settings, redis_client: Any, store: FailingStore
 ) -> None:
     h = Harness(settings, redis_client)
     published = await seed_two_districts(h)
-    store.inject_failures(3)
+    store.fail_next(3)
     await write_history(h, store, len(published))
     rows = store.rows(
         f"SELECT alert_id, kind, person_id FROM {store.table('alerts')} FINAL ORDER BY alert_id"

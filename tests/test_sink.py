@@ -12,6 +12,7 @@ import redis
 
 from checkin.platform.redis_keys import RULES_GROUP, SINK_GROUP
 from checkin.platform.scan_stream import pack, scan_values
+from tests.support.failing_store import FailingStore
 from tests.support.sink import (
     FastClock,
     checkout,
@@ -68,7 +69,7 @@ async def test_sink_lands_stays_and_trims_what_every_group_acked(
 
 
 async def test_failing_inserts_keep_entries_pending_then_land_once(
-    make_settings: Any, store: Store, sync_redis: redis.Redis
+    make_settings: Any, store: FailingStore, sync_redis: redis.Redis
 ) -> None:
     settings = make_settings(sink_batch_rows=1000, sink_batch_ms=100)
     events = [scan(i) for i in range(200)]
@@ -79,7 +80,7 @@ async def test_failing_inserts_keep_entries_pending_then_land_once(
     def observe(_: float) -> None:
         seen.append((sink_pending(sync_redis, settings)[0], count(reader, final=False)))
 
-    store.inject_failures(4)
+    store.fail_next(4)
     clock = FastClock(observe)
     consumer, ctx = await make_consumer(settings, store, clock=clock, policy=RetryPolicy(first_delay_s=0.5))
     await run_until(
@@ -244,19 +245,18 @@ async def test_sink_runs_inside_the_tracing_service_with_metrics(
 
 
 async def test_rows_the_engine_rejects_are_isolated_and_dead_lettered(
-    make_settings: Any, store: Store, sync_redis: redis.Redis
+    make_settings: Any, store: FailingStore, sync_redis: redis.Redis
 ) -> None:
     from tracing.storage.store import StoreError
 
     settings = make_settings(sink_batch_rows=2, sink_batch_ms=60_000, stream_shards=1)
     xadd(sync_redis, settings, [scan(1, venue=5), scan(2, venue=5)])
     # the batch of two fails as data, then its first half alone: that entry is the culprit
-    store.inject_failures(2, lambda: StoreError("Code: 27. Cannot parse input", 27))
+    store.fail_next(2, lambda: StoreError("Code: 27. Cannot parse input", 27))
     consumer, ctx = await make_consumer(settings, store)
     await run_until(
         consumer, lambda: consumer.stats.rows == 1 and sink_pending(sync_redis, settings) == (0, 0)
     )
-    store.inject_failures(0, lambda: StoreError("injected failure", 999))
     dead = sync_redis.xrange(keys_of(settings).dead_letters())
     assert len(dead) == 1 and b"rejected by ClickHouse" in dead[0][1][b"reason"]
     assert json.loads(dead[0][1][b"fields"])["scan"].split("\t")[1] == "ci-1"

@@ -13,6 +13,7 @@ from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.instants import now_us
 from checkin.platform.settings import Settings
+from tests.support.failing_store import FailingStore
 from tracing.sink import venue_mirror
 from tracing.storage.store import Store, StoreError
 from tracing.workers import WORKERS
@@ -41,7 +42,7 @@ def mirrored(store: Store) -> dict[int, dict[str, Any]]:
 
 
 async def test_changes_are_mirrored_and_the_queue_drains(
-    settings: Settings, store: Store, redis_client: Any
+    settings: Settings, store: FailingStore, redis_client: Any
 ) -> None:
     ctx = Context.build(settings, redis_client, "tracing")
     await registry.create_venue(ctx, ADMIN, new_venue(1, requires_negative_test_hours=24, capacity=80))
@@ -55,7 +56,7 @@ async def test_changes_are_mirrored_and_the_queue_drains(
 
     await registry.patch_venue(ctx, ADMIN, 1, registry.VenuePatch(name="改名", active=False, reason="停业"))
     await registry.rotate_code(ctx, ADMIN, 2)
-    store.inject_failures(1)
+    store.fail_next(1)
     with pytest.raises(StoreError):
         await venue_mirror.mirror_once(ctx, store)
     assert await redis_client.zcard(ctx.keys.venue_mirror_queue()) == 2  # nothing lost

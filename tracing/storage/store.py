@@ -57,8 +57,6 @@ class Store:
         self.cluster = cluster
         self.embedded = dsn.startswith("chdb://")
         self._lock = threading.Lock()
-        self._fail_next = 0
-        self._fail_factory: Callable[[], Exception] = lambda: StoreError("injected failure", 999)
         self.calls = 0
         try:
             if self.embedded:
@@ -93,22 +91,10 @@ class Store:
             raise ValueError(f"unknown table {name}")
         return f"{self.database}.{name}"
 
-    # --- fault injection (tests: "inserts fail for N calls") -------------------
-    def inject_failures(self, count: int, factory: Callable[[], Exception] | None = None) -> None:
-        self._fail_next = count
-        if factory is not None:
-            self._fail_factory = factory
-
-    def _maybe_fail(self) -> None:
-        if self._fail_next > 0:
-            self._fail_next -= 1
-            raise self._fail_factory()
-
     # --- requests -----------------------------------------------------------------
     def _run(self, fn: Callable[[], Any]) -> Any:
         with self._lock:
             self.calls += 1
-            self._maybe_fail()
             try:
                 return fn()
             except ClickHouseError as exc:
