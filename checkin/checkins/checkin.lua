@@ -1,24 +1,26 @@
--- Check-ins at venues of ONE stream shard, in one call (driven by checkin/checkins/service.py).
+-- Check-ins in one call (driven by checkin/checkins/service.py): on a single node every item of a
+-- request, whatever its venue's stream shard; in cluster mode the items of one shard.
 --
 -- Every key arrives in KEYS or, for records and hot state of persons named by an earlier check-in,
--- is a key prefix in ARGV and an id (names are built by checkin/platform/redis_keys.py); all share
--- the shard's hash tag. The stream entry (one `scan` field, tab-separated values in the order of
+-- is a key prefix and an id (names are built by checkin/platform/redis_keys.py); in cluster mode all
+-- share the shard's hash tag. The stream entry (one `scan` field, tab-separated values in the order of
 -- checkin/platform/scan_stream.py's LAYOUT; tests/test_scan_line.py pins it) is written below.
 --
--- KEYS  [1] stream, [2] the caller's scan budget counter (a resident's or a door device's),
---       [3] the client address's scan budget counter (both: the stream key when not counted),
---       then per item: venue hash, day-entries hash, new check-in record, the owner's dedupe
---       hash (fields c:<client id> -> check-in id, v:<venue id> -> "check-in id|scan instant,..."
---       of the owner's recent scans there, newest first), then one person-state hash per person.
+-- KEYS  [1] a stream (a placeholder for budgets not counted), [2] the caller's scan budget counter
+--       (a resident's or a door device's), [3] the client address's scan budget counter (both: key 1
+--       when not counted), then per item: venue hash, day-entries hash, new check-in record (its
+--       name is the shard's record prefix and the check-in id), the owner's dedupe hash (fields
+--       c:<client id> -> check-in id, v:<venue id> -> "check-in id|scan instant,..." of the owner's
+--       recent scans there, newest first), the venue's stream, then one person-state hash per
+--       person.
 -- ARGV  [1] now (unix ms), [2] caller budget (scans a minute, 0 = not counted), [3] address budget,
 --       [4] budget window (ms), [5] colour of unknown persons, [6] flags: "l" = lite (skip the
 --       test-result lookup), "b" = brief (answer ids only), [7] record TTL (s), [8] item count,
 --       [9] repeat window (ms: a scan by the same owner at the same venue within it of ANY recent
---       scan there is that check-in), [10] lifetime of a day-entries hash (s), [11] record key
---       prefix of this shard, [12] person-state key prefix of this shard, [13] scans remembered per
---       owner and venue for the repeat rule, [14] how long a person's stays are kept for the
---       one-place-at-a-time rule (ms: the longest backdating plus the longest stay), [15] key prefix
---       of the persons' kept stays (stays.lua),
+--       scan there is that check-in), [10] lifetime of a day-entries hash (s), [11] person-state key
+--       prefix, [12] scans remembered per owner and venue for the repeat rule, [13] how long a
+--       person's stays are kept for the one-place-at-a-time rule (ms: the longest backdating plus
+--       the longest stay), [14] key prefix of the persons' kept stays (stays.lua),
 --       then per item: venue id, code version ('' = any), code kind ('s' printed poster, 'r'
 --       rotating screen, '' = a door device), scan instant (ms), new check-in id, client id
 --       ('' = none), source, lat, lon, accuracy, the owner's token version ('' = not checked: an
@@ -53,12 +55,14 @@ local ttl = tonumber(ARGV[7])
 local nitems = tonumber(ARGV[8])
 local repeat_ms = tonumber(ARGV[9])
 local day_ttl = tonumber(ARGV[10])
-local records = ARGV[11]
-local pstates = ARGV[12]
-local remembered = tonumber(ARGV[13])
-local keep = tonumber(ARGV[14])
-local stays_prefix = ARGV[15]
+local pstates = ARGV[11]
+local remembered = tonumber(ARGV[12])
+local keep = tonumber(ARGV[13])
+local stays_prefix = ARGV[14]
+-- The stream and check-in record prefix of the item being run (set by one()): end rows of the stays
+-- an item ends go to the item's stream.
 local stream = KEYS[1]
+local records = ''
 
 local function budget(key, limit)
   if limit <= 0 then return nil end
@@ -154,7 +158,7 @@ local function repeat_of(pcid, rnt, k, a, at, at_s, own_state, dkey)
     local base = at + tonumber(rec.dw) * 1000
     local base_s = string.format('%d', base)
     for _, j in ipairs(added) do
-      rec.p[#rec.p + 1] = open_stay(ARGV[a + 11 + j], KEYS[k + 3 + j], rec.cid, rec.vid, at, at_s, base,
+      rec.p[#rec.p + 1] = open_stay(ARGV[a + 11 + j], KEYS[k + 4 + j], rec.cid, rec.vid, at, at_s, base,
         base_s, rec.dw, rec.d, rec.s, rec.c, rec.vlat, rec.vlon, ARGV[a + 6], ARGV[a + 12], ARGV[a + 7],
         ARGV[a + 8], ARGV[a + 9], rnt)
     end
@@ -175,13 +179,15 @@ end
 local function one(k, a)
   local vkey, dkey, rkey, okey = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local vid, cv, kind, at_s, cid = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  stream = KEYS[k + 4]
+  records = string.sub(rkey, 1, #rkey - #cid)
   local client, src, lat, lon, acc = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]
   local tv = ARGV[a + 10]
   local np = tonumber(ARGV[a + 11])
   local owner = ARGV[a + 12]
   local at = tonumber(at_s)
 
-  local own_state = state(KEYS[k + 4])
+  local own_state = state(KEYS[k + 5])
   if tv ~= '' and (tonumber(own_state[7] or '0') or 0) > tonumber(tv) then return 'revoked', '' end
 
   local v = redis.call('HMGET', vkey, 'active', 'code_version', 'district', 'street', 'community',
@@ -224,7 +230,7 @@ local function one(k, a)
   local base = at + dw * 1000
   local people = {}
   for j = 1, np do
-    people[j] = open_stay(ARGV[a + 11 + j], KEYS[k + 3 + j], cid, vid, at, at_s, base, end_s, dw_s, d, s, c,
+    people[j] = open_stay(ARGV[a + 11 + j], KEYS[k + 4 + j], cid, vid, at, at_s, base, end_s, dw_s, d, s, c,
       vlat, vlon, src, owner, lat, lon, acc, rnt)
   end
   spend(caller_budget, np)
@@ -256,13 +262,13 @@ local function one(k, a)
 end
 
 local out = {'items'}
-local k, a = 4, 16
+local k, a = 4, 15
 for _ = 1, nitems do
   local np = tonumber(ARGV[a + 11])
   local code, payload = one(k, a)
   out[#out + 1] = code
   out[#out + 1] = payload
-  k = k + 4 + np
+  k = k + 5 + np
   a = a + 12 + np
 end
 local function settle(b)

@@ -4,8 +4,8 @@ The venue code is verified in process (HMAC, :mod:`venues.codes`); the script th
 checks the code version and venue state, dedupes, reads the hot state of every person,
 decides the verdict (docs/ARCHITECTURE.md "Verdict at the door"), XADDs one check-in entry per
 person to the venue's stream shard, counts the day's entries and keeps a check-in record
-for the check-out and for repeat scans. A batch (offline queue, sentinel upload) runs one
-script call per shard, all pipelined in one round trip.
+for the check-out and for repeat scans. A batch (offline queue, sentinel upload) runs in one
+script call on a single node, and in one call per shard, pipelined, in cluster mode.
 
 Check-in ids are 23 hex characters: the shard (3) and 80 random bits, so a check-out
 finds the record's shard from the id alone.
@@ -376,14 +376,27 @@ class Budget:
 
 @dataclass
 class Call:
-    shard: int
+    group: int
+    """:func:`call_group` of its items' venues."""
     keys: list[str] = field(default_factory=list)
     args: list[Any] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
 
 
+def call_group(ctx: Context, venue_id: int) -> int:
+    """Items of one request with the same group run in one script call: on a single node every item
+    (one call, so a person's kept stays are read and written once and a queue sent newest first
+    needs no end rows), in cluster mode the items of one stream shard (a call's keys share a slot)."""
+    return ctx.keys.pstate_tag(ctx.keys.shard_of(venue_id))
+
+
+ITEM_COUNT_SLOT = 7
+"""ARGV index (0-based) of the script's item count, bumped by :func:`add_item`."""
+
+
 def start_call(ctx: Context, shard: int, now: int, flags: str, budget: Budget | None = None) -> Call:
-    """A script call for one shard; its scans are counted against ``budget`` (None: not counted)."""
+    """A script call for the items of ``call_group`` ``shard``'s group (``shard``: the shard of one of
+    them); its scans are counted against ``budget`` (None: not counted)."""
     keys = ctx.keys
     s = ctx.settings
     window = now // WINDOW_MS
@@ -393,7 +406,7 @@ def start_call(ctx: Context, shard: int, now: int, flags: str, budget: Budget | 
         ckey, climit = keys.rate_tagged(shard, budget.kind, budget.who, window), budget.limit
         if budget.address_limit:
             akey, alimit = keys.rate_tagged(shard, "address", budget.address, window), budget.address_limit
-    call = Call(shard)
+    call = Call(keys.pstate_tag(shard))
     call.keys = [keys.stream(shard), ckey, akey]
     call.args = [
         now,
@@ -406,7 +419,6 @@ def start_call(ctx: Context, shard: int, now: int, flags: str, budget: Budget | 
         0,
         REPEAT_WINDOW_MS,
         DAY_ENTRIES_TTL_S,
-        keys.checkin_record(shard, ""),
         keys.pstate_prefix(shard),
         REMEMBERED_SCANS,
         stays_kept_ms(ctx),
@@ -426,7 +438,7 @@ def stays_kept_ms(ctx: Context) -> int:
 
 def add_item(ctx: Context, call: Call, item: Item) -> None:
     keys = ctx.keys
-    shard = call.shard
+    shard = keys.shard_of(item.venue_id)
     owner = item.persons[0]
     cid = new_checkin_id(shard)
     record = keys.checkin_record(shard, cid)
@@ -435,6 +447,7 @@ def add_item(ctx: Context, call: Call, item: Item) -> None:
         keys.venue_entries(shard, local_day(item.at_ms, ctx.settings.tz)),
         record,
         keys.dedupe(shard, owner),
+        keys.stream(shard),
     ]
     call.keys += [keys.pstate(pid, shard) for pid in item.persons]
     call.args += [
@@ -452,7 +465,7 @@ def add_item(ctx: Context, call: Call, item: Item) -> None:
         len(item.persons),
         *item.persons,
     ]
-    call.args[7] += 1
+    call.args[ITEM_COUNT_SLOT] += 1
     call.items.append(item)
 
 
@@ -678,10 +691,10 @@ async def check_in_batch(
             ctx.metrics.inc(REJECTIONS, reason=reason)
             results[index] = ItemResult(index=index, status=exc.status, error=exc.detail, error_reason=reason)
             continue
-        shard = ctx.keys.shard_of(claims.venue_id)
-        call = calls.get(shard)
+        group = call_group(ctx, claims.venue_id)
+        call = calls.get(group)
         if call is None:
-            call = calls[shard] = start_call(ctx, shard, now, flags, budget)
+            call = calls[group] = start_call(ctx, ctx.keys.shard_of(claims.venue_id), now, flags, budget)
         lat, lon, acc = location_args(entry.location)
         add_item(
             ctx,
