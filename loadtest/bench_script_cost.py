@@ -73,9 +73,11 @@ async def main():
         for i in range(1, 501):
             vid = rng.randrange(1, 2001)
             shard = ctx.keys.shard_of(vid)
-            call = by_shard.get(shard)
+            # a tree with call_group runs the items of every shard that share a group in one call
+            group = svc.call_group(ctx, vid) if hasattr(svc, "call_group") else shard
+            call = by_shard.get(group)
             if call is None:
-                call = by_shard[shard] = svc.start_call(ctx, shard, now, "b", None)
+                call = by_shard[group] = svc.start_call(ctx, shard, now, "b", None)
             at = now - 3_600_000 - i * 61_000 - rng.randrange(0, 60_000)
             svc.add_item(ctx, call, svc.Item(i, vid, "", at, [pid], "batch", client_id=f"b{b}-{i}"))
         await asyncio.gather(*(scripts.run("checkin", c.keys, c.args) for c in by_shard.values()))
@@ -148,12 +150,25 @@ def instructions(tree: Path, rounds: int, persons: int, batches: int, work: Path
     return int(found.group(1))
 
 
+def keep_profiles(work: Path, into: Path, tree: Path) -> None:
+    """Move this tree's callgrind files to ``into`` (start-up, single check-ins, batch, in order)."""
+    into.mkdir(parents=True, exist_ok=True)
+    runs = sorted(work.glob("callgrind.*.out"), key=lambda p: p.stat().st_mtime)
+    for name, run in zip(("base", "single", "batch"), runs, strict=False):
+        run.rename(into / f"{tree.name}.{name}.callgrind")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", action="append", type=Path, help="source tree to measure (repeatable)")
     parser.add_argument("--persons", type=int, default=1000, help="persons of each round of single check-ins")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batches", type=int, default=6, help="500-item batches, one person each")
+    parser.add_argument(
+        "--profiles",
+        type=Path,
+        help="keep each run's callgrind file here (read them with callgrind_annotate)",
+    )
     args = parser.parse_args()
     trees = [t.resolve() for t in (args.tree or [ROOT])]
     singles = args.rounds * args.persons
@@ -168,6 +183,8 @@ def main() -> None:
             per_single = (single - base) / singles
             per_item = (batch - base) / items
             results.append((tree, per_single, per_item))
+            if args.profiles:
+                keep_profiles(work, args.profiles, tree)
             print(
                 f"{tree}: {per_single:,.0f} instructions per check-in, {per_item:,.0f} per batch item",
                 flush=True,
