@@ -4,11 +4,21 @@ Each process counts in memory and flushes the deltas into one Redis hash per
 service every second (HINCRBYFLOAT), so ``/metrics`` on any worker shows the
 service's totals. Gauges (stream lengths, lag) are computed at scrape time by
 collectors registered by the service.
+
+Why not ``prometheus_client``: it adds up processes only on one machine (multiprocess mode, files
+under ``PROMETHEUS_MULTIPROC_DIR``), not the workers of a service on several hosts, and it is slower
+where we record on every scan (the rule engine's delay histogram) and every query.
+``loadtest/bench_metrics.py`` (2 shared cores, 200,000 calls a round, median of 7 rounds): a labelled
+13-bucket histogram observation costs 7.1 us here against 10.3 us with prometheus_client and 15.7 us
+in its multiprocess mode; a counter increment 5.1 us against 5.5 us and 9.8 us. ``observe`` keeps the
+names of the series it adds to per (name, labels), as ``inc`` does: building them on every call made
+it cost 45.8 us (against 7.5 us for prometheus_client on the same run).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable
@@ -40,6 +50,28 @@ def _family(series: str) -> str:
     return name
 
 
+class _HistogramSeries:
+    """The series one ``observe`` call adds to: a bucket per bound then ``+Inf``, the sum, the count."""
+
+    __slots__ = ("bounds", "buckets", "count", "total")
+
+    def __init__(self, bounds: tuple[float, ...], buckets: tuple[str, ...], total: str, count: str) -> None:
+        self.bounds = bounds
+        self.buckets = buckets
+        self.total = total
+        self.count = count
+
+    @classmethod
+    def of(cls, name: str, bounds: tuple[float, ...], labels: dict[str, str]) -> _HistogramSeries:
+        les = [repr(bound) for bound in bounds] + ["+Inf"]
+        return cls(
+            bounds,
+            tuple(_series(name + "_bucket", {**labels, "le": le}) for le in les),
+            _series(name + "_sum", labels),
+            _series(name + "_count", labels),
+        )
+
+
 class Metrics:
     def __init__(self, service: str) -> None:
         self.service = service
@@ -51,6 +83,8 @@ class Metrics:
         self._collectors: list[Collector] = []
         self._names: dict[tuple[Any, ...], str] = {}
         """Series names of recent ``inc`` calls (name and labels in call order)."""
+        self._histograms: dict[tuple[Any, ...], _HistogramSeries] = {}
+        """The same for ``observe`` calls: the bounds and the names of every series they add to."""
 
     # --- declaration ---------------------------------------------------------
     def counter(self, name: str, help_text: str) -> None:
@@ -76,18 +110,20 @@ class Metrics:
             self._local[key] = self._local.get(key, 0.0) + value
 
     def observe(self, name: str, value: float, **labels: str) -> None:
-        buckets = self._buckets.get(name, DEFAULT_BUCKETS)
+        memo = (name, *labels.items())
+        series = self._histograms.get(memo)
+        if series is None:
+            series = _HistogramSeries.of(name, self._buckets.get(name, DEFAULT_BUCKETS), labels)
+            if len(self._histograms) < 10_000:
+                self._histograms[memo] = series
+        # the buckets are cumulative: the value counts in every bucket whose bound is >= it
+        first = bisect.bisect_left(series.bounds, value) if value == value else len(series.bounds)
         with self._lock:
-            for bound in buckets:
-                if value <= bound:
-                    key = _series(name + "_bucket", {**labels, "le": repr(bound)})
-                    self._pending[key] = self._pending.get(key, 0.0) + 1
-            for key, delta in (
-                (_series(name + "_bucket", {**labels, "le": "+Inf"}), 1.0),
-                (_series(name + "_sum", labels), value),
-                (_series(name + "_count", labels), 1.0),
-            ):
-                self._pending[key] = self._pending.get(key, 0.0) + delta
+            pending = self._pending
+            for key in series.buckets[first:]:
+                pending[key] = pending.get(key, 0.0) + 1.0
+            pending[series.total] = pending.get(series.total, 0.0) + value
+            pending[series.count] = pending.get(series.count, 0.0) + 1.0
 
     def value(self, name: str, **labels: str) -> float:
         """This process's own count (for tests and local decisions)."""
