@@ -13,13 +13,16 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request, Response
 from litestar.di import Provide
 
 from checkin.platform.context import Context
+from checkin.platform.errors import DomainError, Unavailable
+from checkin.platform.problems import EXCEPTION_HANDLERS
 from checkin.platform.secrets import get_settings
 from checkin.platform.service import Part, build_app
 from checkin.platform.settings import Settings
+from tracing.answers.calls import StoreUnavailable
 from tracing.api import (
     alert_queue,
     alerts,
@@ -34,7 +37,7 @@ from tracing.api import (
     stats,
     trace,
 )
-from tracing.storage.store import Store
+from tracing.storage.store import Store, StoreError
 from tracing.streams import gauges
 from tracing.workers import WorkerSet
 
@@ -53,6 +56,16 @@ TRACING_PARTS: list[Part] = [
     own_visits.PART,
     Part("stream-gauges", on_startup=gauges.register),
 ]
+
+
+def store_failed(request: Request[Any, Any, Any], exc: StoreError) -> Response[Any]:
+    """A failed ClickHouse read answers 503 with Retry-After, as a problem naming the store (the trace
+    store unless the answer said otherwise); no route turns a store error into HTTP by hand."""
+    store = exc.store if isinstance(exc, StoreUnavailable) else "trace"
+    answer: Response[Any] = EXCEPTION_HANDLERS[DomainError](
+        request, Unavailable(f"the {store} store failed: {exc}", retry_after=5)
+    )
+    return answer
 
 
 class _Running:
@@ -98,7 +111,7 @@ def create_app(
             with contextlib.suppress(Exception):
                 running.store.close()
 
-    return build_app(
+    app = build_app(
         service="tracing",
         title="venue-checkin tracing API",
         parts=TRACING_PARTS,
@@ -109,3 +122,6 @@ def create_app(
         after_shutdown=after_shutdown,
         redis=redis,
     )
+    # The app's exception map, besides the platform's: typed store errors answer 503 in one place.
+    app.exception_handlers = {**app.exception_handlers, StoreError: store_failed}
+    return app

@@ -6,39 +6,39 @@ defines them (:mod:`tracing.queries.sources`); ``?format=csv`` answers the same 
 (:mod:`tracing.api.csv_export`). Like every trace query it needs a reason and writes an audit row
 before the answer leaves; a scoped key sees only stays at venues of its jurisdiction, and cases none of
 which has a stay there are unknown to it (404, audited). The cases with stays in the window and the
-possible sources it names are bound to the key for contact details (:mod:`tracing.api.purpose`).
+possible sources it names are bound to the key for contact details (:mod:`tracing.answers.purpose`).
+The answer is :mod:`tracing.answers.sources`; this route parses, checks and returns it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, post
 
-from checkin.platform import persons
-from checkin.platform.auth import Principal
+from checkin.platform.auth import Principal, requires_role
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, NotFound, Unavailable, Unprocessable
-from checkin.platform.instants import format_ms, now_ms, to_ms
+from checkin.platform.errors import BadInput, Unprocessable
+from checkin.platform.instants import to_ms
 from checkin.platform.service import Part
-from tracing.api import audit, purpose
+from tracing.answers import sources as source_answers
+from tracing.answers.sources import Sources
 from tracing.api.csv_export import LocalTime, csv_response, csv_text, ids_text, names_text
-from tracing.api.trace import (
+from tracing.api.trace_input import (
     FORMAT,
     REASON_PATTERN,
     REASON_REQUIRED,
     U64_MAX,
     Instant,
     UInt64,
+    check_format,
     check_reason,
     check_window,
+    inquiry,
 )
 from tracing.queries import sources as sq
-from tracing.queries import trace
-from tracing.storage.store import Store, StoreError
+from tracing.storage.store import Store
 
 
 class SourcesRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -62,68 +62,13 @@ class SourcesRequest(msgspec.Struct, forbid_unknown_fields=True):
     __json_schema_extra__ = REASON_REQUIRED
 
 
-class CaseStayOut(msgspec.Struct):
-    person_id: Annotated[int, msgspec.Meta(examples=[100230])]
-    at: Annotated[str, msgspec.Meta(examples=["2026-03-12T09:12:44.218Z"])]
-    end_at: Annotated[str, msgspec.Meta(examples=["2026-03-12T10:12:44.218Z"])]
-
-
-class CommonVenueOut(msgspec.Struct):
-    venue_id: Annotated[int, msgspec.Meta(examples=[1024])]
-    cases: Annotated[list[int], msgspec.Meta(examples=[[100230, 100877]])]
-    first_at: Annotated[str, msgspec.Meta(examples=["2026-03-12T09:12:44.218Z"])]
-    last_at: Annotated[str, msgspec.Meta(examples=["2026-03-12T11:40:02.000Z"])]
-    together_seconds: Annotated[float, msgspec.Meta(examples=[2460.0])]
-    """Time during which at least two of the cases were there at once."""
-    stays: list[CaseStayOut] = msgspec.field(default_factory=list)
-    """The cases' stays there that start in the window, by start: when each case was there (what the
-    console's timeline draws, and the window of an exposure site flagged from here)."""
-
-
-class SourceOut(msgspec.Struct, omit_defaults=True):
-    person_id: Annotated[int, msgspec.Meta(examples=[104417])]
-    cases: Annotated[list[int], msgspec.Meta(examples=[[100230, 100877]])]
-    overlap_seconds: Annotated[float, msgspec.Meta(examples=[5400.0])]
-    venue_ids: Annotated[list[int], msgspec.Meta(examples=[[1024]])]
-    first_contact_at: Annotated[str, msgspec.Meta(examples=["2026-03-12T09:20:01.004Z"])]
-    name: str = ""
-    """Masked (张*丰); absent for a person not registered."""
-
-
-class SourcesResponse(msgspec.Struct):
-    cases: list[int]
-    """The distinct cases asked about, sorted."""
-    since: str
-    until: str
-    min_cases: int
-    min_overlap_minutes: int
-    index_stays: int
-    cases_without_stays: list[int]
-    """Cases with no stay starting in the window (within the key's jurisdiction)."""
-    common_venues: list[CommonVenueOut]
-    possible_sources: list[SourceOut]
-    case_names: dict[int, str] = msgspec.field(default_factory=dict)
-    """Masked name of every registered case."""
-    venue_names: dict[int, str] = msgspec.field(default_factory=dict)
-    """Name of every venue the answer lists."""
-
-
-async def _run(ctx: Context, kind: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    start = time.perf_counter()
-    try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    except StoreError as exc:
-        raise Unavailable(f"the trace store failed: {exc}", retry_after=5) from exc
-    finally:
-        ctx.metrics.observe("trace_query_seconds", time.perf_counter() - start, kind=kind)
-
-
 @post(
     "/v1/trace/sources",
     summary="Source tracing of a cluster of cases: common venues and possible sources (JSON or ?format=csv)",
     tags=["tracing"],
     status_code=200,
     problems=(404, 422),
+    guards=[requires_role("tracer")],
 )
 async def post_sources(
     request: Request[Any, Any, Any],
@@ -133,10 +78,8 @@ async def post_sources(
     principal: Principal,
     format: Annotated[str, FORMAT] = "json",
 ) -> Response[Any]:
-    principal.require("tracer")
     why = check_reason(data.reason)
-    if format not in ("json", "csv"):
-        raise BadInput(f"format must be json or csv, got {format!r}")
+    check_format(format)
     if any(p > U64_MAX for p in data.person_ids):
         raise BadInput("person_ids must be unsigned 64-bit integers")
     cases = sorted(set(data.person_ids))
@@ -151,83 +94,18 @@ async def post_sources(
         )
     since_ms, until_ms = to_ms(data.since), to_ms(data.until)
     check_window(since_ms, until_ms)
-    params: dict[str, Any] = {
-        "person_ids": cases,
-        "since": format_ms(since_ms),
-        "until": format_ms(until_ms),
-        "min_cases": data.min_cases,
-        "min_overlap_minutes": data.min_overlap_minutes,
-        "format": format,
-    }
-    ip = audit.client_ip(request)
-    try:
-        result: sq.SourcesResult = await _run(
-            ctx,
-            "sources",
-            sq.sources,
-            store,
-            cases,
-            since_ms,
-            until_ms,
-            min_cases=data.min_cases,
-            min_overlap_ms=data.min_overlap_minutes * 60_000,
-            scope=principal.scope,
-        )
-    except trace.TooBroad as exc:
-        raise Unprocessable(str(exc)) from None
-    if not result.cases_with_stays and not await _run(
-        ctx, "person", sq.any_has_stays, store, cases, principal.scope
-    ):
-        await audit.record(ctx, store, principal, "sources", why, {**params, "outcome": "not_found"}, 0, ip)
-        where = f" in jurisdiction {principal.scope}" if principal.scope else ""
-        raise NotFound(f"no stays recorded for any of the {len(cases)} cases{where}")
-    rows = len(result.common_venues) + len(result.possible_sources)
-    await audit.record(ctx, store, principal, "sources", why, params, rows, ip)
-    named = [*result.cases_with_stays, *(s.person_id for s in result.possible_sources)]
-    await purpose.remember(ctx, principal, named, now_ms())
-    names = await persons.masked_names(ctx, [*cases, *(s.person_id for s in result.possible_sources)])
-    listed = {v.venue_id for v in result.common_venues} | {
-        v for s in result.possible_sources for v in s.venue_ids
-    }
-    venue_names = await _run(ctx, "venues", trace.venue_names, store, listed)
-    if format == "csv":
-        text = sources_csv(result, names, venue_names, LocalTime(ctx.settings.tz))
-        return csv_response(text, "sources.csv")
-    with_stays = set(result.cases_with_stays)
-    body = SourcesResponse(
-        cases=cases,
-        since=params["since"],
-        until=params["until"],
+    found = await source_answers.sources(
+        inquiry(request, ctx, store, principal, "sources", why),
+        cases,
+        since_ms,
+        until_ms,
         min_cases=data.min_cases,
         min_overlap_minutes=data.min_overlap_minutes,
-        index_stays=result.index_stays,
-        cases_without_stays=[c for c in cases if c not in with_stays],
-        common_venues=[
-            CommonVenueOut(
-                venue_id=v.venue_id,
-                cases=v.cases,
-                first_at=format_ms(v.first_ms),
-                last_at=format_ms(v.last_ms),
-                together_seconds=v.together_ms / 1000,
-                stays=[CaseStayOut(c, format_ms(a), format_ms(e)) for c, a, e in v.stays],
-            )
-            for v in result.common_venues
-        ],
-        possible_sources=[
-            SourceOut(
-                person_id=s.person_id,
-                cases=s.cases,
-                overlap_seconds=s.overlap_ms / 1000,
-                venue_ids=s.venue_ids,
-                first_contact_at=format_ms(s.first_contact_ms),
-                name=names.get(s.person_id, ""),
-            )
-            for s in result.possible_sources
-        ],
-        case_names={c: names[c] for c in cases if c in names},
-        venue_names=venue_names,
+        format=format,
     )
-    return Response(content=body, media_type="application/json")
+    if format == "csv":
+        return csv_response(sources_csv(found, LocalTime(ctx.settings.tz)), "sources.csv")
+    return Response(content=found.body(), media_type="application/json")
 
 
 SOURCES_CSV_COLUMNS = (
@@ -245,9 +123,7 @@ SOURCES_CSV_COLUMNS = (
 )
 
 
-def sources_csv(
-    result: sq.SourcesResult, names: dict[int, str], venue_names: dict[int, str], local: LocalTime
-) -> str:
+def sources_csv(found: Sources, local: LocalTime) -> str:
     """One table: a row per common venue (``section`` = ``common_venue``; ``minutes`` together, ``first_at``
     and ``last_at`` the earliest and latest start there), then a row per possible source (``section`` =
     ``possible_source``; ``minutes`` of overlap summed over the cases met, ``first_at`` the first
@@ -258,6 +134,7 @@ def sources_csv(
         local.header("last_at"),
         SOURCES_CSV_COLUMNS[10],
     ]
+    result, names, venue_names = found.result, found.names, found.venue_names
     rows: list[list[Any]] = []
     for v in result.common_venues:
         rows.append(

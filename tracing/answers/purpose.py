@@ -23,7 +23,7 @@ from checkin.platform.errors import Forbidden, TooManyRequests
 from checkin.platform.instants import format_ms
 from tracing.rules import alerts as al
 
-log = logging.getLogger("tracing.api.purpose")
+log = logging.getLogger("tracing.answers.purpose")
 
 HOUR_MS = 3_600_000
 BOUND_MS = 24 * HOUR_MS
