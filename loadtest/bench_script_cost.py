@@ -3,8 +3,7 @@ idle one, so two versions of the script can be compared in one run.
 
 For each source tree given (this one by default; ``--tree`` another checkout, e.g. the commit before
 a change), a private ``redis-server`` runs under ``valgrind --tool=callgrind`` and a driver process
-that imports that tree's own ``checkin.checkins.service`` sends it check-ins through the tree's own
-call builder: rounds of single check-ins (each person once a round, an hour apart) and 500-item
+that imports that tree's own call builder and script runner sends it check-ins: rounds of single check-ins (each person once a round, an hour apart) and 500-item
 batches of one person's queued scans 61 s apart, newest first (as ``loadtest/bench_ingest.py``'s
 batch). The figures are instructions of redis-server per check-in and per batch item, the start-up
 and venue loading taken out by a run that sends nothing.
@@ -32,7 +31,11 @@ DRIVER = r"""
 import asyncio, os, random, sys, time
 import redis as sync_redis
 import redis.asyncio as aioredis
-from checkin.checkins import service as svc
+try:  # the call builder and the script runner, wherever the tree keeps them
+    from checkin.checkins import calls as build, scripts as run
+except ImportError:
+    from checkin.checkins import service as build
+    run = build
 from checkin.platform.context import Context
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import load_settings
@@ -51,8 +54,8 @@ async def main():
         v = Venue(venue_id=vid, name=f"V{vid}", district="110105", street="110105001",
                   community="110105001001", lat=39.9, lon=116.4)
         plain.hset(ctx.keys.venue(vid), mapping=v.to_hash())
-    await svc.load_scripts(ctx)
-    scripts = svc.scripts(ctx)
+    await run.load_scripts(ctx)
+    scripts = run.scripts(ctx)
     if scripts.hot is not None:
         scripts.hot.timeout_s = 600  # valgrind is slow
     rng = random.Random(7)
@@ -61,9 +64,9 @@ async def main():
         calls = []
         for pid in range(1, persons + 1):
             vid = rng.randrange(1, 2001)
-            call = svc.start_call(ctx, ctx.keys.shard_of(vid), now, "", None)
+            call = build.start_call(ctx, ctx.keys.shard_of(vid), now, "", None)
             at = now - (rounds - round_) * 3_600_000 + pid
-            svc.add_item(ctx, call, svc.Item(0, vid, "", at, [pid], "phone"))
+            build.add_item(ctx, call, build.Item(0, vid, "", at, [pid], "phone"))
             calls.append(call)
         for i in range(0, len(calls), 10):
             await asyncio.gather(*(scripts.run("checkin", c.keys, c.args) for c in calls[i:i + 10]))
@@ -74,12 +77,12 @@ async def main():
             vid = rng.randrange(1, 2001)
             shard = ctx.keys.shard_of(vid)
             # a tree with call_group runs the items of every shard that share a group in one call
-            group = svc.call_group(ctx, vid) if hasattr(svc, "call_group") else shard
+            group = build.call_group(ctx, vid) if hasattr(build, "call_group") else shard
             call = by_shard.get(group)
             if call is None:
-                call = by_shard[group] = svc.start_call(ctx, shard, now, "b", None)
+                call = by_shard[group] = build.start_call(ctx, shard, now, "b", None)
             at = now - 3_600_000 - i * 61_000 - rng.randrange(0, 60_000)
-            svc.add_item(ctx, call, svc.Item(i, vid, "", at, [pid], "batch", client_id=f"b{b}-{i}"))
+            build.add_item(ctx, call, build.Item(i, vid, "", at, [pid], "batch", client_id=f"b{b}-{i}"))
         await asyncio.gather(*(scripts.run("checkin", c.keys, c.args) for c in by_shard.values()))
     await r.aclose()
 

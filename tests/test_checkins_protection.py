@@ -127,7 +127,7 @@ async def test_redis_down_is_a_clear_503(make_settings: Any, sync_redis: redis.R
     async with AsyncTestClient(app=create_app(settings)) as client:
         _pid, token = await register(client, 54)
         ctx = client.app.state["ctx"]
-        from checkin.checkins.service import scripts
+        from checkin.checkins.scripts import scripts
 
         hot = scripts(ctx).hot
         assert hot is not None

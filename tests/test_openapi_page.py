@@ -19,7 +19,7 @@ import pytest
 from litestar.serialization import encode_json
 from litestar.testing import AsyncTestClient
 
-from checkin.checkins.service import CheckinIn, CheckinOut, PersonOut
+from checkin.checkins.wire import CheckinIn, CheckinOut, PersonOut
 from checkin.platform.openapi_ui import ASSETS_PATH
 from checkin.platform.settings import RULE_KINDS, Settings
 from checkin.residents.service import Registered, RegisterIn

@@ -21,6 +21,10 @@ LATENCY = "checkin_request_seconds"
 FOLD_EVERY_S = 0.5
 
 
+def setup_metrics(metrics: Metrics) -> None:
+    metrics.histogram(LATENCY, "Time to answer a check-in request, by route")
+
+
 class Latency:
     """Per-worker latency histogram, folded into :class:`Metrics` periodically."""
 

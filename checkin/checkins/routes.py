@@ -13,6 +13,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import Scope
 
 from checkin import protection
+from checkin.checkins import admission, scripts, wire
 from checkin.checkins import service as checkins
 from checkin.checkins.admission import admitted, folder_of
 from checkin.checkins.hot_route import HotResponse, authorization, context_of, hot_post
@@ -32,18 +33,19 @@ _encoder = msgspec.json.Encoder()
 
 def setup_metrics(metrics: Metrics) -> None:
     checkins.setup_metrics(metrics)
+    admission.setup_metrics(metrics)
     protection.setup_metrics(metrics)
 
 
 async def on_startup(ctx: Context) -> None:
-    await checkins.load_scripts(ctx)
+    await scripts.load_scripts(ctx)
     guard_of(ctx).start()
     folder_of(ctx).start()
 
 
 async def on_shutdown(ctx: Context) -> None:
     await guard_of(ctx).stop()
-    checkins.scripts(ctx).close()
+    scripts.scripts(ctx).close()
     await folder_of(ctx).stop()
 
 
@@ -79,7 +81,7 @@ def verify_code(ctx: Context, token: str, counted: bool = True, seen: bool = Fal
     return claims
 
 
-def as_seen(ctx: Context, data: checkins.CheckinIn) -> tuple[checkins.CheckinIn, bool]:
+def as_seen(ctx: Context, data: wire.CheckinIn) -> tuple[wire.CheckinIn, bool]:
     """A scan with a valid seen proof of its code (``codes.verify_seen``: the page saw the screen
     code current at most ``CHECKIN_ROTATING_REGISTER_S`` ago) is recorded at the instant it was seen."""
     if data.code_proof is None:
@@ -106,17 +108,15 @@ async def resident_of(ctx: Context, scope: Scope) -> Principal:
     security=SECURITY,
     problems=(404, 410, 422, 429),
     responses={
-        201: ResponseSpec(
-            data_container=checkins.CheckinOut, description="Checked in", generate_examples=False
-        ),
+        201: ResponseSpec(data_container=wire.CheckinOut, description="Checked in", generate_examples=False),
         200: ResponseSpec(
-            data_container=checkins.CheckinOut,
+            data_container=wire.CheckinOut,
             description="A repeat of the same check-in",
             generate_examples=False,
         ),
     },
 )
-async def post_checkin(data: checkins.CheckinIn, scope: Scope) -> Response[bytes]:
+async def post_checkin(data: wire.CheckinIn, scope: Scope) -> Response[bytes]:
     ctx = context_of(scope)
     owner = await resident_of(ctx, scope)
     data, seen = as_seen(ctx, data)
@@ -143,17 +143,17 @@ async def post_checkin(data: checkins.CheckinIn, scope: Scope) -> Response[bytes
     security=SECURITY,
     responses={
         200: ResponseSpec(
-            data_container=checkins.BatchOut, description="Per-item results", generate_examples=False
+            data_container=wire.BatchOut, description="Per-item results", generate_examples=False
         )
     },
 )
-async def post_batch(data: checkins.BatchIn, scope: Scope) -> Response[bytes]:
+async def post_batch(data: wire.BatchIn, scope: Scope) -> Response[bytes]:
     ctx = context_of(scope)
     owner = await resident_of(ctx, scope)
     items = [as_seen(ctx, item) for item in data.items]
     seen = {item.code for item, proven in items if proven}
     if seen:
-        data = checkins.BatchIn(items=[item for item, _ in items])
+        data = wire.BatchIn(items=[item for item, _ in items])
     with admitted(ctx, "batch") as lite:
         out, retry_after = await checkins.check_in_batch(
             ctx,
@@ -176,7 +176,7 @@ async def post_batch(data: checkins.BatchIn, scope: Scope) -> Response[bytes]:
     tags=TAGS,
     problems=(409, 410),
 )
-async def post_checkout(checkin_id: str, ctx: Context, principal: Principal) -> checkins.CheckoutOut:
+async def post_checkout(checkin_id: str, ctx: Context, principal: Principal) -> wire.CheckoutOut:
     principal.require("resident")
     return await checkins.check_out(ctx, principal.person_id or 0, checkin_id, now_ms())
 
@@ -191,7 +191,7 @@ async def post_checkout(checkin_id: str, ctx: Context, principal: Principal) -> 
     ),
     tags=TAGS,
 )
-async def get_checkin(checkin_id: str, ctx: Context, principal: Principal) -> checkins.CheckinOut:
+async def get_checkin(checkin_id: str, ctx: Context, principal: Principal) -> wire.CheckinOut:
     principal.require("resident")
     return await checkins.current(ctx, principal.person_id or 0, checkin_id, now_ms())
 

@@ -22,6 +22,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from checkin import protection
+from checkin.checkins import calls, wire
 from checkin.checkins import service as checkins
 from checkin.checkins.admission import admitted
 from checkin.platform import persons, resident_tokens
@@ -66,7 +67,7 @@ _encoder = msgspec.json.Encoder()
     problems=(422,),
     responses={
         200: ResponseSpec(
-            data_container=checkins.SentinelOut, description="Per-scan verdicts", generate_examples=False
+            data_container=wire.SentinelOut, description="Per-scan verdicts", generate_examples=False
         )
     },
 )
@@ -99,7 +100,7 @@ async def post_scans(
 
 async def _resolve_and_check_in(
     ctx: Context, data: SentinelIn, target: int, device: str, lite: bool
-) -> tuple[checkins.SentinelOut, int | None]:
+) -> tuple[wire.SentinelOut, int | None]:
     now = now_ms()
     resolved: list[tuple[int, int, str] | DomainError] = []
     by_id_number: list[tuple[int, str]] = []
@@ -108,7 +109,7 @@ async def _resolve_and_check_in(
         try:
             if (scan.door_pass is None) == (scan.id_number is None):
                 raise BadInput("give exactly one of pass or id_number")
-            at = checkins.scan_instant(ctx, scan.scanned_at, now, ctx.settings.device_backlog_hours)
+            at = calls.scan_instant(ctx, scan.scanned_at, now, ctx.settings.device_backlog_hours)
             if scan.door_pass is not None:
                 claims = resident_tokens.verify_pass(ctx.keyring, scan.door_pass, now / 1000)
                 resolved.append((claims.person_id, at, str(claims.version)))
@@ -119,7 +120,7 @@ async def _resolve_and_check_in(
         except (BadInput, Unauthenticated, DomainError) as exc:
             resolved.append(exc)
     reads = [read for _, read in passes]  # single-use: only the first device that reads a pass goes on
-    used = await credentials.consume_passes(ctx, target, device, reads, now, checkins.REPEAT_WINDOW_MS)
+    used = await credentials.consume_passes(ctx, target, device, reads, now, calls.REPEAT_WINDOW_MS)
     for (index, _), refusal in zip(passes, used, strict=True):
         if refusal is not None:
             resolved[index] = refusal
