@@ -116,6 +116,36 @@ def verify(keyring: Keyring, token: str) -> CodeClaims:
     return CodeClaims(venue_id=venue_id, code_version=version, key_id=kid, kind=kind, step=step)
 
 
+VERIFIED_MAX = 65_536
+"""Signatures :func:`verify_scanned` remembers in the mapping it is given, at most."""
+
+
+def verify_scanned(
+    keyring: Keyring,
+    token: str,
+    step_s: int,
+    *,
+    seen: bool = False,
+    verified: dict[str, CodeClaims] | None = None,
+) -> CodeClaims:
+    """The claims of a scanned venue code: its signature (400 :class:`InvalidCode`), and for a screen's
+    code its time step, the current one or the one before (410 :class:`CodeExpired`), unless the phone
+    page proved it saw the code current (``seen``). ``verified`` remembers checked signatures (a code's
+    claims depend only on the keyring), at most :data:`VERIFIED_MAX`. The code version and the venue's
+    state are the caller's to check against the registry (:func:`venues.scanned_code.check_code`, or
+    the check-in script)."""
+    claims = None if verified is None else verified.get(token)
+    if claims is None:
+        claims = verify(keyring, token)
+        if verified is not None:
+            if len(verified) >= VERIFIED_MAX:
+                verified.clear()
+            verified[token] = claims
+    if not seen:
+        check_step(claims, step_s)
+    return claims
+
+
 class CodeExpired(Gone):
     """A screen's code from more than one step ago (a photo of the screen, or a stale page)."""
 
