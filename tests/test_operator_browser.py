@@ -41,7 +41,8 @@ from tests.support.ingest import id_number
 from tests.support.pdf import pdf_page, pdf_text
 from tests.support.servers import ingest_server
 from tests.support.values import ADMIN_KEY
-from venues import codes, registry
+from venues import codes
+from venues.day import day_hours
 
 pytestmark = pytest.mark.browser
 
@@ -291,7 +292,7 @@ async def test_the_venues_day_and_its_print_posters(
             expected[local_hour(at)] = expected.get(local_hour(at), 0) + 1
     # the same weekday last week, as the check-in script counted it then
     week_ago = today - dt.timedelta(days=7)
-    hours = dict(registry.day_hours(week_ago, TZ))
+    hours = dict(day_hours(week_ago, TZ))
     last_key = server.keys.venue_entries(server.keys.shard_of(601), week_ago.strftime("%Y%m%d"))
     sync_redis.hset(last_key, mapping={"601": "9", f"601:{hours[9]}": "6", f"601:{hours[18]}": "3"})
     alerts = await run_rules(make_settings, redis_client)

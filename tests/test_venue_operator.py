@@ -25,7 +25,8 @@ from checkin.platform.settings import Settings
 from tests.support.ingest import id_number
 from tests.support.pdf import pdf_fonts, pdf_images, pdf_page, pdf_text
 from tests.support.values import admin_headers
-from venues import codes, poster, qr, registry
+from venues import codes, poster, qr, scanned_code
+from venues.day import day_hours
 from venues.model import VenueAlert
 
 TZ = "Asia/Shanghai"
@@ -242,7 +243,7 @@ async def test_the_day_counts_entries_per_hour_beside_last_week(
     # last week: what the check-in script wrote then (same fields)
     week_ago = today - dt.timedelta(days=7)
     last_key = keys.venue_entries(keys.shard_of(731), week_ago.strftime("%Y%m%d"))
-    nine = registry.day_hours(week_ago, TZ)[9][1]
+    nine = day_hours(week_ago, TZ)[9][1]
     sync_redis.hset(last_key, mapping={"731": "5", f"731:{nine}": "5"})
     # the rule engine's state: two stays open, one ended; one capacity alert today, one yesterday
     occ = keys.occupancy(731)
@@ -284,11 +285,11 @@ async def test_the_day_counts_entries_per_hour_beside_last_week(
 
 def test_day_hours_follow_the_local_clock() -> None:
     day = dt.date(2026, 3, 8)
-    hours = registry.day_hours(day, "Asia/Shanghai")
+    hours = day_hours(day, "Asia/Shanghai")
     assert [h for h, _ in hours] == list(range(24))
     midnight = int(dt.datetime(2026, 3, 8, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
     assert hours[0][1] == midnight // HOUR_MS and hours[23][1] == midnight // HOUR_MS + 23
-    spring = registry.day_hours(day, "America/New_York")  # the clocks go forward: 23 hours
+    spring = day_hours(day, "America/New_York")  # the clocks go forward: 23 hours
     assert len(spring) == 23 and 2 not in [h for h, _ in spring]
 
 
@@ -346,7 +347,7 @@ async def test_closing_needs_a_reason_and_scans_then_say_closed_with_the_date(
     assert r.status_code == 200, r.text
     closed = r.json()
     assert closed["active"] is False and closed["closed_reason"] == "夜市活动结束"
-    date = registry.date_of(closed["closed_at"], TZ)
+    date = scanned_code.date_of(closed["closed_at"], TZ)
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", date)
 
     again = await ingest.post("/v1/checkins", json={"code": token}, headers=auth)

@@ -20,7 +20,7 @@ from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.settings import Settings
 from tests.support.pdf import pdf_page, pdf_text
 from tests.support.values import admin_headers
-from venues import codes, importer, registry
+from venues import codes, importer, scanned_code
 
 HEADER = ",".join(importer.COLUMNS)
 
@@ -247,31 +247,31 @@ async def test_codes_rotation_and_check_code(
     first = r.json()
     assert first["version"] == 1 and first["url"] == f"http://testserver.local/v/{first['token']}"
     ctx = Context.build(settings, redis_client, "test")
-    venue = await registry.check_code(ctx, first["token"])
+    venue = await scanned_code.check_code(ctx, first["token"])
     assert venue.venue_id == 2001 and venue.name == "幸福路社区菜市场"
 
     r = await ingest.post("/v1/venues/2001/code/rotate", headers=admin_headers())
     assert r.status_code == 200
     second = r.json()
     assert second["version"] == 2 and second["token"] != first["token"]
-    assert (await registry.check_code(ctx, second["token"])).code_version == 2
+    assert (await scanned_code.check_code(ctx, second["token"])).code_version == 2
     with pytest.raises(Gone) as gone:
-        await registry.check_code(ctx, first["token"])
+        await scanned_code.check_code(ctx, first["token"])
     assert "new poster" in gone.value.detail and gone.value.extra["reason"] == "old_version"
 
     raw = bytearray(b64url_decode(second["token"]))
     raw[-1] ^= 1
     with pytest.raises(codes.InvalidCode) as bad:
-        await registry.check_code(ctx, b64url_encode(bytes(raw)))
+        await scanned_code.check_code(ctx, b64url_encode(bytes(raw)))
     assert bad.value.status == 400
     with pytest.raises(NotFound):
-        await registry.check_code(ctx, codes.sign(ctx.keyring, 999_999, 1))
+        await scanned_code.check_code(ctx, codes.sign(ctx.keyring, 999_999, 1))
 
     await ingest.patch("/v1/venues/2001", json={"active": False, "reason": "停业"}, headers=admin_headers())
     with pytest.raises(Gone) as inactive:
-        await registry.check_code(ctx, second["token"])
+        await scanned_code.check_code(ctx, second["token"])
     assert inactive.value.extra["reason"] == "inactive"
-    assert ctx.metrics.value(registry.CODE_CHECKS, result="tampered") == 1
+    assert ctx.metrics.value(scanned_code.CODE_CHECKS, result="tampered") == 1
 
     # The phone page refuses the old poster too (same registry fields).
     await ingest.patch("/v1/venues/2001", json={"active": True}, headers=admin_headers())

@@ -17,12 +17,12 @@ from tests.support.failing_store import FailingStore
 from tracing.sink import venue_mirror
 from tracing.storage.store import Store, StoreError
 from tracing.workers import WORKERS
-from venues import importer, registry
+from venues import importer, inputs, registry
 
 ADMIN = Principal(role="admin", key_id="admin")
 
 
-def new_venue(venue_id: int, **over: Any) -> registry.VenueIn:
+def new_venue(venue_id: int, **over: Any) -> inputs.VenueIn:
     fields: dict[str, Any] = {
         "venue_id": venue_id,
         "name": f"场所{venue_id}",
@@ -33,7 +33,7 @@ def new_venue(venue_id: int, **over: Any) -> registry.VenueIn:
         "lon": 103.8,
         **over,
     }
-    return registry.VenueIn(**fields)
+    return inputs.VenueIn(**fields)
 
 
 def mirrored(store: Store) -> dict[int, dict[str, Any]]:
@@ -54,7 +54,7 @@ async def test_changes_are_mirrored_and_the_queue_drains(
     assert rows[2]["requires_negative_test_hours"] is None and rows[2]["active"] == 1
     assert await redis_client.zcard(ctx.keys.venue_mirror_queue()) == 0
 
-    await registry.patch_venue(ctx, ADMIN, 1, registry.VenuePatch(name="改名", active=False, reason="停业"))
+    await registry.patch_venue(ctx, ADMIN, 1, inputs.VenuePatch(name="改名", active=False, reason="停业"))
     await registry.rotate_code(ctx, ADMIN, 2)
     store.fail_next(1)
     with pytest.raises(StoreError):

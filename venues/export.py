@@ -28,6 +28,7 @@ from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
 from venues import codes, poster, qr
 from venues.model import Venue
+from venues.scanned_code import closed_on
 
 CHUNK = 500
 READ_BATCH = 5000
@@ -69,8 +70,6 @@ def read_rows(
     include_inactive: bool = False,
     tz: str = "Asia/Shanghai",
 ) -> Iterator[Row]:
-    from venues.registry import closed_on
-
     for start in range(0, len(ids), READ_BATCH):
         chunk = ids[start : start + READ_BATCH]
         pipe = client.pipeline(transaction=False)

@@ -25,7 +25,7 @@ import redis
 from checkin.platform.errors import BadInput, Forbidden, Unprocessable
 from checkin.platform.instants import now_rfc3339, now_us
 from checkin.platform.redis_keys import RedisKeys
-from venues import history, registry
+from venues import history, registry, scripts
 from venues.model import CSV_COLUMNS, MAX_DWELL_MINUTES, MIN_DWELL_MINUTES, PLACE_FIELDS, VENUE_TYPES, Venue
 
 COLUMNS = CSV_COLUMNS
@@ -245,7 +245,7 @@ class Writer:
         self.sha = ""
 
     def _load(self) -> None:
-        self.sha = self.client.script_load(registry.UPSERT_LUA)
+        self.sha = self.client.script_load(scripts.UPSERT_LUA)
 
     def write(self, venues: list[Venue], report: ImportReport) -> None:
         if not venues:

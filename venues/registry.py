@@ -3,203 +3,40 @@
 Services here know nothing of HTTP: they take the :class:`Context`, the calling
 :class:`Principal` where access matters, and raise domain errors. Every change
 also updates the id index, the per-community sets and the ClickHouse mirror
-queue (see :mod:`tracing.venue_mirror`).
+queue (see :mod:`tracing.sink.venue_mirror`). Beside it: what an operator sends
+(:mod:`venues.inputs`), the Redis scripts (:mod:`venues.scripts`), the venue's
+day (:mod:`venues.day`) and the check of a scanned code (:mod:`venues.scanned_code`;
+``check_code`` and ``closed_date`` are also named here for their earlier callers).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 from collections.abc import Sequence
-from typing import Annotated, Any
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import msgspec
 
 from checkin.platform.auth import Principal
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, Conflict, Forbidden, Gone, NotFound, Unprocessable
-from checkin.platform.instants import (
-    HOUR_MS,
-    format_ms,
-    local_day,
-    now_ms,
-    now_rfc3339,
-    now_us,
-    parse_instant,
-)
-from checkin.platform.openapi_doc import OPERATOR_TEXT_FORMAT
+from checkin.platform.errors import BadInput, Conflict, Forbidden, NotFound, Unprocessable
+from checkin.platform.instants import format_ms, now_rfc3339, now_us
 from checkin.platform.redis_keys import RedisKeys
 from venues import codes, history, poster, text
-from venues.model import (
-    DATA_FIELDS,
-    MAX_DWELL_MINUTES,
-    MIN_DWELL_MINUTES,
-    OPERATOR_ALERT_KINDS,
-    PLACE_FIELDS,
-    CodeMode,
-    Community,
-    District,
-    Street,
-    Venue,
-    VenueAlert,
-    VenueId,
-    VenueType,
-)
+from venues.inputs import VenueIn, VenuePatch
+from venues.model import DATA_FIELDS, PLACE_FIELDS, CodeMode, Venue
+from venues.scanned_code import check_code as check_code
+from venues.scanned_code import closed_date as closed_date
+from venues.scanned_code import closed_on
+from venues.scripts import CREATE_LUA, NEXT_ID_LUA, PATCH_LUA, ROTATE_LUA
 
 MAX_CODE_VERSION = 2**16 - 1
-CODE_CHECKS = "checkin_venue_code_checks_total"
 MAX_LIST_LIMIT = 200
 COMMUNITY_PREFIX = r"[0-9]{0,12}"
 """``community`` of a venue list: a district, street or community code prefix (or nothing)."""
 LIST_SCAN_BUDGET = 5000
 """Registry records a name search reads per request before it returns a cursor."""
-
-_TEXT = {"format": OPERATOR_TEXT_FORMAT}
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=text.MAX_CHARS, extra_json_schema=_TEXT)]
-"""Printable text, no web address, no 【】 (:mod:`venues.text`)."""
-Address = Annotated[str, msgspec.Meta(max_length=text.MAX_CHARS, extra_json_schema=_TEXT)]
-Lat = Annotated[float, msgspec.Meta(ge=-90, le=90)]
-Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
-Capacity = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
-Dwell = Annotated[int, msgspec.Meta(ge=MIN_DWELL_MINUTES, le=MAX_DWELL_MINUTES)]
-TestHours = Annotated[int, msgspec.Meta(ge=1, le=8760)]
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=text.MAX_CHARS, extra_json_schema=_TEXT)]
-
-OLD_POSTER_MESSAGE = (
-    "This venue has a new code and this poster is no longer valid: please ask the venue staff "
-    "for the new poster. 该场所已更换场所码，此码已失效，请向场所工作人员索取新的场所码海报。"
-)
-INACTIVE_MESSAGE = "该场所已停用 / this venue has closed"
-"""What a scan of a closed venue's code answers (410), followed by the date it closed when known."""
-STATIC_CODE_MESSAGE = (
-    "This venue shows its code on a screen at the entrance: scan the code on the screen. "
-    "请重新扫描屏幕上的场所码。"
-)
-
-
-# KEYS[1] venue hash; ARGV field/value pairs. Refuses to overwrite an existing venue.
-CREATE_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
-return 1
-"""
-
-# KEYS[1] venue hash; ARGV = data field/value pairs, then updated_at.
-# Returns {2, ''} created, {1, old community, field, old value, ...} updated (the fields that changed,
-# for the venue's history), {0, ''} unchanged.
-UPSERT_LUA = """
-local key = KEYS[1]
-local n = #ARGV - 1
-if redis.call('EXISTS', key) == 0 then
-  redis.call('HSET', key, unpack(ARGV, 1, n))
-  redis.call('HSET', key, 'active', '1', 'code_version', '1', 'updated_at', ARGV[#ARGV])
-  return {2, ''}
-end
-local fields = {}
-for i = 1, n, 2 do fields[#fields + 1] = ARGV[i] end
-fields[#fields + 1] = 'community'
-local cur = redis.call('HMGET', key, unpack(fields))
-local changed = false
-for j = 1, #fields - 1 do
-  if cur[j] ~= ARGV[2 * j] then changed = true break end
-end
-if not changed then return {0, ''} end
-local out = {1, cur[#fields] or ''}
-for j = 1, #fields - 1 do
-  if cur[j] ~= ARGV[2 * j] then
-    out[#out + 1] = fields[j]
-    out[#out + 1] = cur[j] or ''
-  end
-end
-redis.call('HSET', key, unpack(ARGV, 1, n))
-redis.call('HSET', key, 'updated_at', ARGV[#ARGV])
-return out
-"""
-
-# KEYS[1] venue hash; ARGV[1] updated_at. Returns the new version, 0 if the venue is unknown,
-# -1 if the version space is exhausted.
-ROTATE_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local v = tonumber(redis.call('HGET', KEYS[1], 'code_version') or '1')
-if v >= tonumber(ARGV[2]) then return -1 end
-redis.call('HSET', KEYS[1], 'code_version', tostring(v + 1), 'updated_at', ARGV[1])
-return v + 1
-"""
-
-# KEYS[1] id sequence, KEYS[2] id index (sorted set, score = id); ARGV[1] largest id. The next id
-# the registry assigns: one past the sequence, or past the ids taken from there on (an import may hold
-# any id; the sequence skips the ones taken and never jumps to the top of the range). -1 when none
-# is left. The first free id at or after `lo` is found by halving on ZCOUNT, a few dozen calls.
-NEXT_ID_LUA = """
-local lo = redis.call('INCR', KEYS[1])
-local top = tonumber(ARGV[1])
-if lo > top then return -1 end
-if redis.call('ZCOUNT', KEYS[2], lo, lo) == 0 then return lo end
-local hi = top
-if redis.call('ZCOUNT', KEYS[2], lo, hi) >= hi - lo + 1 then return -1 end
-while lo < hi do
-  local mid = math.floor((lo + hi) / 2)
-  if redis.call('ZCOUNT', KEYS[2], lo, mid) < mid - lo + 1 then hi = mid else lo = mid + 1 end
-end
-redis.call('SET', KEYS[1], lo)
-return lo
-"""
-
-# KEYS[1] patched venue hash; ARGV field/value pairs. Only if the venue still exists.
-PATCH_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
-return 1
-"""
-
-
-class VenueIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A new venue (``venue_id`` is allocated when omitted)."""
-
-    venue_id: VenueId | None = None
-    name: Name
-    address: Address = ""
-    type: VenueType = "other"
-    district: District
-    street: Street
-    community: Community
-    lat: Lat
-    lon: Lon
-    capacity: Capacity = 0
-    dwell_minutes: Dwell = 60
-    requires_negative_test_hours: TestHours | None = None
-
-
-class VenuePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Fields to change; omitted fields stay. ``requires_negative_test_hours: null`` clears the policy."""
-
-    name: Name | msgspec.UnsetType = msgspec.UNSET
-    address: Address | msgspec.UnsetType = msgspec.UNSET
-    type: VenueType | msgspec.UnsetType = msgspec.UNSET
-    district: District | msgspec.UnsetType = msgspec.UNSET
-    street: Street | msgspec.UnsetType = msgspec.UNSET
-    community: Community | msgspec.UnsetType = msgspec.UNSET
-    lat: Lat | msgspec.UnsetType = msgspec.UNSET
-    lon: Lon | msgspec.UnsetType = msgspec.UNSET
-    capacity: Capacity | msgspec.UnsetType = msgspec.UNSET
-    dwell_minutes: Dwell | msgspec.UnsetType = msgspec.UNSET
-    requires_negative_test_hours: TestHours | msgspec.UnsetType | None = msgspec.UNSET
-    active: bool | msgspec.UnsetType = msgspec.UNSET
-    """``false`` closes the venue (needs ``reason``): its codes are then refused with 410 and the date;
-    its history and stays are kept. ``true`` opens it again."""
-    code_mode: CodeMode | msgspec.UnsetType = msgspec.UNSET
-    reason: Reason | msgspec.UnsetType = msgspec.UNSET
-    """Why the venue closes; required with ``active: false`` and only there (kept in the venue's
-    ``closed_reason`` and its history)."""
-
-    # reason goes with {"active": false} and only there (400 reason_required, reason_unexpected)
-    __json_schema_extra__ = {
-        "if": {"properties": {"active": {"const": False}}, "required": ["active"]},
-        "then": {"required": ["reason"]},
-        "else": {"not": {"required": ["reason"]}},
-    }
 
 
 class VenueCode(msgspec.Struct, omit_defaults=True):
@@ -216,50 +53,6 @@ class VenuePage(msgspec.Struct):
     items: list[Venue]
     next_after: int | None = None
     """Pass as ``after`` for the next page; null when there is none."""
-
-
-class EntriesToday(msgspec.Struct):
-    venue_id: int
-    local_day: str
-    """YYYYMMDD in the configured time zone."""
-    entries: int
-
-
-class HourEntries(msgspec.Struct):
-    hour: int
-    """The local hour (0..23) the hour starts at."""
-    entries: int
-    """Check-ins whose scan instant falls in this hour (each person of a group counts)."""
-
-
-class DayEntries(msgspec.Struct):
-    local_day: str
-    """YYYYMMDD in the configured time zone."""
-    entries: int
-    """The day's check-ins (what ``/entries`` answers)."""
-    hours: list[HourEntries]
-    """Every hour of the local day in order (23 or 25 on a day the clocks change)."""
-
-
-class VenueDay(msgspec.Struct):
-    """The venue's day for its operator: entries per hour today and on the same weekday last week,
-    occupancy now against the capacity, and today's alerts the operator may see (no persons)."""
-
-    venue_id: int
-    as_of: str
-    """When this was read (RFC 3339 UTC); the operator page reads it again every minute."""
-    tz: str
-    """The time zone of the local days and hours (``CHECKIN_TZ``)."""
-    today: DayEntries
-    last_week: DayEntries
-    """The same weekday a week before."""
-    capacity: int
-    """0 = no capacity rule."""
-    occupancy: int | None
-    """Stays open at the venue now, as the rule engine counts them; null when the venue has no
-    capacity (the rule engine counts only venues with one)."""
-    alerts: list[VenueAlert]
-    """Today's alerts of the venue that its operator may see (capacity exceeded), newest first."""
 
 
 # --- helpers ---------------------------------------------------------------------
@@ -445,108 +238,6 @@ def _matches(venue: Venue, q: str) -> bool:
     return not q or q in venue.name.casefold() or q in venue.address.casefold()
 
 
-async def entries_today(ctx: Context, principal: Principal, venue_id: int) -> EntriesToday:
-    await get_venue(ctx, principal, venue_id)
-    day = local_day(now_ms(), ctx.settings.tz)
-    shard = ctx.keys.shard_of(venue_id)
-    raw = await ctx.redis.hget(ctx.keys.venue_entries(shard, day), str(venue_id))
-    return EntriesToday(venue_id=venue_id, local_day=day, entries=int(raw or 0))
-
-
-def day_hours(day: dt.date, tz: str) -> list[tuple[int, int]]:
-    """(local hour, unix hour) of every hour of a local day: the check-in script counts a venue's
-    entries per unix hour of the scan (``<venue id>:<unix hour>`` in the day's entries hash). In a zone
-    whose offset is not whole hours the unix hour holding the local hour's start stands for it."""
-    zone = ZoneInfo(tz)
-    start = dt.datetime(day.year, day.month, day.day, tzinfo=zone)
-    nxt = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
-    t, end = int(start.timestamp() * 1000), int(nxt.timestamp() * 1000)
-    out: list[tuple[int, int]] = []
-    while t < end:
-        out.append((dt.datetime.fromtimestamp(t / 1000, zone).hour, t // HOUR_MS))
-        t += HOUR_MS
-    return out
-
-
-async def venue_day(ctx: Context, principal: Principal, venue_id: int) -> VenueDay:
-    """Entries per hour today and on the same weekday last week, occupancy now, today's alerts: all
-    from Redis (the ingest API never opens ClickHouse), one round trip."""
-    venue = await get_venue(ctx, principal, venue_id)
-    tz = ctx.settings.tz
-    now = now_ms()
-    today = dt.datetime.fromtimestamp(now / 1000, ZoneInfo(tz)).date()
-    days = (today, today - dt.timedelta(days=7))
-    shard = ctx.keys.shard_of(venue_id)
-    vid = str(venue_id)
-    pipe = ctx.redis.pipeline(transaction=False)
-    plans: list[list[tuple[int, int]]] = []
-    for day in days:
-        hours = day_hours(day, tz)
-        plans.append(hours)
-        fields = [vid, *(f"{vid}:{unix_hour}" for _, unix_hour in hours)]
-        pipe.hmget(ctx.keys.venue_entries(shard, day.strftime("%Y%m%d")), fields)
-    pipe.zcount(ctx.keys.occupancy(venue_id), f"({now}", "+inf")
-    pipe.lrange(ctx.keys.venue_alerts(venue_id), 0, -1)
-    *counts, occupancy, raw_alerts = await pipe.execute()
-    out: list[DayEntries] = []
-    for day, hours, values in zip(days, plans, counts, strict=True):
-        out.append(
-            DayEntries(
-                local_day=day.strftime("%Y%m%d"),
-                entries=int(values[0] or 0),
-                hours=[
-                    HourEntries(hour=hour, entries=int(v or 0))
-                    for (hour, _), v in zip(hours, values[1:], strict=True)
-                ],
-            )
-        )
-    alerts: list[VenueAlert] = []
-    today_text = out[0].local_day
-    for raw in raw_alerts:
-        try:
-            alert = msgspec.json.decode(raw, type=VenueAlert)
-        except msgspec.DecodeError:
-            continue
-        if alert.kind in OPERATOR_ALERT_KINDS and local_day(parse_instant("at", alert.at), tz) == today_text:
-            alerts.append(alert)
-    return VenueDay(
-        venue_id=venue_id,
-        as_of=format_ms(now),
-        tz=tz,
-        today=out[0],
-        last_week=out[1],
-        capacity=venue.capacity,
-        occupancy=int(occupancy) if venue.capacity > 0 else None,
-        alerts=alerts,
-    )
-
-
-def closed_on(venue: Venue, tz: str) -> str:
-    """The local date (YYYY-MM-DD) a closed venue closed on; empty when unknown (closed before the
-    date was kept) or open."""
-    return "" if venue.active else date_of(venue.closed_at, tz)
-
-
-def date_of(instant: str, tz: str) -> str:
-    """The local date (YYYY-MM-DD) of an RFC 3339 instant; empty when there is none."""
-    try:
-        at = parse_instant("closed_at", instant) if instant else None
-    except BadInput:
-        at = None
-    return "" if at is None else dt.datetime.fromtimestamp(at / 1000, ZoneInfo(tz)).strftime("%Y-%m-%d")
-
-
-async def closed_date(ctx: Context, venue_id: int) -> str:
-    """:func:`closed_on` of a venue the check-in script refused as closed (one read, on refusal only)."""
-    raw = await ctx.redis.hget(ctx.keys.venue(venue_id), "closed_at")
-    return date_of(raw.decode() if raw else "", ctx.settings.tz)
-
-
-def closed_message(on: str) -> str:
-    """The 410 detail of a scan of a closed venue's code."""
-    return f"{INACTIVE_MESSAGE} ({on})" if on else INACTIVE_MESSAGE
-
-
 def poster_data(ctx: Context, venue: Venue) -> poster.PosterData:
     """What the venue's poster shows now: the check-in poster with its printed code, the notice of a
     venue whose code is on a screen at the door, or the notice of a closed venue."""
@@ -716,49 +407,3 @@ async def rotate_code(ctx: Context, principal: Principal, venue_id: int) -> Venu
         ],
     )
     return code_for(ctx, msgspec.structs.replace(venue, code_version=version))
-
-
-# --- verification of a scanned code ----------------------------------------------------
-
-
-async def check_code(ctx: Context, token: str) -> Venue:
-    """The venue of a scanned code, or the reason it is refused (what the phone page shows).
-
-    Tampered or foreign token: 400 (``codes.InvalidCode``); unknown venue: 404; deactivated venue:
-    410 ``inactive``; superseded code version (an old poster): 410 ``old_version``; a screen's code
-    older than the step before: 410 ``code_expired``; the poster code of a venue with a screen: 410
-    ``static_code``. The check-in script judges the same fields again when the scan is written.
-    """
-    try:
-        claims = codes.verify(ctx.keyring, token)
-    except codes.InvalidCode:
-        ctx.metrics.inc(CODE_CHECKS, result="tampered")
-        raise
-    try:
-        codes.check_step(claims, ctx.settings.rotating_step_s)
-    except codes.CodeExpired:
-        ctx.metrics.inc(CODE_CHECKS, result="code_expired")
-        raise
-    raw: dict[bytes, bytes] = await ctx.redis.hgetall(ctx.keys.venue(claims.venue_id))
-    if not raw:
-        ctx.metrics.inc(CODE_CHECKS, result="unknown")
-        raise NotFound(f"venue {claims.venue_id} is not registered. 未找到该场所。")
-    venue = Venue.from_hash(claims.venue_id, raw)
-    if not venue.active:
-        ctx.metrics.inc(CODE_CHECKS, result="inactive")
-        on = closed_on(venue, ctx.settings.tz)
-        raise Gone(
-            closed_message(on),
-            reason="inactive",
-            venue_id=venue.venue_id,
-            venue_name=venue.name,
-            closed_on=on,
-        )
-    if claims.code_version != venue.code_version:
-        ctx.metrics.inc(CODE_CHECKS, result="old_version")
-        raise Gone(OLD_POSTER_MESSAGE, reason="old_version", venue_id=venue.venue_id, venue_name=venue.name)
-    if venue.code_mode == "rotating" and claims.kind == "s":
-        ctx.metrics.inc(CODE_CHECKS, result="static_code")
-        raise Gone(STATIC_CODE_MESSAGE, reason="static_code", venue_id=venue.venue_id, venue_name=venue.name)
-    ctx.metrics.inc(CODE_CHECKS, result="ok")
-    return venue

@@ -24,7 +24,7 @@ from checkin.platform.errors import BadInput, Forbidden, NotFound, PayloadTooLar
 from checkin.platform.metrics import Metrics
 from checkin.platform.redis_conn import sync_client
 from checkin.platform.service import Part
-from venues import history, importer, poster, registry
+from venues import day, history, importer, inputs, poster, registry, scanned_code
 from venues.model import Venue
 
 IMPORT_ROWS = "checkin_venue_import_rows_total"
@@ -38,7 +38,7 @@ OPERATOR = [requires_role("operator")]
 
 def setup_metrics(metrics: Metrics) -> None:
     metrics.counter(
-        registry.CODE_CHECKS,
+        scanned_code.CODE_CHECKS,
         "Venue codes checked for the phone page, by result "
         "(ok, tampered, unknown, inactive, old_version, code_expired, static_code)",
     )
@@ -60,7 +60,7 @@ def _venue_id(value: int) -> int:
     problems=(409, 422),
     guards=OPERATOR,
 )
-async def create_venue(data: registry.VenueIn, ctx: Context, principal: Principal) -> Venue:
+async def create_venue(data: inputs.VenueIn, ctx: Context, principal: Principal) -> Venue:
     return await registry.create_venue(ctx, principal, data)
 
 
@@ -97,7 +97,7 @@ async def get_venue(venue_id: int, ctx: Context, principal: Principal) -> Venue:
     problems=(422,),
     guards=OPERATOR,
 )
-async def patch_venue(venue_id: int, data: registry.VenuePatch, ctx: Context, principal: Principal) -> Venue:
+async def patch_venue(venue_id: int, data: inputs.VenuePatch, ctx: Context, principal: Principal) -> Venue:
     return await registry.patch_venue(ctx, principal, _venue_id(venue_id), data)
 
 
@@ -152,8 +152,8 @@ async def rotate_code(venue_id: int, ctx: Context, principal: Principal) -> regi
     tags=TAGS,
     guards=OPERATOR,
 )
-async def entries_today(venue_id: int, ctx: Context, principal: Principal) -> registry.EntriesToday:
-    return await registry.entries_today(ctx, principal, _venue_id(venue_id))
+async def entries_today(venue_id: int, ctx: Context, principal: Principal) -> day.EntriesToday:
+    return await day.entries_today(ctx, principal, _venue_id(venue_id))
 
 
 @get(
@@ -167,8 +167,8 @@ async def entries_today(venue_id: int, ctx: Context, principal: Principal) -> re
     tags=TAGS,
     guards=OPERATOR,
 )
-async def venue_day(venue_id: int, ctx: Context, principal: Principal) -> registry.VenueDay:
-    return await registry.venue_day(ctx, principal, _venue_id(venue_id))
+async def venue_day(venue_id: int, ctx: Context, principal: Principal) -> day.VenueDay:
+    return await day.venue_day(ctx, principal, _venue_id(venue_id))
 
 
 POSTER_KINDS = (
