@@ -26,8 +26,8 @@ from loadtest.city import (
     valid_id_number,
     write_city,
 )
-from venues.importer import COLUMNS as IMPORT_COLUMNS
-from venues.importer import parse_row, read_header
+from venues.csv_rows import COLUMNS as IMPORT_COLUMNS
+from venues.csv_rows import parse_row, read_header
 from venues.model import VENUE_TYPES
 
 SMALL = PRESETS["small"]

@@ -19,7 +19,7 @@ from checkin.platform.progress import Progress
 from checkin.platform.redis_conn import sync_client
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.settings import Settings
-from venues import export, importer, poster
+from venues import csv_rows, export, importer, poster
 
 MAX_PRINTED_ERRORS = 20
 
@@ -49,7 +49,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 strict=args.strict,
                 progress=lambda rows, nbytes: bar.update(nbytes),
             )
-    except importer.HeaderError as exc:
+    except csv_rows.HeaderError as exc:
         return _error(f"{path}: {exc.detail}")
     except (OSError, ConnectionError) as exc:
         return _error(f"{exc}")
@@ -152,7 +152,7 @@ def register(subparsers: Any) -> None:
     sub = venues.add_subparsers(dest="venues_command", required=True)
 
     p = sub.add_parser(
-        "import", help="import venues from a CSV file (header: " + ",".join(importer.COLUMNS) + ")"
+        "import", help="import venues from a CSV file (header: " + ",".join(csv_rows.COLUMNS) + ")"
     )
     p.add_argument("file", help="CSV file")
     p.add_argument("--strict", action="store_true", help="write nothing if any row is bad")

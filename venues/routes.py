@@ -24,7 +24,7 @@ from checkin.platform.errors import BadInput, Forbidden, NotFound, PayloadTooLar
 from checkin.platform.metrics import Metrics
 from checkin.platform.redis_conn import sync_client
 from checkin.platform.service import Part
-from venues import day, history, importer, inputs, poster, registry, scanned_code
+from venues import csv_rows, day, history, importer, inputs, poster, registry, scanned_code
 from venues.model import Venue
 
 IMPORT_ROWS = "checkin_venue_import_rows_total"
@@ -255,13 +255,13 @@ async def poster_pdf(
     summary="Bulk import venues from CSV (streamed); bad rows are reported by line",
     description=(
         "Body: CSV with the header "
-        + ",".join(importer.COLUMNS)
+        + ",".join(csv_rows.COLUMNS)
         + ". Good rows are imported and bad rows reported by line number; with ?strict=true any bad row "
         "means nothing is written (422). Re-importing the same file changes nothing."
     ),
     tags=TAGS,
     request_max_body_size=None,
-    raw_body=("text/csv", "CSV with the header " + ",".join(importer.COLUMNS)),
+    raw_body=("text/csv", "CSV with the header " + ",".join(csv_rows.COLUMNS)),
     problems=(422,),
     guards=OPERATOR,
 )
