@@ -23,11 +23,8 @@ from tests.support.ingest import (
     register,
     stream_events,
 )
+from tests.support.instants import iso
 from venues import codes
-
-
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def now() -> dt.datetime:

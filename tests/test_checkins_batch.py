@@ -11,11 +11,8 @@ from litestar.testing import AsyncTestClient
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings
 from tests.support.ingest import bearer, id_number, make_key, put_venue, register, stream_events
+from tests.support.instants import iso
 from venues import codes
-
-
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def test_batch_answers_each_item(

@@ -10,11 +10,8 @@ from litestar.testing import AsyncTestClient
 
 from checkin.platform.settings import Settings
 from tests.support.ingest import bearer, keys_of, make_key, put_venue, register
+from tests.support.instants import iso
 from tests.support.values import admin_headers
-
-
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def test_health_feed_roles_and_validation(

@@ -20,6 +20,7 @@ from checkin.platform.redis_conn import async_client, sync_client
 from checkin.platform.settings import Settings
 from loadtest.redis_cluster import LocalCluster
 from tests.support.ingest import bearer, child_id_number, id_number, keys_of, make_key, register
+from tests.support.instants import iso
 from tests.support.values import admin_headers
 from tracing.rules.engine import RuleEngine, RulesConsumer, declare_metrics
 from tracing.sink.consumer import SinkConsumer, setup_metrics
@@ -43,10 +44,6 @@ def settings(make_settings: Any, cluster: LocalCluster) -> Settings:
     built: Settings = make_settings(redis_url=cluster.url, redis_cluster=1, sink_batch_ms=100)
     assert built.is_redis_cluster
     return built
-
-
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def create_venue(ingest: AsyncTestClient[Any], venue_id: int) -> str:

@@ -12,12 +12,9 @@ from litestar.testing import AsyncTestClient
 
 from checkin.platform.settings import Settings
 from tests.support.ingest import bearer, child_id_number, put_venue, register, stream_events
+from tests.support.instants import iso
 
 MIN = dt.timedelta(minutes=1)
-
-
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def ms(moment: dt.datetime) -> int:

@@ -32,6 +32,7 @@ from tests.support.ingest import (
     register,
     stream_events,
 )
+from tests.support.instants import iso_ms
 from tests.support.sink import count, make_consumer, run_until, sink_pending
 from tests.support.trace_world import (
     Checkin,
@@ -51,12 +52,6 @@ HOUR_MS = 3_600_000
 DWELLS = {301: 45, 302: 60, 303: 20, 304: 120, 305: 5, 306: 30}
 DOOR_VENUE = 307
 DOOR_DWELL = 90
-
-
-def iso(ms: int) -> str:
-    return (
-        dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
 
 
 def to_ms(text: str) -> int:
@@ -96,7 +91,9 @@ def plan_day(
     n = 0
     while t < end_ms:
         venue = rng.choice(list(DWELLS))
-        items.append({"code": codes[venue], "scanned_at": iso(t), "client_id": f"c{t}-{n}", "_venue": venue})
+        items.append(
+            {"code": codes[venue], "scanned_at": iso_ms(t), "client_id": f"c{t}-{n}", "_venue": venue}
+        )
         n += 1
         roll = rng.random()
         if roll < 0.25:
@@ -104,7 +101,7 @@ def plan_day(
             items.append(
                 {
                     "code": codes[venue],
-                    "scanned_at": iso(again),
+                    "scanned_at": iso_ms(again),
                     "client_id": f"r{again}-{n}",
                     "_venue": venue,
                 }
@@ -116,7 +113,7 @@ def plan_day(
             items.append(
                 {
                     "code": codes[venue],
-                    "scanned_at": iso(again),
+                    "scanned_at": iso_ms(again),
                     "client_id": f"k{again}-{n}",
                     "companions": [child],
                     "_venue": venue,
@@ -222,7 +219,7 @@ async def test_the_record_equals_the_reference_whatever_order_scans_arrive_in(
     # a door device uploads its day last: residents scanned at the door in the last 20 h
     device = await make_key(client, "device", venue_id=DOOR_VENUE)
     door_scans = [
-        {"id_number": id_number(r.seq), "scanned_at": iso(now - rng.randrange(30, 20 * 60) * MIN_MS)}
+        {"id_number": id_number(r.seq), "scanned_at": iso_ms(now - rng.randrange(30, 20 * 60) * MIN_MS)}
         for r in residents[1::3]
     ]
     r = await client.post("/v1/sentinel/scans", json={"scans": door_scans}, headers=device)
@@ -308,10 +305,10 @@ async def test_a_queue_of_scans_a_minute_apart_cannot_inflate_an_overlap(
     now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     t0 = now - 3 * HOUR_MS
     r = await ingest.post(
-        "/v1/checkins", json={"code": code, "scanned_at": iso(t0)}, headers=bearer(case_token)
+        "/v1/checkins", json={"code": code, "scanned_at": iso_ms(t0)}, headers=bearer(case_token)
     )
     assert r.status_code == 201
-    items = [{"code": code, "scanned_at": iso(t0 - 10 * MIN_MS + i * 61_000)} for i in range(34)]
+    items = [{"code": code, "scanned_at": iso_ms(t0 - 10 * MIN_MS + i * 61_000)} for i in range(34)]
     r = await ingest.post("/v1/checkins/batch", json={"items": items}, headers=bearer(attacker_token))
     assert r.status_code == 200 and r.json()["accepted"] == 34, r.text
     await land(settings, store, sync_redis, len(stream_events(sync_redis, settings)))

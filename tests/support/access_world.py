@@ -13,14 +13,10 @@ from checkin.platform import resident_tokens
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings
 from tests.support.ingest import bearer, child_id_number, register
+from tests.support.instants import iso
 from tests.support.sink import make_consumer, run_until
 from tests.support.values import admin_headers
 from tracing.storage.store import Store
-
-
-def iso(at: dt.datetime) -> str:
-    """RFC 3339 in UTC with milliseconds, as the API takes instants."""
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
 def venue_body(name: str, district: str) -> dict[str, Any]:

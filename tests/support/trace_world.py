@@ -28,6 +28,7 @@ from litestar.testing import AsyncTestClient
 from checkin.platform.auth import create_api_key
 from checkin.platform.context import Context
 from checkin.platform.settings import Settings
+from tests.support.instants import iso_ms as iso
 from tests.support.values import REDIS_URL
 from tracing.storage import schema
 from tracing.storage.store import Store
@@ -38,11 +39,6 @@ HOUR_MS = 3_600_000
 MAX_CHECKOUT_MS = 12 * HOUR_MS
 COLUMNS = [c for c, _ in schema.STAY_COLUMNS]
 COMMUNITIES = ["620102001001", "620102001002", "620103002001"]
-
-
-def iso(ms: int) -> str:
-    t = EPOCH + dt.timedelta(milliseconds=ms)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_dt(ms: int) -> dt.datetime:
