@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from tests.support.values import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +97,11 @@ def test_up_starts_private_redis_and_stops_everything(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    time.sleep(0.5)
-    alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert alive == [], [p.cmdline() for p in alive]
+
+    def alive() -> list[psutil.Process]:
+        return [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    wait_until(lambda: not alive(), timeout=10)
+    left = alive()
+    assert left == [], [p.cmdline() for p in left]
     assert _get(f"http://127.0.0.1:{ingest_port}/healthz") == 0
