@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from checkin.platform.context import Context
@@ -44,6 +44,16 @@ async def read(store_name: str, fn: Callable[P, R], /, *args: P.args, **kwargs: 
     """``fn(*args, **kwargs)`` in a worker thread, untimed; a failure names ``store_name`` in the 503."""
     try:
         return await asyncio.to_thread(fn, *args, **kwargs)
+    except StoreUnavailable:
+        raise
+    except StoreError as exc:
+        raise StoreUnavailable(store_name, exc) from exc
+
+
+async def awaited(store_name: str, pending: Awaitable[R]) -> R:
+    """The result of ``pending`` (a read shared with other requests); a failure names ``store_name``."""
+    try:
+        return await pending
     except StoreUnavailable:
         raise
     except StoreError as exc:

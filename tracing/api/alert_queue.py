@@ -29,7 +29,7 @@ from litestar import Request, get, post
 from litestar.params import Parameter
 
 from checkin.platform import persons
-from checkin.platform.auth import Principal
+from checkin.platform.auth import Principal, requires_role
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, NotFound
 from checkin.platform.instants import DAY_MS, format_ms, now_ms
@@ -40,9 +40,11 @@ from tracing.api.alerts import find_alert, find_in_stream
 from tracing.queries import trace
 from tracing.rules import alerts as al
 from tracing.rules.escalation import publish_events
+from tracing.storage import audit_log
 from tracing.storage.store import Store
 
 ACK_TIMES_DAYS = 7
+ANALYST = [requires_role("analyst")]
 
 
 class QueueItem(msgspec.Struct):
@@ -142,6 +144,7 @@ def ack_times(store: Store, *, key_scope: str, now_ms: int) -> list[AckTime]:
     "/v1/alerts/queue",
     summary="Open alerts at a command-centre level inside the key's jurisdiction, oldest first (analyst)",
     tags=["alerts"],
+    guards=ANALYST,
 )
 async def alert_queue(
     request: Request[Any, Any, Any],
@@ -152,7 +155,6 @@ async def alert_queue(
     queue_state: Annotated[Literal["waiting", "acked"], Parameter(query="state")] = "waiting",
     limit: Annotated[int, Parameter(ge=1, le=10_000)] = 500,
 ) -> Queue:
-    principal.require("analyst")
     lvl = _check_level(level, principal)
     now = now_ms()
     rows = await asyncio.to_thread(
@@ -185,7 +187,7 @@ async def alert_queue(
         )
     params = {"level": lvl, "state": queue_state, "limit": limit}
     ip = audit.client_ip(request)
-    await audit.record(ctx, store, principal, "alerts_queue", "", params, len(items), ip)
+    await audit_log.record(ctx, store, principal, "alerts_queue", "", params, len(items), ip)
     return Queue(
         level=lvl,
         state=queue_state,
@@ -198,7 +200,6 @@ async def alert_queue(
 
 
 async def _alert_in_scope(ctx: Context, store: Store, principal: Principal, alert_id: str) -> al.Alert:
-    principal.require("analyst")
     if not al.ALERT_ID_RE.fullmatch(alert_id):
         raise BadInput(f"alert_id: expected 22 lowercase hex digits, got {alert_id!r}")
     alert = await asyncio.to_thread(find_alert, store, alert_id)
@@ -219,6 +220,7 @@ async def _record(ctx: Context, store: Store, alert: al.Alert, event: str) -> No
     summary="Acknowledge an alert: stops its escalation (analyst)",
     tags=["alerts"],
     status_code=200,
+    guards=ANALYST,
 )
 async def ack_alert(alert_id: AlertId, ctx: Context, store: Store, principal: Principal) -> al.Alert:
     alert = await _alert_in_scope(ctx, store, principal, alert_id)
@@ -234,11 +236,11 @@ async def ack_alert(alert_id: AlertId, ctx: Context, store: Store, principal: Pr
     summary="Close an alert with an outcome (analyst)",
     tags=["alerts"],
     status_code=200,
+    guards=ANALYST,
 )
 async def resolve_alert(
     alert_id: AlertId, data: ResolveIn, ctx: Context, store: Store, principal: Principal
 ) -> al.Alert:
-    principal.require("analyst")
     outcome = data.outcome.strip()
     if outcome not in al.OUTCOMES:
         raise BadInput(f"outcome: expected one of {', '.join(al.OUTCOMES)}, got {data.outcome!r}")

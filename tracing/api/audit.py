@@ -14,7 +14,7 @@ import msgspec
 from litestar import Request, get
 from litestar.params import Parameter
 
-from checkin.platform.auth import Principal
+from checkin.platform.auth import requires_role
 from checkin.platform.client_address import client_address
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Unprocessable
@@ -95,17 +95,16 @@ def read(
     summary="Read the trace audit log (admin), newest first",
     tags=["tracing"],
     problems=(422,),
+    guards=[requires_role("admin")],
 )
 async def get_audit(
     store: Store,
-    principal: Principal,
     since: Annotated[str | None, INSTANT] = None,
     until: Annotated[str | None, INSTANT] = None,
     actor: str = "",
     action: str = "",
     limit: Annotated[int, Parameter(ge=1, le=10_000)] = 100,
 ) -> AuditPage:
-    principal.require("admin")
     if not 1 <= limit <= 10_000:
         raise BadInput("limit must be 1..10000")
     until_ms = parse_instant("until", until) if until else now_ms() + 1

@@ -17,6 +17,7 @@ from checkin.platform.auth import Principal
 from checkin.platform.context import Context
 from checkin.platform.errors import NotFound
 from checkin.platform.service import Part
+from tracing.api.guards import API_KEYS
 
 STATIC = Path(__file__).resolve().parent / "static"
 JS = "text/javascript; charset=utf-8"
@@ -67,10 +68,8 @@ async def console_static(name: str) -> Response[bytes]:
     return Response(content=(STATIC / name).read_bytes(), media_type=media, headers=SECURITY_HEADERS)
 
 
-@get("/console/whoami", summary="Role and scope of the calling key", tags=["console"])
+@get("/console/whoami", summary="Role and scope of the calling key", tags=["console"], guards=API_KEYS)
 async def whoami(ctx: Context, principal: Principal) -> WhoAmI:
-    if principal.role == "resident":
-        principal.require("tracer", "analyst")
     return WhoAmI(key_id=principal.key_id, role=principal.role, scope=principal.scope, tz=ctx.settings.tz)
 
 

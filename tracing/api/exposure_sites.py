@@ -26,17 +26,19 @@ import msgspec
 from litestar import Request, delete, get, post
 from litestar.params import Parameter
 
-from checkin.platform.auth import Principal
+from checkin.platform.auth import Principal, requires_role
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, NotFound, Unprocessable
 from checkin.platform.instants import format_ms, parse_instant
 from checkin.platform.service import Part
 from tracing.api import audit
+from tracing.storage import audit_log
 from tracing.storage.store import Store
 from venues.model import Venue
 
 SITE_ID_RE = r"^[0-9a-f]{18}$"
 MAX_PERIOD_DAYS = 90
+TRACER = [requires_role("tracer")]
 
 NoticeLevel = Literal["inform", "test", "isolate"]
 """What the exposed are asked to do: be aware, get a test, stay home."""
@@ -125,12 +127,15 @@ async def load_sites(ctx: Context) -> list[StoredSite]:
 
 
 @post(
-    "/v1/exposure-sites", summary="Flag a venue for a period (tracer)", tags=["alerts"], problems=(404, 422)
+    "/v1/exposure-sites",
+    summary="Flag a venue for a period (tracer)",
+    tags=["alerts"],
+    problems=(404, 422),
+    guards=TRACER,
 )
 async def create_site(
     data: ExposureSiteIn, request: Request[Any, Any, Any], ctx: Context, store: Store, principal: Principal
 ) -> ExposureSiteOut:
-    principal.require("tracer")
     since_ms = parse_instant("since", data.since)
     until_ms = parse_instant("until", data.until)
     if since_ms >= until_ms:
@@ -158,7 +163,7 @@ async def create_site(
         level=data.level,
         message=data.message.strip(),
     )
-    await audit.record(
+    await audit_log.record(
         ctx,
         store,
         principal,
@@ -191,6 +196,7 @@ async def create_site(
     "/v1/exposure-sites",
     summary="Exposure sites in the key's jurisdiction (tracer, analyst)",
     tags=["alerts"],
+    guards=[requires_role("tracer", "analyst")],
 )
 async def list_sites(
     request: Request[Any, Any, Any],
@@ -201,7 +207,6 @@ async def list_sites(
     venue_id: int | None = None,
 ) -> ExposureSiteList:
     """Audited like a trace query: the list names the venues and windows of cases."""
-    principal.require("tracer", "analyst")
     now_ms = int(time.time() * 1000)
     sites = [
         ExposureSiteOut.of(s, now_ms)
@@ -211,13 +216,18 @@ async def list_sites(
         and (active is None or (s.until_ms > now_ms) == active)
     ]
     params: dict[str, Any] = {"active": active, "venue_id": venue_id}
-    await audit.record(
+    await audit_log.record(
         ctx, store, principal, "exposure_sites", "", params, len(sites), audit.client_ip(request)
     )
     return ExposureSiteList(sites=sites, count=len(sites))
 
 
-@delete("/v1/exposure-sites/{site_id:str}", summary="Remove an exposure site (tracer)", tags=["alerts"])
+@delete(
+    "/v1/exposure-sites/{site_id:str}",
+    summary="Remove an exposure site (tracer)",
+    tags=["alerts"],
+    guards=TRACER,
+)
 async def delete_site(
     site_id: Annotated[str, Parameter(schema_extra={"pattern": SITE_ID_RE})],
     request: Request[Any, Any, Any],
@@ -225,14 +235,13 @@ async def delete_site(
     store: Store,
     principal: Principal,
 ) -> None:
-    principal.require("tracer")
     if not re.fullmatch(SITE_ID_RE, site_id):
         raise BadInput(f"site_id: expected 18 lowercase hex digits, got {site_id!r}")
     raw = await ctx.redis.hget(ctx.keys.exposure_sites(), site_id)
     site = msgspec.json.decode(raw, type=StoredSite) if raw else None
     if site is None or not principal.in_scope(site.community):
         raise NotFound(f"no exposure site {site_id}")
-    await audit.record(
+    await audit_log.record(
         ctx,
         store,
         principal,

@@ -15,14 +15,16 @@ from typing import Annotated
 from litestar import get
 from litestar.params import Parameter
 
-from checkin.platform.auth import Principal
+from checkin.platform.auth import Principal, requires_role
 from checkin.platform.context import Context
-from checkin.platform.errors import TooManyRequests, Unavailable, Unprocessable
-from checkin.platform.instants import DAY_MS, format_ms, now_ms
+from checkin.platform.errors import TooManyRequests, Unprocessable
+from checkin.platform.instants import DAY_MS, now_ms
 from checkin.platform.own_visits import OwnVisit, OwnVisits
 from checkin.platform.service import Part
+from tracing.answers.calls import awaited
+from tracing.answers.visits import visit_as
 from tracing.queries.visit_batcher import VisitBatcher
-from tracing.storage.store import Store, StoreError
+from tracing.storage.store import Store
 
 WINDOW_MS = 60_000
 
@@ -59,6 +61,7 @@ async def on_shutdown(ctx: Context) -> None:
     "/v1/residents/me/visits",
     summary="Your own stays, newest first (resident; the ingest API relays this)",
     tags=["residents"],
+    guards=[requires_role("resident")],
 )
 async def own_visits(
     ctx: Context,
@@ -66,7 +69,6 @@ async def own_visits(
     principal: Principal,
     days: Annotated[int, Parameter(ge=1, le=366)] = 14,
 ) -> OwnVisits:
-    principal.require("resident")
     if days > ctx.settings.retention_days:
         raise Unprocessable(
             f"days: at most {ctx.settings.retention_days} (stays are kept that long)",
@@ -75,23 +77,8 @@ async def own_visits(
     pid = principal.person_id or 0
     until = now_ms() + 1
     await limit(ctx, pid, until)
-    try:
-        stays = await batcher_of(ctx, store).visits(pid, until - days * DAY_MS, until)
-    except StoreError as exc:
-        raise Unavailable(f"the stay store failed: {exc}", retry_after=5) from exc
-    visits = [
-        OwnVisit(
-            checkin_id=v.checkin_id,
-            venue_id=v.venue_id,
-            venue_name=v.venue_name,
-            at=format_ms(v.at_ms),
-            end_at=format_ms(v.end_ms),
-            checked_out=v.checked_out,
-            status=v.status,
-            verdict=v.verdict,
-        )
-        for v in reversed(stays)
-    ]
+    stays = await awaited("stay", batcher_of(ctx, store).visits(pid, until - days * DAY_MS, until))
+    visits = [visit_as(OwnVisit, v) for v in reversed(stays)]
     return OwnVisits(person_id=pid, days=days, count=len(visits), visits=visits)
 
 

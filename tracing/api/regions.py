@@ -25,7 +25,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, get, post
 
-from checkin.platform.auth import Principal
+from checkin.platform.auth import requires_role
 from checkin.platform.errors import BadInput
 from checkin.platform.service import Part
 from tracing.storage.store import Store
@@ -122,16 +122,20 @@ def write_regions(store: Store, names: dict[str, str]) -> ImportAnswer:
     description="Body: CSV lines `code,name` (header optional). A bad line refuses the whole file (400).",
     tags=["regions"],
     raw_body=("text/csv", "lines of code,name (a header line code,name may come first)"),
+    guards=[requires_role("admin")],
 )
-async def import_regions(request: Request[Any, Any, Any], store: Store, principal: Principal) -> ImportAnswer:
-    principal.require("admin")
+async def import_regions(request: Request[Any, Any, Any], store: Store) -> ImportAnswer:
     names = parse_regions(await request.body())
     return await asyncio.to_thread(write_regions, store, names)
 
 
-@get("/v1/regions", summary="Names of districts, streets and communities (tracer, analyst)", tags=["regions"])
-async def list_regions(store: Store, principal: Principal) -> RegionList:
-    principal.require("tracer", "analyst")
+@get(
+    "/v1/regions",
+    summary="Names of districts, streets and communities (tracer, analyst)",
+    tags=["regions"],
+    guards=[requires_role("tracer", "analyst")],
+)
+async def list_regions(store: Store) -> RegionList:
     names = await asyncio.to_thread(region_names, store)
     return RegionList(count=len(names), regions=dict(sorted(names.items())))
 

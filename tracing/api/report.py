@@ -7,23 +7,29 @@ open it). The scope defaults to the key's and may only narrow it; audited like a
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Literal
 
 from litestar import Request, get
 from litestar.params import Parameter
 
-from checkin.platform.auth import Principal
+from checkin.platform.auth import Principal, requires_role
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Forbidden
 from checkin.platform.service import Part
+from tracing.answers.calls import read
 from tracing.api import audit
 from tracing.queries.report import Report, build_report, report_day
 from tracing.rules import alerts as al
+from tracing.storage import audit_log
 from tracing.storage.store import Store
 
 
-@get("/v1/report", summary="Command-centre report of a local day or month (analyst)", tags=["report"])
+@get(
+    "/v1/report",
+    summary="Command-centre report of a local day or month (analyst)",
+    tags=["report"],
+    guards=[requires_role("analyst")],
+)
 async def report(
     request: Request[Any, Any, Any],
     ctx: Context,
@@ -42,7 +48,6 @@ async def report(
     ] = None,
     top: Annotated[int, Parameter(ge=1, le=10_000)] = 20,
 ) -> Report:
-    principal.require("analyst")
     try:
         day = report_day(date, period)
     except ValueError as exc:
@@ -52,10 +57,10 @@ async def report(
         raise BadInput(f"scope: expected a hierarchy code (up to 12 digits), got {scope!r}")
     if not scope.startswith(principal.scope):
         raise Forbidden(f"outside this key's jurisdiction ({principal.scope})")
-    found = await asyncio.to_thread(build_report, store, period, day, ctx.settings.tz, top, scope)
+    found = await read("trace", build_report, store, period, day, ctx.settings.tz, top, scope)
     params = {"period": period, "date": date, "scope": scope, "top": top}
     ip = audit.client_ip(request)
-    await audit.record(ctx, store, principal, "report", "", params, len(found.alerts), ip)
+    await audit_log.record(ctx, store, principal, "report", "", params, len(found.alerts), ip)
     return found
 
 

@@ -8,7 +8,6 @@ days). A scoped key counts only stays at venues in its jurisdiction. Every read 
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Annotated, Any
 
@@ -16,17 +15,20 @@ import msgspec
 from litestar import Request, get
 from litestar.params import Parameter
 
-from checkin.platform.auth import Principal
+from checkin.platform.auth import Principal, requires_role
 from checkin.platform.context import Context
-from checkin.platform.errors import BadInput, Unavailable, Unprocessable
+from checkin.platform.errors import BadInput, Unprocessable
 from checkin.platform.instants import DAY_MS, format_ms, now_ms, parse_instant
 from checkin.platform.openapi_doc import INSTANT
 from checkin.platform.service import Part
+from tracing.answers.calls import read
 from tracing.api import audit
 from tracing.queries import trace
-from tracing.storage.store import Store, StoreError
+from tracing.storage import audit_log
+from tracing.storage.store import Store
 
 MAX_WINDOW_DAYS = 60
+ANALYST = [requires_role("analyst")]
 _SETTINGS: dict[str, Any] = {"do_not_merge_across_partitions_select_final": 1, "max_execution_time": 60}
 
 
@@ -144,13 +146,6 @@ def top_venues(
     ]
 
 
-async def _call(fn: Any, *args: Any) -> Any:
-    try:
-        return await asyncio.to_thread(fn, *args)
-    except StoreError as exc:
-        raise Unavailable(f"the statistics store failed: {exc}", retry_after=5) from exc
-
-
 DISTRICT = Parameter(
     description="a 6-digit district code (empty: every district)",
     schema_extra={"anyOf": [{"maxLength": 0}, {"pattern": "^[0-9]{6}$"}]},
@@ -176,7 +171,7 @@ async def _audit(
 ) -> None:
     """One audit row per read, like a trace query's (action ``stats``, the view and its window)."""
     params = {"view": view, "since": format_ms(since_ms), "until": format_ms(until_ms), **params}
-    await audit.record(ctx, store, principal, "stats", "", params, rows, audit.client_ip(request))
+    await audit_log.record(ctx, store, principal, "stats", "", params, rows, audit.client_ip(request))
 
 
 @get(
@@ -184,6 +179,7 @@ async def _audit(
     summary="Scans per hour by district (analyst)",
     tags=["stats"],
     problems=(422,),
+    guards=ANALYST,
 )
 async def get_scans_per_hour(
     request: Request[Any, Any, Any],
@@ -194,9 +190,10 @@ async def get_scans_per_hour(
     until: Annotated[str | None, INSTANT] = None,
     district: Annotated[str, DISTRICT] = "",
 ) -> ScansPerHour:
-    principal.require("analyst")
     since_ms, until_ms = _window(since, until)
-    rows = await _call(scans_per_hour, store, since_ms, until_ms, principal.scope, _check_district(district))
+    rows = await read(
+        "statistics", scans_per_hour, store, since_ms, until_ms, principal.scope, _check_district(district)
+    )
     await _audit(
         request, ctx, store, principal, "scans-per-hour", since_ms, until_ms, len(rows), district=district
     )
@@ -213,6 +210,7 @@ async def get_scans_per_hour(
     summary="Scans and distinct persons per district (analyst)",
     tags=["stats"],
     problems=(422,),
+    guards=ANALYST,
 )
 async def get_districts(
     request: Request[Any, Any, Any],
@@ -222,14 +220,13 @@ async def get_districts(
     since: Annotated[str | None, INSTANT] = None,
     until: Annotated[str | None, INSTANT] = None,
 ) -> DistrictStats:
-    principal.require("analyst")
     since_ms, until_ms = _window(since, until)
-    rows = await _call(per_district, store, since_ms, until_ms, principal.scope)
+    rows = await read("statistics", per_district, store, since_ms, until_ms, principal.scope)
     await _audit(request, ctx, store, principal, "districts", since_ms, until_ms, len(rows))
     return DistrictStats(since=format_ms(since_ms), until=format_ms(until_ms), rows=rows)
 
 
-@get("/v1/stats/venues", summary="Busiest venues (analyst)", tags=["stats"], problems=(422,))
+@get("/v1/stats/venues", summary="Busiest venues (analyst)", tags=["stats"], problems=(422,), guards=ANALYST)
 async def get_venues(
     request: Request[Any, Any, Any],
     ctx: Context,
@@ -240,12 +237,11 @@ async def get_venues(
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 20,
     district: Annotated[str, DISTRICT] = "",
 ) -> VenueStats:
-    principal.require("analyst")
     if not 1 <= limit <= 1000:
         raise BadInput("limit must be 1..1000")
     since_ms, until_ms = _window(since, until)
-    rows = await _call(
-        top_venues, store, since_ms, until_ms, limit, principal.scope, _check_district(district)
+    rows = await read(
+        "statistics", top_venues, store, since_ms, until_ms, limit, principal.scope, _check_district(district)
     )
     await _audit(
         request,
