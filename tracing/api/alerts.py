@@ -22,17 +22,17 @@ Reading alerts (the list, opening the stream) writes an audit row like a trace q
 venues and times of cases.
 
 One reader task per process follows the alerts stream and fans out to the connected feeds; a feed that
-cannot keep up is closed (the client resumes with Last-Event-ID, nothing is lost).
+cannot keep up is closed (the client resumes with Last-Event-ID, nothing is lost): see
+:mod:`tracing.api.alert_feed`; the venue names: :mod:`tracing.api.alert_names`. The live feed
+authenticates its caller itself (it takes the key as ``?key=`` too), so its role check stays in the
+route; the list's is a guard.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
@@ -41,7 +41,7 @@ from litestar.params import Parameter
 from litestar.response import Stream
 
 from checkin.platform import auth
-from checkin.platform.auth import Principal
+from checkin.platform.auth import Principal, requires_role
 from checkin.platform.context import Context
 from checkin.platform.errors import BadInput, Unprocessable
 from checkin.platform.instants import format_ms, parse_instant
@@ -49,16 +49,31 @@ from checkin.platform.openapi_doc import INSTANT, SECURITY
 from checkin.platform.service import Part
 from checkin.platform.settings import ALERT_KINDS
 from tracing.api import audit
-from tracing.queries import trace
+from tracing.api.alert_feed import HEARTBEAT_S, AlertHub, FeedFilter, Subscriber, event_of, feed, hub_of, sse
+from tracing.api.alert_names import VenueNamer, namer_of
 from tracing.rules import alerts as al
+from tracing.storage import audit_log
 from tracing.storage.store import Store
 
-log = logging.getLogger("tracing.api.alerts")
+__all__ = [
+    "HEARTBEAT_S",
+    "PART",
+    "SEVERITIES",
+    "AlertHub",
+    "AlertList",
+    "FeedFilter",
+    "Subscriber",
+    "VenueNamer",
+    "event_of",
+    "feed",
+    "find_alert",
+    "find_in_stream",
+    "hub_of",
+    "namer_of",
+    "query_alerts",
+    "sse",
+]
 
-HEARTBEAT_S = 15.0
-NAMES_TTL_S = 600.0
-NAMES_CACHED = 200_000
-QUEUE_LIMIT = 10_000
 STREAM_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
 STREAM_ID_RE = re.compile(STREAM_ID_PATTERN)
 SEVERITIES = ("info", "warning", "critical")
@@ -132,6 +147,7 @@ def query_alerts(
     summary="Alert history, newest first (analyst; the key's jurisdiction only)",
     tags=["alerts"],
     problems=(422,),
+    guards=[requires_role("analyst")],
 )
 async def list_alerts(
     request: Request[Any, Any, Any],
@@ -147,7 +163,6 @@ async def list_alerts(
     venue_id: int | None = None,
     limit: Annotated[int, Parameter(ge=1, le=10_000)] = 200,
 ) -> AlertList:
-    principal.require("analyst")
     _check_filters(kind, severity, scope_prefix)
     now_ms = int(time.time() * 1000)
     until_ms = parse_instant("until", until) if until else now_ms + 3_600_000
@@ -177,7 +192,7 @@ async def list_alerts(
         "venue_id": venue_id,
         "limit": limit,
     }
-    await audit.record(ctx, store, principal, "alerts", "", params, len(found), audit.client_ip(request))
+    await audit_log.record(ctx, store, principal, "alerts", "", params, len(found), audit.client_ip(request))
     names = await namer_of(ctx, store).names({a.venue_id for a in found})
     return AlertList(alerts=found, count=len(found), venue_names=names)
 
@@ -212,259 +227,6 @@ async def find_in_stream(ctx: Context, alert_id: str) -> al.Alert | None:
     return found
 
 
-# --- venue names ------------------------------------------------------------------------------------------
-
-
-class VenueNamer:
-    """Venue names for alert answers and the live feed, from the venue mirror, cached per process for
-    :data:`NAMES_TTL_S` (a name changes rarely; a day's alerts name a few thousand venues at most)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.cache: dict[int, tuple[float, str]] = {}
-
-    async def names(self, venue_ids: set[int]) -> dict[int, str]:
-        now = time.monotonic()
-        fresh = {v: hit[1] for v in venue_ids if (hit := self.cache.get(v)) is not None and hit[0] > now}
-        missing = [v for v in venue_ids if v not in fresh and v]
-        if missing:
-            try:
-                found = await asyncio.to_thread(trace.venue_names, self.store, missing)
-            except Exception as exc:  # a name is a courtesy: the alert goes out without it
-                log.warning("alerts: venue names unavailable (%s)", exc)
-                found = {}
-            if len(self.cache) > NAMES_CACHED:
-                self.cache.clear()
-            for v in missing:
-                self.cache[v] = (now + NAMES_TTL_S, found.get(v, ""))
-                fresh[v] = found.get(v, "")
-        return {v: name for v, name in fresh.items() if name}
-
-    async def payload(self, payload: bytes) -> bytes:
-        """The alert JSON with ``venue_name`` added (unchanged when the venue has no name)."""
-        try:
-            doc = msgspec.json.decode(payload)
-        except msgspec.DecodeError:
-            return payload
-        venue = doc.get("venue_id") if isinstance(doc, dict) else None
-        if not isinstance(venue, int) or isinstance(venue, bool):
-            return payload
-        name = (await self.names({venue})).get(venue)
-        if not name:
-            return payload
-        doc["venue_name"] = name
-        return msgspec.json.encode(doc)
-
-
-def namer_of(ctx: Context, store: Store) -> VenueNamer:
-    return ctx.shared("alert_venue_namer", lambda: VenueNamer(store))
-
-
-# --- live feed --------------------------------------------------------------------------------------------
-
-
-class Subscriber:
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[str, bytes, bytes, str] | None] = asyncio.Queue(QUEUE_LIMIT)
-        self.overflow = False
-
-    def offer(self, item: tuple[str, bytes, bytes, str] | None) -> None:
-        if self.overflow:
-            return
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self.overflow = True
-
-
-class AlertHub:
-    """Follows the alerts stream once per process and fans entries out to the connected feeds."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.subscribers: set[Subscriber] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
-        ctx.stop_signal.when_stopping(self.end_feeds)
-
-    def subscribe(self) -> Subscriber:
-        sub = Subscriber()
-        if self._closed:  # the service is stopping: the feed ends at once
-            sub.offer(None)
-            return sub
-        self.subscribers.add(sub)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._follow(), name="alerts-hub")
-        return sub
-
-    def unsubscribe(self, sub: Subscriber) -> None:
-        self.subscribers.discard(sub)
-
-    async def _follow(self) -> None:
-        redis, stream = self.ctx.redis, self.ctx.keys.alerts_stream()
-        last = "0-0"
-        with contextlib.suppress(Exception):
-            newest = await redis.xrevrange(stream, count=1)
-            if newest:
-                last = newest[0][0].decode()
-        while not self._closed:
-            try:
-                resp = await redis.xread({stream: last}, count=1000, block=1000)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("alerts feed: reading the stream failed (%s)", exc)
-                await asyncio.sleep(1.0)
-                continue
-            for _stream, items in resp or []:
-                for eid, fields in items:
-                    last = eid.decode()
-                    item = (last, fields.get(b"c", b""), fields.get(b"a", b""), event_of(fields))
-                    for sub in list(self.subscribers):
-                        sub.offer(item)
-
-    def end_feeds(self) -> None:
-        """Every connected feed ends (the service is stopping; clients reconnect elsewhere or later)."""
-        self._closed = True
-        for sub in list(self.subscribers):
-            sub.offer(None)
-
-    async def close(self) -> None:
-        self.end_feeds()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-
-
-def hub_of(ctx: Context) -> AlertHub:
-    return ctx.shared("alert_hub", lambda: AlertHub(ctx))
-
-
-def event_of(fields: dict[bytes, bytes]) -> str:
-    """SSE event name of a stream entry: ``alert``, or the state change it records."""
-    event = fields.get(b"e", b"").decode()
-    return event if event in al.EVENTS else "alert"
-
-
-def sse(event: str, data: bytes | str, event_id: str | None = None) -> bytes:
-    text = data.decode() if isinstance(data, bytes) else data
-    head = f"id: {event_id}\n" if event_id else ""
-    body = "".join(f"data: {line}\n" for line in text.split("\n"))
-    return f"{head}event: {event}\n{body}\n".encode()
-
-
-class FeedFilter(msgspec.Struct, frozen=True):
-    key_scope: str = ""
-    scope: str = ""
-    kind: str | None = None
-    severity: str | None = None
-
-    def wants(self, community: bytes, payload: bytes) -> bool:
-        text = community.decode()
-        if not (text.startswith(self.key_scope) and text.startswith(self.scope)):
-            return False
-        if self.kind is None and self.severity is None:
-            return True
-        try:
-            alert = al.from_fields({b"a": payload})
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return False
-        return (self.kind is None or alert.kind == self.kind) and (
-            self.severity is None or alert.severity == self.severity
-        )
-
-
-async def trimmed_after(redis: Any, stream: str, position: tuple[int, int]) -> bool:
-    """True when alerts after ``position`` may have been trimmed (the stream is trimmed from its head)."""
-    if position == (0, 0):
-        return False
-    try:
-        info = await redis.xinfo_stream(stream)
-    except Exception:
-        return False
-
-    def key(value: Any) -> tuple[int, int]:
-        return al.stream_id_key(value.decode() if isinstance(value, bytes) else str(value))
-
-    if key(info.get("max-deleted-entry-id") or b"0-0") > position:
-        return True
-    first = info.get("first-entry")
-    if first:
-        return key(first[0]) > position
-    return key(info.get("last-generated-id") or b"0-0") > position
-
-
-async def feed(
-    ctx: Context,
-    hub: AlertHub,
-    flt: FeedFilter,
-    last_event_id: str | None,
-    heartbeat_s: float = HEARTBEAT_S,
-    namer: VenueNamer | None = None,
-) -> AsyncIterator[bytes]:
-    """The SSE byte stream of one client: missed alerts after ``last_event_id``, then live ones, each
-    with its venue's name when ``namer`` is given."""
-
-    async def named(payload: bytes) -> bytes:
-        return payload if namer is None else await namer.payload(payload)
-
-    redis, stream = ctx.redis, ctx.keys.alerts_stream()
-    sub = hub.subscribe()
-    try:
-        if last_event_id is None:
-            newest = await redis.xrevrange(stream, count=1)
-            position = al.stream_id_key(newest[0][0].decode()) if newest else (0, 0)
-            yield b"retry: 2000\n\n"
-        else:
-            yield b"retry: 2000\n\n"
-            position = al.stream_id_key(last_event_id)
-            if await trimmed_after(redis, stream, position):
-                yield sse(
-                    "reset", "alerts after the given id were trimmed from the live feed; reload /v1/alerts"
-                )
-            cursor = last_event_id
-            while True:
-                batch = await redis.xrange(stream, min=f"({cursor}", max="+", count=1000)
-                if not batch:
-                    break
-                for eid_raw, fields in batch:
-                    eid = eid_raw.decode()
-                    cursor = eid
-                    position = al.stream_id_key(eid)
-                    payload = fields.get(b"a", b"")
-                    if flt.wants(fields.get(b"c", b""), payload):
-                        yield sse(event_of(fields), await named(payload), eid)
-        while True:
-            try:
-                item = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat_s)
-            except TimeoutError:
-                if sub.overflow:
-                    return
-                yield b": heartbeat\n\n"
-                continue
-            items = [item]
-            while len(items) < 500 and not sub.queue.empty():  # what has queued up goes out in one write
-                items.append(sub.queue.get_nowait())
-            chunk: list[bytes] = []
-            for entry in items:
-                if entry is None:
-                    break
-                eid, community, payload, event = entry
-                key = al.stream_id_key(eid)
-                if key <= position:
-                    continue
-                position = key
-                if flt.wants(community, payload):
-                    chunk.append(sse(event, await named(payload), eid))
-            if chunk:
-                yield b"".join(chunk)
-            if None in items or (sub.overflow and sub.queue.empty()):
-                return
-    finally:
-        hub.unsubscribe(sub)
-
-
 @get(
     "/v1/alerts/stream",
     summary="Live alerts as Server-Sent Events (analyst); resume with Last-Event-ID; ?key= for EventSource",
@@ -493,7 +255,7 @@ async def alerts_stream(
             raise BadInput(f"Last-Event-ID: expected a stream entry id like 1712345678901-0, got {resume!r}")
     flt = FeedFilter(key_scope=principal.scope, scope=scope_prefix, kind=kind, severity=severity)
     params = {"scope": scope_prefix, "kind": kind, "severity": severity, "resume": resume}
-    await audit.record(ctx, store, principal, "alerts_stream", "", params, 0, audit.client_ip(request))
+    await audit_log.record(ctx, store, principal, "alerts_stream", "", params, 0, audit.client_ip(request))
     return Stream(
         feed(ctx, hub_of(ctx), flt, resume, namer=namer_of(ctx, store)),
         media_type="text/event-stream",
