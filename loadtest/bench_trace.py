@@ -6,7 +6,7 @@ API in process (auth, validation, queries, audit row, JSON), random index
 persons' contacts at depth 1 and 2 over a 14-day window and exposure screening
 of 10 sites x 1 day. Figures go to docs/bench/trace.json (``--name``).
 
-History: ``checkin backfill --days N`` (tracing.backfill; the default when it is
+History: ``checkin backfill --days N`` (tracing.storage.backfill; the default when it is
 installed), or with ``--generator sql`` an ``INSERT ... SELECT FROM numbers()``
 per day written here: Zipf-like venue popularity
 (239,000 venues), uniform residents (3.85 M), morning/lunch/evening peaks in

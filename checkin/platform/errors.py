@@ -1,4 +1,4 @@
-"""Domain errors. Services raise these; ``checkin.http`` maps them to problem+json."""
+"""Domain errors. Services raise these; :mod:`checkin.platform.problems` maps them to problem+json."""
 
 from __future__ import annotations
 
