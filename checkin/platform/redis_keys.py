@@ -282,6 +282,3 @@ class RedisKeys:
     # --- service state -----------------------------------------------------------
     def metrics(self, service: str) -> str:
         return f"{self.prefix}metrics:{service}"
-
-    def all_keys_pattern(self) -> str:
-        return f"{self.prefix}*"
