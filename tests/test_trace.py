@@ -183,6 +183,26 @@ async def test_visits_timeline_reads_checkouts_as_one_stay(
     assert [v["venue_id"] for v in r.json()["visits"]] == [8]
 
 
+async def test_a_failed_store_read_is_a_503_problem_naming_the_store(
+    tracing: AsyncTestClient[Any], small_world: World, store: Store, settings: Settings
+) -> None:
+    """Answered once, in the tracing app's exception map: problem+json, Retry-After, no data."""
+    headers = await make_key(settings, "tracer")
+    base = small_world.base_ms
+    params = {"since": iso(base - HOUR_MS), "until": iso(base + 24 * HOUR_MS), "reason": "case 42"}
+    store.command(f"RENAME TABLE {store.table('scans_by_person')} TO {store.database}.by_person_away")
+    try:
+        r = await tracing.get("/v1/trace/persons/2/visits", params=params, headers=headers)
+    finally:
+        store.command(f"RENAME TABLE {store.database}.by_person_away TO {store.table('scans_by_person')}")
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.headers["retry-after"] == "5"
+    assert r.json()["detail"].startswith("the trace store failed: ") and "visits" not in r.json()
+    r = await tracing.get("/v1/trace/persons/2/visits", params=params, headers=headers)
+    assert r.status_code == 200 and r.json()["count"] == 2
+
+
 async def test_roles_and_bad_input_get_clear_problems(
     tracing: AsyncTestClient[Any], small_world: World, settings: Settings
 ) -> None:
