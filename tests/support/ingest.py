@@ -54,19 +54,27 @@ def child_id_number(seq: int) -> str:
     return born_years_ago(8, seq)
 
 
+Place = tuple[str, str, str, float, float]
+"""(district, street, community, lat, lon) of a venue."""
+BEIJING: Place = ("110105", "110105001", "110105001001", 39.9, 116.4)
+
+
+def write_venue(
+    sync_redis: redis.Redis, keys: RedisKeys, venue_id: int, place: Place, **fields: Any
+) -> Venue:
+    """Write a venue hash directly (the registry's layout) at ``place``; ``fields`` as :class:`Venue`'s."""
+    district, street, community, lat, lon = place
+    venue = Venue(
+        venue_id=venue_id, district=district, street=street, community=community, lat=lat, lon=lon, **fields
+    )
+    sync_redis.hset(keys.venue(venue_id), mapping=venue.to_hash())  # type: ignore[arg-type]
+    return venue
+
+
 def put_venue(sync_redis: redis.Redis, settings: Settings, venue_id: int, **fields: Any) -> str:
     """Write a venue hash directly (the registry's layout) and return a signed code for it."""
     fields.setdefault("name", f"Venue {venue_id}")
-    venue = Venue(
-        venue_id=venue_id,
-        district="110105",
-        street="110105001",
-        community="110105001001",
-        lat=39.9,
-        lon=116.4,
-        **fields,
-    )
-    sync_redis.hset(keys_of(settings).venue(venue_id), mapping=venue.to_hash())  # type: ignore[arg-type]
+    venue = write_venue(sync_redis, keys_of(settings), venue_id, BEIJING, **fields)
     return codes.sign(Keyring.parse(settings.keyring), venue_id, venue.code_version)
 
 

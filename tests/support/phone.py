@@ -21,10 +21,10 @@ import redis
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.scan_stream import decode_scan
+from tests.support.ingest import write_venue
 from tests.support.servers import ingest_server
 from tests.support.values import ADMIN_KEY, free_port
 from venues import codes
-from venues.model import Venue
 
 SHOTS = (
     Path(os.environ.get("CHECKIN_SCREENSHOT_DIR", "")) if os.environ.get("CHECKIN_SCREENSHOT_DIR") else None
@@ -61,17 +61,8 @@ def id_number(seq: int) -> str:
 
 def put_venue(sync_redis: redis.Redis, srv: Server, venue_id: int, name: str, **fields: Any) -> str:
     fields.setdefault("address", "城关区幸福路 12 号")
-    venue = Venue(
-        venue_id=venue_id,
-        name=name,
-        district="620102",
-        street="620102001",
-        community="620102001001",
-        lat=VENUE_LAT,
-        lon=VENUE_LON,
-        **fields,
-    )
-    sync_redis.hset(srv.keys.venue(venue_id), mapping=venue.to_hash())  # type: ignore[arg-type]
+    place = ("620102", "620102001", "620102001001", VENUE_LAT, VENUE_LON)
+    venue = write_venue(sync_redis, srv.keys, venue_id, place, name=name, **fields)
     return codes.sign(srv.keyring, venue_id, venue.code_version)
 
 
