@@ -226,7 +226,7 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("ingest", "GET", "/v/{token:str}"): PUBLIC,
     ("ingest", "GET", "/me"): public("the page without a venue code; its script reads with the token"),
     ("ingest", "GET", "/sw.js"): PUBLIC,
-    ("ingest", "GET", "/static/phone.js"): PUBLIC,
+    ("ingest", "GET", "/static/phone/{version:str}/{name:str}"): PUBLIC,
     ("ingest", "GET", "/static/phone.css"): PUBLIC,
     ("ingest", "GET", "/v1/venues"): rule(
         OF_VENUE_A | {"operator_out", "operator_other"}, note="each sees only its venues"

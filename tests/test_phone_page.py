@@ -88,7 +88,8 @@ async def test_page_shows_the_venue_name_escaped_with_no_inline_script(
     tags.feed(page)
     scripts = [attrs for tag, attrs in tags.seen if tag == "script"]
     assert scripts and all(
-        re.fullmatch(r"/static/phone\.js\?v=[0-9a-f]+", a.get("src") or "") for a in scripts
+        re.fullmatch(r"/static/phone/[0-9a-f]+/main\.js", a.get("src") or "") and a.get("type") == "module"
+        for a in scripts
     )
     assert not [a for _, attrs in tags.seen for a in attrs if a.startswith("on") or a == "style"]
     assert not [tag for tag, _ in tags.seen if tag in ("style", "iframe")]
@@ -193,19 +194,31 @@ async def test_static_assets_are_served_with_types_and_versions(
 ) -> None:
     put_venue(sync_redis, settings, 7007)
     page = (await ingest.get(f"/v/{sign(settings, 7007)}")).text
-    js_url = re.search(r'src="(/static/phone\.js\?v=[0-9a-f]+)"', page)
+    js_url = re.search(r'src="(/static/phone/([0-9a-f]+)/main\.js)"', page)
     css_url = re.search(r'href="(/static/phone\.css\?v=[0-9a-f]+)"', page)
     assert js_url and css_url
-    r = await ingest.get(js_url.group(1))
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
-    assert r.headers["x-content-type-options"] == "nosniff"
-    assert "max-age=2592000" in r.headers["cache-control"]
-    assert r.content == (STATIC / "phone.js").read_bytes()
+    # every module the entry imports, and theirs: from the same versioned folder, as the files are
+    folder, version = js_url.group(1).rsplit("/", 1)[0], js_url.group(2)
+    todo, seen = ["main.js"], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        r = await ingest.get(f"{folder}/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript"), name
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert "max-age=2592000" in r.headers["cache-control"]
+        assert r.content == (STATIC / "phone" / name).read_bytes()
+        todo += re.findall(r'from "\./([\w-]+\.js)"', r.text)
+    assert seen == {p.name for p in (STATIC / "phone").glob("*.js")}
     r = await ingest.get(css_url.group(1))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/css")
     assert r.content == (STATIC / "phone.css").read_bytes()
-    r = await ingest.get("/static/phone.js?v=stale")
+    r = await ingest.get("/static/phone/stale/main.js")
     assert r.status_code == 200 and "max-age=300" in r.headers["cache-control"]
+    assert (await ingest.get(f"/static/phone/{version}/nope.js")).status_code == 404
+    assert (await ingest.get(f"/static/phone/{version}/..%2Fsw.js")).status_code == 404
 
 
 async def test_redis_down_gives_a_503_page(make_settings: Any, tmp_path: Path) -> None:
@@ -245,7 +258,8 @@ async def test_redis_down_gives_a_503_page(make_settings: Any, tmp_path: Path) -
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 def test_script_parses() -> None:
-    subprocess.run(["node", "--check", str(STATIC / "phone.js")], check=True)
+    for module in sorted((STATIC / "phone").glob("*.js")):
+        subprocess.run(["node", "--input-type=module", "--check"], stdin=module.open("rb"), check=True)
     subprocess.run(["node", "--check", str(STATIC / "sw.js")], check=True)
 
 
@@ -270,9 +284,11 @@ async def test_the_service_worker_keeps_the_shell_and_never_an_api_answer(
     assert r.headers["x-content-type-options"] == "nosniff"
     body = r.text
     assets = (await ingest.get("/me")).text
-    js = re.search(r"/static/phone\.js\?v=[0-9a-f]+", assets)
+    js = re.search(r"/static/phone/([0-9a-f]+)/main\.js", assets)
     css = re.search(r"/static/phone\.css\?v=[0-9a-f]+", assets)
-    assert js and css and js.group(0) in body and css.group(0) in body
+    assert js and css and css.group(0) in body
+    for module in (STATIC / "phone").glob("*.js"):  # the shell's every module, at the page's version
+        assert f'"/static/phone/{js.group(1)}/{module.name}"' in body
     assert '"/me"' in body and "__" not in body  # every placeholder filled in
     assert 'url.pathname.indexOf("/v1/") === 0) return;' in body
     # no other host, no inline anything: the worker's own policy allows only this origin

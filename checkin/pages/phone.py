@@ -5,7 +5,8 @@ a screen code's time step, then the venue record in Redis) and renders either th
 with the venue name or an error page with the matching status (tampered 400, unknown 404;
 410 for an inactive venue, a superseded poster, an expired screen code, or the poster of a venue
 that shows its code on a screen). The page itself is static HTML; registration, check-in, the door
-screen, notices, own visits, open stays and the offline queue run in ``/static/phone.js`` against the
+screen, notices, own visits, open stays and the offline queue run in the page's ES modules
+(``static/phone/*.js``, served as ``/static/phone/<version>/<name>``, entry ``main.js``) against the
 JSON API. Values the script needs (code, venue, rules, time zone, language) travel in escaped
 ``data-`` attributes, so the Content-Security-Policy allows no inline script or style at all.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import logging
 from importlib import resources
 from string import Template
@@ -42,7 +44,7 @@ from checkin.platform.instants import now_ms
 from checkin.platform.metrics import Metrics
 from checkin.platform.openapi_doc import VENUE_CODE_FORMAT
 from checkin.platform.service import Part
-from checkin.platform.static_assets import Asset
+from checkin.platform.static_assets import Asset, Modules
 from venues import codes, registry
 from venues.model import Venue
 
@@ -70,12 +72,12 @@ def _read_static(name: str) -> str:
     return (resources.files("checkin.pages") / "static" / name).read_text(encoding="utf-8")
 
 
-_JS = Asset("checkin.pages", "phone.js")
+_JS = Modules("checkin.pages", "phone", "/static/phone")
 _CSS = Asset("checkin.pages", "phone.css")
 _PAGE = Template(_read_static("phone.html"))
 _SW = (
     _read_static("sw.js")
-    .replace("__JS_VERSION__", _JS.version)
+    .replace("__MODULES__", json.dumps(_JS.urls()))
     .replace("__CSS_VERSION__", _CSS.version)
     .replace(
         "__VERSION__",
@@ -363,9 +365,14 @@ async def service_worker() -> Response[bytes]:
     )
 
 
-@get("/static/phone.js", summary="Script of the phone check-in page", tags=["pages"], include_in_schema=False)
-async def phone_js(v: str | None = None) -> Response[bytes]:
-    return _JS.response(v)
+@get(
+    "/static/phone/{version:str}/{name:str}",
+    summary="A script module of the phone check-in page",
+    tags=["pages"],
+    include_in_schema=False,
+)
+async def phone_js(version: str, name: str) -> Response[bytes]:
+    return _JS.response(version, name)
 
 
 @get(

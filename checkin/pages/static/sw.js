@@ -1,11 +1,11 @@
 /* The phone page's service worker (docs/ARCHITECTURE.md, "The phone page"): the page works offline
  * from the first visit on. Served from /sw.js, so its scope covers /me and every /v/<token> poster.
  *
- * - install: the page shell (the code-less page /me, its script and style) is cached;
+ * - install: the page shell (the code-less page /me, its script modules and style) is cached;
  * - a navigation to /me or to a poster (/v/<token>) goes to the network, and when the network fails
  *   it is answered with the cached shell: the script reads the venue from the address and queues
  *   the scan (no verdict is shown without the server);
- * - the shell's script and style, whose addresses carry their content's version, come from the cache;
+ * - the shell's modules and style, whose addresses carry their content's version, come from the cache;
  * - API answers (/v1/...) are never cached and never answered from a cache: nothing this worker
  *   keeps can be taken for the server's word.
  * The server fills in the versions below, so a new page makes a new worker (and a new cache). */
@@ -13,7 +13,7 @@
 
 var CACHE = "venue-checkin-shell-__VERSION__";
 var SHELL = "/me";
-var ASSETS = ["/static/phone.js?v=__JS_VERSION__", "/static/phone.css?v=__CSS_VERSION__"];
+var ASSETS = ["/static/phone.css?v=__CSS_VERSION__"].concat(__MODULES__);
 
 self.addEventListener("install", function (event) {
   event.waitUntil(
