@@ -269,7 +269,7 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("ingest", "GET", V + "/poster.svg"): rule(OF_VENUE_A),
     ("ingest", "GET", V + "/poster.pdf"): rule(OF_VENUE_A),
     ("ingest", "GET", "/operator"): PUBLIC,
-    ("ingest", "GET", "/operator/app.js"): PUBLIC,
+    ("ingest", "GET", "/operator/{version:str}/{name:str}"): PUBLIC,
     ("ingest", "GET", "/operator/app.css"): PUBLIC,
     ("ingest", "GET", "/schema"): PUBLIC,
     ("ingest", "GET", "/schema/swagger"): PUBLIC,

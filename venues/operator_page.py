@@ -1,6 +1,7 @@
 """The venue operator page (``/operator``): static HTML and script, no external assets.
 
-The operator logs in with an API key; the script then uses the JSON API
+The script is a set of ES modules (``static/operator/*.js``, served as ``/operator/<version>/<name>``,
+entry ``main.js``). The operator logs in with an API key; the script then uses the JSON API
 (``/v1/venues...``, ``/v1/keys``, ``/display/{id}/setup-codes``) to find venues, switch between a printed
 code and a screen at the door, set up the door tablet (its device key and a one-time set-up link), preview
 and download posters (PNG, SVG, PDF A4/A3), rotate the code, close the venue, and show the venue's day
@@ -19,7 +20,7 @@ from litestar import Response, get
 
 from checkin.platform.context import Context
 from checkin.platform.service import Part
-from checkin.platform.static_assets import Asset
+from checkin.platform.static_assets import Asset, Modules
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
@@ -33,7 +34,7 @@ _HEADERS = {
 }
 
 
-_JS = Asset("venues", "operator.js")
+_JS = Modules("venues", "operator", "/operator")
 _CSS = Asset("venues", "operator.css")
 _TEMPLATE = Template((resources.files("venues") / "static" / "operator.html").read_text(encoding="utf-8"))
 
@@ -54,9 +55,14 @@ async def operator_page(ctx: Context) -> Response[bytes]:
     )
 
 
-@get("/operator/app.js", summary="Script of the operator page", tags=["pages"], include_in_schema=False)
-async def operator_js(v: str | None = None) -> Response[bytes]:
-    return _JS.response(v)
+@get(
+    "/operator/{version:str}/{name:str}",
+    summary="A script module of the operator page",
+    tags=["pages"],
+    include_in_schema=False,
+)
+async def operator_js(version: str, name: str) -> Response[bytes]:
+    return _JS.response(version, name)
 
 
 @get("/operator/app.css", summary="Style sheet of the operator page", tags=["pages"], include_in_schema=False)
