@@ -49,36 +49,23 @@ async def on_shutdown(ctx: Context) -> None:
     await folder_of(ctx).stop()
 
 
-VERIFIED_CODES_MAX = 65_536
-"""Verified venue codes remembered per worker (a code's claims depend only on the keyring, which
-a worker never changes; the code version and venue state are checked by the script every time)."""
-
-
 def verify_code(ctx: Context, token: str, counted: bool = True, seen: bool = False) -> codes.CodeClaims:
-    """The claims of a venue code (HMAC, remembered per worker); a screen's code must also be of the
-    current time step or the one before, unless the phone page proved it saw it current (``seen``).
-    ``counted``: a refusal counts in the rejection metric (a batch counts its items' refusals
-    itself)."""
+    """The claims of a venue code (:func:`venues.codes.verify_scanned`, signatures remembered per
+    worker); ``counted``: a refusal counts in the rejection metric (a batch counts its items'
+    refusals itself)."""
     verified: dict[str, codes.CodeClaims] = ctx.shared("verified_codes", dict)
-    claims = verified.get(token)
-    if claims is None:
-        try:
-            claims = codes.verify(ctx.keyring, token)
-        except codes.InvalidCode:
-            if counted:
-                ctx.metrics.inc(REJECTIONS, reason="bad_code")
-            raise
-        if len(verified) >= VERIFIED_CODES_MAX:
-            verified.clear()
-        verified[token] = claims
-    if claims.kind == "r" and not seen:
-        try:
-            codes.check_step(claims, ctx.settings.rotating_step_s)
-        except codes.CodeExpired:
-            if counted:
-                ctx.metrics.inc(REJECTIONS, reason="code_expired")
-            raise
-    return claims
+    try:
+        return codes.verify_scanned(
+            ctx.keyring, token, ctx.settings.rotating_step_s, seen=seen, verified=verified
+        )
+    except codes.CodeExpired:
+        if counted:
+            ctx.metrics.inc(REJECTIONS, reason="code_expired")
+        raise
+    except codes.InvalidCode:
+        if counted:
+            ctx.metrics.inc(REJECTIONS, reason="bad_code")
+        raise
 
 
 def as_seen(ctx: Context, data: wire.CheckinIn) -> tuple[wire.CheckinIn, bool]:
