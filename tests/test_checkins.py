@@ -82,7 +82,8 @@ async def test_a_check_in_answers_the_door_view_and_writes_one_entry(
     keys = keys_of(settings)
     assert sync_redis.xlen(keys.stream(101 % settings.stream_shards)) == 1
     day = at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y%m%d")
-    assert sync_redis.hget(keys.venue_entries(101 % settings.stream_shards, day), "101") == b"1"
+    hour = int(at.timestamp()) // 3600
+    assert sync_redis.hget(keys.venue_entries(101 % settings.stream_shards, day), f"101:{hour}") == b"1"
     # the check-in id names the shard
     assert int(body["checkin_id"][:3], 16) == 101 % settings.stream_shards
 

@@ -62,10 +62,31 @@ class VenueDay(msgspec.Struct):
 
 async def entries_today(ctx: Context, principal: Principal, venue_id: int) -> EntriesToday:
     await get_venue(ctx, principal, venue_id)
-    day = local_day(now_ms(), ctx.settings.tz)
-    shard = ctx.keys.shard_of(venue_id)
-    raw = await ctx.redis.hget(ctx.keys.venue_entries(shard, day), str(venue_id))
-    return EntriesToday(venue_id=venue_id, local_day=day, entries=int(raw or 0))
+    tz = ctx.settings.tz
+    today = dt.datetime.fromtimestamp(now_ms() / 1000, ZoneInfo(tz)).date()
+    fields, _ = day_fields(str(venue_id), today, tz)
+    values = await ctx.redis.hmget(
+        ctx.keys.venue_entries(ctx.keys.shard_of(venue_id), today.strftime("%Y%m%d")), fields
+    )
+    return EntriesToday(venue_id=venue_id, local_day=today.strftime("%Y%m%d"), entries=day_total(values))
+
+
+def day_fields(vid: str, day: dt.date, tz: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """The fields of a venue's day in the day's entries hash: the day's own count (written before the
+    check-in script counted per hour only), then every unix hour the local day overlaps (24, or 25 in
+    a zone whose offset is not whole hours, or 23 to 25 on a daylight-saving day); and the local hour
+    each unix hour stands for in the chart (:func:`day_hours`)."""
+    zone = ZoneInfo(tz)
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=zone)
+    nxt = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    first, last = int(start.timestamp()) * 1000 // HOUR_MS, (int(nxt.timestamp()) * 1000 - 1) // HOUR_MS
+    return [vid, *(f"{vid}:{hour}" for hour in range(first, last + 1))], day_hours(day, tz)
+
+
+def day_total(values: list[bytes | None]) -> int:
+    """A day's entries from :func:`day_fields`' values: the sum of its hours, or the day's own count
+    where that is larger (a day that began before the script counted per hour only)."""
+    return max(int(values[0] or 0), sum(int(v or 0) for v in values[1:]))
 
 
 def day_hours(day: dt.date, tz: str) -> list[tuple[int, int]]:
@@ -94,24 +115,26 @@ async def venue_day(ctx: Context, principal: Principal, venue_id: int) -> VenueD
     shard = ctx.keys.shard_of(venue_id)
     vid = str(venue_id)
     pipe = ctx.redis.pipeline(transaction=False)
-    plans: list[list[tuple[int, int]]] = []
+    plans: list[tuple[list[str], list[tuple[int, int]]]] = []
     for day in days:
-        hours = day_hours(day, tz)
-        plans.append(hours)
-        fields = [vid, *(f"{vid}:{unix_hour}" for _, unix_hour in hours)]
+        fields, hours = day_fields(vid, day, tz)
+        plans.append((fields, hours))
         pipe.hmget(ctx.keys.venue_entries(shard, day.strftime("%Y%m%d")), fields)
     pipe.zcount(ctx.keys.occupancy(venue_id), f"({now}", "+inf")
     pipe.lrange(ctx.keys.venue_alerts(venue_id), 0, -1)
     *counts, occupancy, raw_alerts = await pipe.execute()
     out: list[DayEntries] = []
-    for day, hours, values in zip(days, plans, counts, strict=True):
+    for day, (fields, hours), values in zip(days, plans, counts, strict=True):
+        by_unix_hour = {
+            int(field.rsplit(":", 1)[1]): int(v or 0) for field, v in zip(fields[1:], values[1:], strict=True)
+        }
         out.append(
             DayEntries(
                 local_day=day.strftime("%Y%m%d"),
-                entries=int(values[0] or 0),
+                entries=day_total(values),
                 hours=[
-                    HourEntries(hour=hour, entries=int(v or 0))
-                    for (hour, _), v in zip(hours, values[1:], strict=True)
+                    HourEntries(hour=hour, entries=by_unix_hour.get(unix_hour, 0))
+                    for hour, unix_hour in hours
                 ],
             )
         )

@@ -64,12 +64,17 @@ local stays_prefix = ARGV[14]
 local stream = KEYS[1]
 local records = ''
 
-local function budget(key, limit)
+-- Both budgets' counters in one read (a key that is not a counter, the stream standing in for a
+-- budget not counted, reads as nil).
+local caller_limit, address_limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local counted = {}
+if caller_limit > 0 or address_limit > 0 then counted = redis.call('MGET', KEYS[2], KEYS[3]) end
+local function budget(key, limit, used)
   if limit <= 0 then return nil end
-  return {key = key, limit = limit, used = tonumber(redis.call('GET', key) or '0'), added = 0}
+  return {key = key, limit = limit, used = tonumber(used or '0'), added = 0}
 end
-local caller_budget = budget(KEYS[2], tonumber(ARGV[2]))
-local address_budget = budget(KEYS[3], tonumber(ARGV[3]))
+local caller_budget = budget(KEYS[2], caller_limit, counted[1])
+local address_budget = budget(KEYS[3], address_limit, counted[2])
 local function fits(b, n) return b == nil or b.used + b.added + n <= b.limit end
 local function spend(b, n) if b then b.added = b.added + n end end
 
@@ -123,6 +128,15 @@ local function open_stay(pid, pkey, cid, vid, at, at_s, base, base_s, dw_s, d, s
   return {pid, st, vd, rs, wl, ps[5] or '', nt, at_s, e_s, by}
 end
 
+-- A venue's entries per unix hour of the scan (field <venue id>:<unix hour> of the scan's local day's
+-- hash; the day's count is their sum). A field's first count gives the hash its expiry, so the hash
+-- outlives its last hour by the expiry.
+local function count_entries(dkey, vid, at, n)
+  if redis.call('HINCRBY', dkey, vid .. ':' .. math.floor(at / 3600000), n) == n then
+    redis.call('EXPIRE', dkey, day_ttl)
+  end
+end
+
 local function foreign_of(own_state, a, np, skip)
   if np <= 1 then return nil end
   local cmp = own_state[6] or ''
@@ -165,7 +179,7 @@ local function repeat_of(pcid, rnt, k, a, at, at_s, own_state, dkey)
     spend(caller_budget, #added)
     spend(address_budget, #added)
     redis.call('SET', records .. pcid, cjson.encode(rec), 'KEEPTTL')
-    if redis.call('HINCRBY', dkey, rec.vid, #added) == #added then redis.call('EXPIRE', dkey, day_ttl) end
+    count_entries(dkey, rec.vid, at, #added)
   end
   if brief then return 'dup', pcid end
   for _, p in ipairs(rec.p) do
@@ -253,10 +267,7 @@ local function one(k, a)
     redis.call('HSET', okey, vfield, scans)
   end
   touched[okey] = true
-  -- a new field may be the hash's first: give it its expiry then, not on every count
-  if redis.call('HINCRBY', dkey, vid, np) == np then redis.call('EXPIRE', dkey, day_ttl) end
-  -- and per hour of the scan (field <venue id>:<unix hour>) for the operator page's chart
-  redis.call('HINCRBY', dkey, vid .. ':' .. math.floor(at / 3600000), np)
+  count_entries(dkey, vid, at, np)
   if brief then return 'ok', cid end
   return 'ok', rec
 end
