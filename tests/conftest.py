@@ -13,11 +13,13 @@ import redis
 import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 
+from checkin.platform.context import Context
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings, load_settings
 from tests.support.browser import async_chromium
 from tests.support.failing_store import FailingStore
 from tests.support.values import ADMIN_KEY, REDIS_URL, own_prefix
+from tracing.notices.worker import NoticeWorker
 from tracing.storage.store import Store
 
 
@@ -81,6 +83,17 @@ def store(settings: Settings) -> Iterator[FailingStore]:
     yield st
     st.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
     st.close()
+
+
+@pytest.fixture
+async def notice_worker(settings: Settings, store: Store) -> AsyncIterator[NoticeWorker]:
+    """The tracing service's notices worker in process, its consumer groups created; tests step it."""
+    client = aioredis.Redis.from_url(settings.redis_url)
+    worker = NoticeWorker(Context.build(settings, client, "tracing"), store)
+    await worker.ensure()
+    yield worker
+    await worker.close()
+    await client.aclose()
 
 
 @pytest.fixture

@@ -15,12 +15,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pytest
 import redis
-import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 
-from checkin.platform.context import Context
 from checkin.platform.settings import Settings
 from tests.support.access_world import iso, venue_body
 from tests.support.ingest import bearer, keys_of, make_key, outbox, register
@@ -133,16 +130,6 @@ async def test_a_csv_import_names_the_rule_of_each_refused_row(
 
 
 # --- item 5: the official text ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def notice_worker(settings: Settings, store: Store) -> Any:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    worker = NoticeWorker(Context.build(settings, client, "tracing"), store)
-    await worker.reader.ensure()
-    yield worker
-    await worker.close()
-    await client.aclose()
 
 
 async def test_a_notice_text_is_the_project_template_never_anyones_free_text(

@@ -35,16 +35,6 @@ from tracing.notices.worker import NoticeWorker
 from tracing.storage.store import Store
 
 
-@pytest.fixture
-async def notice_worker(settings: Settings, store: Store) -> Any:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    worker = NoticeWorker(Context.build(settings, client, "tracing"), store)
-    await worker.ensure()
-    yield worker
-    await worker.close()
-    await client.aclose()
-
-
 async def test_a_dependants_notice_reaches_each_guardian_who_acknowledges_it_for_them(
     ingest: AsyncTestClient[Any],
     tracing: AsyncTestClient[Any],

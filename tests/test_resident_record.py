@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 
@@ -105,16 +104,6 @@ async def test_each_person_of_a_family_gets_their_own_verdict(ingest: AsyncTestC
 
 
 # --- notices ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def notice_worker(settings: Settings, store: Store) -> Any:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    worker = NoticeWorker(Context.build(settings, client, "tracing"), store)
-    await worker.reader.ensure()
-    yield worker
-    await worker.close()
-    await client.aclose()
 
 
 async def test_the_exposed_are_told_and_texted_and_no_one_else(
