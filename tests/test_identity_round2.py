@@ -43,19 +43,13 @@ from tests.support.ingest import (
     with_check_digit,
 )
 from tests.support.values import admin_headers
+from tests.support.waiting import fresh_window_async
 
 
 @pytest.fixture
 def settings(make_settings: Any) -> Settings:
     settings: Settings = make_settings(rate_register_per_min=1000)
     return settings
-
-
-def fresh_minute() -> None:
-    """At least 10 s before the rate window turns (budgets are counted per minute)."""
-    left = window_now(int(time.time() * 1000))[1]
-    if left < 10:
-        time.sleep(left + 0.2)
 
 
 def local_today(settings: Settings) -> dt.date:
@@ -379,7 +373,7 @@ async def test_the_companions_route_answers_registered_and_unknown_id_numbers_al
         async def probe(
             idn: str, extra: dict[str, str] | None = None
         ) -> tuple[int, dict[str, Any], list[str], float]:
-            fresh_minute()
+            await fresh_window_async()
             redis_calls.take()
             start = time.perf_counter()
             r = await ingest.post(
@@ -421,7 +415,7 @@ async def test_the_companions_route_is_limited_per_caller_and_per_address(make_s
     async with AsyncTestClient(app=create_app(settings)) as ingest:
         _a, token_a = await register(ingest, 250)
         _b, token_b = await register(ingest, 251)
-        fresh_minute()
+        await fresh_window_async()
         # the report's probe: 200 numbers as fast as possible from one resident
         statuses = []
         for k in range(20):

@@ -5,7 +5,6 @@ each played over HTTP against the real ingest (and tracing) app, Redis and Click
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 import httpx
@@ -15,7 +14,6 @@ from litestar.testing import AsyncTestClient
 
 from checkin.platform.keyring import Keyring
 from checkin.platform.settings import Settings
-from checkin.protection import window_now
 from tests.support.access_world import iso, venue_body
 from tests.support.ingest import (
     bearer,
@@ -29,19 +27,11 @@ from tests.support.ingest import (
 from tests.support.servers import ingest_server
 from tests.support.sink import make_consumer, run_until
 from tests.support.values import admin_headers
+from tests.support.waiting import fresh_window, fresh_window_async
 from tracing.storage.store import Store
 from venues import codes
 
 HOUR_S = 3600
-
-
-def fresh_minute() -> int:
-    """Now in ms, at least 10 s before the rate window turns (budgets are counted per minute)."""
-    now = int(time.time() * 1000)
-    left = window_now(now)[1]
-    if left < 10:
-        time.sleep(left + 0.2)
-    return int(time.time() * 1000)
 
 
 async def metric(client: AsyncTestClient[Any], name: str, **labels: str) -> float:
@@ -61,7 +51,7 @@ async def test_batches_spend_the_budget_of_the_scans_they_carry(
 ) -> None:
     _, token = await register(ingest, 1)
     code = put_venue(sync_redis, settings, 4001)
-    now = fresh_minute()
+    now = await fresh_window_async()
 
     def batch(first: int) -> dict[str, Any]:  # 100 scans, 2 min apart: none is a repeat of another
         at = [dt.datetime.fromtimestamp((now - (first + i) * 120_000) / 1000, dt.UTC) for i in range(100)]
@@ -100,7 +90,7 @@ async def test_companions_count_as_scans(
             )
             assert r.status_code == 201, r.text
             kids.append(r.json()["person_id"])
-        fresh_minute()
+        await fresh_window_async()
         a = await client.post(
             "/v1/checkins",
             json={"code": put_venue(sync_redis, settings, 4002), "companions": kids},
@@ -168,7 +158,7 @@ async def test_a_device_answer_names_no_one_and_a_device_has_its_own_budget(
             await register(client, seq, name="王小明")
         put_venue(sync_redis, settings, 4020)
         device = await make_key(client, "device", venue_id=4020)
-        fresh_minute()
+        await fresh_window_async()
         scans = [{"id_number": id_number(seq)} for seq in range(10, 18)]
         r = await client.post("/v1/sentinel/scans", json={"scans": scans}, headers=device)
         assert r.status_code == 200, r.text
@@ -291,13 +281,13 @@ def _otp_statuses(base: str, forwarded: list[str], first_phone: int = 0) -> list
 
 def test_forwarded_for_counts_only_behind_a_trusted_proxy(tmp_path: Any, prefix: str) -> None:
     spoofed = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
-    fresh_minute()
+    fresh_window()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     with ingest_server(tmp_path / "a", prefix + "a:", CHECKIN_RATE_REGISTER_PER_MIN="2") as (base, _k, _l):
         # the peer is not a proxy: a header it sends changes nothing, the third request is refused
         assert _otp_statuses(base, spoofed) == [202, 202, 429]
-    fresh_minute()
+    fresh_window()
     with ingest_server(
         tmp_path / "b",
         prefix + "b:",

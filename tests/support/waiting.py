@@ -1,10 +1,13 @@
-"""Waiting on a condition instead of a fixed time: poll it until it holds or a deadline passes."""
+"""Waiting on a condition instead of a fixed time: poll it until it holds or a deadline passes; wait
+for a rate window with time left."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+
+from checkin.protection import window_now
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
@@ -27,3 +30,24 @@ async def eventually(
             return await condition()
         await asyncio.sleep(interval)
     return True
+
+
+def _window_left_s() -> int:
+    return window_now(int(time.time() * 1000))[1]
+
+
+def fresh_window() -> int:
+    """Now in ms, at least 10 s before the one-minute rate window turns (budgets are counted per
+    window): waits for the next window when less is left."""
+    left = _window_left_s()
+    if left < 10:
+        time.sleep(left + 0.2)
+    return int(time.time() * 1000)
+
+
+async def fresh_window_async() -> int:
+    """:func:`fresh_window` without blocking the event loop."""
+    left = _window_left_s()
+    if left < 10:
+        await asyncio.sleep(left + 0.2)
+    return int(time.time() * 1000)
