@@ -212,6 +212,9 @@ async def test_static_assets_are_served_with_types_and_versions(
         assert r.content == (STATIC / "phone" / name).read_bytes()
         todo += re.findall(r'from "\./([\w-]+\.js)"', r.text)
     assert seen == {p.name for p in (STATIC / "phone").glob("*.js")}
+    # the page asks for every module at once rather than one import after another
+    preloads = re.findall(r'<link rel="modulepreload" href="([^"]+)">', page)
+    assert {f"{folder}/{name}" for name in seen - {"main.js"}} == set(preloads)
     r = await ingest.get(css_url.group(1))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/css")
     assert r.content == (STATIC / "phone.css").read_bytes()
