@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Litestar, Request
+from litestar.connection import ASGIConnection
 from litestar.di import Provide
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 
 from checkin.platform import auth, json_depth, openapi_doc, strict_body
@@ -62,10 +64,16 @@ class Part:
     on_shutdown: Hook | None = None
 
 
+async def _measure_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The app's guard, run before every route's own (role) guards: a body nested too deep is a 400
+    on every route whoever sends it (:mod:`~checkin.platform.json_depth`)."""
+    if isinstance(connection, Request):
+        await json_depth.guard(connection)
+
+
 async def _before_request(request: Request[Any, Any, Any]) -> None:
-    """Every body is measured (:mod:`~checkin.platform.json_depth`), then decoded as strictly as the
-    documents describe it (:mod:`~checkin.platform.strict_body`), before the route reads it."""
-    await json_depth.guard(request)
+    """Every body (measured by :func:`_measure_body`) is decoded as strictly as the documents
+    describe it (:mod:`~checkin.platform.strict_body`) before the route reads it."""
     await strict_body.check(request)
 
 
@@ -129,6 +137,7 @@ def build_app(
             **(dependencies or {}),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        guards=[_measure_body],
         before_request=_before_request,
         openapi_config=OpenAPIConfig(
             title=title,
