@@ -112,6 +112,10 @@ def instructions(tree: Path, rounds: int, persons: int, batches: int, work: Path
             "",
             "--appendonly",
             "no",
+            # the server's timer runs hz times a second of wall time, and under valgrind a run takes
+            # minutes: at the default 10 its work would grow with the machine's load, not the script's
+            "--hz",
+            "1",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
