@@ -3,10 +3,11 @@ idle one, so two versions of the script can be compared in one run.
 
 For each source tree given (this one by default; ``--tree`` another checkout, e.g. the commit before
 a change), a private ``redis-server`` runs under ``valgrind --tool=callgrind`` and a driver process
-that imports that tree's own call builder and script runner sends it check-ins: rounds of single check-ins (each person once a round, an hour apart) and 500-item
-batches of one person's queued scans 61 s apart, newest first (as ``loadtest/bench_ingest.py``'s
-batch). The figures are instructions of redis-server per check-in and per batch item, the start-up
-and venue loading taken out by a run that sends nothing.
+that imports that tree's own call builder and script runner sends it check-ins: rounds of single
+check-ins (each person once a round, an hour apart) and 500-item batches of one person's queued
+scans 61 s apart, newest first (as ``loadtest/bench_ingest.py``'s batch). The figures are
+instructions of redis-server per check-in and per batch item, the start-up and venue loading taken
+out by a run that sends nothing.
 
     .venv/bin/python -m loadtest.bench_script_cost --tree /path/to/checkout-before --tree .
 
