@@ -30,7 +30,7 @@ import msgspec
 
 from checkin.platform.redis_conn import has_password, reachable, redacted, wait_until_reachable, with_password
 from checkin.platform.secrets import SECRETS_FILE, make_data_dir, private_redis_password
-from checkin.platform.settings import TRACING_WORKERS, Settings
+from checkin.platform.settings import Settings
 from checkin.platform.sms import outbox_path
 
 GRACE_S = 20.0  # services: SIGTERM, then SIGKILL after this long
@@ -340,7 +340,7 @@ class Launcher:
         tracing = self.spawn(
             "tracing",
             "tracing service",
-            ["serve-tracing", "--workers", ",".join(TRACING_WORKERS)],
+            ["serve-tracing", "--workers", "all"],
             tracing_url + "/healthz",
         )
         for url, child in ((ingest_url, ingest), (tracing_url, tracing)):

@@ -21,7 +21,7 @@ from litestar.testing import AsyncTestClient
 
 from checkin.checkins.wire import CheckinIn, CheckinOut, PersonOut
 from checkin.platform.openapi_ui import ASSETS_PATH
-from checkin.platform.settings import RULE_KINDS, Settings
+from checkin.platform.settings import Settings
 from checkin.residents.service import Registered, RegisterIn
 from tests.support.api_contract import apps
 from tests.support.browser import chromium
@@ -30,6 +30,7 @@ from tests.support.values import ADMIN_KEY, free_port
 from tracing.api.alerts import SEVERITIES
 from tracing.api.trace import ContactOut, ContactsRequest, VisitOut
 from tracing.rules.alerts import Alert
+from tracing.rules.kinds import RULE_KINDS
 
 URL = re.compile(r"""(?:https?:)?//[A-Za-z0-9.-]+(?::\d+)?""")
 LINKED = re.compile(r"""(?:src|href)=['"]([^'"]+)['"]""")

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 from checkin.platform.settings import SettingsError, load_settings
+from tracing.rules.kinds import RULE_KINDS, enabled_kinds
+from tracing.workers import worker_names
 
 
 def test_defaults_match_the_design() -> None:
@@ -39,7 +41,6 @@ def test_environment_values_are_converted() -> None:
         ({"CHECKIN_UNKNOWN_STATUS": "blue"}, "CHECKIN_UNKNOWN_STATUS: expected one of green, yellow, red"),
         ({"CHECKIN_TZ": "Mars/Olympus"}, "CHECKIN_TZ: unknown time zone 'Mars/Olympus'"),
         ({"CHECKIN_KEYRING": "1:c2hvcnQ"}, "CHECKIN_KEYRING: key 1 is shorter than 16 bytes"),
-        ({"CHECKIN_RULES_ENABLED": "red_code_entry,bogus"}, "CHECKIN_RULES_ENABLED: unknown rule(s) bogus"),
         ({"CHECKIN_PUBLIC_BASE_URL": "ftp://x"}, "CHECKIN_PUBLIC_BASE_URL: expected http(s)://host[:port]"),
     ],
 )
@@ -90,3 +91,14 @@ def test_secrets_are_generated_once_and_reused(tmp_path: Path) -> None:
     assert first.admin_key and first.keyring
     assert (first.admin_key, first.keyring) == (second.admin_key, second.keyring)
     assert (tmp_path / "secrets.json").stat().st_mode & 0o077 == 0
+
+
+def test_rule_kinds_and_tracing_workers_are_checked_by_the_tracing_side_with_one_line() -> None:
+    assert enabled_kinds(load_settings({})) == frozenset(RULE_KINDS)
+    assert enabled_kinds(load_settings({"CHECKIN_RULES_ENABLED": "remote_scan"})) == {"remote_scan"}
+    with pytest.raises(SettingsError, match=r"^CHECKIN_RULES_ENABLED: unknown rule\(s\) bogus; known: all"):
+        enabled_kinds(load_settings({"CHECKIN_RULES_ENABLED": "red_code_entry,bogus"}))
+    assert worker_names("all") == ("sink", "rules", "mirror", "audit", "notices", "escalation")
+    assert worker_names(" sink, rules ") == ("sink", "rules")
+    with pytest.raises(SettingsError, match=r"^CHECKIN_TRACING_WORKERS: unknown worker\(s\) nope; known"):
+        worker_names("sink,nope")

@@ -39,7 +39,7 @@ from tracing.api import (
 )
 from tracing.storage.store import Store, StoreError
 from tracing.streams import gauges
-from tracing.workers import WorkerSet
+from tracing.workers import WorkerSet, worker_names
 
 TRACING_PARTS: list[Part] = [
     alerts.PART,
@@ -89,7 +89,7 @@ def create_app(
 ) -> Litestar:
     """``workers`` names background workers to run here (default: ``CHECKIN_TRACING_WORKERS``)."""
     cfg = settings or get_settings()
-    names = tuple(workers) if workers is not None else cfg.tracing_worker_names()
+    names = tuple(workers) if workers is not None else worker_names(cfg.tracing_workers)
     running = _Running()
 
     async def store_check(ctx: Context) -> tuple[bool, str]:

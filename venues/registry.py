@@ -5,8 +5,7 @@ Services here know nothing of HTTP: they take the :class:`Context`, the calling
 also updates the id index, the per-community sets and the ClickHouse mirror
 queue (see :mod:`tracing.sink.venue_mirror`). Beside it: what an operator sends
 (:mod:`venues.inputs`), the Redis scripts (:mod:`venues.scripts`), the venue's
-day (:mod:`venues.day`) and the check of a scanned code (:mod:`venues.scanned_code`;
-``check_code`` and ``closed_date`` are also named here for their earlier callers).
+day (:mod:`venues.day`) and the check of a scanned code (:mod:`venues.scanned_code`).
 """
 
 from __future__ import annotations
@@ -26,8 +25,6 @@ from checkin.platform.redis_keys import RedisKeys
 from venues import codes, history, poster, text
 from venues.inputs import VenueIn, VenuePatch
 from venues.model import DATA_FIELDS, PLACE_FIELDS, CodeMode, Venue
-from venues.scanned_code import check_code as check_code
-from venues.scanned_code import closed_date as closed_date
 from venues.scanned_code import closed_on
 from venues.scripts import CREATE_LUA, NEXT_ID_LUA, PATCH_LUA, ROTATE_LUA
 

@@ -16,7 +16,7 @@ from checkin.platform.errors import (
     Unprocessable,
 )
 from checkin.protection import REJECTIONS, window_now
-from venues import registry
+from venues import scanned_code
 from venues.codes import InvalidCode
 
 _ERRORS: dict[str, tuple[type[DomainError], str, str]] = {
@@ -61,7 +61,7 @@ def item_error(ctx: Context, code: str, payload: bytes, closed_on: str = "") -> 
 
 async def refused_item(ctx: Context, code: str, payload: bytes, venue_id: int) -> DomainError:
     """:func:`item_error`, with the date for a closed venue (read only then)."""
-    on = await registry.closed_date(ctx, venue_id) if code == "inactive" else ""
+    on = await scanned_code.closed_date(ctx, venue_id) if code == "inactive" else ""
     return item_error(ctx, code, payload, on)
 
 

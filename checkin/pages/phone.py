@@ -1,6 +1,6 @@
 """The phone check-in page: what a resident's camera opens from a venue QR code.
 
-``GET /v/{token}`` verifies the venue code on the server (:func:`venues.registry.check_code`: HMAC,
+``GET /v/{token}`` verifies the venue code on the server (:func:`venues.scanned_code.check_code`: HMAC,
 a screen code's time step, then the venue record in Redis) and renders either the check-in page
 with the venue name or an error page with the matching status (tampered 400, unknown 404;
 410 for an inactive venue, a superseded poster, an expired screen code, or the poster of a venue
@@ -45,7 +45,7 @@ from checkin.platform.metrics import Metrics
 from checkin.platform.openapi_doc import VENUE_CODE_FORMAT
 from checkin.platform.service import Part
 from checkin.platform.static_assets import Asset, Modules
-from venues import codes, registry
+from venues import codes, scanned_code
 from venues.model import Venue
 
 log = logging.getLogger("checkin.pages.phone")
@@ -323,7 +323,7 @@ async def checkin_page(
         ctx.metrics.inc(PAGE_VIEWS, result="tampered")
         return error_page(400, t["invalid.title"], t["invalid.long"], t["scan_again"], lang=lang)
     try:
-        venue = await registry.check_code(ctx, token)
+        venue = await scanned_code.check_code(ctx, token)
     except codes.InvalidCode:
         ctx.metrics.inc(PAGE_VIEWS, result="tampered")
         return error_page(400, t["invalid.title"], t["invalid.mac"], t["scan_again"], lang=lang)

@@ -27,25 +27,6 @@ Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 PosInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
 
-RULE_KINDS = (
-    "red_code_entry",
-    "yellow_code_entry",
-    "test_expired_entry",
-    "watchlist_entry",
-    "exposure_site_visit",
-    "capacity_exceeded",
-    "impossible_travel",
-    "remote_scan",
-)
-"""Alert kinds the rule engine raises from scans (``CHECKIN_RULES_ENABLED`` picks among them)."""
-ALERT_KINDS = (*RULE_KINDS, "bulk_read")
-"""Every alert kind: the rule engine's and ``bulk_read`` (a key reached its hourly contact-details
-budget; raised by the tracing API at the city level)."""
-
-
-TRACING_WORKERS = ("sink", "rules", "mirror", "audit", "notices", "escalation")
-"""Background workers the tracing service can run inside its process."""
-
 
 class SettingsError(ValueError):
     """A setting has a bad value; the message is one line naming the variable."""
@@ -77,8 +58,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     tracing_port: Port = 8001
     tracing_workers: str = ""
     """Background workers run inside the tracing service: comma-separated sink, rules, mirror, audit,
-    notices, escalation (`checkin up` runs all of them there: the embedded engine is open in one process
-    only)."""
+    notices, escalation, or ``all`` (checked by the tracing side; `checkin up` runs all of them there:
+    the embedded engine is open in one process only)."""
     tracing_url: str = ""
     """Where the ingest API reaches the tracing service for a resident's own visits (empty:
     `http://127.0.0.1:<CHECKIN_TRACING_PORT>`)."""
@@ -164,8 +145,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Smoothed event-loop lag per worker above which check-ins are shed (the worker is saturated)."""
 
     # --- rules -----------------------------------------------------------------
-    rules_enabled: str = ",".join(RULE_KINDS)
-    """Comma-separated alert kinds the rule engine raises."""
+    rules_enabled: str = "all"
+    """Comma-separated alert kinds the rule engine raises, or ``all`` (checked by the tracing side)."""
     impossible_travel_kmh: NonNegFloat = 150.0
     impossible_travel_min_km: NonNegFloat = 2.0
     remote_scan_km: NonNegFloat = 1.0
@@ -207,23 +188,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             ZoneInfo(self.tz)
         except Exception:
             raise SettingsError(f"CHECKIN_TZ: unknown time zone {self.tz!r}") from None
-        unknown = set(self.enabled_rules()) - set(RULE_KINDS)
-        if unknown:
-            raise SettingsError(
-                f"CHECKIN_RULES_ENABLED: unknown rule(s) {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(RULE_KINDS)}"
-            )
         if self.trusted_proxies:
             try:
                 parse_networks(self.trusted_proxies)
             except ValueError as exc:
                 raise SettingsError(f"CHECKIN_TRUSTED_PROXIES: {exc}") from None
-        unknown_workers = set(self.tracing_worker_names()) - set(TRACING_WORKERS)
-        if unknown_workers:
-            raise SettingsError(
-                f"CHECKIN_TRACING_WORKERS: unknown worker(s) {', '.join(sorted(unknown_workers))}; "
-                f"known: {', '.join(TRACING_WORKERS)}"
-            )
         if self.keyring:
             try:
                 Keyring.parse(self.keyring)
@@ -250,12 +219,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def effective_tracing_url(self) -> str:
         return (self.tracing_url or f"http://127.0.0.1:{self.tracing_port}").rstrip("/")
-
-    def tracing_worker_names(self) -> tuple[str, ...]:
-        return tuple(w.strip() for w in self.tracing_workers.split(",") if w.strip())
-
-    def enabled_rules(self) -> list[str]:
-        return [r.strip() for r in self.rules_enabled.split(",") if r.strip()]
 
     def to_env(self) -> dict[str, str]:
         """The settings as ``CHECKIN_*`` variables, for child processes."""

@@ -47,11 +47,11 @@ from checkin.platform.errors import BadInput, Unprocessable
 from checkin.platform.instants import format_ms, parse_instant
 from checkin.platform.openapi_doc import INSTANT, SECURITY
 from checkin.platform.service import Part
-from checkin.platform.settings import ALERT_KINDS
 from tracing.api import audit
 from tracing.api.alert_feed import HEARTBEAT_S, AlertHub, FeedFilter, Subscriber, event_of, feed, hub_of, sse
 from tracing.api.alert_names import VenueNamer, namer_of
 from tracing.rules import alerts as al
+from tracing.rules.kinds import ALERT_KINDS
 from tracing.storage import audit_log
 from tracing.storage.store import Store
 

@@ -10,9 +10,9 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from checkin.platform.settings import RULE_KINDS
 from tracing.queries.report import KIND_COLOURS, AlertRow, Report
 from tracing.queries.spreadsheet import csv_cell
+from tracing.rules.kinds import RULE_KINDS
 
 # --- CSV ----------------------------------------------------------------------------------------------
 

@@ -29,7 +29,8 @@ import msgspec
 
 from checkin.platform.instants import local_day
 from checkin.platform.scan_stream import ScanEvent
-from checkin.platform.settings import ALERT_KINDS, Settings
+from checkin.platform.settings import Settings
+from tracing.rules.kinds import ALERT_KINDS, enabled_kinds
 
 Severity = Literal["info", "warning", "critical"]
 Clock = Callable[[], float]
@@ -77,7 +78,7 @@ class RuleConfig(msgspec.Struct, frozen=True):
     @classmethod
     def from_settings(cls, settings: Settings) -> RuleConfig:
         return cls(
-            enabled=frozenset(settings.enabled_rules()),
+            enabled=enabled_kinds(settings),
             tz=settings.tz,
             impossible_travel_kmh=settings.impossible_travel_kmh,
             impossible_travel_min_km=settings.impossible_travel_min_km,

@@ -2,7 +2,7 @@
 
 One loop reads every shard (``XREADGROUP ... >``), decodes entries (an undecodable entry is acked and
 counted: the sink dead-letters it), updates and reads the state the rules need in one script call,
-evaluates the pure rules of :mod:`tracing.rule_checks`, dedupes and publishes the alerts to the alerts
+evaluates the pure rules of :mod:`tracing.rules.checks`, dedupes and publishes the alerts to the alerts
 stream (:func:`tracing.rules.alerts.publish`), and XACKs the scans last. A batch whose processing failed
 (Redis away) is held and retried; entries left pending by a dead consumer are reclaimed with XAUTOCLAIM.
 ClickHouse is written by a separate task reading the alerts stream (:mod:`tracing.rules.history`), so a slow

@@ -8,7 +8,7 @@ bottom:
 
 1. **read** ``XREADGROUP ... >`` (and, every few seconds, reclaim entries idle longer than
    ``CHECKIN_SINK_CLAIM_IDLE_MS`` on a dead consumer with ``XAUTOCLAIM``);
-2. **check** the reply's scan lines (:mod:`tracing.sink_rows`); an undecodable entry goes
+2. **check** the reply's scan lines (:mod:`tracing.sink.rows`); an undecodable entry goes
    to the dead-letter stream (:mod:`tracing.streams.dead_letters`) and is acked there and
    then, so its shard keeps moving;
 3. **batch** until ``CHECKIN_SINK_BATCH_ROWS`` rows or ``CHECKIN_SINK_BATCH_MS`` of age;

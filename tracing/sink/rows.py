@@ -63,7 +63,6 @@ INSERT_SETTINGS: dict[str, Any] = {
 MAX_MS = 9_000_000_000_000
 """Latest instant accepted (year 2255, inside DateTime64(3)'s range)."""
 MAX_U64 = 2**64
-MAX_U32 = 2**32
 MAX_ABS_COORD = 1000.0
 
 
