@@ -70,6 +70,14 @@ class Feed:
             await self._task
 
 
+async def alerts_in_stream(redis_client: Any, settings: Settings, count: int) -> None:
+    """Wait until the rule engine has published ``count`` alerts (a presence, polled)."""
+    deadline = time.monotonic() + 10
+    while await redis_client.xlen(settings.key_prefix + "alerts") < count:
+        assert time.monotonic() < deadline, "the rule engine did not publish the alerts"
+        await asyncio.sleep(0.05)
+
+
 async def test_served_feed_is_scoped_and_resumes_once(
     served: tuple[str, Settings], redis_client: Any
 ) -> None:
@@ -85,23 +93,25 @@ async def test_served_feed_is_scoped_and_resumes_once(
         assert feed.status == 200
         await asyncio.sleep(0.2)
         await h.xadd(scan(b, 1, status="red"), scan(a, 2, status="red"))
-        await feed.wait_for(1)
-        await asyncio.sleep(0.3)
-        assert [(e[1]["person_id"], e[1]["district"]) for e in feed.events] == [(2, DISTRICT_A)]
+        await alerts_in_stream(redis_client, settings, 2)
+        # a marker in scope after both: once the feed has sent it, it has read past district B's alert
+        await h.xadd(scan(a, 90, status="yellow"))
+        await feed.wait_for(2)
+        assert [(e[1]["person_id"], e[1]["district"]) for e in feed.events] == [
+            (2, DISTRICT_A),
+            (90, DISTRICT_A),
+        ]
         last_id = feed.events[-1][0]
         await feed.close()
 
         # missed while disconnected
         await h.xadd(scan(a, 3, status="red"), scan(b, 4, status="red"), scan(a, 5, status="yellow"))
-        for _ in range(200):
-            if await redis_client.xlen(settings.key_prefix + "alerts") >= 5:
-                break
-            await asyncio.sleep(0.05)
+        await alerts_in_stream(redis_client, settings, 6)
         resumed = Feed(client, "/v1/alerts/stream", headers={**scoped, "Last-Event-ID": last_id})
         await resumed.wait_for(2)
         await h.xadd(scan(a, 6, status="red"))
+        # 6 comes after 4 in the stream: once 6 is here, 4 (district B) was read and left out
         await resumed.wait_for(3)
-        await asyncio.sleep(0.3)
         got = [(e[1]["person_id"], e[1]["kind"]) for e in resumed.events]
         assert got == [(3, "red_code_entry"), (5, "yellow_code_entry"), (6, "red_code_entry")]
         assert len({e[0] for e in resumed.events}) == 3
@@ -111,12 +121,12 @@ async def test_served_feed_is_scoped_and_resumes_once(
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         for _ in range(100):
             r = await client.get("/v1/alerts", headers=admin)
-            if r.json()["count"] >= 6:
+            if r.json()["count"] >= 7:
                 break
             await asyncio.sleep(0.1)
-        assert r.json()["count"] == 6
+        assert r.json()["count"] == 7
         r = await client.get("/v1/alerts", headers=scoped)
-        assert sorted(x["person_id"] for x in r.json()["alerts"]) == [2, 3, 5, 6]
+        assert sorted(x["person_id"] for x in r.json()["alerts"]) == [2, 3, 5, 6, 90]
         r = await client.get("/v1/alerts/stream", params={"key": "ck_not_a_key"})
         assert r.status_code == 401
         # opening the feed is audited like a trace query (the refused one is not a read)

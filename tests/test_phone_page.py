@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.settings import Settings
+from tests.support.ingest import Place, write_venue
 from tests.support.values import free_port
 from venues import codes
 from venues.model import Venue
@@ -42,20 +43,13 @@ class Tags(HTMLParser):
             self.texts.append(data.strip())
 
 
+LANZHOU: Place = ("620102", "620102001", "620102001001", 36.06, 103.83)
+
+
 def put_venue(sync_redis: redis.Redis, settings: Settings, venue_id: int, **fields: Any) -> Venue:
-    venue = Venue(
-        venue_id=venue_id,
-        name=fields.pop("name", "幸福路社区菜市场"),
-        address=fields.pop("address", "幸福路 12 号"),
-        district="620102",
-        street="620102001",
-        community="620102001001",
-        lat=36.06,
-        lon=103.83,
-        **fields,
-    )
-    sync_redis.hset(RedisKeys(settings.key_prefix).venue(venue_id), mapping=venue.to_hash())  # type: ignore[arg-type]
-    return venue
+    fields.setdefault("name", "幸福路社区菜市场")
+    fields.setdefault("address", "幸福路 12 号")
+    return write_venue(sync_redis, RedisKeys(settings.key_prefix), venue_id, LANZHOU, **fields)
 
 
 def sign(settings: Settings, venue_id: int, version: int = 1) -> str:
