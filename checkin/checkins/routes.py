@@ -18,7 +18,7 @@ from checkin.checkins import service as checkins
 from checkin.checkins.admission import admitted, folder_of
 from checkin.checkins.hot_route import HotResponse, authorization, context_of, hot_post
 from checkin.platform import auth
-from checkin.platform.auth import Principal
+from checkin.platform.auth import Principal, requires_role
 from checkin.platform.context import Context
 from checkin.platform.instants import from_ms, now_ms
 from checkin.platform.metrics import Metrics
@@ -28,6 +28,7 @@ from checkin.protection import REJECTIONS, guard_of
 from venues import codes
 
 TAGS = ["check-ins"]
+RESIDENT = [requires_role("resident")]
 _encoder = msgspec.json.Encoder()
 
 
@@ -162,9 +163,9 @@ async def post_batch(data: wire.BatchIn, scope: Scope) -> Response[bytes]:
     summary="End the stay of one of your check-ins (within 12 h of its start)",
     tags=TAGS,
     problems=(409, 410),
+    guards=RESIDENT,
 )
 async def post_checkout(checkin_id: str, ctx: Context, principal: Principal) -> wire.CheckoutOut:
-    principal.require("resident")
     return await checkins.check_out(ctx, principal.person_id or 0, checkin_id, now_ms())
 
 
@@ -177,9 +178,9 @@ async def post_checkout(checkin_id: str, ctx: Context, principal: Principal) -> 
         "someone else's check-in."
     ),
     tags=TAGS,
+    guards=RESIDENT,
 )
 async def get_checkin(checkin_id: str, ctx: Context, principal: Principal) -> wire.CheckinOut:
-    principal.require("resident")
     return await checkins.current(ctx, principal.person_id or 0, checkin_id, now_ms())
 
 
