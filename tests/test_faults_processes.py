@@ -153,6 +153,45 @@ def test_ingest_worker_killed_under_load_clients_only_retry(
     assert set(in_stream) == {next(iter(ids)) for ids in answers.values()}
 
 
+def _ended(proc: psutil.Process) -> bool:
+    """Gone, or a zombie waiting for whoever adopted it to reap it."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_served_worker_stops_when_its_server_is_killed(make_settings: Any, tmp_path: Path) -> None:
+    """kill -9 of the serving process (no handler runs, nothing tells the worker): the worker sees
+    its parent gone, stops within seconds and frees the port, instead of serving on unsupervised."""
+    settings: Settings = make_settings()
+    port = free_port()
+    env = _env(settings, tmp_path, CHECKIN_INGEST_PORT=str(port))
+    log = tmp_path / "ingest.log"
+    server = start_cli("serve-ingest", "--workers", "1", env=env, log=log)
+    with reaped(server):
+
+        def serving() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(server, log, lambda: serving() and len(_workers(server)) == 1, timeout=60, interval=0.1)
+        [worker] = _workers(server)
+        kill_9(server)
+        try:
+            deadline = time.monotonic() + 15
+            while not _ended(worker):
+                assert time.monotonic() < deadline, f"the worker outlived its server\n{log.read_text()}"
+                time.sleep(0.1)
+        finally:
+            if not _ended(worker):
+                worker.kill()
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+
+
 HISTORY_COUNT = """
 import json, sys
 from tracing.storage.store import Store

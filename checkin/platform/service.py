@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from checkin.platform.ops import HealthCheck, health_route, metrics_route, redis
 from checkin.platform.problems import EXCEPTION_HANDLERS, PROBLEMS
 from checkin.platform.redis_conn import connect
 from checkin.platform.secrets import get_settings
+from checkin.platform.serve import SERVED_WORKER_ENV, exit_with_parent
 from checkin.platform.settings import Settings
 
 log = logging.getLogger("checkin.platform.service")
@@ -97,6 +99,8 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if os.environ.get(SERVED_WORKER_ENV):
+            exit_with_parent()
         client = redis if redis is not None else await connect(cfg)
         ctx = Context.build(cfg, client, service)
         app.state["ctx"] = ctx
