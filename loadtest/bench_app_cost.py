@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.bench_ingest import CHECKIN_LUA, free_port, lua_list, run_wrk, wait_http
+from loadtest.bench_ingest import CHECKIN_LUA, free_port, granian_command, lua_list, run_wrk, stop, wait_http
 from loadtest.redis_proc import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,44 +96,11 @@ def _served(
     target: str, factory: bool, tree: Path, env: dict[str, str], work: Path
 ) -> subprocess.Popen[bytes]:
     port = int(env["BENCH_PORT"])
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        "--instr-atstart=no",
-        "--trace-children=yes",
-        f"--callgrind-out-file={work}/callgrind.out.%p",
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface",
-        "asgi",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--runtime-mode",
-        "st",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    if factory:
-        command.append("--factory")
-    command.append(target)
+    callgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes"]
+    callgrind.append(f"--callgrind-out-file={work}/callgrind.out.%p")
+    command = callgrind + granian_command(target, port, 1, factory, "--runtime-mode", "st")
     log = (work / "server.log").open("wb")
     return subprocess.Popen(command, env=env, cwd=tree, stdout=log, stderr=log, start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def measure(
@@ -171,7 +137,7 @@ def measure(
         answered = result.requests - result.non2xx - result.errors
         if result.non2xx or result.errors:
             print(f"{label}: {result.non2xx} non-2xx, {result.errors} socket errors", file=sys.stderr)
-        _stop(server)
+        stop(server, timeout_s=120)
         server = None
         loaded, idle = _totals(work, 1), _totals(work, 2)
         if not loaded:
@@ -179,7 +145,7 @@ def measure(
         return Cost(label, loaded - idle, answered, idle)
     finally:
         if server is not None:
-            _stop(server)
+            stop(server, timeout_s=120)
         rproc.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

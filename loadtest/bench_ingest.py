@@ -166,38 +166,29 @@ def wait_http(port: int, timeout_s: float = 30.0) -> None:
     raise TimeoutError(f"nothing listens on port {port}")
 
 
-def granian(
-    target: str, port: int, workers: int, env: dict[str, str], factory: bool
-) -> subprocess.Popen[bytes]:
-    cmd = [
-        PYTHON,
-        "-m",
-        "granian",
-        "--interface",
-        "asgi",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--backlog",
-        "2048",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+def granian_command(target: str, port: int, workers: int, factory: bool, *options: str) -> list[str]:
+    """``python -m granian`` serving ``target`` (ASGI) on 127.0.0.1:``port``; ``options`` go before it."""
+    cmd = [PYTHON, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(workers), "--no-access-log", "--log-level", "warning", *options]
     if factory:
         cmd.append("--factory")
     cmd.append(target)
+    return cmd
+
+
+def granian(
+    target: str, port: int, workers: int, env: dict[str, str], factory: bool
+) -> subprocess.Popen[bytes]:
+    cmd = granian_command(target, port, workers, factory, "--backlog", "2048")
     return subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 10) -> None:
+    """SIGTERM to the server's process group, SIGKILL after ``timeout_s``."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(10)
+            proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
