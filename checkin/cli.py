@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args, settings)
+    except SettingsError as exc:  # a choice checked by the side that owns it (rule kinds, workers)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -83,6 +83,39 @@ def test_cli_prints_the_message_and_exits_2(tmp_path: Path) -> None:
     assert proc.stderr.strip() == "error: CHECKIN_INGEST_WORKERS: expected an integer, got 'many'"
 
 
+@pytest.mark.parametrize(
+    ("command", "env", "message"),
+    [
+        (
+            "rules",
+            {"CHECKIN_RULES_ENABLED": "red_code_entry,bogus"},
+            "CHECKIN_RULES_ENABLED: unknown rule(s) bogus",
+        ),
+        (
+            "serve-tracing",
+            {"CHECKIN_TRACING_WORKERS": "sink,nope"},
+            "CHECKIN_TRACING_WORKERS: unknown worker(s) nope",
+        ),
+    ],
+)
+def test_cli_refuses_an_unknown_rule_or_worker_with_one_line(
+    tmp_path: Path, command: str, env: dict[str, str], message: str
+) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "checkin.cli", command],
+        env={**env, "PATH": "/usr/bin:/bin", "CHECKIN_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith(f"error: {message}; known: all, ")
+
+
 def test_secrets_are_generated_once_and_reused(tmp_path: Path) -> None:
     from checkin.platform.secrets import resolve_secrets
 

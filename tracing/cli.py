@@ -18,9 +18,21 @@ from checkin.platform.settings import Settings
 log = logging.getLogger("tracing.cli")
 
 
+def _check_choices(settings: Settings, workers: str) -> None:
+    """The rule kinds and worker names the settings pick, checked before any process starts (a
+    :class:`SettingsError`, which ``checkin`` prints as one line)."""
+    from tracing.rules.kinds import enabled_kinds
+    from tracing.workers import worker_names
+
+    enabled_kinds(settings)
+    worker_names(workers)
+
+
 def cmd_serve_tracing(args: argparse.Namespace, settings: Settings) -> int:
     from checkin.platform.secrets import get_settings
     from checkin.platform.serve import serve
+
+    _check_choices(settings, args.workers or settings.tracing_workers)
 
     if args.workers:
         # the app reads its settings in granian's worker process: hand the choice over there
@@ -32,6 +44,8 @@ def cmd_serve_tracing(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_workers(settings: Settings, names: list[str]) -> int:
     from tracing.workers import run_standalone
+
+    _check_choices(settings, ",".join(names))
 
     return asyncio.run(run_standalone(settings, names))
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from checkin.platform.context import Context
 from checkin.platform.redis_conn import connect
-from checkin.platform.settings import Settings, SettingsError
+from checkin.platform.settings import Settings, chosen_names
 from tracing.notices.worker import notice_worker
 from tracing.rules.engine import rules_consumer
 from tracing.rules.escalation import escalation
@@ -44,23 +44,12 @@ STEPS: dict[str, tuple[Factory, ...]] = {
 """Every worker: name -> the factories of the steps it runs."""
 
 WORKERS: dict[str, Worker] = {name: served(*factories) for name, factories in STEPS.items()}
-ALL = "all"
-"""``CHECKIN_TRACING_WORKERS=all`` (what ``checkin up`` passes): every worker."""
 
 
 def worker_names(value: str) -> tuple[str, ...]:
     """The workers ``CHECKIN_TRACING_WORKERS`` names (comma-separated, or ``all``); an unknown one is a
     :class:`SettingsError`."""
-    names = tuple(w.strip() for w in value.split(",") if w.strip())
-    if ALL in names:
-        return tuple(WORKERS)
-    unknown = sorted(set(names) - set(WORKERS))
-    if unknown:
-        raise SettingsError(
-            f"CHECKIN_TRACING_WORKERS: unknown worker(s) {', '.join(unknown)}; "
-            f"known: {ALL}, {', '.join(WORKERS)}"
-        )
-    return names
+    return chosen_names("CHECKIN_TRACING_WORKERS", value, tuple(WORKERS), "worker")
 
 
 STOP_TIMEOUT_S = 30.0

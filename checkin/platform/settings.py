@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,6 +30,25 @@ NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
 
 class SettingsError(ValueError):
     """A setting has a bad value; the message is one line naming the variable."""
+
+
+ALL = "all"
+"""In a setting that picks names from a list: every name of it."""
+
+
+def chosen_names(variable: str, value: str, known: Sequence[str], noun: str) -> tuple[str, ...]:
+    """The names a comma-separated setting picks from ``known`` (:data:`ALL`: every one, in the list's
+    order). The list is the owning room's (this module holds no domain list); an unknown name is a
+    one-line :class:`SettingsError` naming ``variable``."""
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if ALL in names:
+        return tuple(known)
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise SettingsError(
+            f"{variable}: unknown {noun}(s) {', '.join(unknown)}; known: {ALL}, {', '.join(known)}"
+        )
+    return names
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):

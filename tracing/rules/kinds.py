@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checkin.platform.settings import Settings, SettingsError
+from checkin.platform.settings import Settings, chosen_names
 
 RULE_KINDS = (
     "red_code_entry",
@@ -19,19 +19,8 @@ ALERT_KINDS = (*RULE_KINDS, "bulk_read")
 """Every alert kind: the rule engine's and ``bulk_read`` (a key reached its hourly contact-details
 budget; raised by the tracing API at the city level)."""
 
-ALL = "all"
-"""``CHECKIN_RULES_ENABLED=all`` (the default): every rule kind."""
-
 
 def enabled_kinds(settings: Settings) -> frozenset[str]:
-    """The rule kinds ``CHECKIN_RULES_ENABLED`` names; an unknown one is a :class:`SettingsError`."""
-    names = [r.strip() for r in settings.rules_enabled.split(",") if r.strip()]
-    if ALL in names:
-        return frozenset(RULE_KINDS)
-    unknown = set(names) - set(RULE_KINDS)
-    if unknown:
-        raise SettingsError(
-            f"CHECKIN_RULES_ENABLED: unknown rule(s) {', '.join(sorted(unknown))}; "
-            f"known: {ALL}, {', '.join(RULE_KINDS)}"
-        )
-    return frozenset(names)
+    """The rule kinds ``CHECKIN_RULES_ENABLED`` names (``all`` by default); an unknown one is a
+    :class:`SettingsError`."""
+    return frozenset(chosen_names("CHECKIN_RULES_ENABLED", settings.rules_enabled, RULE_KINDS, "rule"))
