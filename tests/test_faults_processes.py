@@ -22,7 +22,7 @@ from checkin.platform.redis_keys import ALERTS_HISTORY_GROUP, RULES_GROUP, Redis
 from checkin.platform.scan_stream import encode_scan
 from checkin.platform.settings import Settings
 from tests.support.ingest import bearer, id_number, put_venue, stream_events
-from tests.support.processes import ROOT, kill_9, reaped, start_cli, stop, terminate, wait_for
+from tests.support.processes import ROOT, kill_9, reaped, running, start_cli, stop, terminate, wait_for
 from tests.support.rules import BASE_MS, scan, venue
 from tests.support.values import ADMIN_KEY, REDIS_URL, admin_headers, free_port
 from tracing.rules.alerts import from_fields
@@ -153,14 +153,6 @@ def test_ingest_worker_killed_under_load_clients_only_retry(
     assert set(in_stream) == {next(iter(ids)) for ids in answers.values()}
 
 
-def _ended(proc: psutil.Process) -> bool:
-    """Gone, or a zombie waiting for whoever adopted it to reap it."""
-    try:
-        return proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 def test_a_served_worker_stops_when_its_server_is_killed(make_settings: Any, tmp_path: Path) -> None:
     """kill -9 of the serving process (no handler runs, nothing tells the worker): the worker sees
     its parent gone, stops within seconds and frees the port, instead of serving on unsupervised."""
@@ -182,11 +174,11 @@ def test_a_served_worker_stops_when_its_server_is_killed(make_settings: Any, tmp
         kill_9(server)
         try:
             deadline = time.monotonic() + 15
-            while not _ended(worker):
+            while running(worker):
                 assert time.monotonic() < deadline, f"the worker outlived its server\n{log.read_text()}"
                 time.sleep(0.1)
         finally:
-            if not _ended(worker):
+            if running(worker):
                 worker.kill()
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)

@@ -17,6 +17,7 @@ import psutil
 import pytest
 import redis
 
+from tests.support.processes import running
 from tests.support.values import free_port
 from tests.support.waiting import wait_until
 
@@ -99,7 +100,7 @@ def test_up_starts_private_redis_and_stops_everything(tmp_path: Path) -> None:
         proc.wait(timeout=60)
 
     def alive() -> list[psutil.Process]:
-        return [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        return [p for p in descendants if running(p)]
 
     wait_until(lambda: not alive(), timeout=10)
     left = alive()

@@ -24,7 +24,9 @@ import redis
 from checkin import launcher as launcher_module
 from checkin.launcher import STOP_SIGNALS, Child, Launcher, backoff_delay
 from checkin.platform.settings import Settings
+from tests.support.processes import running
 from tests.support.values import free_port
+from tests.support.waiting import wait_until
 
 
 def _get(url: str) -> int:
@@ -123,7 +125,7 @@ class Up:
         whose environment names this data dir (an orphan the snapshots missed)."""
         deadline = time.monotonic() + settle_s
         while True:
-            alive = [p for p in self.seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+            alive = [p for p in self.seen.values() if running(p)]
             alive += [p for p in self.by_environment() if p not in alive]
             if not alive or time.monotonic() > deadline:
                 break
@@ -349,8 +351,8 @@ def test_stop_kills_a_child_that_ignores_sigterm(tmp_path: Path, monkeypatch: py
     up.stop()
     assert time.monotonic() - started < 10  # the 0.5 s grace, then SIGKILL: not a 60 s sleep
     assert [c.proc.poll() for c in up.children] == [-signal.SIGTERM, -signal.SIGKILL]
-    time.sleep(0.2)  # the rest of its process group went with it (the sleeps it started)
-    assert [p for p in grandchildren if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    # the rest of its process group went with it (the sleeps it started)
+    assert wait_until(lambda: not any(running(p) for p in grandchildren), timeout=5)
 
 
 def test_signals_while_stopping_only_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
