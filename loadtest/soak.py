@@ -22,24 +22,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import redis
 
 from loadtest.bench_ingest import lua_list, run_wrk, wrk_threads_lua
 from loadtest.results import Figure, record
-
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from loadtest.system import scan_backlog, seed_city, start_system, stop_system, system_env
 
 PACED_LUA = (
     wrk_threads_lua(7919)
@@ -57,22 +52,6 @@ request = function()
 end
 """
 )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return int(resp.status)
-    except Exception:
-        return 0
 
 
 @dataclass
@@ -120,25 +99,6 @@ def system_rss(root: psutil.Process) -> dict[str, int]:
     return out
 
 
-def scan_backlog(redis_url: str, prefix: str, shards: int) -> int:
-    """Entries the sink group has not read yet, over every shard."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        lag = 0
-        for n in range(shards):
-            stream = f"{prefix}scans:{{{n}}}"
-            if not client.exists(stream):
-                continue
-            for g in client.xinfo_groups(stream):
-                if g["name"] in (b"sink", "sink"):
-                    lag += int(g.get("lag") or 0) + int(g["pending"])
-        return lag
-    finally:
-        client.close()
-
-
 def sampler(
     root: psutil.Process, samples: Samples, stop: threading.Event, every_s: float, redis_url: str
 ) -> None:
@@ -150,7 +110,7 @@ def sampler(
         for label, value in rss.items():
             samples.rss.setdefault(label, []).append(value)
         try:
-            samples.backlog.append(scan_backlog(redis_url, "checkin:", 4))
+            samples.backlog.append(scan_backlog(redis_url))
         except Exception:
             samples.backlog.append(-1)
         mb = sum(rss.values()) / 2**20
@@ -161,14 +121,8 @@ def sampler(
         stop.wait(every_s)
 
 
-def redis_used_memory(redis_url: str) -> int:
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        return int(client.info("memory")["used_memory"])
-    finally:
-        client.close()
+def redis_used_memory(client: redis.Redis) -> int:
+    return int(client.info("memory")["used_memory"])  # type: ignore[index]
 
 
 def stability(samples: Samples, warmup_s: float) -> tuple[dict[str, float], float]:
@@ -184,63 +138,6 @@ def stability(samples: Samples, warmup_s: float) -> tuple[dict[str, float], floa
     totals = [samples.services[i] for i in keep]
     total = max(totals) / min(totals) - 1 if len(totals) >= 2 else float("nan")
     return spread, total
-
-
-def start_system(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "checkin.cli", "up"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    admin = ""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if "admin key" in line:
-            admin = line.split("admin key", 1)[1].strip()
-        if line.startswith("ready."):
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
-            return proc, admin
-    proc.send_signal(signal.SIGTERM)
-    raise RuntimeError("`checkin up` did not become ready; see " + str(data_dir / "logs"))
-
-
-def stop_system(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
-def seed_city(
-    work: Path, env: dict[str, str], admin: str, ingest: str, tracing: str
-) -> tuple[list[str], list[str]]:
-    """A small city through `checkin loadtest city` + `checkin loadtest seed` (the public API)."""
-    city = work / "city"
-    seed_file = work / "seed.json"
-    subprocess.run(
-        [PYTHON, "-m", "checkin.cli", "loadtest", "city", "--preset", "small", "--venues", "5000",
-         "--residents", "20000", "--scan-days", "0", "--out", str(city)],
-        env=env, cwd=ROOT, check=True,
-    )  # fmt: skip
-    subprocess.run(
-        [PYTHON, "-m", "checkin.cli", "loadtest", "seed", "--city", str(city), "--out", str(seed_file),
-         "--ingest", ingest, "--tracing", tracing, "--admin-key", admin,
-         "--residents-sample", "2000", "--venues-sample", "2000"],
-        env=env, cwd=ROOT, check=True,
-    )  # fmt: skip
-    data = json.loads(seed_file.read_text())
-    return [r["token"] for r in data["residents"]], [v["token"] for v in data["venues"]]
 
 
 def paced_script(work: Path, tokens: list[str], codes: list[str], delay_ms: int) -> Path:
@@ -314,36 +211,25 @@ def main(argv: list[str] | None = None) -> int:
     warmup = args.warmup or max(60.0, 0.2 * seconds)
 
     work = Path(args.data_dir or tempfile.mkdtemp(prefix="checkin-soak-"))
-    ingest_port, tracing_port, redis_port = free_port(), free_port(), free_port()
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    env = {
-        **os.environ,
-        "CHECKIN_DATA_DIR": str(work / "var"),
-        "CHECKIN_REDIS_URL": redis_url,  # closed port: `checkin up` starts its own redis-server
-        "CHECKIN_INGEST_PORT": str(ingest_port),
-        "CHECKIN_TRACING_PORT": str(tracing_port),
-        "CHECKIN_INGEST_WORKERS": str(args.workers),
-        "CHECKIN_PUBLIC_BASE_URL": f"http://127.0.0.1:{ingest_port}",
-        # the whole load comes from one address and a sample of 2,000 residents
-        "CHECKIN_RATE_IP_PER_MIN": "100000000",
-        "CHECKIN_RATE_REGISTER_PER_MIN": "100000000",
-    }
-    ingest, tracing = f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{tracing_port}"
+    env = system_env(work, args.workers)
     print(f"soak: data in {work}; {args.minutes:g} min at {args.rate:,}/s target", flush=True)
-    system, admin = start_system(work, env)
+    system = start_system(work, env)
+    ingest = system.ingest
+    client = system.redis()
     samples = Samples()
     stop = threading.Event()
     try:
-        tokens, codes = seed_city(work, env, admin, ingest, tracing)
+        seed = seed_city(system, venues=5000, residents=20000, sample=2000)
+        tokens, codes = [r.token for r in seed.residents], [v.token for v in seed.venues]
         print(f"seeded: {len(codes):,} venue codes, {len(tokens):,} resident tokens", flush=True)
         connections, delay_ms = calibrate(
             ingest, work, tokens, codes, args.rate, args.connections, args.latency_ms, args.calibrate_s
         )
-        redis_before = redis_used_memory(redis_url)
+        redis_before = redis_used_memory(client)
         script = paced_script(work, tokens, codes, delay_ms)
-        root = psutil.Process(system.pid)
+        root = psutil.Process(system.proc.pid)
         thread = threading.Thread(
-            target=sampler, args=(root, samples, stop, args.every, redis_url), daemon=True
+            target=sampler, args=(root, samples, stop, args.every, system.redis_url), daemon=True
         )
         thread.start()
         result = run_wrk(f"{ingest}/v1/checkins", script, seconds, connections, threads=2)
@@ -351,12 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         thread.join(30)
         # give the sink a moment to catch up, then read the backlog once more
         time.sleep(5)
-        final_backlog = scan_backlog(redis_url, "checkin:", 4)
-        redis_growth = redis_used_memory(redis_url) - redis_before
-        healthy = _get(f"{ingest}/healthz") == 200 and _get(f"{tracing}/healthz") == 200
+        final_backlog = scan_backlog(system.redis_url)
+        redis_growth = redis_used_memory(client) - redis_before
+        healthy = system.healthy()
     finally:
         stop.set()
-        stop_system(system)
+        client.close()
+        stop_system(system.proc)
 
     (work / "rss.json").write_text(
         json.dumps(

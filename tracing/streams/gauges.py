@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from checkin.platform.context import Context
 from checkin.platform.metrics import Sample
 from checkin.platform.redis_keys import RedisKeys
@@ -36,6 +38,15 @@ def _field(info: dict[Any, Any], name: str) -> Any:
     return info.get(name, info.get(name.encode()))
 
 
+def _lag(reported: Any, length: int, all_delivered: bool) -> int | None:
+    """Redis's lag of a group, bounded by what it can be: 0 once the group was delivered the newest
+    entry, never more than the entries the stream holds. A redis-server restarted from its AOF was
+    seen reporting a lag of thousands for groups that had read and acknowledged everything."""
+    if all_delivered:
+        return 0
+    return None if reported is None else min(int(reported), length)
+
+
 async def stream_stats(redis: Any, keys: RedisKeys, now_ms: int | None = None) -> list[ShardStats]:
     """Length, and per group lag, pending and oldest pending age, of every shard."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -43,10 +54,13 @@ async def stream_stats(redis: Any, keys: RedisKeys, now_ms: int | None = None) -
     for shard, stream in enumerate(keys.streams()):
         try:
             length = int(await redis.xlen(stream))
-            infos = await redis.xinfo_groups(stream) if length or await redis.exists(stream) else []
-        except redis.exceptions.ResponseError:
+            exists = bool(length or await redis.exists(stream))
+            infos = await redis.xinfo_groups(stream) if exists else []
+            newest = text(_field(await redis.xinfo_stream(stream), "last-generated-id")) if exists else ""
+        except ResponseError:
             infos = []
             length = 0
+            newest = ""
         stats = ShardStats(shard, stream, length)
         for info in infos:
             name = text(_field(info, "name"))
@@ -57,13 +71,13 @@ async def stream_stats(redis: Any, keys: RedisKeys, now_ms: int | None = None) -
                 first = summary.get("min") if isinstance(summary, dict) else None
                 if first:
                     oldest = max(0.0, (now - parse_id(first)[0]) / 1000)
-            lag = _field(info, "lag")
+            last_delivered = text(_field(info, "last-delivered-id") or b"0-0")
             stats.groups[name] = GroupStats(
                 group=name,
                 pending=pending,
-                lag=None if lag is None else int(lag),
+                lag=_lag(_field(info, "lag"), length, last_delivered == newest),
                 oldest_pending_s=oldest,
-                last_delivered=text(_field(info, "last-delivered-id") or b"0-0"),
+                last_delivered=last_delivered,
             )
         out.append(stats)
     return out
