@@ -9,6 +9,7 @@ outbox file and a real local HTTP endpoint (no mocks):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -19,19 +20,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 
 from checkin.platform.context import Context
+from checkin.platform.instants import format_ms
 from checkin.platform.redis_keys import TEXTS_GROUP
 from checkin.platform.settings import Settings
 from tests.support.exposure import flag, new_venue, sink_until
 from tests.support.ingest import bearer, born_years_ago, make_key, outbox, register
 from tests.support.servers import tracing_process
 from tests.support.values import admin_headers, free_port
+from tracing.api.exposure_sites import StoredSite
 from tracing.notices.deliver import SiteFacts, tell
 from tracing.notices.worker import NoticeWorker
+from tracing.rules.alerts import Alert, to_fields
 from tracing.storage.store import Store
 
 
@@ -319,3 +324,48 @@ async def test_an_alert_entry_the_worker_cannot_decode_goes_to_its_dead_letter_s
     assert fields[b"reason"].startswith(b"undecodable entry")
     info = await redis.xpending(keys.alerts_stream(), "notices")
     assert int(info["pending"]) == 0  # acknowledged with the dead letter: the group keeps moving
+
+
+async def test_a_visit_alert_read_by_a_worker_that_died_is_told_by_the_next_one(
+    ingest: AsyncTestClient[Any], settings: Settings, make_settings: Any, store: Store
+) -> None:
+    settings = make_settings(sink_claim_idle_ms=300, keyring=settings.keyring)
+    person, _token = await register(ingest, 431)
+    client = aioredis.Redis.from_url(settings.redis_url)
+    first = NoticeWorker(Context.build(settings, client, "tracing"), store)
+    second = NoticeWorker(Context.build(settings, client, "tracing"), store)
+    keys = first.ctx.keys
+    try:
+        now = int(time.time() * 1000)
+        site = StoredSite(
+            site_id="e" * 18, venue_id=9002, since_ms=now - 3_600_000, until_ms=now + 3_600_000,
+            reason="case 12", created_ms=now - 600_000,
+        )  # fmt: skip
+        await client.hset(keys.exposure_sites(), site.site_id, msgspec.json.encode(site))
+        await first.ensure()
+        alert = Alert(
+            alert_id="0" * 22, kind="exposure_site_visit", severity="warning", at=format_ms(now - 60_000),
+            person_id=person, venue_id=9002, district="110101", street="110101001",
+            community="110101001001", details={"site_ids": [site.site_id]},
+        )  # fmt: skip
+        await client.xadd(keys.alerts_stream(), to_fields(alert))  # type: ignore[arg-type]
+        # the first worker reads the alert and dies before telling anyone (Redis went away, kill -9)
+        assert [len(entries) for _, entries in await first.reader.read(500)] == [1]
+
+        await second.ensure()
+
+        async def told() -> bool:
+            await second.visits_step(0)
+            return bool(await client.hexists(keys.notices(person), site.site_id))
+
+        deadline = time.monotonic() + 10
+        while not await told():
+            assert time.monotonic() < deadline, "the alert a dead worker read was never told"
+            await asyncio.sleep(0.1)
+        texts = [m for m in outbox(settings) if m["kind"] == "notice"]
+        assert [m["idempotency_key"] for m in texts] == [f"{site.site_id}:{person}"]
+        assert int((await client.xpending(keys.alerts_stream(), "notices"))["pending"]) == 0
+    finally:
+        await first.close()
+        await second.close()
+        await client.aclose()

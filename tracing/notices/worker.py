@@ -5,10 +5,13 @@
   screens the stays in ClickHouse with the exposure-screening semantics (``tracing.queries.trace.
   exposures``: a stay at the venue overlapping the window by any amount) and tells every visitor. The
   same site is screened once more :data:`RESCREEN_AFTER_S` later, for stays that were still on their
-  way to ClickHouse when it was flagged; notices are kept per site, so no one is told twice.
+  way to ClickHouse when it was flagged (a worker that starts screens again the sites flagged in the
+  last two such periods: a dead worker's second screenings were held in its memory); notices are
+  kept per site, so no one is told twice.
 * **Later visits.** It follows the alerts stream (consumer group ``notices``): each
   ``exposure_site_visit`` alert tells its person about the sites it names; an entry that cannot be
-  decoded goes to the dead-letter stream ``notices:dead-letters``.
+  decoded goes to the dead-letter stream ``notices:dead-letters``. Entries read and never
+  acknowledged (the worker died, or Redis went away, while telling) are taken over once idle.
 * **Texts.** Telling queues one text per new notice in the outbox stream; the worker sends them right
   after (:mod:`tracing.notices.texts`) and, every few seconds, takes over the texts a dead or failed
   send left pending.
@@ -65,6 +68,7 @@ class StoredSiteView(msgspec.Struct):
     until_ms: int
     level: str = "inform"
     message: str = ""
+    created_ms: int = 0
 
 
 class NoticeWorker:
@@ -90,6 +94,7 @@ class NoticeWorker:
         self.rescreen: list[tuple[float, str]] = []
         self.clock: Clock = clock or SystemClock()
         self.taken_over_at = float("-inf")
+        self.visits_taken_over_at = float("-inf")
 
     async def ensure(self) -> None:
         """Create the consumer groups (alerts, texts)."""
@@ -172,7 +177,14 @@ class NoticeWorker:
 
     # --- later visits --------------------------------------------------------------------------------
     async def visits_step(self, block_ms: int) -> None:
+        """Tell the persons of new ``exposure_site_visit`` alerts; every half of the pending timeout,
+        also of the alerts a worker read and never acknowledged (it died, or Redis went away while it
+        was telling): a new worker has a new consumer name and would never read them again."""
         batches = await self.reader.read(500, block_ms)
+        now = self.clock.monotonic()
+        if now - self.visits_taken_over_at >= self.ctx.settings.sink_claim_idle_ms / 2000:
+            self.visits_taken_over_at = now
+            batches += await self.reader.claim_idle(self.ctx.settings.sink_claim_idle_ms)
         ids: list[bytes] = []
         dead: list[DeadItem] = []
         for _, entries in batches:
@@ -207,6 +219,14 @@ class NoticeWorker:
         # a site a dead worker was telling goes back to the front of the queue
         while await self.ctx.redis.lmove(keys.notify_working(), keys.notify_queue(), "RIGHT", "LEFT"):
             pass
+        # a dead worker's pending second screenings are not known: screen again every site flagged
+        # recently enough to have had one still due
+        recent = int(time.time() * 1000) - int(2 * RESCREEN_AFTER_S * 1000)
+        due = self.clock.monotonic() + RESCREEN_AFTER_S
+        for raw in (await self.ctx.redis.hgetall(keys.exposure_sites())).values():
+            site = msgspec.json.decode(raw, type=StoredSiteView)
+            if site.created_ms >= recent:
+                self.rescreen.append((due, site.site_id))
 
     async def poll(self, stop: asyncio.Event) -> bool:
         busy = await self.flagged_step()
