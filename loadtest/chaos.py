@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import io
 import json
 import random
 import sys
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summary", help="also write the counts to this JSON file")
     ap.add_argument("--no-record", action="store_true", help="do not write docs/bench/chaos.json")
     args = ap.parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # a line per event as it happens, even into a file
     if min(args.minutes, args.rate, args.kill_every) <= 0 or min(args.clients, args.sample) <= 0:
         print(
             "error: --minutes, --rate, --kill-every, --clients and --sample must be positive", file=sys.stderr
@@ -194,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             kill.back_after_s = wait_until_back(
                 launcher, kill, args.workers, system.healthy, max(5.0, args.kill_every - 5)
             )
-            back = f"answering again after {kill.back_after_s:.1f} s" if kill.back_after_s else "NOT back"
-            print(f"  t={kill.at:5.0f}s  kill -9 {kind} (pid {kill.pid}); {back}")
+            back = f"back after {kill.back_after_s:.1f} s" if kill.back_after_s else "NOT back"
+            so_far = f"{len(tally.accepted):,} accepted so far"
+            print(f"  t={kill.at:5.0f}s  kill -9 {kind} (pid {kill.pid}); {back}; {so_far}")
         load.join()
         silence, silence_at = tally.longest_silence(start, start + seconds)
         print(
@@ -236,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "missing": len(result.missing),
         "duplicated": result.duplicated,
         "stored_unanswered": result.unanswered_stored,
+        "stays_overlapping": result.overlapping,
         "refused": dict(tally.refused),
         "gave_up": tally.gave_up,
         "retries": tally.retries,
@@ -259,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 REPORTED = (
-    *("answered", "stored", "missing", "duplicated", "stored_unanswered", "gave_up", "refused"),
+    *("answered", "stored", "missing", "duplicated", "stored_unanswered", "stays_overlapping"),
+    *("gave_up", "refused"),
     *("alerts", "alerts_twice", "notices_expected", "notices_readable", "texts_sent", "texts_twice"),
     *("texts_missing", "restarts_by_launcher"),
 )

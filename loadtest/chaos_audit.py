@@ -3,6 +3,7 @@
 * every check-in answered 201 (or 200, the same check-in again) is in ClickHouse exactly once: one
   stay per (check-in, person) as the queries read it (``FINAL``), none missing;
 * no check-in was stored that no phone was told about (a retry stored a second time);
+* stays of one person never overlap (each ends at the latest where the next one starts);
 * no alert was raised twice: one alert id per (kind, person, venue, local day), one row per id;
 * every visitor of a site flagged during the run can read its notice on the phone API, and its text
   was handed to the SMS gateway once (one outbox line per idempotency key).
@@ -43,6 +44,10 @@ class Reckoning:
     """(check-in, person) pairs with more than one stay as the queries read them."""
     unanswered_stored: int = 0
     """Check-ins in ClickHouse that no phone was told about."""
+    overlapping: int = 0
+    """Stays that start after the same person's previous stay started and before it ended (one
+    place at a time; the contract orders stays by their start, so two starting in the same
+    millisecond, which no phone of the run sends, would not count)."""
     alerts: int = 0
     alerts_twice: int = 0
     """(kind, person, venue, day) with more than one alert, plus alert ids with more than one row."""
@@ -58,6 +63,7 @@ class Reckoning:
             self.missing
             or self.duplicated
             or self.unanswered_stored
+            or self.overlapping
             or self.alerts_twice
             or self.notices_readable < self.notices_expected
             or self.texts_twice
@@ -192,6 +198,15 @@ def check_store(result: Reckoning, store: Store, owners: dict[str, int], tz: str
     result.missing = sorted(cid for cid, person in owners.items() if (cid, person) not in stays)
     result.duplicated = sum(1 for n in stays.values() if n > 1)
     result.unanswered_stored = sum(1 for (cid, _person) in stays if cid not in owners)
+    result.overlapping = int(
+        store.scalar(
+            "SELECT countIf(n > 1 AND prev_at < at AND prev_end > at) FROM (SELECT at, "
+            "lagInFrame(at) OVER w AS prev_at, lagInFrame(end_at) OVER w AS prev_end, "
+            "row_number() OVER w AS n "
+            f"FROM {scans} FINAL WINDOW w AS (PARTITION BY person_id ORDER BY at, checkin_id "
+            "ROWS BETWEEN 1 PRECEDING AND CURRENT ROW))"
+        )
+    )
     alerts = store.table("alerts")
     result.alerts = int(store.scalar(f"SELECT uniqExact(alert_id) FROM {alerts}"))
     per_day = int(

@@ -71,7 +71,9 @@ async def run_phones(
     seed: int = 1,
 ) -> None:
     """``clients`` phones share ``rate`` check-ins a second for ``seconds``; a check-in not yet
-    accepted is retried until ``retry_for_s`` after the load ended."""
+    accepted is retried until ``retry_for_s`` after the load ended. Each resident belongs to one
+    client, as a person has one phone: a person's check-ins are sent one after the other."""
+    clients = min(clients, len(residents))
     end = time.monotonic() + seconds
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     connector = aiohttp.TCPConnector(limit=clients, force_close=False)
@@ -82,7 +84,7 @@ async def run_phones(
                     session,
                     f"{ingest}/v1/checkins",
                     n,
-                    residents,
+                    residents[n::clients],
                     codes,
                     clients / rate,
                     end,
