@@ -369,3 +369,53 @@ async def test_a_visit_alert_read_by_a_worker_that_died_is_told_by_the_next_one(
         await first.close()
         await second.close()
         await client.aclose()
+
+
+@pytest.mark.parametrize("dies_at", ["xdel", "xack"])
+async def test_a_worker_that_dies_while_it_clears_its_sent_texts_leaves_none_behind(
+    ingest: AsyncTestClient[Any], settings: Settings, make_settings: Any, store: Store, dies_at: str
+) -> None:
+    settings = make_settings(sink_claim_idle_ms=300, keyring=settings.keyring)
+    people = [(await register(ingest, seq))[0] for seq in (441, 442)]
+    client = aioredis.Redis.from_url(settings.redis_url)
+    first = NoticeWorker(Context.build(settings, client, "tracing"), store)
+    second = NoticeWorker(Context.build(settings, client, "tracing"), store)
+    keys = first.ctx.keys
+    try:
+        await first.ensure()
+        now = int(time.time() * 1000)
+        told = await tell(first.ctx, site_facts(9003), [(p, now - 5_000_000) for p in people], now, "flag")
+        assert told.notified == 2
+
+        class Died(Exception):
+            pass
+
+        async def die(*_: Any, **__: Any) -> None:
+            raise Died  # the worker dies after the gateway took the texts, in the middle of clearing them
+
+        target: Any = client if dies_at == "xdel" else first.texts.reader
+        name = "xdel" if dies_at == "xdel" else "ack"
+        setattr(target, name, die)
+        try:
+            with pytest.raises(Died):
+                await first.send_texts()
+        finally:
+            delattr(target, name)
+        assert len([m for m in outbox(settings) if m["kind"] == "notice"]) == 2
+
+        async def cleared() -> bool:
+            await second.send_texts()
+            pending = int((await client.xpending(keys.notice_texts(), TEXTS_GROUP))["pending"])
+            return pending == 0 and await client.xlen(keys.notice_texts()) == 0
+
+        await second.ensure()
+        deadline = time.monotonic() + 10
+        while not await cleared():
+            assert time.monotonic() < deadline, "sent texts were left in the stream for good"
+            await asyncio.sleep(0.1)
+        keys_sent = sorted(m["idempotency_key"] for m in outbox(settings) if m["kind"] == "notice")
+        assert keys_sent == sorted(f"{'c' * 18}:{p}" for p in people)
+    finally:
+        await first.close()
+        await second.close()
+        await client.aclose()

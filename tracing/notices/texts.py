@@ -165,8 +165,11 @@ class TextSender:
 
         await asyncio.gather(*(one(*item) for item in todo))
         if done:
-            await self.reader.ack({0: done})
+            # Deleted first: a worker that dies between the two leaves pending ids of deleted entries,
+            # which the next take-over drops (XAUTOCLAIM); acknowledged first, it would leave entries
+            # no one reads again in the stream for good.
             await self.ctx.redis.xdel(self.ctx.keys.notice_texts(), *done)
+            await self.reader.ack({0: done})
         for outcome in ("sent", "duplicate", "failed", "refused"):
             if getattr(out, outcome):
                 self.ctx.metrics.inc(TEXTS, getattr(out, outcome), outcome=outcome)
