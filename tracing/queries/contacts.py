@@ -48,8 +48,9 @@ def _contacts_round(
     stays; each pair's overlap is computed in exact integer milliseconds and every positive one is
     summed per (person, owner of the index stay); the sums that reach ``min_ms`` qualify, and the
     qualifying sums of a person are added up, with their owners as ``via``. The engine sorts
-    (overlap desc, person) and returns only the requested page with the total count, so a second
-    degree of hundreds of thousands of persons costs one aggregation, not a Python object per pair.
+    (overlap desc, person) and returns only the requested page with the number of rows before it
+    (:meth:`Store.rows_and_total`), so a second degree of hundreds of thousands of persons costs one
+    aggregation, not a Python object per pair.
     Candidates are read by exact key ranges when there are few (planning costs about 1 ms per OR'ed
     range), else by whole venue-days, one ``UNION ALL`` branch per day partition (more rows read, but
     one cheap plan: measured 10x faster at thousands of index stays, see loadtest/bench_trace.py).
@@ -57,33 +58,23 @@ def _contacts_round(
     if not stays:
         return [], 0
     per_person, params = overlaps_sql(store, stays, exclude, min_ms, scope)
+    sql = (
+        "SELECT person, overlap, first, arraySort(venues), arraySort(via) "
+        f"FROM ({per_person}) ORDER BY overlap DESC, person"
+    )
     if page.limit is None:
-        # Every row: the total is their number, no window needed.
-        sql = (
-            "SELECT person, overlap, first, arraySort(venues), arraySort(via), 0 "
-            f"FROM ({per_person}) ORDER BY overlap DESC, person"
-        )
-    else:
-        params.update({"limit": page.limit, "offset": page.offset})
-        sql = (
-            "SELECT person, overlap, first, arraySort(venues), arraySort(via), count() OVER () "
-            f"FROM ({per_person}) ORDER BY overlap DESC, person "
-            "LIMIT {limit:UInt64} OFFSET {offset:UInt64}"
-        )
-    rows = store.rows(sql, params, FINAL_SETTINGS)
-    found = [
-        Contact(int(p), int(overlap), int(first), [int(v) for v in venues], [int(o) for o in via])
-        for p, overlap, first, venues, via, _total in rows
-    ]
-    if page.limit is None:
+        # Every row: the total is their number.
+        found = [_contact(*row) for row in store.rows(sql, params, FINAL_SETTINGS)]
         return page.cut(found), len(found)
-    if rows:
-        return found, int(rows[0][5])
-    if not page.offset:
-        return [], 0
-    # A page past the end has no row to carry the window count: count on its own.
-    total = store.scalar(f"SELECT count() FROM ({per_person})", params, FINAL_SETTINGS)
-    return [], int(total or 0)
+    params.update({"limit": page.limit, "offset": page.offset})
+    rows, total = store.rows_and_total(
+        sql + " LIMIT {limit:UInt64} OFFSET {offset:UInt64}", params, FINAL_SETTINGS
+    )
+    return [_contact(*row) for row in rows], total
+
+
+def _contact(person: int, overlap: int, first: int, venues: list[int], via: list[int]) -> Contact:
+    return Contact(int(person), int(overlap), int(first), [int(v) for v in venues], [int(o) for o in via])
 
 
 def contacts(
