@@ -15,7 +15,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,30 @@ async def ingest_link(settings: Settings, owner: int, person: int) -> None:
 # --- at least once, once at the gateway -------------------------------------------------------------------
 
 
+@asynccontextmanager
+async def two_workers(
+    settings: Settings, store: Store
+) -> AsyncIterator[tuple[aioredis.Redis, NoticeWorker, NoticeWorker]]:
+    """A Redis client and two notices workers on it: the first to die, the second to take over."""
+    client = aioredis.Redis.from_url(settings.redis_url)
+    first = NoticeWorker(Context.build(settings, client, "tracing"), store)
+    second = NoticeWorker(Context.build(settings, client, "tracing"), store)
+    try:
+        yield client, first, second
+    finally:
+        await first.close()
+        await second.close()
+        await client.aclose()
+
+
+class Died(Exception):
+    """A worker dying at a chosen step."""
+
+
+async def die(*_: Any, **__: Any) -> None:
+    raise Died
+
+
 def site_facts(venue_id: int) -> SiteFacts:
     now = int(time.time() * 1000)
     return SiteFacts("c" * 18, venue_id, "滨河路图书馆", now - 7_200_000, now - 3_600_000, "inform", "")
@@ -152,21 +177,13 @@ async def test_a_worker_that_dies_after_sending_leaves_each_text_delivered_once_
 ) -> None:
     settings = make_settings(sink_claim_idle_ms=300, keyring=settings.keyring)
     people = [(await register(ingest, seq))[0] for seq in (411, 412, 413)]
-    client = aioredis.Redis.from_url(settings.redis_url)
-    first = NoticeWorker(Context.build(settings, client, "tracing"), store)
-    second = NoticeWorker(Context.build(settings, client, "tracing"), store)
-    try:
+    async with two_workers(settings, store) as (client, first, second):
         await first.ensure()
         now = int(time.time() * 1000)
         told = await tell(first.ctx, site_facts(9001), [(p, now - 5_000_000) for p in people], now, "flag")
         assert told.notified == 3
 
-        class Died(Exception):
-            pass
-
-        async def die(*_: Any, **__: Any) -> None:
-            raise Died  # the worker dies after the gateway took the texts, before it acknowledges them
-
+        # the worker dies after the gateway took the texts, before it acknowledges them
         first.texts.reader.ack = die  # type: ignore[method-assign]
         with pytest.raises(Died):
             await first.send_texts()
@@ -189,10 +206,6 @@ async def test_a_worker_that_dies_after_sending_leaves_each_text_delivered_once_
         assert told.notified == 0
         await second.send_texts()
         assert len([m for m in outbox(settings) if m["kind"] == "notice"]) == 3
-    finally:
-        await first.close()
-        await second.close()
-        await client.aclose()
 
 
 class Provider:
@@ -331,11 +344,8 @@ async def test_a_visit_alert_read_by_a_worker_that_died_is_told_by_the_next_one(
 ) -> None:
     settings = make_settings(sink_claim_idle_ms=300, keyring=settings.keyring)
     person, _token = await register(ingest, 431)
-    client = aioredis.Redis.from_url(settings.redis_url)
-    first = NoticeWorker(Context.build(settings, client, "tracing"), store)
-    second = NoticeWorker(Context.build(settings, client, "tracing"), store)
-    keys = first.ctx.keys
-    try:
+    async with two_workers(settings, store) as (client, first, second):
+        keys = first.ctx.keys
         now = int(time.time() * 1000)
         site = StoredSite(
             site_id="e" * 18, venue_id=9002, since_ms=now - 3_600_000, until_ms=now + 3_600_000,
@@ -365,10 +375,6 @@ async def test_a_visit_alert_read_by_a_worker_that_died_is_told_by_the_next_one(
         texts = [m for m in outbox(settings) if m["kind"] == "notice"]
         assert [m["idempotency_key"] for m in texts] == [f"{site.site_id}:{person}"]
         assert int((await client.xpending(keys.alerts_stream(), "notices"))["pending"]) == 0
-    finally:
-        await first.close()
-        await second.close()
-        await client.aclose()
 
 
 @pytest.mark.parametrize("dies_at", ["xdel", "xack"])
@@ -377,22 +383,14 @@ async def test_a_worker_that_dies_while_it_clears_its_sent_texts_leaves_none_beh
 ) -> None:
     settings = make_settings(sink_claim_idle_ms=300, keyring=settings.keyring)
     people = [(await register(ingest, seq))[0] for seq in (441, 442)]
-    client = aioredis.Redis.from_url(settings.redis_url)
-    first = NoticeWorker(Context.build(settings, client, "tracing"), store)
-    second = NoticeWorker(Context.build(settings, client, "tracing"), store)
-    keys = first.ctx.keys
-    try:
+    async with two_workers(settings, store) as (client, first, second):
+        keys = first.ctx.keys
         await first.ensure()
         now = int(time.time() * 1000)
         told = await tell(first.ctx, site_facts(9003), [(p, now - 5_000_000) for p in people], now, "flag")
         assert told.notified == 2
 
-        class Died(Exception):
-            pass
-
-        async def die(*_: Any, **__: Any) -> None:
-            raise Died  # the worker dies after the gateway took the texts, in the middle of clearing them
-
+        # the worker dies after the gateway took the texts, in the middle of clearing them
         target: Any = client if dies_at == "xdel" else first.texts.reader
         name = "xdel" if dies_at == "xdel" else "ack"
         setattr(target, name, die)
@@ -415,7 +413,3 @@ async def test_a_worker_that_dies_while_it_clears_its_sent_texts_leaves_none_beh
             await asyncio.sleep(0.1)
         keys_sent = sorted(m["idempotency_key"] for m in outbox(settings) if m["kind"] == "notice")
         assert keys_sent == sorted(f"{'c' * 18}:{p}" for p in people)
-    finally:
-        await first.close()
-        await second.close()
-        await client.aclose()
