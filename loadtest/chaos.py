@@ -10,10 +10,12 @@ seconds one process gets kill -9: an ingest worker, the tracing service, the pri
 in turn (which worker at random); the launcher (or granian, for a worker) starts it again. Two
 venues are flagged as exposure sites during the run, one early and one half-way.
 
-At the end, once the sink and the notices worker have caught up, the run prints what it finds: the
+At the end, once the sink and the notices worker have caught up (within 5 minutes, or the run
+fails: a scan unwritten, a site unscreened or a text unsent), the run prints what it finds: the
 check-ins answered, stored, missing and duplicated, check-ins stored that no phone was told about,
-alerts and alerts raised twice, notices expected and readable, texts sent and sent twice, and the
-longest time no check-in was accepted. Exit status 0 only when every promise held.
+stays of one person overlapping, alerts and alerts raised twice, notices expected and readable,
+texts sent and sent twice, and the longest time no check-in was accepted. Exit status 0 only when
+every promise held.
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     kills: list[Kill] = []
     sites: list[Site] = []
     result = Reckoning()
+    caught_up = False
     try:
         seed = seed_city(system, args.venues, args.residents, args.sample, companions=0, devices=0)
         red = give_red_codes(system, seed, RED_SHARE)
@@ -205,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"load done: {tally.created:,} created, {tally.retries:,} retries; waiting for sink and notices"
         )
-        if not wait_for(lambda: not any(backlog(system.redis_url).values()), SETTLE_S):
-            print(f"warning: not caught up after {SETTLE_S:g} s: {backlog(system.redis_url)}")
+        caught_up = wait_for(lambda: not any(backlog(system.redis_url).values()), SETTLE_S)
+        if not caught_up:
+            print(f"not caught up after {SETTLE_S:g} s: {backlog(system.redis_url)}")
         tokens = {r.person_id: r.token for r in seed.residents}
         outbox = Path(env["CHECKIN_DATA_DIR"]) / "sms-outbox.ndjson"
 
@@ -253,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         "texts_missing": result.texts_missing,
         "longest_silence_s": round(silence, 2),
         "longest_silence_at_s": round(silence_at, 1),
-        "kept": result.kept and not tally.refused and not tally.gave_up,
+        "caught_up": caught_up,
+        "kept": result.kept and caught_up and not tally.refused and not tally.gave_up,
     }
     print_report(report, result.missing)
     if args.summary:
@@ -267,7 +272,7 @@ REPORTED = (
     *("answered", "stored", "missing", "duplicated", "stored_unanswered", "stays_overlapping"),
     *("gave_up", "refused"),
     *("alerts", "alerts_twice", "notices_expected", "notices_readable", "texts_sent", "texts_twice"),
-    *("texts_missing", "restarts_by_launcher"),
+    *("texts_missing", "caught_up", "restarts_by_launcher"),
 )
 
 

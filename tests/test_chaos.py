@@ -47,4 +47,5 @@ def test_two_minutes_of_kill_9_lose_nothing_and_count_nothing_twice(tmp_path: Pa
     assert report["texts_sent"] == report["notices_expected"]
     assert report["texts_twice"] == 0
     assert report["texts_missing"] == 0
+    assert report["caught_up"]  # nothing left unwritten, unscreened or unsent
     assert report["longest_silence_s"] < 30
