@@ -93,8 +93,8 @@ class NoticeWorker:
         self.texts = TextSender(ctx, self.gateway)
         self.rescreen: list[tuple[float, str]] = []
         self.clock: Clock = clock or SystemClock()
-        self.taken_over_at = float("-inf")
-        self.visits_taken_over_at = float("-inf")
+        self.taken_over_at: dict[str, float] = {}
+        """When idle entries were last taken over, per stream read (``texts``, ``visits``)."""
 
     async def ensure(self) -> None:
         """Create the consumer groups (alerts, texts)."""
@@ -106,14 +106,19 @@ class NoticeWorker:
         await self.texts.close()
         await self.gateway.close()
 
+    def take_over_due(self, what: str) -> bool:
+        """True every half of the pending timeout (once per ``what``): time to take over the entries
+        a dead or failed worker left idle."""
+        now = self.clock.monotonic()
+        if now - self.taken_over_at.get(what, float("-inf")) < self.ctx.settings.sink_claim_idle_ms / 2000:
+            return False
+        self.taken_over_at[what] = now
+        return True
+
     async def send_texts(self, told: Told | None = None) -> None:
         """Send the queued texts; every half of the pending timeout, also those a dead or failed
         send left behind."""
-        now = self.clock.monotonic()
-        take_over = now - self.taken_over_at >= self.ctx.settings.sink_claim_idle_ms / 2000
-        if take_over:
-            self.taken_over_at = now
-        sent = await self.texts.drain(take_over)
+        sent = await self.texts.drain(self.take_over_due("texts"))
         if told is not None:
             told.texted += sent.sent + sent.duplicate
             told.text_failures += sent.failed + sent.refused
@@ -181,9 +186,7 @@ class NoticeWorker:
         also of the alerts a worker read and never acknowledged (it died, or Redis went away while it
         was telling): a new worker has a new consumer name and would never read them again."""
         batches = await self.reader.read(500, block_ms)
-        now = self.clock.monotonic()
-        if now - self.visits_taken_over_at >= self.ctx.settings.sink_claim_idle_ms / 2000:
-            self.visits_taken_over_at = now
+        if self.take_over_due("visits"):
             batches += await self.reader.claim_idle(self.ctx.settings.sink_claim_idle_ms)
         ids: list[bytes] = []
         dead: list[DeadItem] = []
