@@ -192,7 +192,7 @@ class Launcher:
         log_path = self.settings.data_path / "logs" / f"{name}.log"
         cmd = [sys.executable, "-m", "checkin.cli", *args]
         proc = self._popen(cmd, env, log_path)
-        child = Child(name, label, cmd, proc, log_path=log_path, env=env, health=lambda: _answers(health_url))
+        child = Child(name, label, cmd, proc, log_path=log_path, env=env, health=lambda: answers(health_url))
         self.children.append(child)
         return child
 
@@ -202,7 +202,7 @@ class Launcher:
             self._checkpoint()
             if child.proc.poll() is not None:
                 return False
-            if _answers(url, 2):
+            if answers(url, 2):
                 return True
             time.sleep(0.3)
         return False
@@ -389,7 +389,8 @@ def _note(child: Child, message: str) -> None:
         pass
 
 
-def _answers(url: str, timeout_s: float = 1.0) -> bool:
+def answers(url: str, timeout_s: float = 1.0) -> bool:
+    """The URL answers 200 within ``timeout_s`` (a child's health; the long runs ask the same)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - local health URL
             return bool(resp.status == 200)

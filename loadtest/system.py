@@ -4,7 +4,6 @@ private redis-server, a small city seeded through the public API, stopped as an 
 from __future__ import annotations
 
 import asyncio
-import http.client
 import os
 import signal
 import socket
@@ -12,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -20,6 +18,7 @@ from typing import IO
 import redis
 import redis.asyncio as aioredis
 
+from checkin.launcher import answers
 from checkin.platform.redis_conn import with_password
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.secrets import private_redis_password
@@ -36,14 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def answers(url: str, timeout_s: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            return bool(resp.status == 200)
-    except (OSError, ValueError, http.client.HTTPException):
-        return False
 
 
 @dataclass
@@ -63,7 +54,7 @@ class System:
 
     def healthy(self) -> bool:
         """Both services answer their health check."""
-        return all(answers(f"{url}/healthz") for url in (self.ingest, self.tracing))
+        return all(answers(f"{url}/healthz", 2.0) for url in (self.ingest, self.tracing))
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, socket_timeout=5)
