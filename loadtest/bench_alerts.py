@@ -24,7 +24,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,16 +40,11 @@ from checkin.platform.keyring import Keyring
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.scan_stream import ScanEvent, encode_scan
 from checkin.platform.settings import Settings, load_settings
+from loadtest.bench_ingest import free_port
 from loadtest.results import Figure, record
 from venues.model import Venue
 
 DISTRICTS = [f"3101{n:02d}" for n in range(1, 9)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:

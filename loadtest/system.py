@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from checkin.launcher import answers
 from checkin.platform.redis_conn import with_password
 from checkin.platform.redis_keys import RedisKeys
 from checkin.platform.secrets import private_redis_password
+from loadtest.bench_ingest import free_port
 from loadtest.seed import SeedFile, read_seed
 from tracing.streams.gauges import stream_stats
 
@@ -29,12 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 PREFIX = "checkin:"  # the default key prefix: `checkin up` runs on defaults
 SHARDS = 4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
