@@ -135,8 +135,9 @@ class Store:
         """Rows of a query ending in ``LIMIT``/``OFFSET``, and how many rows it had before them.
 
         The engine counts them while it sorts (``exact_rows_before_limit``), where a window
-        ``count() OVER ()`` would first keep a copy of every row: on a second degree of 640,000
-        persons that copy cost 8 % of the trace (measured: loadtest/bench_trace.py).
+        ``count() OVER ()`` would first keep a copy of every row: depth-2 traces whose second degree
+        runs to hundreds of thousands of persons took 4 % longer with the window (p95, measured:
+        loadtest/bench_trace.py).
         """
         exact = {
             **(settings or {}),
