@@ -5,7 +5,8 @@ For each source tree given (this one by default; ``--tree`` another checkout, e.
 a change), a private ``redis-server`` runs under ``valgrind --tool=callgrind`` and a driver process
 that imports that tree's own call builder and script runner sends it check-ins: rounds of single
 check-ins (each person once a round, an hour apart) and 500-item batches of one person's queued
-scans 61 s apart, newest first (as ``loadtest/bench_ingest.py``'s batch). The figures are
+scans 61 s apart, newest first (as ``loadtest/bench_ingest.py``'s batch) or, with ``--oldest-first``,
+in the order a phone's offline queue sends them. The figures are
 instructions of redis-server per check-in and per batch item, the start-up and venue loading taken
 out by a run that sends nothing.
 
@@ -42,9 +43,9 @@ from checkin.platform.keyring import Keyring
 from checkin.platform.settings import load_settings
 from venues.model import Venue
 
-port, rounds, persons, batches = (int(x) for x in sys.argv[1:5])
+port, rounds, persons, batches, oldest_first = (int(x) for x in sys.argv[1:6])
 env = {"CHECKIN_KEYRING": Keyring.generate(1), "CHECKIN_REDIS_URL": f"redis://127.0.0.1:{port}/0",
-       "CHECKIN_KEY_PREFIX": "bench:script:", "CHECKIN_DATA_DIR": sys.argv[5], "CHECKIN_ADMIN_KEY": "x" * 32}
+       "CHECKIN_KEY_PREFIX": "bench:script:", "CHECKIN_DATA_DIR": sys.argv[6], "CHECKIN_ADMIN_KEY": "x" * 32}
 
 async def main():
     s = load_settings(env)
@@ -82,7 +83,8 @@ async def main():
             call = by_shard.get(group)
             if call is None:
                 call = by_shard[group] = build.start_call(ctx, shard, now, "b", None)
-            at = now - 3_600_000 - i * 61_000 - rng.randrange(0, 60_000)
+            step = 501 - i if oldest_first else i
+            at = now - 3_600_000 - step * 61_000 - rng.randrange(0, 60_000)
             build.add_item(ctx, call, build.Item(i, vid, "", at, [pid], "batch", client_id=f"b{b}-{i}"))
         await asyncio.gather(*(scripts.run("checkin", c.keys, c.args) for c in by_shard.values()))
     await r.aclose()
@@ -97,7 +99,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def instructions(tree: Path, rounds: int, persons: int, batches: int, work: Path) -> int:
+def instructions(
+    tree: Path, rounds: int, persons: int, batches: int, work: Path, oldest_first: bool = False
+) -> int:
     """Instructions redis-server ran for this workload (start-up and venue loading included)."""
     port = free_port()
     out = work / f"callgrind.{port}.out"
@@ -138,6 +142,7 @@ def instructions(tree: Path, rounds: int, persons: int, batches: int, work: Path
                 str(rounds),
                 str(persons),
                 str(batches),
+                str(int(oldest_first)),
                 str(work / "var"),
             ],
             check=True,
@@ -173,6 +178,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batches", type=int, default=6, help="500-item batches, one person each")
     parser.add_argument(
+        "--oldest-first", action="store_true", help="send each batch's scans oldest first, as a phone does"
+    )
+    parser.add_argument(
         "--profiles",
         type=Path,
         help="keep each run's callgrind file here (read them with callgrind_annotate)",
@@ -187,7 +195,7 @@ def main() -> None:
         for tree in trees:
             base = instructions(tree, 0, 1, 0, work)
             single = instructions(tree, args.rounds, args.persons, 0, work)
-            batch = instructions(tree, 0, 1, args.batches, work)
+            batch = instructions(tree, 0, 1, args.batches, work, args.oldest_first)
             per_single = (single - base) / singles
             per_item = (batch - base) / items
             results.append((tree, per_single, per_item))

@@ -221,3 +221,34 @@ async def test_a_door_device_upload_a_day_late_fits_between_phone_stays(
     door = [k for k in ends if k[0] not in (a["checkin_id"], c["checkin_id"])]
     assert ends[(a["checkin_id"], pid)] == (ms(t0 + 30 * MIN), "next_stay")
     assert ends[door[0]] == (ms(t0 + 90 * MIN), "next_stay")
+
+
+async def test_a_queued_batch_writes_each_stay_once_with_its_last_end(
+    ingest: AsyncTestClient[Any], sync_redis: redis.Redis, settings: Settings
+) -> None:
+    """Each scan of a queued batch ends the one before: every stay goes out as one row (version 0,
+    its end the next scan), and a stay kept from an earlier call that the batch ends twice (a scan
+    before the batch's earliest arrives in the same batch) moves one version."""
+    codes = [put_venue(sync_redis, settings, 260 + i, dwell_minutes=60) for i in range(4)]
+    pid, token = await register(ingest, 30)
+    t0 = dt.datetime.now(dt.UTC) - 10 * 60 * MIN
+    first = await scan(ingest, token, codes[0], t0)
+    times = [t0 + (20 + 10 * i) * MIN for i in range(3)]
+    # out of order inside the batch: the last scan first, so the kept stay is ended at times[2] and
+    # then again at times[0]
+    items = [{"code": codes[i + 1], "scanned_at": iso(times[i]), "client_id": f"b{i}"} for i in (2, 0, 1)]
+    r = await ingest.post("/v1/checkins/batch", json={"items": items}, headers=bearer(token))
+    assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+    ids = {i: res["checkin_id"] for i, res in zip((2, 0, 1), r.json()["results"], strict=True)}
+    rows = [(e.checkin_id, e.version, e.end_ms, e.ended_by) for e in stream_events(sync_redis, settings)]
+    assert sorted(rows) == sorted(
+        [
+            (first["checkin_id"], 0, ms(t0 + 60 * MIN), ""),
+            (first["checkin_id"], 1, ms(times[0]), "next_stay"),
+            (ids[0], 0, ms(times[1]), "next_stay"),
+            (ids[1], 0, ms(times[2]), "next_stay"),
+            (ids[2], 0, ms(times[2] + 60 * MIN), ""),
+        ]
+    )
+    assert {cid for cid, *_ in rows} == {first["checkin_id"], *ids.values()}
+    assert all(e.person_id == pid for e in stream_events(sync_redis, settings))

@@ -112,8 +112,9 @@ local function current_ends(rec)
   end
 end
 
--- A new stay of one person of check-in `cid` (their hot state at `pkey`): its row, after the end
--- rows of the stays it ends. `base` is its own end (at + dwell), `base_s` the same as text.
+-- A new stay of one person of check-in `cid` (their hot state at `pkey`): its row and the end rows of
+-- the stays it ends, queued (stays_flush() writes them). `base` is its own end (at + dwell), `base_s`
+-- the same as text.
 local function open_stay(pid, pkey, cid, vid, at, at_s, base, base_s, dw_s, d, s, c, vlat, vlon, src,
                          owner, lat, lon, acc, rnt)
   local ps = state(pkey)
@@ -122,7 +123,6 @@ local function open_stay(pid, pkey, cid, vid, at, at_s, base, base_s, dw_s, d, s
   local pos, e_s, by = stay_place(list, at, base, base_s)
   local row = table.concat({'0', cid, pid, vid, at_s, e_s, dw_s, d, s, c, st, vd, rs, src, owner, wl, lat,
     lon, acc, vlat, vlon, now_s, by}, '\t')
-  redis.call('XADD', stream, '*', 'scan', row)
   stay_insert(list, pos, at, at_s, base_s, e_s, row, stream)
   moved[pid] = true
   return {pid, st, vd, rs, wl, ps[5] or '', nt, at_s, e_s, by}
@@ -274,6 +274,7 @@ end
 
 local out = {'items'}
 local k, a = 4, 15
+if nitems > 1 then stays_defer() end
 for _ = 1, nitems do
   local np = tonumber(ARGV[a + 11])
   local code, payload = one(k, a)
@@ -290,6 +291,7 @@ end
 settle(caller_budget)
 settle(address_budget)
 for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
+stays_flush()
 for pid in pairs(moved) do
   redis.call('SET', stays_prefix .. pid, stays_text(lists[pid], now - keep), 'PX', keep)
 end

@@ -40,6 +40,7 @@ for _, p in ipairs(rec.p) do
     p[9], p[10] = ARGV[1], 'checkout'
   end
 end
+stays_flush()
 rec.out = ARGV[1]
 local encoded = cjson.encode(rec)
 redis.call('SET', KEYS[2], encoded, 'KEEPTTL')

@@ -18,13 +18,41 @@
 -- ended_by. ClickHouse keeps the highest version (tracing/storage/schema.py).
 --
 -- Within one call a person's list is parsed once and written once (a batch may carry hundreds of a
--- person's scans): stays_list() / stays_text(). The functions allocate as little as they can: every
--- table and string here is garbage the script's Lua collector must sweep.
+-- person's scans): stays_list() / stays_text(). In a call of several items (a queued batch, whose
+-- every scan may end the one before) the rows of the stays it opens or ends go to the stream once, at
+-- the end of the call (stays_defer() / stays_flush()): a stay opened and ended in the same call is one
+-- row with its last end, at version 0, and a kept stay ended twice moves one version. A call of one
+-- item writes each row at once (nothing later in it can change them). The functions allocate as
+-- little as they can: every table and string here is garbage the script's Lua collector must sweep.
 
 local MAX_ROW_VERSION = 255
 
+-- The stays whose rows this call still has to write, in the order they first changed; a stay's
+-- `stream` is where its row goes (the stream of the item that changed it last).
+local unwritten = {}
+local deferred = false
+
+-- Rows written from now on wait for stays_flush().
+local function stays_defer() deferred = true end
+
+local function stay_queue(s, stream)
+  if not deferred then
+    redis.call('XADD', stream, '*', 'scan', s.row)
+  elseif not s.queued then
+    s.queued = true
+    unwritten[#unwritten + 1] = s
+  end
+  s.stream = stream
+end
+
+-- Write the rows of every stay this call opened or ended (once each).
+local function stays_flush()
+  for _, s in ipairs(unwritten) do redis.call('XADD', s.stream, '*', 'scan', s.row) end
+  unwritten = {}
+end
+
 -- Parse the string into a list of stays, oldest first: {at = number, raw = entry}; the rest is read
--- by stay_full() only for the stays a scan touches.
+-- by stay_full() only for the stays a scan touches (`ver` set once it has been).
 local function stays_list(text)
   local out = {}
   if not text or text == '' then return out end
@@ -35,7 +63,7 @@ local function stays_list(text)
 end
 
 local function stay_full(s)
-  if s.row then return s end
+  if s.ver then return s end
   local at_s, base_s, kind, ver, e_s, row = string.match(s.raw, '^(%d+)|(%d+)|([%a_]*)|(%d+)|(%d+)|(.*)$')
   s.at_s, s.base_s, s.kind, s.ver, s.e_s, s.row = at_s, base_s, kind, tonumber(ver), e_s, row
   s.base, s.e = tonumber(base_s), tonumber(e_s)
@@ -72,14 +100,14 @@ local function stay_after(list, at)
   return lo
 end
 
--- A kept stay whose end or base changed: its row with the next version and the new end, written to
--- `stream`, and its entry.
+-- A kept stay whose end or base changed: its row with the new end (and the next version, unless the
+-- call has not written the stay yet), queued for `stream`, and its entry.
 local function stay_ended(s, stream)
-  s.ver = math.min(s.ver + 1, MAX_ROW_VERSION)
+  if not s.queued then s.ver = math.min(s.ver + 1, MAX_ROW_VERSION) end
   local mid, rest = string.match(s.row, '^%d+\t([^\t]*\t[^\t]*\t[^\t]*\t[^\t]*)\t%d+\t(.*)\t[%a_]*$')
   s.row = s.ver .. '\t' .. mid .. '\t' .. s.e_s .. '\t' .. rest .. '\t' .. stay_ended_by(s)
   s.raw = s.at_s .. '|' .. s.base_s .. '|' .. s.kind .. '|' .. s.ver .. '|' .. s.e_s .. '|' .. s.row
-  redis.call('XADD', stream, '*', 'scan', s.row)
+  stay_queue(s, stream)
 end
 
 -- Where a new stay at `at` goes in `list`, and its end and ended_by (the next stay may cut it).
@@ -90,8 +118,8 @@ local function stay_place(list, at, base, base_s)
   return pos, base_s, ''
 end
 
--- Put the new stay (its row already written) in `list` at `pos`, and end the stays just before it
--- that run past its start (several only when they share their start).
+-- Put the new stay in `list` at `pos`, its row (version 0) queued for `stream`, and end the stays just
+-- before it that run past its start (several only when they share their start).
 local function stay_insert(list, pos, at, at_s, base_s, e_s, row, stream)
   local i = pos - 1
   while i >= 1 and list[i].at == at do i = i - 1 end
@@ -104,7 +132,17 @@ local function stay_insert(list, pos, at, at_s, base_s, e_s, row, stream)
     end
     i = i - 1
   end
-  table.insert(list, pos, {at = at, raw = at_s .. '|' .. base_s .. '||0|' .. e_s .. '|' .. row})
+  local raw = at_s .. '|' .. base_s .. '||0|' .. e_s .. '|' .. row
+  local s
+  if deferred then
+    -- a later item of the call may end it: parsed already, as stay_full() would
+    s = {at = at, at_s = at_s, base = tonumber(base_s), base_s = base_s, kind = '', ver = 0,
+      e = tonumber(e_s), e_s = e_s, row = row, raw = raw}
+  else
+    s = {at = at, row = row, raw = raw}
+  end
+  table.insert(list, pos, s)
+  stay_queue(s, stream)
 end
 
 -- The kept stay of check-in `cid` starting at `at`, or nil (older than `keep`, or opened before
