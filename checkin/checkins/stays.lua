@@ -47,8 +47,10 @@ end
 
 -- Write the rows of every stay this call opened or ended (once each).
 local function stays_flush()
-  for _, s in ipairs(unwritten) do redis.call('XADD', s.stream, '*', 'scan', s.row) end
-  unwritten = {}
+  for i = 1, #unwritten do
+    local s = unwritten[i]
+    redis.call('XADD', s.stream, '*', 'scan', s.row)
+  end
 end
 
 -- Parse the string into a list of stays, oldest first: {at = number, raw = entry}; the rest is read
@@ -133,16 +135,16 @@ local function stay_insert(list, pos, at, at_s, base_s, e_s, row, stream)
     i = i - 1
   end
   local raw = at_s .. '|' .. base_s .. '||0|' .. e_s .. '|' .. row
-  local s
   if deferred then
     -- a later item of the call may end it: parsed already, as stay_full() would
-    s = {at = at, at_s = at_s, base = tonumber(base_s), base_s = base_s, kind = '', ver = 0,
+    local s = {at = at, at_s = at_s, base = tonumber(base_s), base_s = base_s, kind = '', ver = 0,
       e = tonumber(e_s), e_s = e_s, row = row, raw = raw}
+    table.insert(list, pos, s)
+    stay_queue(s, stream)
   else
-    s = {at = at, row = row, raw = raw}
+    table.insert(list, pos, {at = at, raw = raw})
+    redis.call('XADD', stream, '*', 'scan', row)
   end
-  table.insert(list, pos, s)
-  stay_queue(s, stream)
 end
 
 -- The kept stay of check-in `cid` starting at `at`, or nil (older than `keep`, or opened before
