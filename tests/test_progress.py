@@ -1,5 +1,5 @@
-"""The shared progress helper: a rich bar on a terminal, nothing while running elsewhere, one summary
-line always."""
+"""The shared progress helper: a rich bar on a terminal, a plain line now and then elsewhere, one
+summary line always."""
 
 from __future__ import annotations
 
@@ -24,6 +24,27 @@ def test_off_the_terminal_only_the_summary_line_is_written() -> None:
     assert lines[0] == "line 7: lat 123 is out of range"
     assert re.fullmatch(r"venues: 30,000 venues in \d+\.\d s \([\d,]+ venues/s\)", lines[1]), lines
     assert len(lines) == 2 and elapsed >= 0
+
+
+def test_off_the_terminal_a_plain_line_tells_how_far_a_long_job_is() -> None:
+    out = io.StringIO()
+    bar = Progress("stays", 4_000_000, "stays", out, every_s=0)
+    bar.update(1_000_000)
+    bar.update(3_000_000)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert re.fullmatch(
+        r"stays: 1,000,000 of 4,000,000 stays \(25 %\), [\d,]+ stays/s, about [\d,]+ s left", lines[0]
+    )
+    assert lines[1].startswith("stays: 3,000,000 of 4,000,000 stays (75 %)")
+    quiet = io.StringIO()
+    bar = Progress("stays", 4_000_000, "stays", quiet, every_s=3600)
+    bar.update(2_000_000)
+    assert quiet.getvalue() == ""  # not before its interval
+    unknown = io.StringIO()
+    bar = Progress("rows", None, "rows", unknown, every_s=0)
+    bar.update(5_000)
+    assert re.fullmatch(r"rows: 5,000 rows, [\d,]+ rows/s\n", unknown.getvalue())
 
 
 def test_a_byte_count_job_reports_its_own_count_and_size() -> None:

@@ -1,9 +1,10 @@
 """Progress of a long job (imports, exports, backfill, city generation, load seeding) on stderr.
 
 On a terminal a ``rich.progress`` bar shows the count, the rate and the time left; when the stream is
-not a terminal (a pipe, a log file, CI) nothing is drawn while the job runs. Either way
-:meth:`Progress.finish` writes one plain summary line, ``label: N unit in S s (R/s)``, so logs keep
-the figures without the redraws.
+not a terminal (a pipe, a log file, CI) a plain line says the same at most once a minute
+(``label: N of M unit (P %), R unit/s, about T s left``), so a job an hour long is not silent in its
+log. Either way :meth:`Progress.finish` writes one plain summary line, ``label: N unit in S s (R/s)``,
+so logs keep the figures without the redraws.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class _RateColumn(ProgressColumn):
 
 class Progress:
     """One job's progress. ``total`` may be 0 or None when unknown; ``in_bytes`` counts bytes (shown
-    as MB and MB/s) while :meth:`finish` may report another count (lines, rows) for the summary."""
+    as MB and MB/s) while :meth:`finish` may report another count (lines, rows) for the summary.
+    ``every_s``: the least time between two plain progress lines off the terminal."""
 
     def __init__(
         self,
@@ -51,6 +53,7 @@ class Progress:
         stream: IO[str] | None = None,
         *,
         in_bytes: bool = False,
+        every_s: float = 60.0,
     ) -> None:
         self.label = label
         self.total = total or None
@@ -59,6 +62,8 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.done = 0.0
         self.started = time.monotonic()
+        self.every_s = every_s
+        self._last_line = self.started
         self.live = bool(getattr(self.stream, "isatty", lambda: False)())
         self._bar: RichProgress | None = None
         self._task = None
@@ -89,6 +94,26 @@ class Progress:
         self.done = done
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=done)
+        elif not self.live:
+            now = time.monotonic()
+            if now - self._last_line >= self.every_s:
+                self._last_line = now
+                self._plain_line(now - self.started)
+
+    def _plain_line(self, elapsed: float) -> None:
+        scale, unit = (1e6, "MB") if self.in_bytes else (1.0, self.unit)
+        done = self.done / scale
+        rate = done / max(elapsed, 1e-9)
+        text = f"{self.label}: {done:,.0f}"
+        if self.total:
+            total = self.total / scale
+            text += f" of {total:,.0f} {unit} ({100 * self.done / self.total:.0f} %)"
+            left = (total - done) / rate if rate > 0 else None
+            text += f", {rate:,.0f} {unit}/s" + (f", about {left:,.0f} s left" if left is not None else "")
+        else:
+            text += f" {unit}, {rate:,.0f} {unit}/s"
+        self.stream.write(text.replace("  ", " ") + "\n")
+        self.stream.flush()
 
     def note(self, text: str) -> None:
         """A line of its own (a refused row, a warning), above the bar while it is drawn."""
