@@ -47,17 +47,19 @@
 
 local now = tonumber(ARGV[1])
 local now_s = ARGV[1]
-local window = tonumber(ARGV[4])
+-- durations handed back to Redis stay the text they came as: a Lua number would be formatted again
+local window = ARGV[4]
 local unknown = ARGV[5]
 local lite = string.find(ARGV[6], 'l', 1, true) ~= nil
 local brief = string.find(ARGV[6], 'b', 1, true) ~= nil
-local ttl = tonumber(ARGV[7])
+local ttl = ARGV[7]
 local nitems = tonumber(ARGV[8])
 local repeat_ms = tonumber(ARGV[9])
-local day_ttl = tonumber(ARGV[10])
+local day_ttl = ARGV[10]
 local pstates = ARGV[11]
 local remembered = tonumber(ARGV[12])
-local keep = tonumber(ARGV[13])
+local keep_s = ARGV[13]
+local keep = tonumber(keep_s)
 local stays_prefix = ARGV[14]
 -- The stream and check-in record prefix of the item being run (set by one()): end rows of the stays
 -- an item ends go to the item's stream.
@@ -132,7 +134,7 @@ end
 -- hash; the day's count is their sum). A field's first count gives the hash its expiry, so the hash
 -- outlives its last hour by the expiry.
 local function count_entries(dkey, vid, at, n)
-  if redis.call('HINCRBY', dkey, vid .. ':' .. math.floor(at / 3600000), n) == n then
+  if redis.call('HINCRBY', dkey, string.format('%s:%d', vid, at / 3600000), string.format('%d', n)) == n then
     redis.call('EXPIRE', dkey, day_ttl)
   end
 end
@@ -284,7 +286,7 @@ for _ = 1, nitems do
   a = a + 12 + np
 end
 local function settle(b)
-  if b and b.added > 0 and redis.call('INCRBY', b.key, b.added) == b.added then
+  if b and b.added > 0 and redis.call('INCRBY', b.key, string.format('%d', b.added)) == b.added then
     redis.call('PEXPIRE', b.key, window)
   end
 end
@@ -293,6 +295,6 @@ settle(address_budget)
 for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
 stays_flush()
 for pid in pairs(moved) do
-  redis.call('SET', stays_prefix .. pid, stays_text(lists[pid], now - keep), 'PX', keep)
+  redis.call('SET', stays_prefix .. pid, stays_text(lists[pid], now - keep), 'PX', keep_s)
 end
 return out
