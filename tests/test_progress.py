@@ -47,6 +47,15 @@ def test_off_the_terminal_a_plain_line_tells_how_far_a_long_job_is() -> None:
     assert re.fullmatch(r"rows: 5,000 rows, [\d,]+ rows/s\n", unknown.getvalue())
 
 
+def test_a_slow_job_reports_a_rate_below_one_as_it_is() -> None:
+    out = io.StringIO()
+    bar = Progress("merging", 31, "days", out)
+    bar.started -= 2362.0  # as if it had run that long
+    bar.update(31)
+    bar.finish()
+    assert re.fullmatch(r"merging: 31 days in 2362\.\d s \(0\.013 days/s\)\n", out.getvalue()), out.getvalue()
+
+
 def test_a_byte_count_job_reports_its_own_count_and_size() -> None:
     out = io.StringIO()
     bar = Progress("import", 3_500_000, "bytes", out, in_bytes=True)

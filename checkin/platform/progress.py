@@ -30,6 +30,12 @@ from rich.progress import Progress as RichProgress
 from rich.text import Text
 
 
+def _rate(per_s: float) -> str:
+    """A rate for a line of text: whole numbers, or two significant digits below 10 (a slow job's
+    0.013 days/s is not 0)."""
+    return f"{per_s:,.0f}" if per_s >= 10 else f"{per_s:.2g}"
+
+
 class _RateColumn(ProgressColumn):
     def __init__(self, unit: str) -> None:
         super().__init__()
@@ -109,9 +115,9 @@ class Progress:
             total = self.total / scale
             text += f" of {total:,.0f} {unit} ({100 * self.done / self.total:.0f} %)"
             left = (total - done) / rate if rate > 0 else None
-            text += f", {rate:,.0f} {unit}/s" + (f", about {left:,.0f} s left" if left is not None else "")
+            text += f", {_rate(rate)} {unit}/s" + (f", about {left:,.0f} s left" if left is not None else "")
         else:
-            text += f" {unit}, {rate:,.0f} {unit}/s"
+            text += f" {unit}, {_rate(rate)} {unit}/s"
         self.stream.write(text.replace("  ", " ") + "\n")
         self.stream.flush()
 
@@ -134,7 +140,9 @@ class Progress:
         size = f" ({self.done / 1e6:,.1f} MB)" if self.in_bytes and count is not None else ""
         shown = f"{n:,.0f}" if float(n).is_integer() or n >= 100 else f"{n:,.1f}"
         self.stream.write(
-            f"{self.label}: {shown} {what}{size} in {elapsed:.1f} s ({rate:,.0f} {what}/s)".replace("  ", " ")
+            f"{self.label}: {shown} {what}{size} in {elapsed:.1f} s ({_rate(rate)} {what}/s)".replace(
+                "  ", " "
+            )
             + "\n"
         )
         self.stream.flush()
