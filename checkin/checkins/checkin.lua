@@ -115,8 +115,8 @@ local function current_ends(rec)
 end
 
 -- A new stay of one person of check-in `cid` (their hot state at `pkey`): its row and the end rows of
--- the stays it ends, queued (stays_flush() writes them). `base` is its own end (at + dwell), `base_s`
--- the same as text.
+-- the stays it ends (stays.lua writes them at once, or at stays_flush() in a call of several items).
+-- `base` is its own end (at + dwell), `base_s` the same as text.
 local function open_stay(pid, pkey, cid, vid, at, at_s, base, base_s, dw_s, d, s, c, vlat, vlon, src,
                          owner, lat, lon, acc, rnt)
   local ps = state(pkey)

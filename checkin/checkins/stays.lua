@@ -38,7 +38,9 @@ local function stays_defer() deferred = true end
 local function stay_queue(s, stream)
   if not deferred then
     redis.call('XADD', stream, '*', 'scan', s.row)
-  elseif not s.queued then
+    return
+  end
+  if not s.queued then
     s.queued = true
     unwritten[#unwritten + 1] = s
   end
