@@ -79,6 +79,31 @@ async def test_stays_across_midnight_and_long_checkouts_are_found_by_each_plan(
     assert [(c["person_id"], c["via"]) for c in second] == [(5, [2])]
 
 
+async def test_a_stay_cut_short_by_its_newer_row_is_judged_by_its_final_end(
+    plan: str, tracing: AsyncTestClient[Any], store: Store
+) -> None:
+    """Candidates ending before an index stay starts are left out of the read by their end, which a
+    newer row version changes: the older row's longer end must not bring the stay back."""
+    midnight = _midnight_ms(2)
+    world = build_world(
+        midnight - 24 * HOUR_MS,
+        {7: (120, COMMUNITIES[0])},
+        [
+            (7, [1], midnight + 10 * HOUR_MS, None),  # i: [10:00, 12:00)
+            # 2 checked in at 09:00 and out at 09:10: the first row ends at 11:00 (50 min with i), the
+            # newer one at 09:10 (none)
+            (7, [2], midnight + 9 * HOUR_MS, 10 * MIN_MS),
+            (7, [3], midnight + 9 * HOUR_MS + 30 * MIN_MS, None),  # [09:30, 11:30): 90 min with i
+        ],
+    )
+    assert len(world.versions) == 2
+    load(store, world)
+    since, until = midnight, midnight + 24 * HOUR_MS
+    got = await contacts_api(tracing, admin_headers(), 1, since, until, 15, 1)
+    assert [(c["person_id"], c["overlap_seconds"]) for c in got["contacts"]] == [(3, 5400.0)]
+    assert got["contacts"] == reference_contacts(world.stays, 1, since, until, 15 * MIN_MS, 1)[0]
+
+
 async def test_without_longest_stays_every_stay_reaches_back_12_hours(
     plan: str, tracing: AsyncTestClient[Any], store: Store
 ) -> None:

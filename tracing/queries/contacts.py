@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from tracing.queries.plans import index_stays, overlaps_sql, with_reach
+from tracing.queries.overlaps import sum_overlaps
+from tracing.queries.plans import candidates_in_ranges, few_ranges, index_stays, overlaps_sql, with_reach
 from tracing.queries.stays import FINAL_SETTINGS, Contact, ContactsResult, IndexStay, max_stay_ms
 from tracing.storage.store import Store
 
@@ -52,11 +53,18 @@ def _contacts_round(
     (:meth:`Store.rows_and_total`), so a second degree of hundreds of thousands of persons costs one
     aggregation, not a Python object per pair.
     Candidates are read by exact key ranges when there are few (planning costs about 1 ms per OR'ed
-    range), else by whole venue-days, one ``UNION ALL`` branch per day partition (more rows read, but
-    one cheap plan: measured 10x faster at thousands of index stays, see loadtest/bench_trace.py).
+    range) and summed in the service (:func:`tracing.queries.overlaps.sum_overlaps`: a few thousand
+    rows, where the engine's join and aggregation cost more than the read), else by whole venue-days,
+    one ``UNION ALL`` branch per day partition (more rows read, but one cheap plan: measured 10x faster
+    at thousands of index stays, see loadtest/bench_trace.py) and summed in the engine.
     """
     if not stays:
         return [], 0
+    ranges = few_ranges(stays)
+    if ranges is not None:
+        # A few ranges (a depth 1): summed here (tracing.queries.overlaps).
+        found = sum_overlaps(stays, candidates_in_ranges(store, ranges, scope), exclude, min_ms)
+        return page.cut(found), len(found)
     per_person, params = overlaps_sql(store, stays, exclude, min_ms, scope)
     sql = (
         "SELECT person, overlap, first, arraySort(venues), arraySort(via) "

@@ -86,22 +86,23 @@ def _venue_days(stays: Sequence[IndexStay]) -> dict[int, set[int]]:
     return by_day
 
 
-def _merged_ranges(stays: Sequence[IndexStay]) -> list[tuple[int, int, int]]:
-    """Per venue, the merged ranges ``(lo, hi]`` of ``at`` an overlapping candidate stay may start in."""
-    by_venue: dict[int, list[tuple[int, int]]] = {}
+def _merged_ranges(stays: Sequence[IndexStay]) -> list[tuple[int, int, int, int]]:
+    """Per venue, the merged ranges ``(lo, hi]`` of ``at`` an overlapping candidate stay may start in,
+    each with the earliest start of its index stays (an overlapping candidate ends after it)."""
+    by_venue: dict[int, list[tuple[int, int, int]]] = {}
     for s in stays:
-        by_venue.setdefault(s.venue_id, []).append(s.candidate_starts())
-    out: list[tuple[int, int, int]] = []
+        by_venue.setdefault(s.venue_id, []).append((*s.candidate_starts(), s.at_ms))
+    out: list[tuple[int, int, int, int]] = []
     for venue, spans in by_venue.items():
         spans.sort()
-        lo, hi = spans[0]
-        for a, b in spans[1:]:
+        lo, hi, first = spans[0]
+        for a, b, at in spans[1:]:
             if a <= hi:
-                hi = max(hi, b)
+                hi, first = max(hi, b), min(first, at)
             else:
-                out.append((venue, lo, hi))
-                lo, hi = a, b
-        out.append((venue, lo, hi))
+                out.append((venue, lo, hi, first))
+                lo, hi, first = a, b, at
+        out.append((venue, lo, hi, first))
     return out
 
 
@@ -110,15 +111,22 @@ _CANDIDATE_COLUMNS = (
 )
 
 
-def _by_key_ranges(store: Store, ranges: Sequence[tuple[int, int, int]], params: dict[str, Any]) -> str:
-    """Candidate stays read by one exact ``venue = v AND at in (lo, hi]`` primary-key range each."""
+def _by_key_ranges(store: Store, ranges: Sequence[tuple[int, int, int, int]], params: dict[str, Any]) -> str:
+    """Candidate stays read by one exact ``venue = v AND at in (lo, hi]`` primary-key range each,
+    those that end by the earliest index stay's start left out (most of the 12 h a range reaches back).
+
+    The end is not in the key: the engine filters on it after ``FINAL`` has picked each stay's newest
+    row (``optimize_move_to_prewhere_if_final`` off, :data:`FINAL_SETTINGS`), so a stay whose newer
+    row ends it earlier is judged by that end.
+    """
     conds = []
-    for n, (venue, lo, hi) in enumerate(ranges):
+    for n, (venue, lo, hi, first) in enumerate(ranges):
         conds.append(
             f"(venue_id = {{v{n}:UInt32}} AND at > fromUnixTimestamp64Milli({{lo{n}:Int64}}, 'UTC') "
-            f"AND at <= fromUnixTimestamp64Milli({{hi{n}:Int64}}, 'UTC'))"
+            f"AND at <= fromUnixTimestamp64Milli({{hi{n}:Int64}}, 'UTC') "
+            f"AND end_at > fromUnixTimestamp64Milli({{e{n}:Int64}}, 'UTC'))"
         )
-        params.update({f"v{n}": venue, f"lo{n}": lo, f"hi{n}": hi})
+        params.update({f"v{n}": venue, f"lo{n}": lo, f"hi{n}": hi, f"e{n}": first})
     return (
         f"{_CANDIDATE_COLUMNS}FROM {store.table('scans')} FINAL WHERE ({' OR '.join(conds)})"
         f"{scope_sql(params['scope'])}"
@@ -138,6 +146,22 @@ def _by_venue_days(store: Store, by_day: dict[int, set[int]], params: dict[str, 
             f"{scope_sql(params['scope'])}"
         )
     return " UNION ALL ".join(branches)
+
+
+def few_ranges(stays: Sequence[IndexStay]) -> list[tuple[int, int, int, int]] | None:
+    """The merged key ranges of these index stays' candidates, or None when there are too many to read
+    them range by range (:data:`KEY_RANGES_MAX`)."""
+    ranges = _merged_ranges(stays)
+    return ranges if len(ranges) <= KEY_RANGES_MAX else None
+
+
+def candidates_in_ranges(
+    store: Store, ranges: Sequence[tuple[int, int, int, int]], scope: str
+) -> list[tuple[int, int, int, int]]:
+    """The candidate stays (person, venue, start, end) in these exact key ranges, one row per stay."""
+    params: dict[str, Any] = {"scope": scope}
+    rows = store.rows(_by_key_ranges(store, ranges, params), params, FINAL_SETTINGS)
+    return [(int(p), int(v), int(a), int(e)) for p, v, a, e in rows]
 
 
 def overlaps_sql(

@@ -22,6 +22,8 @@ MAX_CHECKOUT_MS = 12 * HOUR_MS
 FINAL_SETTINGS: dict[str, Any] = {
     # Rows of one stay share ``at`` and therefore the partition: FINAL needs no cross-partition merge.
     "do_not_merge_across_partitions_select_final": 1,
+    # A condition on a column outside the key (end_at) is applied to each stay's newest row only.
+    "optimize_move_to_prewhere_if_final": 0,
     "max_execution_time": 60,
 }
 
@@ -188,6 +190,6 @@ def int_table(params: dict[str, Any], name: str, columns: str, rows: Iterable[Se
 
 
 def int_set(params: dict[str, Any], name: str, type_: str, values: Iterable[int]) -> str:
-    """``(SELECT x FROM ...)``: a set of integers for ``IN``, passed like :func:`_int_table`."""
+    """``(SELECT x FROM ...)``: a set of integers for ``IN``, passed like :func:`~tracing.queries.stays.int_table`."""
     table = int_table(params, name, f"x {type_}", ((v,) for v in values))
     return f"(SELECT x FROM {table})"

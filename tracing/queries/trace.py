@@ -22,14 +22,15 @@ formats them. The semantics are docs/ARCHITECTURE.md's "Stays and contacts", exa
 * exposures: persons with a stay at a site's venue overlapping the site's window.
 
 How the queries stay fast at tens of millions of rows: the index stays come
-from ``scans_by_person`` (primary key on person); each round of contacts is one
-query on ``scans`` (primary key on venue, at) that reads the candidate stays
-around the index stays, joins them with the index stays (passed as CSV text, see
-:func:`_int_table`) on venue and the hour a candidate starts in, and sums the
-overlaps in the engine per (person, index person), keeping the sums that reach
-the minimum. Few index stays are looked up by exact ``venue = v AND at in (a - 12 h, end)``
-key ranges; many (depth 2) by whole venue-days, one branch per day partition, since
-planning a query costs about a millisecond per OR'ed key range. Depth 2 joins each
+from ``scans_by_person`` (primary key on person); each round of contacts reads
+the candidate stays around the index stays from ``scans`` (primary key on venue,
+at) and sums the overlaps per (person, index person), keeping the sums that
+reach the minimum. Few index stays (a depth 1) are looked up by exact
+``venue = v AND at in (a - 12 h, end)`` key ranges and summed in the service
+(:mod:`tracing.queries.overlaps`); many (depth 2) by whole venue-days, one branch
+per day partition, since planning a query costs about a millisecond per OR'ed
+key range, joined in the engine with the index stays (passed as CSV text, see
+:func:`~tracing.queries.stays.int_table`) on venue and the hour a candidate starts in, and summed there. Depth 2 joins each
 index stay only with candidates that started after ``a - reach``, reach being the
 longest stay recorded at that venue on those days (``longest_stays``; 12 h only
 where someone checked out that late). The engine sorts the contacts and returns one
