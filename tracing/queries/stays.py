@@ -190,6 +190,6 @@ def int_table(params: dict[str, Any], name: str, columns: str, rows: Iterable[Se
 
 
 def int_set(params: dict[str, Any], name: str, type_: str, values: Iterable[int]) -> str:
-    """``(SELECT x FROM ...)``: a set of integers for ``IN``, passed like :func:`~tracing.queries.stays.int_table`."""
+    """``(SELECT x FROM ...)``: a set of integers for ``IN``, passed like :func:`int_table`."""
     table = int_table(params, name, f"x {type_}", ((v,) for v in values))
     return f"(SELECT x FROM {table})"

@@ -30,10 +30,11 @@ reach the minimum. Few index stays (a depth 1) are looked up by exact
 (:mod:`tracing.queries.overlaps`); many (depth 2) by whole venue-days, one branch
 per day partition, since planning a query costs about a millisecond per OR'ed
 key range, joined in the engine with the index stays (passed as CSV text, see
-:func:`~tracing.queries.stays.int_table`) on venue and the hour a candidate starts in, and summed there. Depth 2 joins each
-index stay only with candidates that started after ``a - reach``, reach being the
-longest stay recorded at that venue on those days (``longest_stays``; 12 h only
-where someone checked out that late). The engine sorts the contacts and returns one
+:func:`~tracing.queries.stays.int_table`) on venue and the hour a candidate
+starts in, and summed there. Depth 2 joins each index stay only with candidates
+that started after ``a - reach``, reach being the longest stay recorded at that
+venue on those days (``longest_stays``; 12 h only where someone checked out that
+late). The engine sorts the contacts and returns one
 page of them with the total.
 
 Jurisdiction scope: a scoped key (``scope`` = district, street or community
