@@ -338,6 +338,16 @@ def bench_import(env: dict[str, str], lines: int, work: Path) -> tuple[float, in
 # --- the run --------------------------------------------------------------------------------------
 
 
+def _launcher_appendfsync() -> str:
+    """The AOF fsync policy `checkin up` gives its private redis-server by default."""
+    import msgspec
+
+    from checkin.platform.settings import Settings
+
+    field = next(f for f in msgspec.structs.fields(Settings) if f.name == "redis_appendfsync")
+    return str(field.default)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=20, help="length of each measured wrk run")
@@ -348,6 +358,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-items", type=int, default=500)
     parser.add_argument("--import-lines", type=int, default=3_850_000)
     parser.add_argument("--quick", action="store_true", help="short smoke run; nothing recorded")
+    parser.add_argument(
+        "--appendfsync",
+        choices=("always", "everysec", "no"),
+        default=_launcher_appendfsync(),
+        help="the private redis-server's AOF fsync policy (default: what `checkin up` runs)",
+    )
+    parser.add_argument("--name", default="ingest", help="result file docs/bench/<name>.json")
     parser.add_argument("--skip-import", action="store_true")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -356,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.seconds, args.residents, args.venues, args.import_lines = 3, 2000, 200, 20_000
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    rproc = RedisProcess(free_port(), work / "redis").start()
+    rproc = RedisProcess(free_port(), work / "redis", appendfsync=args.appendfsync).start()
     from checkin.platform.keyring import Keyring
 
     env = {
@@ -499,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         for f in figures:
             print(f"{f.figure}: {f.value:,.1f} {f.unit}" + (f" ratio {f.ratio:.2f}" if f.ratio else ""))
         return 0
-    record("ingest", "python -m loadtest.bench_ingest", figures)
+    command = " ".join(["python -m loadtest.bench_ingest", *(argv if argv is not None else sys.argv[1:])])
+    record(args.name, command, figures)
     return 0
 
 

@@ -29,7 +29,8 @@ FAST = {"rate_resident_per_min": 1_000_000, "rate_ip_per_min": 1_000_000, "rate_
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    proc = RedisProcess(free_port(), tmp_path / "redis", appendfsync="everysec").start()
+    # as `checkin up` runs it: under everysec an answered write can wait behind a running fsync
+    proc = RedisProcess(free_port(), tmp_path / "redis", appendfsync="always").start()
     try:
         yield proc
     finally:

@@ -84,6 +84,9 @@ def test_up_starts_private_redis_and_stops_everything(tmp_path: Path) -> None:
         wrong.close()
         owner = redis.Redis(port=redis_port, password=password, socket_timeout=2)
         assert owner.ping() is True
+        # every write fsynced before it is answered: under everysec Redis answers while it holds
+        # its AOF writes back behind a running fsync, and a kill -9 then loses answered check-ins
+        assert owner.config_get("appendfsync") == {"appendfsync": "always"}
         owner.close()
         # a command run beside it finds the server through the secrets file, and shows no password
         shown = subprocess.run(

@@ -59,8 +59,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Redis DSN. If unreachable, `checkin up` starts a private redis-server under the data dir."""
     redis_cluster: bool = False
     """Treat `redis_url` as a Redis Cluster seed node (also implied by a `redis+cluster://` URL)."""
-    redis_appendfsync: Literal["everysec", "always", "no"] = "everysec"
-    """AOF fsync policy of the private redis-server started by `checkin up`."""
+    redis_appendfsync: Literal["everysec", "always", "no"] = "always"
+    """AOF fsync policy of the private redis-server started by `checkin up`. Under `everysec` Redis
+    holds back its AOF writes while a background fsync runs (up to 2 s) and answers meanwhile, so a
+    crash of the process can lose scans already answered 201 (docs/RELIABILITY.md)."""
     clickhouse_dsn: str = ""
     """`chdb:///abs/path` (embedded engine, default `<data_dir>/clickhouse`) or `http(s)://user:pass@host:8123/db`."""
     clickhouse_database: str = "checkin"
